@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs the Debian packages kvmux, its demo and its tests use. Safe to run again.
+set -euo pipefail
+PKGS=(
+  xvfb xserver-xorg-core xserver-xorg-video-dummy x11-utils x11-xserver-utils xdotool imagemagick
+  xfonts-base kbd qemu-system-x86 qemu-system-gui qemu-utils busybox-static xterm nftables
+  squashfs-tools linux-image-amd64 socat tmux iproute2 cpio procps
+)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]} > 0)); then
+  echo "install-deps: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+  echo "install-deps: all Debian packages present" >&2
+fi

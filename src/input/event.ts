@@ -1,0 +1,41 @@
+import { EV } from './codes.js';
+
+/** One evdev event as kvmux handles it; time in milliseconds (monotonic or wall, per source). */
+export interface InputEvent {
+  readonly type: number;
+  readonly code: number;
+  readonly value: number;
+  readonly timeMs: number;
+}
+
+/** x86-64 `struct input_event`: int64 sec, int64 usec, uint16 type, uint16 code, int32 value. */
+export const INPUT_EVENT_SIZE = 24;
+
+export function decodeEvent(buf: Buffer, offset = 0): InputEvent {
+  const sec = Number(buf.readBigInt64LE(offset));
+  const usec = Number(buf.readBigInt64LE(offset + 8));
+  return {
+    timeMs: sec * 1000 + usec / 1000,
+    type: buf.readUInt16LE(offset + 16),
+    code: buf.readUInt16LE(offset + 18),
+    value: buf.readInt32LE(offset + 20),
+  };
+}
+
+export function encodeEvent(
+  ev: { type: number; code: number; value: number; timeMs?: number },
+  out?: Buffer,
+  offset = 0,
+): Buffer {
+  const buf = out ?? Buffer.alloc(INPUT_EVENT_SIZE);
+  const t = ev.timeMs ?? 0;
+  const sec = Math.floor(t / 1000);
+  buf.writeBigInt64LE(BigInt(sec), offset);
+  buf.writeBigInt64LE(BigInt(Math.round((t - sec * 1000) * 1000)), offset + 8);
+  buf.writeUInt16LE(ev.type, offset + 16);
+  buf.writeUInt16LE(ev.code, offset + 18);
+  buf.writeInt32LE(ev.value, offset + 20);
+  return buf;
+}
+
+export const isKey = (ev: InputEvent): boolean => ev.type === EV.KEY;
