@@ -87,3 +87,15 @@ export function errnoName(err: unknown): string {
   if (err && typeof err === 'object' && 'code' in err && typeof err.code === 'string') return err.code;
   return err instanceof Error ? err.message : String(err);
 }
+
+/** A host networking step failed (iproute2, nftables, sysctl): the message names the interface. */
+export class NetError extends KvmuxError {
+  override name = 'NetError';
+  constructor(
+    readonly ifname: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`${ifname}: ${message}`, options);
+  }
+}

@@ -1,0 +1,153 @@
+import { readFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { NetworkManager } from '../../src/net/manager.js';
+import { guestMac } from '../../src/net/names.js';
+import { type Config, configSchema } from '../../src/session/config-schema.js';
+import { createNetns, type TestNetns } from './netns.js';
+
+interface IpLink {
+  ifname: string;
+  flags: string[];
+  master?: string;
+  address: string;
+  ifalias?: string;
+}
+interface IpAddr {
+  ifname: string;
+  addr_info: Array<{ family: string; local: string }>;
+}
+
+const config = (vms: unknown[], networks: unknown[] = [{ name: 'lan' }]): Config =>
+  configSchema.parse({ vms, networks });
+const qemuVm = (name: string, nics: unknown[]) => ({ name, backend: 'qemu', qemu: {}, nics });
+const base = config([
+  qemuVm('alpha', [{ network: 'lan' }, { network: 'lan', ips: ['10.77.0.1'] }]),
+  qemuVm('beta', [{ network: 'lan', mac: '52:54:00:00:00:be' }]),
+]);
+const vm = (name: string) => base.vms.find((v) => v.name === name)!;
+
+describe('anonymous bridge and taps (inside a test netns)', () => {
+  let ns: TestNetns;
+  let mgr: NetworkManager;
+  const links = () => ns.ipJson<IpLink[]>('link', 'show');
+  const names = async () => (await links()).map((l) => l.ifname).sort();
+  const addrsOf = async (ifname: string) =>
+    (await ns.ipJson<IpAddr[]>('addr', 'show', 'dev', ifname))[0]?.addr_info ?? [];
+
+  beforeAll(async () => {
+    ns = await createNetns('mgr-');
+    mgr = new NetworkManager({ netns: ns.name });
+    await mgr.ensureNetworks(base.networks);
+  });
+  afterAll(async () => {
+    await ns?.remove();
+  });
+
+  it('creates the bridge without addresses, with IPv6 and ARP off', async () => {
+    const br = (await links()).find((l) => l.ifname === 'kvbr-lan');
+    expect(br?.flags).toEqual(expect.arrayContaining(['NOARP', 'UP']));
+    expect(await addrsOf('kvbr-lan')).toEqual([]);
+    expect((await ns.exec('cat', '/proc/sys/net/ipv6/conf/kvbr-lan/disable_ipv6')).trim()).toBe('1');
+  });
+
+  it('turns bridge netfilter off in its own namespace only', async () => {
+    const inNs = (await ns.exec('cat', '/proc/sys/net/bridge/bridge-nf-call-iptables')).trim();
+    expect(inNs).toBe('0');
+    // The root namespace's value is only read, never written by this test.
+    const root = readFileSync('/proc/sys/net/bridge/bridge-nf-call-iptables', 'utf8').trim();
+    expect(['0', '1']).toContain(root);
+  });
+
+  it('attaches VM taps with the derived or given guest MAC, enslaved and address-free', async () => {
+    const taps = await mgr.attachVm(vm('alpha'));
+    expect(taps).toEqual([
+      { ifname: 'kvt-alpha-0', mac: guestMac('alpha', 0) },
+      { ifname: 'kvt-alpha-1', mac: guestMac('alpha', 1) },
+    ]);
+    expect(await mgr.attachVm(vm('beta'))).toEqual([{ ifname: 'kvt-beta-0', mac: '52:54:00:00:00:be' }]);
+    for (const t of ['kvt-alpha-0', 'kvt-alpha-1', 'kvt-beta-0']) {
+      const link = (await links()).find((l) => l.ifname === t);
+      expect(link?.master).toBe('kvbr-lan');
+      expect(link?.address.startsWith('fe:')).toBe(true);
+      expect(await addrsOf(t)).toEqual([]);
+    }
+  });
+
+  it('keeps the bridge free of any link-local address once it has carrier (a plain bridge gets one)', async () => {
+    await mgr.attachNamespace('lan', ns.name, 'probe0');
+    await ns.exec('ip', 'link', 'add', 'ctl0', 'type', 'bridge');
+    await ns.exec('ip', 'link', 'add', 'ctlv0', 'type', 'veth', 'peer', 'name', 'ctlv1');
+    await ns.exec('ip', 'link', 'set', 'ctlv0', 'master', 'ctl0', 'up');
+    await ns.exec('ip', 'link', 'set', 'ctlv1', 'up');
+    await ns.exec('ip', 'link', 'set', 'ctl0', 'up');
+    await ns.exec('ip', 'link', 'set', 'probe0', 'up');
+    const control = await addrsOf('ctl0');
+    expect(control.some((a) => a.family === 'inet6' && a.local.startsWith('fe80:'))).toBe(true);
+    const ours = (await links()).find((l) => l.ifname === 'kvbr-lan');
+    expect(ours?.flags).toContain('LOWER_UP');
+    expect(await addrsOf('kvbr-lan')).toEqual([]);
+    await ns.exec('ip', 'link', 'del', 'ctl0');
+    await ns.exec('ip', 'link', 'del', 'ctlv0');
+    await mgr.detachNamespace(ns.name, 'probe0');
+  });
+
+  it('lists networks in the net.list shape with per-NIC drop counters', async () => {
+    const list = await mgr.list();
+    expect(list).toHaveLength(1);
+    expect(list[0]).toMatchObject({ name: 'lan', bridge: 'kvbr-lan', uplink: null, addresses: [] });
+    expect(list[0]?.members.map((m) => [m.vm, m.nic, m.tap, m.ips])).toEqual([
+      ['alpha', 0, 'kvt-alpha-0', []],
+      ['alpha', 1, 'kvt-alpha-1', ['10.77.0.1']],
+      ['beta', 0, 'kvt-beta-0', []],
+    ]);
+    for (const m of list[0]?.members ?? []) expect(m.drops).toEqual({ packets: 0, bytes: 0 });
+    const counters = JSON.parse(await ns.exec('nft', '-j', 'list', 'counters', 'table', 'bridge', 'kvmux'));
+    const counterNames = counters.nftables.flatMap((r: { counter?: { name: string } }) =>
+      r.counter ? [r.counter.name] : [],
+    );
+    expect(counterNames).toEqual(
+      expect.arrayContaining(['drop-kvt-alpha-0', 'drop-kvt-alpha-1', 'drop-kvt-beta-0']),
+    );
+  });
+
+  it('detaching a VM removes its taps and their rules', async () => {
+    await mgr.detachVm('beta');
+    expect(await names()).not.toContain('kvt-beta-0');
+    expect(await ns.exec('nft', 'list', 'table', 'bridge', 'kvmux')).not.toContain('kvt-beta-0');
+  });
+
+  it('a restarted service reconciles: leftovers go, running VMs keep one tap per NIC, foreign links stay', async () => {
+    await ns.exec('ip', 'tuntap', 'add', 'dev', 'kvt-ghost-0', 'mode', 'tap');
+    await ns.exec('ip', 'link', 'add', 'kvbr-old', 'type', 'bridge');
+    await ns.exec('ip', 'tuntap', 'add', 'dev', 'vnet3', 'mode', 'tap');
+    await mgr.attachVm(vm('beta'));
+    const restarted = new NetworkManager({ netns: ns.name });
+    const first = await restarted.reconcile(base, ['alpha']);
+    expect(first.removed.sort()).toEqual(['kvbr-old', 'kvt-beta-0', 'kvt-ghost-0']);
+    expect(first.adopted.sort()).toEqual(['kvt-alpha-0', 'kvt-alpha-1']);
+    expect(first.created).toEqual([]);
+    const second = await restarted.reconcile(base, ['alpha']);
+    expect(second).toEqual({ removed: [], adopted: ['kvt-alpha-0', 'kvt-alpha-1'], created: [] });
+    expect(await names()).toEqual(['kvbr-lan', 'kvt-alpha-0', 'kvt-alpha-1', 'lo', 'vnet3']);
+    expect((await restarted.list())[0]?.members.map((m) => m.tap)).toEqual(['kvt-alpha-0', 'kvt-alpha-1']);
+  });
+
+  it('reconcile recreates a missing tap of a running VM and a deleted bridge', async () => {
+    await ns.exec('ip', 'link', 'del', 'kvt-alpha-1');
+    await ns.exec('ip', 'link', 'del', 'kvbr-lan');
+    const m = new NetworkManager({ netns: ns.name });
+    const report = await m.reconcile(base, ['alpha']);
+    expect(report.created).toEqual(['kvt-alpha-1']);
+    const byName = new Map((await links()).map((l) => [l.ifname, l]));
+    expect(byName.get('kvt-alpha-0')?.master).toBe('kvbr-lan');
+    expect(byName.get('kvt-alpha-1')?.master).toBe('kvbr-lan');
+    expect(await addrsOf('kvbr-lan')).toEqual([]);
+  });
+
+  it('a network dropped from the config loses its bridge and taps', async () => {
+    const m = new NetworkManager({ netns: ns.name });
+    const report = await m.reconcile(config([], []));
+    expect(report.removed.sort()).toEqual(['kvbr-lan', 'kvt-alpha-0', 'kvt-alpha-1']);
+    expect(await names()).toEqual(['lo', 'vnet3']);
+  });
+});
