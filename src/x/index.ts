@@ -1,0 +1,28 @@
+/**
+ * src/x: X servers (Xvfb / Xorg on a VT), the kiosk WM, XTEST input, the overlay painter,
+ * screenshots and the VT console. Everything here survives the X server dying: connections
+ * resolve `closed`, sinks drop input, nothing throws out of an event handler.
+ */
+export { type ConnectOptions, connectDisplay, isXProtocolError, type XConnection } from './connection.js';
+export { parseDisplayNumber } from './display-number.js';
+export { type KioskWm, type KioskWmOptions, startKioskWm } from './kiosk-wm.js';
+export {
+  distinctColours,
+  encodePng,
+  grab,
+  pixel,
+  probe,
+  type Rgb,
+  type RgbImage,
+  screenshot,
+} from './screenshot.js';
+export {
+  adoptXServer,
+  type StartXServerOptions,
+  startXServer,
+  type XServer,
+  type XServerExit,
+  type XServerKind,
+  type XServerRecord,
+} from './server.js';
+export { createXtestSink, type XtestSink } from './xtest-sink.js';

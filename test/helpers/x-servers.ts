@@ -1,0 +1,81 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import x11 from 'x11';
+import { connectDisplay, type XConnection } from '../../src/x/connection.js';
+import { type StartXServerOptions, startXServer, type XServer } from '../../src/x/server.js';
+
+/**
+ * Real X servers for tests on the display numbers reserved for the X tests (:100-:119), plus a
+ * plain client window that records the KeyPress/KeyRelease events it receives.
+ */
+export const testDisplayRange: [number, number] = [100, 119];
+
+export function testLogDir(): string {
+  return mkdtempSync(join(tmpdir(), 'kvmux-x-'));
+}
+
+export function startTestXvfb(opts: Partial<StartXServerOptions> = {}): Promise<XServer> {
+  return startXServer({ kind: 'xvfb', logDir: testLogDir(), range: testDisplayRange, ...opts });
+}
+
+export interface ClientWindow {
+  conn: XConnection;
+  wid: number;
+  /** 'press 38' / 'release 38' per key event received, X keycodes. */
+  keys: string[];
+  buttons: string[];
+  /** Resolves when `n` key events have arrived. */
+  waitKeys(n: number, timeoutMs?: number): Promise<string[]>;
+}
+
+/** A plain client: a small window of its own size that asks to be mapped and listens for keys. */
+export async function openClientWindow(display: string, width = 200, height = 100): Promise<ClientWindow> {
+  const conn = await connectDisplay(display);
+  const wid = conn.client.AllocID();
+  const em = x11.eventMask;
+  const mask =
+    em['KeyPress']! | em['KeyRelease']! | em['ButtonPress']! | em['ButtonRelease']! | em['StructureNotify']!;
+  conn.client.CreateWindow(wid, conn.root, 10, 10, width, height, 0, 0, 0, 0, {
+    backgroundPixel: 0x336699,
+    eventMask: mask,
+  });
+  const keys: string[] = [];
+  const buttons: string[] = [];
+  const waiters: Array<() => void> = [];
+  conn.client.on('event', (ev: x11.XEvent) => {
+    if (ev.name === 'KeyPress' || ev.name === 'KeyRelease') {
+      keys.push(`${ev.name === 'KeyPress' ? 'press' : 'release'} ${ev.keycode}`);
+    }
+    if (ev.name === 'ButtonPress' || ev.name === 'ButtonRelease') {
+      buttons.push(`${ev.name === 'ButtonPress' ? 'press' : 'release'} ${ev.keycode}`);
+    }
+    for (const w of waiters.splice(0)) w();
+  });
+  conn.client.MapWindow(wid);
+  await conn.sync();
+  const waitKeys = async (n: number, timeoutMs = 5000) => {
+    const deadline = Date.now() + timeoutMs;
+    while (keys.length < n && Date.now() < deadline) {
+      await new Promise<void>((r) => {
+        waiters.push(r);
+        setTimeout(r, 50);
+      });
+    }
+    return keys;
+  };
+  return { conn, wid, keys, buttons, waitKeys };
+}
+
+/** Geometry of a window as the server has it now. */
+export function geometry(conn: XConnection, wid: number): Promise<x11.Geometry> {
+  return conn.call<x11.Geometry>((cb) => conn.client.GetGeometry(wid, cb));
+}
+
+export async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs = 5000, what = 'condition') {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
