@@ -173,6 +173,9 @@ export const BTN_MOUSE = 0x110;
 /** Key code for a name (`scrolllock`, `leftctrl`, `f1`, `a`, or a decimal code), or undefined. */
 export function keyCode(name: string): number | undefined {
   const lower = name.trim().toLowerCase();
+  // Names win over numbers: "2" is the 2 key (code 3), not code 2.
+  const named = byName.get(lower);
+  if (named !== undefined) return named;
   if (/^\d+$/.test(lower)) {
     const n = Number(lower);
     return n > 0 && n <= KEY_MAX ? n : undefined;

@@ -6,20 +6,23 @@ export interface InputEvent {
   readonly code: number;
   readonly value: number;
   readonly timeMs: number;
+  /** The device or FIFO path it came from (absolute-axis ranges are per device). */
+  readonly source?: string;
 }
 
 /** x86-64 `struct input_event`: int64 sec, int64 usec, uint16 type, uint16 code, int32 value. */
 export const INPUT_EVENT_SIZE = 24;
 
-export function decodeEvent(buf: Buffer, offset = 0): InputEvent {
+export function decodeEvent(buf: Buffer, offset = 0, source?: string): InputEvent {
   const sec = Number(buf.readBigInt64LE(offset));
   const usec = Number(buf.readBigInt64LE(offset + 8));
-  return {
+  const ev = {
     timeMs: sec * 1000 + usec / 1000,
     type: buf.readUInt16LE(offset + 16),
     code: buf.readUInt16LE(offset + 18),
     value: buf.readInt32LE(offset + 20),
   };
+  return source === undefined ? ev : { ...ev, source };
 }
 
 export function encodeEvent(

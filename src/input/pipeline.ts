@@ -1,0 +1,249 @@
+import { ConfigError } from '../util/errors.js';
+import { type Chord, CTRL_ALT_DEL, DEFAULT_BLOCKED, parseChords } from './chord.js';
+import { EV, KEY_DOWN, keyCode, SYN_REPORT } from './codes.js';
+import type { InputEvent } from './event.js';
+import { type GuardState, guardInit, guardSetActive, guardSetExtra, guardStep } from './guard.js';
+import {
+  type HotkeyAction,
+  type HotkeyOptions,
+  type HotkeyState,
+  hotkeyInit,
+  hotkeyStep,
+  hotkeyTick,
+} from './hotkey.js';
+import {
+  type AxisRange,
+  type RouterAction,
+  type RouterState,
+  routerInit,
+  routerSetAbsRange,
+  routerSetActive,
+  routerStep,
+} from './router.js';
+import type { DisplaySink, LedSink } from './sink.js';
+
+export interface PipelineOutputs {
+  sinkFor(display: string): DisplaySink | undefined;
+  leds?: LedSink;
+  /** Double tap: the pipeline counts the menu as open from here until setMenuOpen(false). */
+  onMenuOpen(): void;
+  /** `tap tap <digit>`: 1-based index into the displays; the pipeline counts the menu as closed. */
+  onDirectSwitch(index: number): void;
+  /** Every key/pointer event while the menu is open (except releases of keys a display holds). */
+  onMenuInput(ev: InputEvent): void;
+  /** Every decision, for `kvmux monitor` and debug logs. */
+  onDecision?(d: Decision): void;
+}
+
+export interface Decision {
+  readonly stage: 'hotkey' | 'guard' | 'router' | 'menu';
+  readonly what: string;
+  readonly ev?: InputEvent;
+  readonly display?: string;
+}
+
+export interface PipelineOptions {
+  windowMs: number;
+  /** Hotkey name from codes.ts (default scrolllock). */
+  hotkey?: string;
+  /** Chords blocked on every display; replaces DEFAULT_BLOCKED when given. */
+  blocked?: string[];
+  ctrlAltDelToVm: boolean;
+}
+
+/** Time and timers, injectable so sequence tests run on a virtual clock. */
+export interface PipelineClock {
+  now(): number;
+  setTimer(fn: () => void, ms: number): unknown;
+  clearTimer(handle: unknown): void;
+}
+
+export const realClock: PipelineClock = {
+  now: () => performance.now(),
+  setTimer: (fn, ms) => setTimeout(fn, ms),
+  clearTimer: (h) => clearTimeout(h as NodeJS.Timeout),
+};
+
+const SYN: InputEvent = { type: EV.SYN, code: SYN_REPORT, value: 0, timeMs: 0 };
+
+/**
+ * hotkey → (menu open? to the menu) → guard → router → sinks. Time is the arrival time on this
+ * process's clock, not the event's own stamp (FIFO writers may stamp anything).
+ */
+export class InputPipeline {
+  private readonly hotkeyOpts: HotkeyOptions;
+  private hk: HotkeyState = hotkeyInit();
+  private guard: GuardState;
+  private router: RouterState = routerInit();
+  private menuOpen = false;
+  private timer: unknown;
+  private timerAt: number | undefined;
+  private closed = false;
+
+  constructor(
+    opts: PipelineOptions,
+    private readonly out: PipelineOutputs,
+    private readonly clock: PipelineClock = realClock,
+  ) {
+    const key = keyCode(opts.hotkey ?? 'scrolllock');
+    if (key === undefined) throw new ConfigError(`input.hotkey.key: unknown key "${opts.hotkey}"`);
+    this.hotkeyOpts = { key, windowMs: opts.windowMs };
+    const blocked = [...(opts.blocked ?? DEFAULT_BLOCKED), ...(opts.ctrlAltDelToVm ? [] : CTRL_ALT_DEL)];
+    this.guard = guardInit(parseChords(blocked));
+  }
+
+  feed(ev: InputEvent): void {
+    if (this.closed) return;
+    const now = this.clock.now();
+    const viaHotkey = !this.menuOpen || this.hk.phase !== 'idle' || this.hk.swallowed.has(ev.code);
+    if (viaHotkey && ev.type === EV.KEY) {
+      const r = hotkeyStep(this.hotkeyOpts, this.hk, ev, now);
+      this.hk = r.state;
+      this.onHotkey(r.actions, now);
+    } else {
+      this.flushExpired(now);
+      this.deliver(ev, now);
+    }
+    this.schedule(now);
+  }
+
+  setActive(display: string): void {
+    this.guard = guardSetActive(this.guard, display);
+    const r = routerSetActive(this.router, display);
+    this.router = r.state;
+    this.applyRouter(r.actions);
+  }
+
+  setMenuOpen(open: boolean): void {
+    this.menuOpen = open;
+  }
+
+  get isMenuOpen(): boolean {
+    return this.menuOpen;
+  }
+
+  /** Chords blocked only while `display` is active (a backend's own host keys). */
+  setExtraBlocked(display: string, chords: string[]): void {
+    this.guard = guardSetExtra(this.guard, display, parseChords(chords));
+  }
+
+  /** Absolute axis ranges of a source (device path), from EVIOCGABS. */
+  setAbsRange(source: string, x: AxisRange, y: AxisRange): void {
+    this.router = routerSetAbsRange(this.router, source, x, y);
+  }
+
+  /** Key/button codes held on displays right now, with the display holding each. */
+  held(): ReadonlyMap<number, string> {
+    return this.router.owner;
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.timer !== undefined) this.clock.clearTimer(this.timer);
+    this.timer = undefined;
+  }
+
+  private flushExpired(now: number): void {
+    const r = hotkeyTick(this.hk, now);
+    this.hk = r.state;
+    this.onHotkey(r.actions, now);
+  }
+
+  private onHotkey(actions: readonly HotkeyAction[], now: number): void {
+    for (const a of actions) {
+      if (a.kind === 'pass') this.deliver(a.ev, now);
+      else if (a.kind === 'swallow')
+        this.decide({ stage: 'hotkey', what: `swallow (${a.reason})`, ev: a.ev });
+      else if (a.kind === 'menu-open') {
+        this.menuOpen = true;
+        this.decide({ stage: 'hotkey', what: 'menu open' });
+        this.out.onMenuOpen();
+      } else {
+        this.menuOpen = false;
+        this.decide({ stage: 'hotkey', what: `switch ${a.index}` });
+        this.out.onDirectSwitch(a.index);
+      }
+    }
+  }
+
+  private deliver(ev: InputEvent, now: number): void {
+    const g = guardStep(this.guard, ev, now);
+    this.guard = g.state;
+    const action = g.actions[0];
+    if (action?.kind === 'swallow') {
+      this.decide({ stage: 'guard', what: `swallow ${action.chord}`, ev });
+      return;
+    }
+    // While the menu is open a release still goes to the display holding its press: no stuck keys.
+    const toDisplay =
+      !this.menuOpen ||
+      ev.type === EV.SYN ||
+      (ev.type === EV.KEY && ev.value !== KEY_DOWN && this.router.owner.has(ev.code));
+    if (!toDisplay) {
+      this.decide({ stage: 'menu', what: 'to menu', ev });
+      this.out.onMenuInput(ev);
+      return;
+    }
+    const r = routerStep(this.router, ev, now);
+    this.router = r.state;
+    this.applyRouter(r.actions, ev);
+  }
+
+  private applyRouter(actions: readonly RouterAction[], ev?: InputEvent): void {
+    for (const a of actions) {
+      if (a.kind === 'leds') {
+        this.out.leds?.setLeds(a.mask);
+        continue;
+      }
+      if (a.kind === 'drop') {
+        this.decide({ stage: 'router', what: `drop (${a.reason})`, ev: a.ev });
+        continue;
+      }
+      const sink = this.out.sinkFor(a.display);
+      if (!sink) {
+        this.decide({
+          stage: 'router',
+          what: 'drop (no sink for display)',
+          display: a.display,
+          ...(ev ? { ev } : {}),
+        });
+        continue;
+      }
+      if (a.kind === 'key') sink.key(a.code, a.down);
+      else if (a.kind === 'button') sink.button(a.button, a.down);
+      else if (a.kind === 'move') sink.moveRelative(a.dx, a.dy);
+      else if (a.kind === 'abs') sink.moveAbsolute(a.fx, a.fy);
+      else sink.flush();
+      if (a.kind !== 'flush' && this.out.onDecision)
+        this.decide({ stage: 'router', what: a.kind, display: a.display, ...(ev ? { ev } : {}) });
+    }
+  }
+
+  private decide(d: Decision): void {
+    this.out.onDecision?.(d);
+  }
+
+  /** One timer, armed only while the hotkey has a deadline: no polling. */
+  private schedule(now: number): void {
+    const at = this.hk.deadline;
+    if (at === this.timerAt) return;
+    if (this.timer !== undefined) this.clock.clearTimer(this.timer);
+    this.timer = undefined;
+    this.timerAt = at;
+    if (at === undefined) return;
+    this.timer = this.clock.setTimer(() => this.onTimer(), Math.max(0, at - now));
+  }
+
+  private onTimer(): void {
+    this.timer = undefined;
+    this.timerAt = undefined;
+    if (this.closed) return;
+    const now = this.clock.now();
+    this.flushExpired(now);
+    // Replayed keys carry no SYN of their own: flush what they touched.
+    this.deliver(SYN, now);
+    this.schedule(now);
+  }
+}
+
+export type { Chord };
