@@ -1,0 +1,299 @@
+import { createHash, type Hash, randomBytes } from 'node:crypto';
+import { type FileHandle, link, open, rename, rm, statfs } from 'node:fs/promises';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { errnoName, RpcCode, RpcError } from '../util/errors.js';
+import { fsyncDir } from './atomic-file.js';
+import { type CallContext, defineMethod, type RpcMethod } from './method.js';
+
+/**
+ * Chunked receive shared by image upload and host update: a temp file beside the destination (same
+ * filesystem, so the final rename is atomic), offsets checked, sha256 computed while writing,
+ * fsync + rename + fsync(dir) at commit. Every failure removes the temp file.
+ */
+export const TEMP_PREFIX = '.kvmux-upload-';
+
+export const sha256Schema = z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits (sha256)');
+
+export class ChunkedTransfer {
+  private received = 0;
+  private readonly hash: Hash = createHash('sha256');
+  private done = false;
+
+  private constructor(
+    readonly tmpPath: string,
+    private readonly fh: FileHandle,
+    readonly size: number,
+    readonly sha256: string,
+  ) {}
+
+  /** Refuses at once when the filesystem cannot hold `size` bytes. */
+  static async open(dir: string, size: number, sha256: string): Promise<ChunkedTransfer> {
+    const fs = await statfs(dir).catch((err) => {
+      throw new RpcError(RpcCode.notFound, `${dir}: cannot use target directory: ${errnoName(err)}`);
+    });
+    if (fs.bavail * fs.bsize < size) {
+      throw new RpcError(
+        RpcCode.internal,
+        `${dir}: not enough space for ${size} bytes (${fs.bavail * fs.bsize} free)`,
+      );
+    }
+    const tmpPath = join(dir, `${TEMP_PREFIX}${randomBytes(6).toString('hex')}.part`);
+    const fh = await open(tmpPath, 'wx', 0o600);
+    return new ChunkedTransfer(tmpPath, fh, size, sha256);
+  }
+
+  /** Committed or aborted: no more writes. */
+  get finished(): boolean {
+    return this.done;
+  }
+
+  get bytesReceived(): number {
+    return this.received;
+  }
+
+  async write(offset: number, data: Buffer): Promise<void> {
+    if (this.done) throw new RpcError(RpcCode.notFound, `${this.tmpPath}: transfer already finished`);
+    if (offset !== this.received) {
+      throw new RpcError(
+        RpcCode.invalidParams,
+        `invalid params: offset: expected ${this.received}, got ${offset}`,
+      );
+    }
+    if (this.received + data.length > this.size) {
+      throw new RpcError(
+        RpcCode.invalidParams,
+        `invalid params: data: would exceed the declared size ${this.size}`,
+      );
+    }
+    await this.guard(async () => {
+      let done = 0;
+      while (done < data.length) {
+        const { bytesWritten } = await this.fh.write(data, done, data.length - done, offset + done);
+        done += bytesWritten;
+      }
+    });
+    this.hash.update(data);
+    this.received += data.length;
+  }
+
+  /**
+   * Verify size and sha256, fsync, optionally `validate` the complete temp file, then move it to
+   * `finalPath` (rename when `replace`, else link+unlink so an existing file is never clobbered).
+   */
+  async commit(
+    finalPath: string,
+    opts: { replace: boolean; validate?: (tmp: string) => Promise<void> },
+  ): Promise<void> {
+    if (this.received !== this.size) {
+      await this.abort();
+      throw new RpcError(
+        RpcCode.invalidParams,
+        `incomplete: received ${this.received} of ${this.size} bytes; aborted`,
+      );
+    }
+    const digest = this.hash.digest('hex');
+    if (digest !== this.sha256) {
+      await this.abort();
+      throw new RpcError(
+        RpcCode.invalidParams,
+        `sha256 mismatch: declared ${this.sha256}, received ${digest}; aborted`,
+      );
+    }
+    await this.guard(() => this.fh.sync());
+    await this.closeHandle();
+    try {
+      await opts.validate?.(this.tmpPath);
+      await (opts.replace ? rename(this.tmpPath, finalPath) : this.linkNoClobber(finalPath));
+      await fsyncDir(join(finalPath, '..'));
+    } catch (err) {
+      await this.abort();
+      if (err instanceof RpcError) throw err;
+      throw new RpcError(RpcCode.internal, `${finalPath}: cannot install: ${errnoName(err)}`, undefined, {
+        cause: err,
+      });
+    }
+    this.done = true;
+  }
+
+  /** Remove the temp file; safe to call more than once and after a failure. */
+  async abort(): Promise<void> {
+    if (this.done) return;
+    this.done = true;
+    await this.closeHandle();
+    await rm(this.tmpPath, { force: true });
+  }
+
+  private async linkNoClobber(finalPath: string): Promise<void> {
+    try {
+      await link(this.tmpPath, finalPath);
+    } catch (err) {
+      if (errnoName(err) === 'EEXIST') {
+        throw new RpcError(
+          RpcCode.conflict,
+          `${finalPath}: already exists (pass replace: true to overwrite)`,
+        );
+      }
+      throw err;
+    }
+    await rm(this.tmpPath, { force: true });
+  }
+
+  private closed = false;
+  private async closeHandle(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.fh.close().catch(() => undefined);
+  }
+
+  /** Disk full or any I/O error: remove the partial file and say so plainly. */
+  private async guard(io: () => Promise<unknown>): Promise<void> {
+    try {
+      await io();
+    } catch (err) {
+      await this.abort();
+      const why = errnoName(err) === 'ENOSPC' ? 'disk full (ENOSPC)' : errnoName(err);
+      throw new RpcError(
+        RpcCode.internal,
+        `${this.tmpPath}: write failed: ${why}; transfer aborted, nothing kept`,
+      );
+    }
+  }
+}
+
+/** Decode base64 strictly: Buffer.from silently skips bad characters, so compare lengths. */
+export function decodeBase64(data: string): Buffer {
+  const buf = Buffer.from(data, 'base64');
+  const pad = data.endsWith('==') ? 2 : data.endsWith('=') ? 1 : 0;
+  if (data.length % 4 !== 0 || buf.length !== (data.length / 4) * 3 - pad) {
+    throw new RpcError(RpcCode.invalidParams, 'invalid params: data: must be standard base64');
+  }
+  return buf;
+}
+
+/** How one kind of transfer (image upload, host update) begins and finishes. */
+export interface ChunkedFlavor<B extends z.ZodType, M> {
+  /** Method name prefix, e.g. "image.upload". */
+  prefix: string;
+  beginParams: B;
+  /** Where the temp file goes, and what `finish` needs later. Throws RpcError to refuse. */
+  prepare(
+    params: z.infer<B>,
+    ctx: CallContext,
+  ): Promise<{ dir: string; size: number; sha256: string; meta: M }>;
+  /** Install the verified transfer; returns the commit result. */
+  finish(transfer: ChunkedTransfer, meta: M, ctx: CallContext): Promise<unknown>;
+  /** Open transfers allowed per connection (across flavors sharing `slotKey`). */
+  maxPerConnection: number;
+  /** Called whenever a transfer ends: commit, abort, disconnect or failure. */
+  released?(meta: M): void;
+}
+
+interface Open<M> {
+  transfer: ChunkedTransfer;
+  meta: M;
+}
+
+const TRANSFERS = 'kvmux.transfers';
+
+/** The connection's open transfers; all aborted when the connection closes. */
+function transfersOf(ctx: CallContext): Map<string, Open<unknown> & { release(): void }> {
+  let map = ctx.connection.get(TRANSFERS) as Map<string, Open<unknown> & { release(): void }> | undefined;
+  if (!map) {
+    const m = new Map<string, Open<unknown> & { release(): void }>();
+    map = m;
+    ctx.connection.set(TRANSFERS, m);
+    ctx.signal.addEventListener('abort', () => {
+      for (const [id, t] of m) {
+        m.delete(id);
+        void t.transfer.abort().finally(() => t.release());
+      }
+    });
+  }
+  return map;
+}
+
+const idParams = z.strictObject({ uploadId: z.string().regex(/^[0-9a-f]{32}$/, 'must be an id from begin') });
+const chunkParams = idParams.extend({
+  offset: z.number().int().min(0),
+  data: z.string(),
+});
+
+/** The four rows `<prefix>.begin|chunk|commit|abort` of one flavor. */
+export function chunkedMethods<B extends z.ZodType, M>(f: ChunkedFlavor<B, M>): RpcMethod[] {
+  const find = (ctx: CallContext, id: string) => {
+    const t = transfersOf(ctx).get(id);
+    if (!t) throw new RpcError(RpcCode.notFound, `${f.prefix}: no open transfer "${id}" on this channel`);
+    return t as Open<M> & { release(): void };
+  };
+  const drop = (ctx: CallContext, id: string) => {
+    const t = transfersOf(ctx).get(id);
+    transfersOf(ctx).delete(id);
+    t?.release();
+  };
+  return [
+    defineMethod({
+      name: `${f.prefix}.begin`,
+      params: f.beginParams,
+      summary: 'start a chunked transfer; returns {uploadId}',
+      async handler(params, ctx) {
+        const map = transfersOf(ctx);
+        if (map.size >= f.maxPerConnection) {
+          throw new RpcError(
+            RpcCode.tooManyRequests,
+            `${f.prefix}: at most ${f.maxPerConnection} open transfers per channel`,
+          );
+        }
+        const prep = await f.prepare(params, ctx);
+        const transfer = await ChunkedTransfer.open(prep.dir, prep.size, prep.sha256).catch((err) => {
+          f.released?.(prep.meta);
+          throw err;
+        });
+        const uploadId = randomBytes(16).toString('hex');
+        map.set(uploadId, { transfer, meta: prep.meta, release: () => f.released?.(prep.meta) });
+        return { uploadId };
+      },
+    }),
+    defineMethod({
+      name: `${f.prefix}.chunk`,
+      params: chunkParams,
+      summary: 'write base64 data at offset (= bytes received so far)',
+      async handler(p, ctx) {
+        const t = find(ctx, p.uploadId);
+        try {
+          await t.transfer.write(p.offset, decodeBase64(p.data));
+        } catch (err) {
+          // an I/O failure already removed the temp file; a bad offset leaves the transfer usable
+          if (t.transfer.finished) drop(ctx, p.uploadId);
+          throw err;
+        }
+        return { received: t.transfer.bytesReceived };
+      },
+    }),
+    defineMethod({
+      name: `${f.prefix}.commit`,
+      params: idParams,
+      summary: 'verify sha256 and install atomically',
+      async handler(p, ctx) {
+        const t = find(ctx, p.uploadId);
+        try {
+          return await f.finish(t.transfer, t.meta, ctx);
+        } finally {
+          await t.transfer.abort();
+          drop(ctx, p.uploadId);
+        }
+      },
+    }),
+    defineMethod({
+      name: `${f.prefix}.abort`,
+      params: idParams,
+      summary: 'drop an open transfer and its temp file',
+      async handler(p, ctx) {
+        const t = find(ctx, p.uploadId);
+        await t.transfer.abort();
+        drop(ctx, p.uploadId);
+        return { aborted: true };
+      },
+    }),
+  ];
+}

@@ -1,0 +1,92 @@
+/**
+ * Newline-delimited framing with a hard line limit, and a nesting-depth scan that runs before
+ * JSON.parse so a hostile `[[[[…` never reaches the parser. No I/O.
+ */
+export type FrameEvent = { type: 'line'; line: Buffer } | { type: 'overflow'; limit: number };
+
+const NL = 0x0a;
+
+/** Splits a byte stream into lines of at most `maxLine` bytes; a longer line is dropped whole. */
+export class LineSplitter {
+  private parts: Buffer[] = [];
+  private size = 0;
+  /** True while discarding the rest of an over-long line. */
+  private skipping = false;
+
+  constructor(readonly maxLine: number) {}
+
+  push(chunk: Buffer): FrameEvent[] {
+    const out: FrameEvent[] = [];
+    let start = 0;
+    while (start <= chunk.length) {
+      const nl = chunk.indexOf(NL, start);
+      const end = nl < 0 ? chunk.length : nl;
+      this.take(chunk.subarray(start, end), out);
+      if (nl < 0) break;
+      this.finishLine(out);
+      start = nl + 1;
+    }
+    return out;
+  }
+
+  private take(piece: Buffer, out: FrameEvent[]): void {
+    if (this.skipping || piece.length === 0) return;
+    if (this.size + piece.length > this.maxLine) {
+      this.parts = [];
+      this.size = 0;
+      this.skipping = true;
+      out.push({ type: 'overflow', limit: this.maxLine });
+      return;
+    }
+    this.parts.push(piece);
+    this.size += piece.length;
+  }
+
+  private finishLine(out: FrameEvent[]): void {
+    if (!this.skipping && this.size > 0) {
+      const line = this.parts.length === 1 ? this.parts[0]! : Buffer.concat(this.parts, this.size);
+      // copy: the piece is a view of a socket buffer that Node may reuse
+      out.push({ type: 'line', line: this.parts.length === 1 ? Buffer.from(line) : line });
+    }
+    this.parts = [];
+    this.size = 0;
+    this.skipping = false;
+  }
+}
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const OPENERS = new Set([0x5b, 0x7b]);
+const CLOSERS = new Set([0x5d, 0x7d]);
+
+/** Deepest `[`/`{` nesting outside strings; stops early once `limit` is passed. */
+export function jsonDepth(buf: Buffer, limit = Number.POSITIVE_INFINITY): number {
+  let depth = 0;
+  let max = 0;
+  for (let i = 0; i < buf.length; i++) {
+    const c = buf[i]!;
+    if (c === QUOTE) {
+      i = stringEnd(buf, i);
+    } else if (OPENERS.has(c)) {
+      depth++;
+      if (depth > max) max = depth;
+      if (max > limit) return max;
+    } else if (CLOSERS.has(c)) {
+      depth--;
+    }
+  }
+  return max;
+}
+
+/** Index of the closing quote of the string opening at `open`; jumps with indexOf (base64 chunks are long). */
+function stringEnd(buf: Buffer, open: number): number {
+  let i = open;
+  for (;;) {
+    const q = buf.indexOf(QUOTE, i + 1);
+    if (q < 0) return buf.length;
+    let bs = 0;
+    while (buf[q - 1 - bs] === BACKSLASH) bs++;
+    if (bs % 2 === 0) return q;
+    i = q;
+  }
+}

@@ -1,0 +1,122 @@
+import { spawnSync } from 'node:child_process';
+import { statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { ControlServer } from '../../src/control/server.js';
+import { createControlServer } from '../../src/control/server.js';
+import { LinePeer, startServer, tempDir } from './helpers.js';
+
+describe('control server on the local socket', () => {
+  let t: ReturnType<typeof tempDir>;
+  let server: ControlServer;
+  let sock: string;
+
+  beforeEach(async () => {
+    t = tempDir();
+    ({ server, sock } = await startServer(t.dir));
+  });
+  afterEach(async () => {
+    await server.close();
+    t.cleanup();
+  });
+
+  it('creates the socket with mode 0600 and answers a call', async () => {
+    expect(statSync(sock).mode & 0o777).toBe(0o600);
+    const peer = await LinePeer.connect(sock);
+    const r = await peer.call('vm.list', {}, 7);
+    expect(r).toMatchObject({ jsonrpc: '2.0', id: 7 });
+    expect(r.result.map((v: { name: string }) => v.name)).toEqual(['alpha', 'beta']);
+    peer.close();
+  });
+
+  it('trusts the local socket without login or policy', async () => {
+    const peer = await LinePeer.connect(sock);
+    expect((await peer.call('vm.stop', { name: 'alpha' })).result).toEqual({ stopped: 'alpha' });
+    peer.close();
+  });
+
+  const cases: [string, string, number, RegExp][] = [
+    ['not JSON', '{"jsonrpc":"2.0",', -32700, /parse error/],
+    ['a bare number', '42', -32600, /invalid request/],
+    ['a wrong jsonrpc version', '{"jsonrpc":"1.0","id":1,"method":"vm.list"}', -32600, /jsonrpc/],
+    ['a method that is a number', '{"jsonrpc":"2.0","id":1,"method":5}', -32600, /method/],
+    ['an unknown envelope key', '{"jsonrpc":"2.0","id":1,"method":"vm.list","x":1}', -32600, /"x"/],
+    ['a batch array', '[{"jsonrpc":"2.0","id":1,"method":"vm.list"}]', -32600, /batch/],
+    ['an unknown method', '{"jsonrpc":"2.0","id":1,"method":"vm.nope"}', -32601, /vm\.nope/],
+    ['positional params', '{"jsonrpc":"2.0","id":1,"method":"vm.stop","params":["alpha"]}', -32602, /object/],
+    ['a missing field', '{"jsonrpc":"2.0","id":1,"method":"vm.stop","params":{}}', -32602, /name/],
+    [
+      'a wrong field type',
+      '{"jsonrpc":"2.0","id":1,"method":"vm.stop","params":{"name":"a","force":"yes"}}',
+      -32602,
+      /force/,
+    ],
+    [
+      'an unexpected field',
+      '{"jsonrpc":"2.0","id":1,"method":"vm.list","params":{"all":true}}',
+      -32602,
+      /all/,
+    ],
+  ];
+  it.each(cases)('answers %s with the right code', async (_what, line, code, message) => {
+    const peer = await LinePeer.connect(sock);
+    peer.send(`${line}\n`);
+    const r = await peer.next();
+    expect(r.error?.code).toBe(code);
+    expect(r.error?.message).toMatch(message);
+    // and the connection still works afterwards
+    expect((await peer.call('vm.list', {}, 2)).id).toBe(2);
+    peer.close();
+  });
+
+  it('hides handler exceptions behind -32603 without internals', async () => {
+    const peer = await LinePeer.connect(sock);
+    const r = await peer.call('test.boom', {});
+    expect(r.error?.code).toBe(-32603);
+    expect(r.error?.message).not.toMatch(/secret|\/root|at /);
+    peer.close();
+  });
+
+  it('sends nothing back for a notification', async () => {
+    const peer = await LinePeer.connect(sock);
+    peer.send('{"jsonrpc":"2.0","method":"vm.list"}\n{"jsonrpc":"2.0","method":"vm.nope"}\n');
+    const r = await peer.call('vm.list', {}, 'after');
+    expect(r.id).toBe('after');
+    expect(peer.pendingLines()).toBe(0);
+    peer.close();
+  });
+
+  it('keeps request order on one connection', async () => {
+    const peer = await LinePeer.connect(sock);
+    peer.send(
+      Array.from({ length: 20 }, (_, i) => JSON.stringify({ jsonrpc: '2.0', id: i, method: 'vm.list' })).join(
+        '\n',
+      ) + '\n',
+    );
+    const ids = [];
+    for (let i = 0; i < 20; i++) ids.push((await peer.next()).id);
+    expect(ids).toEqual(Array.from({ length: 20 }, (_, i) => i));
+    peer.close();
+  });
+
+  it('refuses to start over a live socket, and replaces a stale one', async () => {
+    const other = createControlServer();
+    await expect(other.listen(sock)).rejects.toThrow(/already listening/);
+    const stale = join(t.dir, 'stale.sock');
+    // a server killed with SIGKILL leaves its socket file behind
+    const script = `require('net').createServer().listen(${JSON.stringify(stale)}, () => process.kill(process.pid, 'SIGKILL'))`;
+    spawnSync(process.execPath, ['-e', script]);
+    expect(statSync(stale).isSocket()).toBe(true);
+    await other.listen(stale);
+    const peer = await LinePeer.connect(stale);
+    expect((await peer.call('service.ping', {})).error?.code).toBe(-32601);
+    peer.close();
+    await other.close();
+  });
+
+  it('refuses to replace a regular file at the socket path', async () => {
+    const path = join(t.dir, 'not-a-socket');
+    writeFileSync(path, 'x');
+    await expect(createControlServer().listen(path)).rejects.toThrow(/not a socket/);
+  });
+});
