@@ -114,6 +114,25 @@ declare module 'x11' {
     overallRight: number;
   }
 
+  export interface CharInfo {
+    leftSideBearing: number;
+    rightSideBearing: number;
+    characterWidth: number;
+    ascent: number;
+    descent: number;
+  }
+
+  export interface FontInfo {
+    minBounds: CharInfo;
+    maxBounds: CharInfo;
+    minCharOrByte2: number;
+    maxCharOrByte2: number;
+    defaultChar: number;
+    fontAscent: number;
+    fontDescent: number;
+    charInfos: CharInfo[];
+  }
+
   export interface Color {
     red: number;
     green: number;
@@ -236,6 +255,7 @@ declare module 'x11' {
     GetInputFocus(cb: Callback<{ focus: number; revertTo: number }>): void;
     OpenFont(fid: number, name: string, cb?: VoidCallback): void;
     CloseFont(fid: number, cb?: VoidCallback): void;
+    QueryFont(font: number, cb: Callback<FontInfo>): void;
     QueryTextExtents(font: number, text: string, cb: Callback<TextExtents>): void;
     CreateGC(gc: number, drawable: number, values: GcValues, cb?: VoidCallback): void;
     ChangeGC(gc: number, values: GcValues, cb?: VoidCallback): void;

@@ -7,6 +7,15 @@ export { type ConnectOptions, connectDisplay, isXProtocolError, type XConnection
 export { parseDisplayNumber } from './display-number.js';
 export { type KioskWm, type KioskWmOptions, startKioskWm } from './kiosk-wm.js';
 export {
+  createOverlay,
+  defaultFonts,
+  type FontMetrics,
+  latin1,
+  type Overlay,
+  type OverlayOptions,
+  rgbToPixel,
+} from './overlay.js';
+export {
   distinctColours,
   encodePng,
   grab,

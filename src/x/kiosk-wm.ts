@@ -50,6 +50,8 @@ export async function startKioskWm(display: string, opts: KioskWmOptions = {}): 
   const { client, root } = conn;
   const order = opts.order ?? 'map-then-resize';
   let stack: number[] = [];
+  // mapped override-redirect windows (overlays): kept above every window the WM raises
+  const overlays = new Set<number>();
   const wmState = await conn.atom('WM_STATE');
 
   const fullScreen = (wid: number) =>
@@ -59,6 +61,7 @@ export async function startKioskWm(display: string, opts: KioskWmOptions = {}): 
   const focus = (wid: number | null) => {
     if (wid === null) return client.SetInputFocus(PointerRoot, RevertToPointerRoot);
     client.RaiseWindow(wid);
+    for (const o of overlays) client.RaiseWindow(o);
     client.SetInputFocus(wid, RevertToPointerRoot);
   };
   // ICCCM 4.1.5: a client whose request was not honoured as asked still gets a ConfigureNotify
@@ -90,13 +93,19 @@ export async function startKioskWm(display: string, opts: KioskWmOptions = {}): 
       fullScreen(ev.wid);
       tellGeometry(ev.wid);
     },
+    MapNotify: (ev) => {
+      if (ev.event === root && ev.overrideRedirect) overlays.add(ev.wid);
+    },
     UnmapNotify: (ev) => {
       if (ev.event !== root) return;
-      setState(ev.wid, WithdrawnState);
+      overlays.delete(ev.wid);
+      if (stack.includes(ev.wid)) setState(ev.wid, WithdrawnState);
       forget(ev.wid);
     },
     DestroyNotify: (ev) => {
-      if (ev.event === root) forget(ev.wid);
+      if (ev.event !== root) return;
+      overlays.delete(ev.wid);
+      forget(ev.wid);
     },
   };
   client.on('event', (ev: x11.XEvent) => handlers[ev.name]?.(ev));
