@@ -1,0 +1,80 @@
+import { describe, expect, it } from 'vitest';
+import { compilePolicy, decide, globMatch, type PolicyRule } from '../../src/control/policy.js';
+
+describe('glob', () => {
+  const cases: [string, string, boolean][] = [
+    ['*', 'anything.at.all', true],
+    ['*', '', true],
+    ['vm.*', 'vm.list', true],
+    ['vm.*', 'vm.', true],
+    ['vm.*', 'vmx.list', false],
+    ['vm.*', 'display.list', false],
+    ['vm.list', 'vm.list', true],
+    ['vm.list', 'vm.listx', false],
+    ['vm.list', 'xvm.list', false],
+    ['vm.lis?', 'vm.list', true],
+    ['vm.lis?', 'vm.lis', false],
+    ['*.upload.*', 'image.upload.chunk', true],
+    ['image.*', 'image.upload.begin', true],
+    ['alpha', 'alpha', true],
+    ['alpha', 'Alpha', false],
+    ['alpha', 'alpha2', false],
+    ['a*', 'alpha', true],
+    ['a*', 'beta', false],
+    ['(a|b)', 'a', false],
+    ['(a|b)', '(a|b)', true],
+    ['a+', 'aa', false],
+    ['a+', 'a+', true],
+    ['[ab]', 'a', false],
+    ['^x$', '^x$', true],
+    ['*', 'line\nbreak', true],
+  ];
+  it.each(cases)('%j matches %j: %s', (glob, value, want) => {
+    expect(globMatch(glob, value)).toBe(want);
+  });
+});
+
+describe('policy', () => {
+  const rules: PolicyRule[] = [
+    { from: 'alpha', method: 'host.*', action: 'ask' },
+    { from: 'alpha', method: '*', action: 'allow' },
+    { from: '*', method: 'vm.list', action: 'allow' },
+    { from: 'beta', method: 'vm.stop', action: 'deny' },
+    { from: 'b*', method: 'vm.*', action: 'allow' },
+  ];
+  const cases: [string, string, string, number | null][] = [
+    ['alpha', 'host.update.begin', 'ask', 0],
+    ['alpha', 'vm.stop', 'allow', 1],
+    ['alpha', 'image.upload.chunk', 'allow', 1],
+    ['gamma', 'vm.list', 'allow', 2],
+    ['gamma', 'vm.stop', 'deny', null],
+    ['gamma', 'host.update.begin', 'deny', null],
+    ['beta', 'vm.list', 'allow', 2],
+    ['beta', 'vm.stop', 'deny', 3],
+    ['beta', 'vm.start', 'allow', 4],
+    ['bravo', 'vm.stop', 'allow', 4],
+    ['beta', 'display.switch', 'deny', null],
+    ['', 'vm.list', 'allow', 2],
+  ];
+  it.each(cases)('%s calling %s → %s (rule %s)', (vm, method, action, rule) => {
+    expect(decide(rules, vm, method)).toEqual({ action, rule });
+  });
+
+  it('denies everything with no rules', () => {
+    expect(decide([], 'alpha', 'vm.list')).toEqual({ action: 'deny', rule: null });
+  });
+
+  it('lets the first matching rule win even when a later one is broader', () => {
+    const p = compilePolicy([
+      { from: '*', method: '*', action: 'deny' },
+      { from: 'alpha', method: '*', action: 'allow' },
+    ]);
+    expect(p.decide('alpha', 'vm.list').action).toBe('deny');
+  });
+
+  it('treats regex characters in rules literally', () => {
+    const p = compilePolicy([{ from: 'a.c', method: '*', action: 'allow' }]);
+    expect(p.decide('abc', 'x').action).toBe('deny');
+    expect(p.decide('a.c', 'x').action).toBe('allow');
+  });
+});
