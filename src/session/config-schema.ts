@@ -41,6 +41,9 @@ export const virtualboxSchema = z.strictObject({
   vmName: z.string().optional(),
   memoryMiB: z.number().int().min(4).optional(),
   disk: z.string().optional(),
+  /** VBoxManage and VirtualBoxVM binaries; default $KVMUX_VBOXMANAGE / $KVMUX_VIRTUALBOXVM, then PATH. */
+  vboxManage: z.string().min(1).optional(),
+  virtualBoxVm: z.string().min(1).optional(),
 });
 
 export const vmSchema = z.strictObject({

@@ -1,0 +1,161 @@
+import { closeSync, constants, openSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { BackendError, errnoName } from '../../util/errors.js';
+import { type Logger, silentLogger } from '../../util/log.js';
+import type { QemuConfig, VmConfig } from '../config-schema.js';
+import { QmpClient } from '../qmp.js';
+import type { Backend, LaunchContext, VmExit, VmHandle, VmRecord } from './backend.js';
+import { qemuArgv, qemuPaths, resolveAccel } from './qemu-argv.js';
+import { goneWithin, kill, recordAlive, spawnDetached, watchAdopted } from './spawn.js';
+
+/** QEMU gtk/SDL host keys: console switch (Ctrl+Alt+2 = monitor), grab, full-screen, quit, zoom. */
+export const QEMU_HOST_KEYS: readonly string[] = [
+  ...Array.from({ length: 10 }, (_, i) => `ctrl+alt+${i}`),
+  ...['g', 'f', 'q', 'u', 'm', 'plus', 'minus', 'kpplus', 'kpminus'].map((k) => `ctrl+alt+${k}`),
+];
+
+export interface QemuBackendOptions {
+  /** Default: $KVMUX_QEMU, then qemu-system-x86_64 on PATH. */
+  readonly binary?: string;
+  /** Graceful stop: how long to wait for the guest after ACPI powerdown (default 30 s). */
+  readonly powerdownTimeoutMs?: number;
+  /** How long a new QEMU gets to open its QMP socket (default 15 s). */
+  readonly qmpTimeoutMs?: number;
+  readonly kvmUsable?: () => boolean;
+  readonly log?: Logger;
+}
+
+export function kvmUsable(): boolean {
+  try {
+    closeSync(openSync('/dev/kvm', constants.O_RDWR));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function qemuConfig(vm: VmConfig): QemuConfig {
+  if (!vm.qemu) throw new BackendError(vm.name, 'backend "qemu" needs a "qemu" section');
+  return vm.qemu;
+}
+
+function logTail(file: string): string {
+  try {
+    return readFileSync(file, 'utf8').trim().split('\n').slice(-3).join(' | ');
+  } catch {
+    return '';
+  }
+}
+
+export function createQemuBackend(opts: QemuBackendOptions = {}): Backend {
+  const log = opts.log ?? silentLogger;
+  const binary = opts.binary ?? process.env['KVMUX_QEMU'] ?? 'qemu-system-x86_64';
+  const timeouts = { powerdown: opts.powerdownTimeoutMs ?? 30_000, qmp: opts.qmpTimeoutMs ?? 15_000 };
+
+  async function start(vm: VmConfig, ctx: LaunchContext): Promise<VmHandle> {
+    const q = qemuConfig(vm);
+    const { accel, warning } = resolveAccel(q.accel, (opts.kvmUsable ?? kvmUsable)());
+    if (warning) log.warn({ vm: vm.name }, warning);
+    const paths = qemuPaths(ctx.vmDir);
+    for (const stale of [paths.qmp, paths.control]) rmSync(stale, { force: true });
+    const argv = qemuArgv(vm, q, ctx, { binary, accel });
+    const logFile = join(ctx.vmDir, 'qemu.log');
+    log.info({ vm: vm.name, argv }, 'starting QEMU');
+    const proc = await spawnDetached({
+      vm: vm.name,
+      argv,
+      logFile,
+      env: { ...process.env, DISPLAY: ctx.display },
+    });
+    const died = proc.exited.then((e) => e);
+    const qmp = await Promise.race([
+      QmpClient.connect(paths.qmp, { label: vm.name, timeoutMs: timeouts.qmp }),
+      died.then((e) => {
+        throw new BackendError(vm.name, `QEMU exited at start (code ${e.code}): ${logTail(logFile)}`);
+      }),
+    ]).catch(async (err: unknown) => {
+      await kill(proc.pid, proc.startTime, proc.exited);
+      throw err;
+    });
+    const record: VmRecord = {
+      name: vm.name,
+      backend: 'qemu',
+      pid: proc.pid,
+      startTime: proc.startTime,
+      display: ctx.display,
+      sockets: { qmp: paths.qmp, ...(vm.guestChannel ? { control: paths.control } : {}) },
+      memoryMiB: ctx.memoryMiB ?? q.memoryMiB,
+      startedAt: new Date().toISOString(),
+    };
+    return new QemuHandle(record, proc.exited, qmp, timeouts.powerdown, log);
+  }
+
+  async function adopt(vm: VmConfig, record: VmRecord): Promise<VmHandle | null> {
+    if (!recordAlive(record.pid, record.startTime)) return null;
+    const exited = watchAdopted(record.pid, record.startTime);
+    const qmpPath = record.sockets['qmp'] ?? '';
+    const qmp = await QmpClient.connect(qmpPath, { label: vm.name, timeoutMs: 3000 }).catch(
+      (err: unknown) => {
+        log.warn(
+          { vm: vm.name, err: errnoName(err) },
+          'adopted QEMU without QMP: stop falls back to signals',
+        );
+        return null;
+      },
+    );
+    return new QemuHandle(record, exited, qmp, timeouts.powerdown, log);
+  }
+
+  return { kind: 'qemu', hostKeys: QEMU_HOST_KEYS, start, adopt };
+}
+
+class QemuHandle implements VmHandle {
+  readonly pid: number;
+
+  constructor(
+    readonly record: VmRecord,
+    readonly exited: Promise<VmExit>,
+    private qmp: QmpClient | null,
+    private readonly powerdownTimeoutMs: number,
+    private readonly log: Logger,
+  ) {
+    this.pid = record.pid;
+    qmp?.on('event', (ev) => log.info({ vm: record.name, event: ev.event, data: ev.data }, 'QMP event'));
+  }
+
+  async stop(opts: { force: boolean; timeoutMs?: number }): Promise<void> {
+    const { pid, startTime, name } = this.record;
+    if (!opts.force && this.qmp && !this.qmp.isClosed) {
+      await this.qmp.execute('system_powerdown').catch((err: unknown) => {
+        this.log.warn({ vm: name, err: errnoName(err) }, 'system_powerdown failed');
+      });
+      if (await goneWithin(pid, startTime, this.exited, opts.timeoutMs ?? this.powerdownTimeoutMs)) return;
+      this.log.warn({ vm: name }, 'guest ignored ACPI powerdown: killing QEMU');
+    }
+    await kill(pid, startTime, this.exited);
+    this.detach();
+  }
+
+  async setMemory(memoryMiB: number): Promise<boolean> {
+    const max = this.record.memoryMiB;
+    if (!this.qmp || this.qmp.isClosed || max === undefined || memoryMiB > max) return false;
+    await this.qmp.execute('balloon', { value: memoryMiB * 1024 * 1024 });
+    return true;
+  }
+
+  async status(): Promise<string> {
+    if (!this.qmp || this.qmp.isClosed) return 'unknown';
+    const st = await this.qmp.execute<{ status: string }>('query-status');
+    return st.status;
+  }
+
+  /** The QMP connection, for callers that need more than the handle offers (null when lost). */
+  get qmpClient(): QmpClient | null {
+    return this.qmp && !this.qmp.isClosed ? this.qmp : null;
+  }
+
+  detach(): void {
+    this.qmp?.close();
+    this.qmp = null;
+  }
+}

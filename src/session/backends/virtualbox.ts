@@ -1,0 +1,114 @@
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { BackendError } from '../../util/errors.js';
+import { type Logger, silentLogger } from '../../util/log.js';
+import type { VmConfig } from '../config-schema.js';
+import type { Backend, LaunchContext, VmExit, VmHandle, VmRecord } from './backend.js';
+import { goneWithin, recordAlive, spawnDetached, terminate, watchAdopted } from './spawn.js';
+import {
+  type VboxBinaries,
+  vboxBinaries,
+  vboxControlPath,
+  vboxSetupCommands,
+  vboxStartArgs,
+  vboxStopArgs,
+} from './virtualbox-argv.js';
+
+export interface VirtualboxBackendOptions {
+  /** Graceful stop: wait this long after acpipowerbutton before poweroff (default 30 s). */
+  readonly powerdownTimeoutMs?: number;
+  readonly env?: NodeJS.ProcessEnv;
+  readonly log?: Logger;
+}
+
+async function vboxManage(vm: VmConfig, bins: VboxBinaries, args: string[]): Promise<void> {
+  const r = await execa(bins.vboxManage, args, { reject: false, timeout: 60_000 });
+  if (r.exitCode !== 0)
+    throw new BackendError(
+      vm.name,
+      `${bins.vboxManage} ${args.join(' ')} failed: ${r.stderr || r.shortMessage}`,
+    );
+}
+
+export function createVirtualboxBackend(opts: VirtualboxBackendOptions = {}): Backend {
+  const log = opts.log ?? silentLogger;
+  const env = opts.env ?? process.env;
+  const powerdownTimeoutMs = opts.powerdownTimeoutMs ?? 30_000;
+
+  async function start(vm: VmConfig, ctx: LaunchContext): Promise<VmHandle> {
+    const bins = vboxBinaries(vm, env);
+    for (const args of vboxSetupCommands(vm, ctx.vmDir, ctx.memoryMiB)) await vboxManage(vm, bins, args);
+    const proc = await spawnDetached({
+      vm: vm.name,
+      argv: [bins.virtualBoxVm, ...vboxStartArgs(vm)],
+      logFile: join(ctx.vmDir, 'virtualbox.log'),
+      env: { ...env, DISPLAY: ctx.display },
+    });
+    const record: VmRecord = {
+      name: vm.name,
+      backend: 'virtualbox',
+      pid: proc.pid,
+      startTime: proc.startTime,
+      display: ctx.display,
+      sockets: vm.guestChannel ? { control: vboxControlPath(ctx.vmDir) } : {},
+      ...(vm.virtualbox?.memoryMiB !== undefined
+        ? { memoryMiB: ctx.memoryMiB ?? vm.virtualbox.memoryMiB }
+        : {}),
+      startedAt: new Date().toISOString(),
+    };
+    log.info({ vm: vm.name, pid: proc.pid }, 'started VirtualBoxVM');
+    return new VboxHandle(vm, bins, record, proc.exited, powerdownTimeoutMs, log);
+  }
+
+  async function adopt(vm: VmConfig, record: VmRecord): Promise<VmHandle | null> {
+    if (!recordAlive(record.pid, record.startTime)) return null;
+    const exited = watchAdopted(record.pid, record.startTime);
+    return new VboxHandle(vm, vboxBinaries(vm, env), record, exited, powerdownTimeoutMs, log);
+  }
+
+  // VirtualBox's own host key is disabled at start; nothing else in its window reacts to chords.
+  return { kind: 'virtualbox', hostKeys: [], start, adopt };
+}
+
+class VboxHandle implements VmHandle {
+  readonly pid: number;
+  constructor(
+    private readonly vm: VmConfig,
+    private readonly bins: VboxBinaries,
+    readonly record: VmRecord,
+    readonly exited: Promise<VmExit>,
+    private readonly powerdownTimeoutMs: number,
+    private readonly log: Logger,
+  ) {
+    this.pid = record.pid;
+  }
+
+  async stop(opts: { force: boolean; timeoutMs?: number }): Promise<void> {
+    const { pid, startTime } = this.record;
+    if (!opts.force) {
+      await this.control(false);
+      if (await goneWithin(pid, startTime, this.exited, opts.timeoutMs ?? this.powerdownTimeoutMs)) return;
+      this.log.warn({ vm: this.vm.name }, 'guest ignored acpipowerbutton: powering off');
+    }
+    await this.control(true);
+    if (await goneWithin(pid, startTime, this.exited, 10_000)) return;
+    await terminate(pid, startTime, this.exited, { force: true, timeoutMs: 0 });
+  }
+
+  private async control(force: boolean): Promise<void> {
+    await vboxManage(this.vm, this.bins, vboxStopArgs(this.vm, force)).catch((err: unknown) => {
+      this.log.warn({ vm: this.vm.name, err: (err as Error).message }, 'VBoxManage controlvm failed');
+    });
+  }
+
+  /** VirtualBox cannot change RAM of a running VM: modifyvm --memory applies on next start. */
+  async setMemory(): Promise<boolean> {
+    return false;
+  }
+
+  async status(): Promise<string> {
+    return recordAlive(this.record.pid, this.record.startTime) ? 'running' : 'gone';
+  }
+
+  detach(): void {}
+}

@@ -1,0 +1,121 @@
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { type Config, nameSchema, type VmConfig, vmSchema } from './config-schema.js';
+
+/**
+ * Image discovery: every disk image in `imageDirs` becomes a VM (stopped unless its sidecar says
+ * autostart), with an optional sidecar `<image>.yaml` (or `<stem>.yaml`) holding its settings.
+ * Explicit `vms` entries win over images with the same name or disk.
+ */
+export const IMAGE_PATTERN = /\.(qcow2|raw|img|vdi|vbox)$/i;
+
+/** A sidecar is a VM entry whose name and backend may be left out. */
+export const sidecarSchema = vmSchema.extend({
+  name: nameSchema.optional(),
+  backend: vmSchema.shape.backend.optional(),
+  autostart: z.boolean().default(false),
+});
+
+export interface DiscoveryResult {
+  readonly vms: VmConfig[];
+  /** One line per skipped image or bad sidecar, naming the file and the key. */
+  readonly problems: string[];
+}
+
+/** A safe VM name from a file name: lower-case [a-z0-9-], at most 31 characters. */
+export function nameFromFile(file: string): string {
+  const stem = basename(file).replace(IMAGE_PATTERN, '');
+  const name = stem
+    .toLowerCase()
+    .replace(/[^a-z0-9-]+/g, '-')
+    .replace(/-{2,}/g, '-')
+    .replace(/^-+|-+$/g, '')
+    .slice(0, 31)
+    .replace(/-+$/, '');
+  return name === '' || name === 'admin' ? `image-${name || 'x'}`.slice(0, 31) : name;
+}
+
+function uniqueName(base: string, taken: Set<string>): string {
+  if (!taken.has(base)) return base;
+  for (let i = 2; ; i++) {
+    const candidate = `${base.slice(0, 31 - String(i).length - 1)}-${i}`;
+    if (!taken.has(candidate)) return candidate;
+  }
+}
+
+function sidecarPath(image: string): string | null {
+  const candidates = [`${image}.yaml`, image.replace(IMAGE_PATTERN, '.yaml')];
+  return candidates.find((p) => p !== image && existsSync(p)) ?? null;
+}
+
+function readSidecar(path: string): { value?: z.infer<typeof sidecarSchema>; problems: string[] } {
+  let raw: unknown;
+  try {
+    raw = parseYaml(readFileSync(path, 'utf8')) ?? {};
+  } catch (err) {
+    return { problems: [`${path}: YAML ${(err as Error).message.split('\n')[0]}`] };
+  }
+  const parsed = sidecarSchema.safeParse(raw);
+  if (parsed.success) return { value: parsed.data, problems: [] };
+  return {
+    problems: parsed.error.issues.map((i) => `${path}: ${i.path.join('.') || '(top level)'}: ${i.message}`),
+  };
+}
+
+function vmFromImage(image: string, name: string, side: z.infer<typeof sidecarSchema> | undefined): VmConfig {
+  const isVbox = /\.vbox$/i.test(image);
+  const backend = side?.backend ?? (isVbox ? 'virtualbox' : 'qemu');
+  const base = { ...(side ?? {}), name: side?.name ?? name, backend, autostart: side?.autostart ?? false };
+  if (backend === 'qemu') return vmSchema.parse({ ...base, qemu: { disk: image, ...(side?.qemu ?? {}) } });
+  if (backend === 'virtualbox')
+    return vmSchema.parse({ ...base, virtualbox: { vmName: name, ...(side?.virtualbox ?? {}) } });
+  return vmSchema.parse(base);
+}
+
+function listImages(dir: string, problems: string[]): string[] {
+  try {
+    return readdirSync(dir)
+      .filter((f) => IMAGE_PATTERN.test(f))
+      .sort()
+      .map((f) => join(resolve(dir), f))
+      .filter((p) => statSync(p, { throwIfNoEntry: false })?.isFile() ?? false);
+  } catch (err) {
+    problems.push(`${dir}: cannot scan image dir: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    return [];
+  }
+}
+
+export function discoverImages(
+  imageDirs: readonly string[],
+  explicit: readonly VmConfig[] = [],
+): DiscoveryResult {
+  const problems: string[] = [];
+  const taken = new Set(explicit.map((v) => v.name));
+  const explicitDisks = new Set(explicit.flatMap((v) => (v.qemu?.disk ? [resolve(v.qemu.disk)] : [])));
+  const vms: VmConfig[] = [];
+  for (const dir of imageDirs) {
+    for (const image of listImages(dir, problems)) {
+      if (explicitDisks.has(image)) continue;
+      const side = sidecarPath(image);
+      const sidecar = side ? readSidecar(side) : { problems: [] };
+      if (sidecar.problems.length > 0) {
+        problems.push(...sidecar.problems);
+        continue;
+      }
+      const derived = sidecar.value?.name ?? nameFromFile(image);
+      if (explicit.some((v) => v.name === derived)) continue;
+      const name = uniqueName(derived, taken);
+      taken.add(name);
+      vms.push(vmFromImage(image, name, sidecar.value ? { ...sidecar.value, name } : undefined));
+    }
+  }
+  return { vms, problems };
+}
+
+/** The config's VMs followed by those discovered in its imageDirs. */
+export function allVms(config: Pick<Config, 'imageDirs' | 'vms'>): DiscoveryResult {
+  const found = discoverImages(config.imageDirs, config.vms);
+  return { vms: [...config.vms, ...found.vms], problems: found.problems };
+}

@@ -1,0 +1,120 @@
+import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { LaunchContext, VmHandle } from '../../src/session/backends/backend.js';
+import { createQemuBackend } from '../../src/session/backends/qemu.js';
+import { vmSchema } from '../../src/session/config-schema.js';
+import { isAlive } from '../../src/util/proc.js';
+import { bootSectorDisk, DEMO_PALETTE } from '../fixtures/boot-sector.js';
+import {
+  brightShare,
+  colourShare,
+  startTestDisplay,
+  type TestDisplay,
+  waitForColour,
+} from './helpers/display.js';
+
+const work = mkdtempSync(join(tmpdir(), 'kvmux-qemu-test-'));
+const shots = join(work, 'shots');
+mkdirSync(shots);
+const backend = createQemuBackend({ powerdownTimeoutMs: 1500 });
+
+const vms = [
+  { name: 'alpha', colour: 0, number: 121 },
+  { name: 'beta', colour: 1, number: 122 },
+].map((v) => ({
+  ...v,
+  rgb: DEMO_PALETTE[v.colour]!.rgb,
+  config: vmSchema.parse({
+    name: v.name,
+    backend: 'qemu',
+    qemu: { disk: bootSectorDisk({ text: v.name, colour: v.colour }, work), memoryMiB: 64 },
+  }),
+}));
+
+const displays: TestDisplay[] = [];
+const handles = new Map<string, VmHandle>();
+
+function ctx(i: number): LaunchContext {
+  const vmDir = join(work, 'run', vms[i]!.name);
+  mkdirSync(vmDir, { recursive: true });
+  return { display: displays[i]!.display, vmDir, width: 1024, height: 768, taps: [] };
+}
+
+async function startVm(i: number): Promise<VmHandle> {
+  const h = await backend.start(vms[i]!.config, ctx(i));
+  handles.set(vms[i]!.name, h);
+  return h;
+}
+
+beforeAll(async () => {
+  for (const v of vms) displays.push(await startTestDisplay(v.number));
+});
+
+afterAll(async () => {
+  for (const h of handles.values()) await h.stop({ force: true });
+  for (const d of displays) await d.stop();
+});
+
+describe('qemu backend, real QEMU on Xvfb behind the kiosk WM', () => {
+  it("shows each VM's own boot-sector screen on its own display, full-screen and distinct", async () => {
+    await Promise.all([startVm(0), startVm(1)]);
+    for (const [i, v] of vms.entries()) {
+      const other = vms[1 - i]!;
+      const { img, share } = await waitForColour(
+        displays[i]!.display,
+        join(shots, `${v.name}.png`),
+        v.rgb,
+        0.3,
+      );
+      expect(share, `${v.name}: share of its background colour`).toBeGreaterThan(0.3);
+      expect(brightShare(img), `${v.name}: its big bright letters`).toBeGreaterThan(0.02);
+      expect(colourShare(img, other.rgb), `${v.name}: nothing of ${other.name}`).toBe(0);
+    }
+  });
+
+  it('answers QMP: query-status is running, memory shrinks live by balloon, growth waits', async () => {
+    const h = handles.get('alpha')!;
+    expect(await h.status()).toBe('running');
+    expect(await h.setMemory(48)).toBe(true);
+    expect(await h.setMemory(128)).toBe(false);
+  });
+
+  it('runs without a monitor, serial or parallel VC and logs serial to a file', () => {
+    const cmdline = readFileSync(`/proc/${handles.get('alpha')!.pid}/cmdline`, 'utf8').split('\0');
+    for (const [flag, value] of [
+      ['-monitor', 'none'],
+      ['-parallel', 'none'],
+      ['-serial', 'none'],
+    ] as const)
+      expect(cmdline[cmdline.indexOf(flag) + 1]).toBe(value);
+    expect(cmdline.some((a) => a.startsWith('file:') && a.endsWith('serial.log'))).toBe(true);
+  });
+
+  it('graceful stop sends ACPI powerdown and kills after the timeout when the guest ignores it', async () => {
+    const h = handles.get('beta')!;
+    const t0 = Date.now();
+    await h.stop({ force: false, timeoutMs: 1500 });
+    const exit = await h.exited;
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(1500);
+    expect(exit.signal).toBe('SIGKILL');
+    expect(isAlive(h.pid)).toBe(false);
+  });
+
+  it('force stop kills at once, and a new start shows the VM again', async () => {
+    const old = handles.get('alpha')!;
+    await old.stop({ force: true });
+    expect((await old.exited).signal).toBe('SIGKILL');
+    const h = await startVm(0);
+    expect(h.pid).not.toBe(old.pid);
+    const { share } = await waitForColour(
+      displays[0]!.display,
+      join(shots, 'alpha-again.png'),
+      vms[0]!.rgb,
+      0.3,
+    );
+    expect(share).toBeGreaterThan(0.3);
+    expect(await h.status()).toBe('running');
+  });
+});
