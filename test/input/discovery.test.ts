@@ -61,8 +61,9 @@ describe('device discovery and hotplug (a temp directory stands in for /dev/inpu
   it('auto mode starts with no devices at all and keeps running; unusable nodes are skipped', async () => {
     const lines: string[] = [];
     const log = createLogger({ level: 'debug' });
-    log.warn = ((obj: { path?: string }, msg: string) =>
-      lines.push(`${msg} ${obj.path ?? ''}`)) as typeof log.warn;
+    log.warn = ((obj: { path?: string }, msg: string) => {
+      lines.push(`${msg} ${obj.path ?? ''}`);
+    }) as unknown as typeof log.warn;
     const sources = new InputSources({ devices: 'auto', inputDir: dir, log }, { feed: () => {} });
     sources.start();
     try {
