@@ -34,4 +34,17 @@ export {
   type XServerKind,
   type XServerRecord,
 } from './server.js';
+export {
+  activeVt,
+  allocateVt,
+  closeConsole,
+  openVts,
+  parseActive,
+  releaseVt,
+  rememberActiveVt,
+  switchVt,
+  type VtWaitMethod,
+  vtState,
+} from './vt.js';
+export { xorgConfig } from './xorg-config.js';
 export { createXtestSink, type XtestSink } from './xtest-sink.js';

@@ -100,6 +100,7 @@ function serverArgv(opts: StartXServerOptions, n: number): { cmd: string; args: 
   writeFileSync(conf, xorgConfig({ width: w, height: h, driver: opts.driver ?? 'dummy' }));
   // an empty config dir keeps the system's xorg.conf.d snippets (input classes) out
   mkdirSync(confDir, { recursive: true });
+  writeFileSync(join(confDir, '00-kvmux-empty.conf'), '# intentionally empty\n');
   const xlog = join(opts.logDir, `xorg${n}.log`);
   const args = [`:${n}`, `vt${opts.vt}`, '-config', conf, '-configdir', confDir, ...common, '-logfile', xlog];
   return { cmd: 'Xorg', args, logFile };

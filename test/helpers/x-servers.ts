@@ -79,3 +79,29 @@ export async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs 
     await new Promise((r) => setTimeout(r, 25));
   }
 }
+
+/** VTs reserved for the X tests. */
+export const testVts = [20, 21, 22, 23, 24];
+
+/**
+ * Hold the machine-wide VT lock (exclusive `flock /tmp/kvmux-vt.lock`) until release() — every
+ * test that switches VTs takes it, because other helpers switch VTs too. The lock lives in a
+ * child `flock` process reading stdin, so it is dropped even if this process dies.
+ */
+export async function lockVts(): Promise<{ release(): Promise<void> }> {
+  const { spawn } = await import('node:child_process');
+  const child = spawn('flock', ['-x', '/tmp/kvmux-vt.lock', '-c', 'echo locked; read _'], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.on('data', (d: Buffer) => d.toString().includes('locked') && resolve());
+    child.once('exit', (code) => reject(new Error(`flock exited (${code}) before locking`)));
+  });
+  return {
+    release: () =>
+      new Promise<void>((resolve) => {
+        child.once('exit', () => resolve());
+        child.stdin.end();
+      }),
+  };
+}

@@ -1,0 +1,168 @@
+import { closeSync, constants, openSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import koffi from 'koffi';
+import { XError } from '../util/errors.js';
+
+/**
+ * The VT console: VT_ACTIVATE on /dev/tty0, then wait for /sys/class/tty/tty0/active to follow.
+ * VT_WAITACTIVE blocks in the kernel, so it never runs on the main thread: the default waits by
+ * polling sysfs; 'waitactive' runs VT_WAITACTIVE on a libuv worker (koffi async) raced with a
+ * timeout; 'chvt' forks the kbd tool. Xorg does not make its VT active at start: kvmux switches.
+ */
+export const VT_OPENQRY = 0x5600;
+export const VT_GETSTATE = 0x5603;
+export const VT_ACTIVATE = 0x5606;
+export const VT_WAITACTIVE = 0x5607;
+
+/** VT failures are XErrors naming the console device. */
+const vtError = (message: string) => new XError('/dev/tty0', message);
+
+export type VtWaitMethod = 'poll' | 'waitactive' | 'chvt';
+
+type IoctlInt = ((fd: number, req: number, arg: number) => number) & {
+  async(fd: number, req: number, arg: number, cb: (err: unknown, res: number) => void): void;
+};
+type IoctlBuf = (fd: number, req: number, arg: Buffer) => number;
+
+let ffi: { ioctl: IoctlInt; ioctlBuf: IoctlBuf } | null = null;
+function libc() {
+  if (!ffi) {
+    const lib = koffi.load('libc.so.6');
+    ffi = {
+      ioctl: lib.func('ioctl', 'int', ['int', 'unsigned long', 'unsigned long']) as IoctlInt,
+      ioctlBuf: lib.func('ioctl', 'int', ['int', 'unsigned long', koffi.inout(koffi.pointer('uint8_t'))]),
+    };
+  }
+  return ffi;
+}
+
+let consoleFd: number | null = null;
+function tty0(): number {
+  consoleFd ??= openSync('/dev/tty0', constants.O_RDWR | constants.O_NOCTTY);
+  return consoleFd;
+}
+
+/** Pure: 'tty7\n' → 7. */
+export function parseActive(text: string): number {
+  const m = /^tty(\d+)/.exec(text.trim());
+  if (!m) throw vtError(`/sys/class/tty/tty0/active: unexpected '${text.trim()}'`);
+  return Number(m[1]);
+}
+
+/** The active VT, from sysfs (cheap, no fd needed). */
+export function activeVt(): number {
+  return parseActive(readFileSync('/sys/class/tty/tty0/active', 'latin1'));
+}
+
+/** VT_GETSTATE: active VT and the in-use bitmask of VTs 0..15. */
+export function vtState(): { active: number; inUse: number } {
+  const st = Buffer.alloc(6);
+  if (libc().ioctlBuf(tty0(), VT_GETSTATE, st) !== 0)
+    throw vtError(`VT_GETSTATE failed (errno ${koffi.errno()})`);
+  return { active: st.readUInt16LE(0), inUse: st.readUInt16LE(4) };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function waitPoll(vt: number, deadline: number): Promise<boolean> {
+  while (activeVt() !== vt) {
+    if (Date.now() > deadline) return false;
+    await sleep(1);
+  }
+  return true;
+}
+
+function waitActiveAsync(vt: number, deadline: number): Promise<boolean> {
+  const waited = new Promise<boolean>((resolve) => {
+    libc().ioctl.async(tty0(), VT_WAITACTIVE, vt, (err, res) => resolve(!err && res === 0));
+  });
+  // a VT that never activates would hold the worker thread; the race keeps us responsive
+  return Promise.race([waited, sleep(Math.max(0, deadline - Date.now())).then(() => activeVt() === vt)]);
+}
+
+async function chvt(vt: number): Promise<boolean> {
+  const { execa } = await import('execa');
+  const r = await execa('chvt', [String(vt)], { reject: false, timeout: 5000 });
+  return r.exitCode === 0;
+}
+
+/** Make `vt` the active console and resolve once it is (VtError after `timeoutMs`, default 3000). */
+export async function switchVt(vt: number, opts: { timeoutMs?: number; method?: VtWaitMethod } = {}) {
+  const deadline = Date.now() + (opts.timeoutMs ?? 3000);
+  const method = opts.method ?? 'poll';
+  if (!Number.isInteger(vt) || vt < 1 || vt > 63) throw vtError(`switchVt: bad VT number ${vt}`);
+  if (method === 'chvt') {
+    if (!(await chvt(vt))) throw vtError(`chvt ${vt} failed`);
+  } else if (libc().ioctl(tty0(), VT_ACTIVATE, vt) !== 0) {
+    throw vtError(`VT_ACTIVATE ${vt} failed (errno ${koffi.errno()})`);
+  }
+  const ok = method === 'waitactive' ? await waitActiveAsync(vt, deadline) : await waitPoll(vt, deadline);
+  if (!ok)
+    throw vtError(
+      `VT ${vt} did not become active within ${opts.timeoutMs ?? 3000} ms (active: ${activeVt()})`,
+    );
+}
+
+/** VTs a process claims: /dev/ttyN held open (getty, shell) or an X server's `vtN` argument. */
+export function openVts(): Set<number> {
+  const used = new Set<number>();
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    for (const vt of vtsOfProcess(pid)) used.add(vt);
+  }
+  return used;
+}
+
+// the dummy driver skips the console (HW_SKIP_CONSOLE): its Xorg never opens /dev/ttyN
+function vtsOfProcess(pid: string): number[] {
+  const vts: number[] = [];
+  try {
+    const argv = readFileSync(`/proc/${pid}/cmdline`, 'latin1').split('\0');
+    if (/(^|\/)(Xorg|X)$/.test(argv[0] ?? '')) {
+      for (const a of argv) if (/^vt\d+$/.test(a)) vts.push(Number(a.slice(2)));
+    }
+    for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+      const m = /^\/dev\/tty(\d+)$/.exec(safeReadlink(`/proc/${pid}/fd/${fd}`));
+      if (m && m[1] !== '0') vts.push(Number(m[1]));
+    }
+  } catch {
+    // process gone or not ours to read
+  }
+  return vts;
+}
+
+function safeReadlink(path: string): string {
+  try {
+    return readlinkSync(path);
+  } catch {
+    return '';
+  }
+}
+
+const reservedVts = new Set<number>();
+
+/** Reserve the first VT in [first, last] that nobody holds open and this process did not hand out. */
+export function allocateVt(first: number, last: number): number {
+  const used = openVts();
+  const active = activeVt();
+  for (let vt = first; vt <= last; vt++) {
+    if (used.has(vt) || reservedVts.has(vt) || vt === active) continue;
+    reservedVts.add(vt);
+    return vt;
+  }
+  throw vtError(`no free VT in ${first}..${last} (in use: ${[...used].sort((a, b) => a - b).join(',')})`);
+}
+
+export function releaseVt(vt: number): void {
+  reservedVts.delete(vt);
+}
+
+/** Remember the VT active now; the returned function switches back to it (for exit paths). */
+export function rememberActiveVt(): { vt: number; restore(): Promise<void> } {
+  const vt = activeVt();
+  return { vt, restore: () => (activeVt() === vt ? Promise.resolve() : switchVt(vt)) };
+}
+
+/** Close /dev/tty0 (tests, shutdown). */
+export function closeConsole(): void {
+  if (consoleFd !== null) closeSync(consoleFd);
+  consoleFd = null;
+}
