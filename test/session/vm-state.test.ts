@@ -27,6 +27,17 @@ function run(steps: ReadonlyArray<[number, VmEvent]>, from: VmLifecycle = INITIA
 
 const crash: VmEvent = { type: 'exited', clean: false };
 
+/** `n` cycles of launched → crash after `upMs` → tick `tickMs` later, after an initial start. */
+function crashCycles(n: number, upMs: number, tickMs: number): [number, VmEvent][] {
+  const steps: [number, VmEvent][] = [[0, { type: 'start' }]];
+  const period = 10 + upMs + tickMs;
+  for (let i = 0; i < n; i++) {
+    const t = i * period;
+    steps.push([t + 10, { type: 'launched' }], [t + 10 + upMs, crash], [t + period, { type: 'tick' }]);
+  }
+  return steps;
+}
+
 describe('vm lifecycle', () => {
   it.each([
     [1, 1000],
@@ -68,11 +79,8 @@ describe('vm lifecycle', () => {
   });
 
   it('gives up after maxCrashes within the window, and a person starting it forgives', () => {
-    const steps: [number, VmEvent][] = [[0, { type: 'start' }]];
-    let t = 0;
-    for (let i = 0; i < 4; i++) {
-      steps.push([(t += 10), { type: 'launched' }], [(t += 10), crash], [(t += 10_000), { type: 'tick' }]);
-    }
+    const steps = crashCycles(4, 10, 10_000);
+    const t = steps.at(-1)![0];
     const r = run(steps);
     const last = r.at(-1)!;
     expect(last).toMatchObject({ state: 'crashed', gaveUp: true, deadline: null, actions: [] });
@@ -84,16 +92,7 @@ describe('vm lifecycle', () => {
   });
 
   it('crashes older than the window do not count towards giving up', () => {
-    const steps: [number, VmEvent][] = [[0, { type: 'start' }]];
-    let t = 0;
-    for (let i = 0; i < 6; i++) {
-      steps.push(
-        [(t += 10), { type: 'launched' }],
-        [(t += 30_000), crash],
-        [(t += 10_000), { type: 'tick' }],
-      );
-    }
-    const r = run(steps);
+    const r = run(crashCycles(6, 30_000, 10_000));
     expect(r.some((x) => x.gaveUp)).toBe(false);
     expect(r.at(-1)!.state).toBe('starting');
   });
