@@ -79,3 +79,40 @@ describe('subhost-style namespace members on an anonymous bridge', () => {
     expect((await mgr.list())[0]?.members).toHaveLength(1);
   });
 });
+
+describe('a network with an uplink', () => {
+  let host: TestNetns;
+  let wire: TestNetns;
+  let member: TestNetns;
+  let mgr: NetworkManager;
+
+  beforeAll(async () => {
+    [host, wire, member] = [await createNetns('up-'), await createNetns('wire-'), await createNetns('um-')];
+    // phys0 plays the physical NIC; its peer in `wire` plays the LAN behind it.
+    await host.exec('ip', 'link', 'add', 'phys0', 'type', 'veth', 'peer', 'name', 'lan0', 'netns', wire.name);
+    await host.exec('ip', 'addr', 'add', '192.0.2.1/24', 'dev', 'phys0');
+    await wire.exec('ip', 'addr', 'add', '10.77.3.9/24', 'dev', 'lan0');
+    await wire.exec('ip', 'link', 'set', 'lan0', 'up');
+    mgr = new NetworkManager({ netns: host.name });
+    await mgr.ensureNetworks(configSchema.parse({ networks: [{ name: 'up', uplink: 'phys0' }] }).networks);
+    await mgr.attachNamespace('up', member.name, 'eth0', { ips: ['10.77.3.1'] });
+    await member.exec('ip', 'addr', 'add', '10.77.3.1/24', 'dev', 'eth0');
+  });
+  afterAll(async () => {
+    for (const ns of [member, wire, host]) await ns?.remove();
+  });
+
+  it('enslaves the uplink without its addresses and forwards members to the wire', async () => {
+    const phys = await host.ipJson<Array<{ master?: string; addr_info: unknown[] }>>(
+      'addr',
+      'show',
+      'dev',
+      'phys0',
+    );
+    expect(phys[0]?.master).toBe('kvbr-up');
+    expect(phys[0]?.addr_info).toEqual([]);
+    expect(await pings(member, '10.77.3.9')).toBe(true);
+    const list = await mgr.list();
+    expect(list[0]).toMatchObject({ name: 'up', bridge: 'kvbr-up', uplink: 'phys0', addresses: [] });
+  });
+});

@@ -1,0 +1,38 @@
+import { describe, expect, it } from 'vitest';
+import { networkIssues } from '../../src/net/config-check.js';
+import { configSchema } from '../../src/session/config-schema.js';
+
+const vm = (name: string, nics: unknown[]) => ({ name, backend: 'qemu', qemu: {}, nics });
+const issues = (vms: unknown[], networks: unknown[] = [{ name: 'lan' }]) =>
+  networkIssues(configSchema.parse({ vms, networks }));
+
+describe('network config checks', () => {
+  it('a sound config has no issues', () => {
+    expect(issues([vm('a', [{ network: 'lan', ips: ['10.0.0.1'] }]), vm('b', [{ network: 'lan' }])])).toEqual(
+      [],
+    );
+  });
+
+  it.each([
+    [[vm('a', [{ network: 'wan' }])], 'vms[0].nics[0].network: "wan" is not in networks'],
+    [
+      [vm('a', [{ network: 'lan', mac: '01:00:5e:00:00:01' }])],
+      'vms[0].nics[0].mac: "01:00:5e:00:00:01" is a multicast address',
+    ],
+    [
+      [
+        vm('a', [{ network: 'lan', mac: '52:54:00:00:00:01' }]),
+        vm('b', [{ network: 'lan', mac: '52:54:00:00:00:01' }]),
+      ],
+      'vms[1].nics[0].mac: "52:54:00:00:00:01" is already used by vms[0].nics[0]',
+    ],
+    [[vm('a', [{ network: 'lan', ips: ['10.0.0.256'] }])], 'vms[0].nics[0].ips: pinned address "10.0.0.256"'],
+  ])('reports %#: %s', (vms, want) => {
+    expect(issues(vms as unknown[]).join('\n')).toContain(want);
+  });
+
+  it('reports two networks whose explicit bridge names clash', () => {
+    const got = issues([], [{ name: 'lan' }, { name: 'dmz', bridge: 'kvbr-lan' }]);
+    expect(got).toEqual(['networks[1]: bridge "kvbr-lan" clashes with networks[0]']);
+  });
+});
