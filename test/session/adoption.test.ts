@@ -1,0 +1,81 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createQemuBackend } from '../../src/session/backends/qemu.js';
+import { configSchema } from '../../src/session/config-schema.js';
+import { Supervisor } from '../../src/session/supervisor.js';
+import { VmRecordStore } from '../../src/session/vm-records.js';
+import { isAlive, readProcStat } from '../../src/util/proc.js';
+import { bootSectorDisk, DEMO_PALETTE } from '../fixtures/boot-sector.js';
+import { startTestDisplay, type TestDisplay, waitForColour } from './helpers/display.js';
+
+const child = fileURLToPath(new URL('./helpers/supervise-child.ts', import.meta.url));
+const dir = mkdtempSync(join(tmpdir(), 'kvmux-adopt-test-'));
+const rgb = DEMO_PALETTE[4]!.rgb;
+const config = configSchema.parse({
+  runDir: join(dir, 'run'),
+  stateDir: join(dir, 'state'),
+  vms: [
+    {
+      name: 'gamma',
+      backend: 'qemu',
+      qemu: { disk: bootSectorDisk({ text: 'gamma', colour: 4 }, dir), memoryMiB: 64 },
+    },
+  ],
+});
+let display: TestDisplay;
+let kvmux: ChildProcess | undefined;
+let sup: Supervisor | undefined;
+let qemuPid = 0;
+
+beforeAll(async () => {
+  display = await startTestDisplay(123);
+});
+
+afterAll(async () => {
+  kvmux?.kill('SIGKILL');
+  await sup?.shutdown({ force: true });
+  if (qemuPid && isAlive(qemuPid)) process.kill(qemuPid, 'SIGKILL');
+  await display.stop();
+});
+
+describe('re-adoption after kill -9 of kvmux (real QEMU)', () => {
+  it('a restarted supervisor adopts the same QEMU pid, reconnects QMP, and can stop it', async () => {
+    const cfgFile = join(dir, 'config.json');
+    writeFileSync(cfgFile, JSON.stringify(config));
+    kvmux = spawn(process.execPath, ['--import', 'tsx', child, cfgFile, display.display], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    const line = await new Promise<string>((resolve) =>
+      kvmux!.stdout!.once('data', (d) => resolve(String(d))),
+    );
+    qemuPid = (JSON.parse(line) as { pids: Record<string, number> }).pids['gamma']!;
+    expect(qemuPid).toBeGreaterThan(0);
+    const shown = await waitForColour(display.display, join(dir, 'before.png'), rgb, 0.3);
+    expect(shown.share).toBeGreaterThan(0.3);
+
+    kvmux.kill('SIGKILL');
+    await new Promise((r) => kvmux!.once('exit', r));
+    expect(isAlive(qemuPid)).toBe(true);
+    expect(readProcStat(qemuPid)!.ppid).not.toBe(kvmux.pid);
+
+    sup = new Supervisor({
+      config,
+      backends: { qemu: createQemuBackend() },
+      displayFor: () => ({ display: display.display, width: 1024, height: 768 }),
+    });
+    await sup.autostart();
+    expect(sup.get('gamma')).toMatchObject({ state: 'running', pid: qemuPid });
+    expect(await sup.handle('gamma')!.status()).toBe('running');
+    const after = await waitForColour(display.display, join(dir, 'after.png'), rgb, 0.3, 2000);
+    expect(after.share).toBeGreaterThan(0.3);
+
+    // Orphaned under a pid 1 that does not reap, the killed QEMU stays a zombie: it must count as gone.
+    expect(await sup.stop('gamma', { force: true })).toMatchObject({ state: 'stopped', pid: null });
+    expect(isAlive(qemuPid)).toBe(false);
+    expect(new VmRecordStore(config.stateDir).load('gamma')).toBeNull();
+  });
+});

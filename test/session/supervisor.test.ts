@@ -1,0 +1,153 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createCommandBackend } from '../../src/session/backends/command.js';
+import { type Config, configSchema } from '../../src/session/config-schema.js';
+import { Supervisor, type VmStatus } from '../../src/session/supervisor.js';
+import { VmRecordStore } from '../../src/session/vm-records.js';
+import { isAlive, readProcStat } from '../../src/util/proc.js';
+
+const supervisors: Supervisor[] = [];
+const children: ChildProcess[] = [];
+
+function setup(vms: unknown[]): { config: Config; sup: () => Supervisor } {
+  const dir = mkdtempSync(join(tmpdir(), 'kvmux-sup-test-'));
+  const config = configSchema.parse({ runDir: join(dir, 'run'), stateDir: join(dir, 'state'), vms });
+  const sup = () => {
+    const s = new Supervisor({
+      config,
+      backends: { command: createCommandBackend({ termTimeoutMs: 2000 }) },
+      displayFor: () => ({ display: ':139', width: 1024, height: 768 }),
+      policy: { baseMs: 50, maxMs: 200, maxCrashes: 3, windowMs: 60_000 },
+    });
+    supervisors.push(s);
+    return s;
+  };
+  return { config, sup };
+}
+
+function waitState(sup: Supervisor, pred: (st: VmStatus) => boolean): Promise<VmStatus> {
+  return new Promise((resolve) => {
+    const on = (st: VmStatus) => {
+      if (!pred(st)) return;
+      sup.off('state', on);
+      resolve(st);
+    };
+    sup.on('state', on);
+  });
+}
+
+afterEach(async () => {
+  for (const s of supervisors.splice(0)) await s.shutdown({ force: true });
+  for (const c of children.splice(0)) c.kill('SIGKILL');
+});
+
+describe('supervisor with real processes (command backend)', () => {
+  it('restarts a crashing VM with backoff, then gives up and says so in the list', async () => {
+    const { sup: make } = setup([{ name: 'flaky', backend: 'command', command: ['sh', '-c', 'exit 3'] }]);
+    const sup = make();
+    const pids = new Set<number>();
+    sup.on('state', (st) => st.pid && pids.add(st.pid));
+    const gaveUp = waitState(sup, (st) => st.gaveUp);
+    await sup.start('flaky').catch(() => {});
+    const final = await gaveUp;
+    expect(final).toMatchObject({
+      name: 'flaky',
+      backend: 'command',
+      state: 'crashed',
+      pid: null,
+      crashes: 3,
+    });
+    expect(pids.size).toBe(3);
+    expect(sup.list()[0]).toMatchObject({ state: 'crashed', gaveUp: true, nextRestartAt: null });
+    expect(sup.list()[0]!.lastError).toMatch(/code 3/);
+  });
+
+  it('a program that exits 0 is stopped, not restarted', async () => {
+    const { sup: make } = setup([{ name: 'once', backend: 'command', command: ['sh', '-c', 'sleep 0.2'] }]);
+    const sup = make();
+    await sup.start('once');
+    const st = await waitState(sup, (s) => s.state !== 'running');
+    expect(st).toMatchObject({ state: 'stopped', crashes: 0 });
+  });
+
+  it('stops gracefully with SIGTERM and forgets its record', async () => {
+    const { config, sup: make } = setup([{ name: 'idle', backend: 'command', command: ['sleep', '1000'] }]);
+    const sup = make();
+    const { pid } = await sup.start('idle');
+    const store = new VmRecordStore(config.stateDir);
+    expect(store.load('idle')).toMatchObject({ pid, startTime: readProcStat(pid!)!.startTime });
+    expect(await sup.stop('idle')).toMatchObject({ state: 'stopped', pid: null });
+    expect(isAlive(pid!)).toBe(false);
+    expect(existsSync(store.path('idle'))).toBe(false);
+  });
+
+  it('a second supervisor adopts the running VM (same pid) instead of starting a duplicate', async () => {
+    const { sup: make } = setup([{ name: 'keep', backend: 'command', command: ['sleep', '1000'] }]);
+    const first = make();
+    const { pid } = await first.start('keep');
+    const second = make();
+    await second.autostart();
+    expect(second.get('keep')).toMatchObject({ state: 'running', pid });
+    await second.stop('keep', { force: true });
+    expect(isAlive(pid!)).toBe(false);
+  });
+
+  it('a record whose pid was reused by another process is not adopted', async () => {
+    const { config, sup: make } = setup([
+      { name: 'reuse', backend: 'command', command: ['sleep', '1000'], autostart: false },
+    ]);
+    const other = spawn('sleep', ['1000']);
+    children.push(other);
+    const real = readProcStat(other.pid!)!;
+    new VmRecordStore(config.stateDir).save({
+      name: 'reuse',
+      backend: 'command',
+      pid: other.pid!,
+      startTime: real.startTime - 1,
+      display: ':139',
+      sockets: {},
+    });
+    const sup = make();
+    expect(await sup.adoptAll()).toEqual([]);
+    expect(sup.get('reuse').state).toBe('stopped');
+  });
+
+  it('a zombie counts as dead: not adopted, and autostart launches a fresh VM', async () => {
+    const { config, sup: make } = setup([{ name: 'undead', backend: 'command', command: ['sleep', '1000'] }]);
+    // The parent forks a child that exits at once and is not reaped until stdin closes: a zombie.
+    const parent = spawn(
+      'python3',
+      [
+        '-c',
+        'import os,sys\np=os.fork()\nif p==0: os._exit(0)\nprint(p,flush=True)\nsys.stdin.read()\nos.waitpid(p,0)',
+      ],
+      { stdio: ['pipe', 'pipe', 'inherit'] },
+    );
+    children.push(parent);
+    const zpid = Number(await new Promise<string>((r) => parent.stdout!.once('data', (d) => r(String(d)))));
+    let st = readProcStat(zpid);
+    for (let i = 0; i < 50 && st?.state !== 'Z'; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      st = readProcStat(zpid);
+    }
+    expect(st?.state).toBe('Z');
+    const store = new VmRecordStore(config.stateDir);
+    store.save({
+      name: 'undead',
+      backend: 'command',
+      pid: zpid,
+      startTime: st!.startTime,
+      display: ':139',
+      sockets: {},
+    });
+    const sup = make();
+    await sup.autostart();
+    const now = sup.get('undead');
+    expect(now.state).toBe('running');
+    expect(now.pid).not.toBe(zpid);
+    parent.stdin!.end();
+  });
+});
