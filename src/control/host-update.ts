@@ -141,9 +141,6 @@ export function hostUpdateMethods(opts: HostUpdateOptions): RpcMethod[] {
         const bootDir = opts.bootDir();
         const slot = other(await current(bootDir));
         await mkdir(slotDir(bootDir, slot), { recursive: true, mode: 0o755 });
-        // never leave `next` aimed at a slot that is about to be rewritten
-        if ((await readSlotFile(join(bootDir, 'next'))) === slot) await writeNext(bootDir, other(slot));
-        await rm(join(slotDir(bootDir, slot), 'meta.json'), { force: true });
         return {
           dir: slotDir(bootDir, slot),
           size: p.size,
@@ -165,6 +162,11 @@ export function hostUpdateMethods(opts: HostUpdateOptions): RpcMethod[] {
           const bad = await checkSquashfs(tmp);
           if (bad)
             throw new RpcError(RpcCode.invalidParams, `host image refused: ${bad}; boot pointer unchanged`);
+          // from here the slot is being rewritten: never boot it, and mark it unverified until meta.json returns
+          if ((await readSlotFile(join(meta.bootDir, 'next'))) === meta.slot) {
+            await writeNext(meta.bootDir, other(meta.slot));
+          }
+          await rm(join(slotDir(meta.bootDir, meta.slot), 'meta.json'), { force: true });
         },
       });
       const record: SlotMeta = {

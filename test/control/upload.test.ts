@@ -1,0 +1,220 @@
+import { execFileSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { connectSocket, type RpcClient } from '../../src/control/client.js';
+import type { ControlServer } from '../../src/control/server.js';
+import { imageUploadMethods } from '../../src/control/upload.js';
+import { RpcError } from '../../src/util/errors.js';
+import { startServer, tempDir } from './helpers.js';
+
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+async function upload(c: RpcClient, name: string, data: Buffer, chunk = 1 << 20, extra: object = {}) {
+  const { uploadId } = await c.call<{ uploadId: string }>('image.upload.begin', {
+    name,
+    size: data.length,
+    sha256: sha(data),
+    ...extra,
+  });
+  for (let off = 0; off < data.length; off += chunk) {
+    const part = data.subarray(off, off + chunk);
+    await c.call('image.upload.chunk', { uploadId, offset: off, data: part.toString('base64') });
+  }
+  return { uploadId, commit: () => c.call<{ path: string }>('image.upload.commit', { uploadId }) };
+}
+
+async function codeOf(p: Promise<unknown>): Promise<[number, string]> {
+  try {
+    await p;
+  } catch (err) {
+    if (err instanceof RpcError) return [err.code, err.message];
+    throw err;
+  }
+  throw new Error('expected an RpcError');
+}
+
+async function until(cond: () => boolean, ms = 3000) {
+  for (const end = Date.now() + ms; Date.now() < end; ) {
+    if (cond()) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error('condition not met in time');
+}
+
+describe('image upload over the local socket', () => {
+  let t: ReturnType<typeof tempDir>;
+  let server: ControlServer;
+  let sock: string;
+  let images: string;
+  let client: RpcClient;
+  const added: string[] = [];
+
+  beforeEach(async () => {
+    t = tempDir();
+    images = join(t.dir, 'images');
+    mkdirSync(images);
+    added.length = 0;
+    ({ server, sock } = await startServer(t.dir));
+    server.register(
+      imageUploadMethods({
+        imageDirs: () => [images, join(t.dir, 'second')],
+        onImageAdded: (p) => void added.push(p),
+      }),
+    );
+    client = await connectSocket(sock);
+  });
+  afterEach(async () => {
+    client.close();
+    await server.close();
+    t.cleanup();
+  });
+
+  it('stores the exact bytes under the final name and announces it', async () => {
+    const data = randomBytes((5 << 20) + 17);
+    const up = await upload(client, 'new-vm.qcow2', data);
+    expect(readdirSync(images)).toHaveLength(1); // only the temp file so far
+    expect(readdirSync(images)[0]).toMatch(/^\.kvmux-upload-[0-9a-f]+\.part$/);
+    const r = await up.commit();
+    expect(r).toEqual({ path: join(images, 'new-vm.qcow2'), size: data.length, sha256: sha(data) });
+    expect(readFileSync(r.path).equals(data)).toBe(true);
+    expect(readdirSync(images)).toEqual(['new-vm.qcow2']);
+    expect(added).toEqual([r.path]);
+  });
+
+  it('rejects a wrong sha256 at commit and leaves no file', async () => {
+    const data = randomBytes(300_000);
+    const { uploadId } = await client.call<{ uploadId: string }>('image.upload.begin', {
+      name: 'bad.img',
+      size: data.length,
+      sha256: sha(Buffer.from('something else')),
+    });
+    await client.call('image.upload.chunk', { uploadId, offset: 0, data: data.toString('base64') });
+    const [code, msg] = await codeOf(client.call('image.upload.commit', { uploadId }));
+    expect(code).toBe(-32602);
+    expect(msg).toMatch(/sha256 mismatch/);
+    expect(readdirSync(images)).toEqual([]);
+    expect(added).toEqual([]);
+    // the id is gone too
+    expect((await codeOf(client.call('image.upload.commit', { uploadId })))[0]).toBe(-32004);
+  });
+
+  it('leaves nothing when the connection dies mid-upload', async () => {
+    const data = randomBytes(4 << 20);
+    const { uploadId } = await client.call<{ uploadId: string }>('image.upload.begin', {
+      name: 'cut.raw',
+      size: data.length,
+      sha256: sha(data),
+    });
+    await client.call('image.upload.chunk', {
+      uploadId,
+      offset: 0,
+      data: data.subarray(0, 1 << 20).toString('base64'),
+    });
+    expect(readdirSync(images)).toHaveLength(1);
+    client.close();
+    await until(() => readdirSync(images).length === 0);
+    client = await connectSocket(sock);
+  });
+
+  it('checks offsets and the declared size, keeping the transfer usable', async () => {
+    const data = randomBytes(1000);
+    const { uploadId } = await client.call<{ uploadId: string }>('image.upload.begin', {
+      name: 'off.img',
+      size: data.length,
+      sha256: sha(data),
+    });
+    const chunk = (offset: number, b: Buffer) =>
+      client.call('image.upload.chunk', { uploadId, offset, data: b.toString('base64') });
+    await chunk(0, data.subarray(0, 400));
+    expect(await codeOf(chunk(0, data.subarray(0, 400)))).toEqual([
+      -32602,
+      'invalid params: offset: expected 400, got 0',
+    ]);
+    expect((await codeOf(chunk(400, randomBytes(601))))[1]).toMatch(/exceed the declared size 1000/);
+    expect(
+      (await codeOf(client.call('image.upload.chunk', { uploadId, offset: 400, data: '!!!!' })))[1],
+    ).toMatch(/base64/);
+    expect((await codeOf(client.call('image.upload.commit', { uploadId })))[1]).toMatch(/incomplete/);
+    expect(readdirSync(images)).toEqual([]);
+  });
+
+  it('never overwrites an existing image unless asked to', async () => {
+    writeFileSync(join(images, 'old.img'), 'old');
+    expect((await codeOf(upload(client, 'old.img', Buffer.from('new'))))[0]).toBe(-32009);
+    const up = await upload(client, 'old.img', Buffer.from('new'), 1 << 20, { replace: true });
+    await up.commit();
+    expect(readFileSync(join(images, 'old.img'), 'utf8')).toBe('new');
+    // a file that appears between begin and commit is not clobbered either
+    const late = await upload(client, 'race.img', Buffer.from('mine'));
+    writeFileSync(join(images, 'race.img'), 'theirs');
+    expect((await codeOf(late.commit()))[0]).toBe(-32009);
+    expect(readFileSync(join(images, 'race.img'), 'utf8')).toBe('theirs');
+    expect(readdirSync(images).sort()).toEqual(['old.img', 'race.img']);
+  });
+
+  it('keeps uploads private to their connection and limits how many are open', async () => {
+    const data = Buffer.from('x');
+    const begin = (c: RpcClient, name: string) =>
+      c.call<{ uploadId: string }>('image.upload.begin', { name, size: 1, sha256: sha(data) });
+    const { uploadId } = await begin(client, 'a.img');
+    const other = await connectSocket(sock);
+    expect((await codeOf(other.call('image.upload.abort', { uploadId })))[0]).toBe(-32004);
+    await begin(client, 'b.img');
+    expect((await codeOf(begin(client, 'c.img')))[0]).toBe(-32029);
+    await begin(other, 'c.img');
+    await client.call('image.upload.abort', { uploadId });
+    await begin(client, 'd.img');
+    other.close();
+    await until(() => readdirSync(images).length === 3);
+  });
+});
+
+describe('image upload onto a full disk', () => {
+  let t: ReturnType<typeof tempDir>;
+  let mnt: string;
+
+  beforeEach(() => {
+    t = tempDir();
+    mnt = join(t.dir, 'mnt');
+    mkdirSync(mnt);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', mnt]);
+  });
+  afterEach(() => {
+    execFileSync('umount', [mnt]);
+    t.cleanup();
+  });
+
+  it('refuses at begin when the image cannot fit, and cleans up on ENOSPC mid-way', async () => {
+    const { server, sock } = await startServer(t.dir);
+    server.register(imageUploadMethods({ imageDirs: () => [mnt] }));
+    const client = await connectSocket(sock);
+    try {
+      const big = randomBytes(3 << 20);
+      expect((await codeOf(upload(client, 'big.img', big)))[1]).toMatch(/not enough space/);
+      const data = randomBytes(1536 << 10);
+      const { uploadId } = await client.call<{ uploadId: string }>('image.upload.begin', {
+        name: 'fill.img',
+        size: data.length,
+        sha256: sha(data),
+      });
+      writeFileSync(join(mnt, 'other-tenant'), randomBytes(1 << 20)); // the disk fills meanwhile
+      let failure = '';
+      for (let off = 0; off < data.length && !failure; off += 256 << 10) {
+        const part = data.subarray(off, off + (256 << 10)).toString('base64');
+        failure = await client.call('image.upload.chunk', { uploadId, offset: off, data: part }).then(
+          () => '',
+          (err: Error) => err.message,
+        );
+      }
+      expect(failure).toMatch(/disk full \(ENOSPC\).*nothing kept/);
+      expect(readdirSync(mnt)).toEqual(['other-tenant']);
+      expect(statSync(join(mnt, 'other-tenant')).size).toBe(1 << 20);
+      expect((await codeOf(client.call('image.upload.commit', { uploadId })))[0]).toBe(-32004);
+    } finally {
+      client.close();
+      await server.close();
+    }
+  });
+});
