@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import { ConfigError } from '../util/errors.js';
 import type { NetHost } from './ip.js';
 
 /** The one nftables table kvmux owns (bridge family); replaced as a whole, never edited in place. */
@@ -44,7 +45,7 @@ export function splitIps(ips: readonly string[]): { v4: string[]; v6: string[] }
     const family = isIP(addr);
     const max = family === 4 ? 32 : 128;
     if (family === 0 || (prefix !== undefined && !/^\d+$/.test(prefix)) || Number(prefix ?? 0) > max) {
-      throw new Error(`pinned address "${ip}" is not an IPv4/IPv6 address or prefix`);
+      throw new ConfigError(`pinned address "${ip}" is not an IPv4/IPv6 address or prefix`);
     }
     (family === 4 ? v4 : v6).push(ip);
   }

@@ -12,7 +12,7 @@ import {
   vmMember,
   wantedTaps,
 } from './members.js';
-import { bridgeName, decodeAlias, macFromSeed, PREFIX, tapHostMac, vethName } from './names.js';
+import { bridgeName, decodeAlias, macFromSeed, PREFIX, tapHostMac, tapName, vethName } from './names.js';
 
 interface Network {
   readonly name: string;
@@ -72,6 +72,8 @@ export class NetworkManager {
   /** Create the taps of a VM's NICs (before the VM starts); returns them in `nics` order. */
   attachVm(vm: VmConfig): Promise<TapInfo[]> {
     return this.serial(async () => {
+      const ports = new Set(vm.nics.map((_, i) => tapName(vm.name, i)));
+      await this.removeMembers((m) => m.kind === 'vm' && m.owner === vm.name && !ports.has(m.port));
       const taps = await this.createTaps(vm);
       await this.applyFirewall();
       return taps;
@@ -130,6 +132,9 @@ export class NetworkManager {
     return this.serial(async () => {
       const report: ReconcileReport = { removed: [], adopted: [], created: [] };
       const live = running ? new Set(running) : undefined;
+      // The system is the truth now: forget what this manager believed and re-learn it from the links.
+      this.networks.clear();
+      this.members.clear();
       await this.createNetworks(config.networks);
       const wanted = wantedTaps(config, live);
       for (const link of await this.host.links()) {

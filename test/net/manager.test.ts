@@ -116,6 +116,14 @@ describe('anonymous bridge and taps (inside a test netns)', () => {
     expect(await ns.exec('nft', 'list', 'table', 'bridge', 'kvmux')).not.toContain('kvt-beta-0');
   });
 
+  it('re-attaching a VM whose config lost a NIC removes the extra tap', async () => {
+    const fewer = config([qemuVm('alpha', [{ network: 'lan' }])]).vms[0]!;
+    expect(await mgr.attachVm(fewer)).toEqual([{ ifname: 'kvt-alpha-0', mac: guestMac('alpha', 0) }]);
+    expect(await names()).not.toContain('kvt-alpha-1');
+    await mgr.attachVm(vm('alpha'));
+    expect(await names()).toContain('kvt-alpha-1');
+  });
+
   it('a restarted service reconciles: leftovers go, running VMs keep one tap per NIC, foreign links stay', async () => {
     await ns.exec('ip', 'tuntap', 'add', 'dev', 'kvt-ghost-0', 'mode', 'tap');
     await ns.exec('ip', 'link', 'add', 'kvbr-old', 'type', 'bridge');
