@@ -21,8 +21,13 @@ export interface VirtualboxBackendOptions {
   readonly log?: Logger;
 }
 
-async function vboxManage(vm: VmConfig, bins: VboxBinaries, args: string[]): Promise<void> {
-  const r = await execa(bins.vboxManage, args, { reject: false, timeout: 60_000 });
+async function vboxManage(
+  vm: VmConfig,
+  bins: VboxBinaries,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+): Promise<void> {
+  const r = await execa(bins.vboxManage, args, { reject: false, timeout: 60_000, env, extendEnv: false });
   if (r.exitCode !== 0)
     throw new BackendError(
       vm.name,
@@ -37,7 +42,7 @@ export function createVirtualboxBackend(opts: VirtualboxBackendOptions = {}): Ba
 
   async function start(vm: VmConfig, ctx: LaunchContext): Promise<VmHandle> {
     const bins = vboxBinaries(vm, env);
-    for (const args of vboxSetupCommands(vm, ctx.vmDir, ctx.memoryMiB)) await vboxManage(vm, bins, args);
+    for (const args of vboxSetupCommands(vm, ctx.vmDir, ctx.memoryMiB)) await vboxManage(vm, bins, args, env);
     const proc = await spawnDetached({
       vm: vm.name,
       argv: [bins.virtualBoxVm, ...vboxStartArgs(vm)],
@@ -57,13 +62,13 @@ export function createVirtualboxBackend(opts: VirtualboxBackendOptions = {}): Ba
       startedAt: new Date().toISOString(),
     };
     log.info({ vm: vm.name, pid: proc.pid }, 'started VirtualBoxVM');
-    return new VboxHandle(vm, bins, record, proc.exited, powerdownTimeoutMs, log);
+    return new VboxHandle(vm, bins, env, record, proc.exited, powerdownTimeoutMs, log);
   }
 
   async function adopt(vm: VmConfig, record: VmRecord): Promise<VmHandle | null> {
     if (!recordAlive(record.pid, record.startTime)) return null;
     const exited = watchAdopted(record.pid, record.startTime);
-    return new VboxHandle(vm, vboxBinaries(vm, env), record, exited, powerdownTimeoutMs, log);
+    return new VboxHandle(vm, vboxBinaries(vm, env), env, record, exited, powerdownTimeoutMs, log);
   }
 
   // VirtualBox's own host key is disabled at start; nothing else in its window reacts to chords.
@@ -75,6 +80,7 @@ class VboxHandle implements VmHandle {
   constructor(
     private readonly vm: VmConfig,
     private readonly bins: VboxBinaries,
+    private readonly env: NodeJS.ProcessEnv,
     readonly record: VmRecord,
     readonly exited: Promise<VmExit>,
     private readonly powerdownTimeoutMs: number,
@@ -96,7 +102,7 @@ class VboxHandle implements VmHandle {
   }
 
   private async control(force: boolean): Promise<void> {
-    await vboxManage(this.vm, this.bins, vboxStopArgs(this.vm, force)).catch((err: unknown) => {
+    await vboxManage(this.vm, this.bins, vboxStopArgs(this.vm, force), this.env).catch((err: unknown) => {
       this.log.warn({ vm: this.vm.name, err: (err as Error).message }, 'VBoxManage controlvm failed');
     });
   }

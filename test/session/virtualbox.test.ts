@@ -1,0 +1,147 @@
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import type { LaunchContext } from '../../src/session/backends/backend.js';
+import { createVirtualboxBackend } from '../../src/session/backends/virtualbox.js';
+import { vmSchema } from '../../src/session/config-schema.js';
+import { isAlive } from '../../src/util/proc.js';
+
+/**
+ * VirtualBox cannot be installed on these machines: its backend runs against fake-VBoxManage and
+ * fake-VirtualBoxVM, which record their argv (one tab-separated line per call) so the test can
+ * assert the documented command lines. The fake VM powers off on acpipowerbutton unless told not to.
+ */
+const FAKE_VBOXMANAGE = `#!/bin/sh
+{ printf 'VBoxManage'; for a in "$@"; do printf '\\t%s' "$a"; done; echo; } >> "$FAKE_VBOX_LOG"
+if [ "$1" = controlvm ]; then
+  pid=$(cat "$FAKE_VBOX_PIDFILE")
+  case "$3" in
+    acpipowerbutton) [ -n "$FAKE_VBOX_IGNORE_ACPI" ] || kill -TERM "$pid" ;;
+    poweroff) kill -KILL "$pid" ;;
+  esac
+fi
+`;
+
+const FAKE_VIRTUALBOXVM = `#!/usr/bin/env node
+const fs = require('node:fs');
+fs.appendFileSync(process.env.FAKE_VBOX_LOG, ['VirtualBoxVM', ...process.argv.slice(2), 'DISPLAY=' + process.env.DISPLAY].join('\\t') + '\\n');
+fs.writeFileSync(process.env.FAKE_VBOX_PIDFILE, String(process.pid));
+process.on('SIGTERM', () => process.exit(0));
+setInterval(() => {}, 60000);
+`;
+
+function setup(extraEnv: Record<string, string> = {}) {
+  const dir = mkdtempSync(join(tmpdir(), 'kvmux-vbox-test-'));
+  const bins = { vboxManage: join(dir, 'fake-VBoxManage'), virtualBoxVm: join(dir, 'fake-VirtualBoxVM') };
+  writeFileSync(bins.vboxManage, FAKE_VBOXMANAGE);
+  writeFileSync(bins.virtualBoxVm, FAKE_VIRTUALBOXVM.replace('#!/usr/bin/env node', `#!${process.execPath}`));
+  chmodSync(bins.vboxManage, 0o755);
+  chmodSync(bins.virtualBoxVm, 0o755);
+  const log = join(dir, 'argv.log');
+  writeFileSync(log, '');
+  const env = {
+    PATH: process.env['PATH'] ?? '/usr/bin:/bin',
+    KVMUX_VBOXMANAGE: bins.vboxManage,
+    KVMUX_VIRTUALBOXVM: bins.virtualBoxVm,
+    FAKE_VBOX_LOG: log,
+    FAKE_VBOX_PIDFILE: join(dir, 'vm.pid'),
+    ...extraEnv,
+  };
+  const vmDir = join(dir, 'vm', 'desk');
+  mkdirSync(vmDir, { recursive: true });
+  const ctx: LaunchContext = { display: ':139', vmDir, width: 1024, height: 768, taps: [] };
+  const calls = () =>
+    readFileSync(log, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => l.split('\t'));
+  /** The fake VM is up once it logged its argv (and wrote the pid file the fake VBoxManage reads). */
+  const vmUp = async () => {
+    for (let i = 0; i < 200 && !calls().some((c) => c[0] === 'VirtualBoxVM'); i++)
+      await new Promise((r) => setTimeout(r, 25));
+  };
+  return { backend: createVirtualboxBackend({ env, powerdownTimeoutMs: 5000 }), ctx, calls, vmDir, vmUp };
+}
+
+const vm = vmSchema.parse({
+  name: 'desk',
+  backend: 'virtualbox',
+  virtualbox: { vmName: 'Win 10', memoryMiB: 2048 },
+  guestChannel: true,
+});
+
+describe('virtualbox backend against fake-VBoxManage / fake-VirtualBoxVM', () => {
+  it('locks the GUI down, sets memory and the guest-channel UART, then starts full-screen on the display', async () => {
+    const { backend, ctx, calls, vmDir, vmUp } = setup();
+    const h = await backend.start(vm, ctx);
+    await vmUp();
+    expect(calls()).toEqual([
+      ['VBoxManage', 'setextradata', 'global', 'GUI/Input/HostKeyCombination', '0'],
+      ['VBoxManage', 'setextradata', 'global', 'GUI/Customizations', 'noMenuBar,noStatusBar'],
+      ['VBoxManage', 'setextradata', 'Win 10', 'GUI/RestrictedRuntimeMenus', 'ALL'],
+      ['VBoxManage', 'setextradata', 'Win 10', 'GUI/ShowMiniToolBar', 'false'],
+      ['VBoxManage', 'modifyvm', 'Win 10', '--memory', '2048'],
+      [
+        'VBoxManage',
+        'modifyvm',
+        'Win 10',
+        '--uart1',
+        '0x3F8',
+        '4',
+        '--uartmode1',
+        'server',
+        join(vmDir, 'control.sock'),
+      ],
+      ['VirtualBoxVM', '--startvm', 'Win 10', '--fullscreen', 'DISPLAY=:139'],
+    ]);
+    expect(h.record.sockets).toEqual({ control: join(vmDir, 'control.sock') });
+    expect(await h.setMemory(1024)).toBe(false);
+    await h.stop({ force: true });
+  });
+
+  it('graceful stop presses the ACPI power button and the VM powers off', async () => {
+    const { backend, ctx, calls, vmUp } = setup();
+    const h = await backend.start(vm, ctx);
+    await vmUp();
+    await h.stop({ force: false });
+    expect((await h.exited).clean).toBe(true);
+    expect(calls().slice(7)).toEqual([['VBoxManage', 'controlvm', 'Win 10', 'acpipowerbutton']]);
+  });
+
+  it('a guest that ignores ACPI is powered off after the timeout', async () => {
+    const { backend, ctx, calls, vmUp } = setup({ FAKE_VBOX_IGNORE_ACPI: '1' });
+    const h = await backend.start(vm, ctx);
+    await vmUp();
+    await h.stop({ force: false, timeoutMs: 300 });
+    expect(isAlive(h.pid)).toBe(false);
+    expect(calls().slice(7)).toEqual([
+      ['VBoxManage', 'controlvm', 'Win 10', 'acpipowerbutton'],
+      ['VBoxManage', 'controlvm', 'Win 10', 'poweroff'],
+    ]);
+  });
+
+  it('force stop powers off at once', async () => {
+    const { backend, ctx, calls, vmUp } = setup();
+    const h = await backend.start(vm, ctx);
+    await vmUp();
+    await h.stop({ force: true });
+    expect((await h.exited).signal).toBe('SIGKILL');
+    expect(calls().slice(7)).toEqual([['VBoxManage', 'controlvm', 'Win 10', 'poweroff']]);
+  });
+
+  it('a VM without memory or guest channel settings gets only the lock-down calls', async () => {
+    const { backend, ctx, calls, vmUp } = setup();
+    const plain = vmSchema.parse({ name: 'plain', backend: 'virtualbox' });
+    const h = await backend.start(plain, ctx);
+    await vmUp();
+    expect(calls().map((c) => c.slice(1, 3).join(' '))).toEqual([
+      'setextradata global',
+      'setextradata global',
+      'setextradata plain',
+      'setextradata plain',
+      '--startvm plain',
+    ]);
+    await h.stop({ force: true });
+  });
+});
