@@ -16,8 +16,8 @@ export interface GuardState {
   readonly active: string | undefined;
   /** Modifier keys physically down (left and right kept apart). */
   readonly modsDown: ReadonlySet<number>;
-  /** Keys whose press was swallowed: their repeats and release are swallowed too. */
-  readonly swallowed: ReadonlySet<number>;
+  /** Keys whose press was swallowed (→ the chord): their repeats and release are swallowed too. */
+  readonly swallowed: ReadonlyMap<number, string>;
 }
 
 export type GuardAction =
@@ -42,7 +42,7 @@ export function guardInit(blocked: readonly Chord[]): GuardState {
     extra: new Map(),
     active: undefined,
     modsDown: new Set(),
-    swallowed: new Set(),
+    swallowed: new Map(),
   };
 }
 
@@ -89,19 +89,20 @@ export function guardStep(state: GuardState, ev: InputEvent, _nowMs: number): Gu
     else modsDown.add(ev.code);
     return pass({ ...state, modsDown }, ev);
   }
-  if (state.swallowed.has(ev.code)) {
-    const swallowed = new Set(state.swallowed);
+  const held = state.swallowed.get(ev.code);
+  if (held !== undefined) {
+    const swallowed = new Map(state.swallowed);
     if (ev.value === KEY_UP) swallowed.delete(ev.code);
     return {
       state: { ...state, swallowed },
-      actions: [{ kind: 'swallow', ev, chord: 'held' }],
+      actions: [{ kind: 'swallow', ev, chord: held }],
       nextDeadlineMs: undefined,
     };
   }
   if (ev.value !== KEY_DOWN) return pass(state, ev);
   const chord = matchChord(state, ev.code);
   if (!chord) return pass(state, ev);
-  const swallowed = new Set(state.swallowed).add(ev.code);
+  const swallowed = new Map(state.swallowed).set(ev.code, chord.text);
   return {
     state: { ...state, swallowed },
     actions: [{ kind: 'swallow', ev, chord: chord.text }],
