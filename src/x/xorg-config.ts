@@ -48,6 +48,8 @@ export function xorgConfig(opts: XorgConfigOptions): string {
     '  Identifier "kvmux-monitor"',
     '  HorizSync 5.0-1000.0',
     '  VertRefresh 5.0-200.0',
+    // our compact modeline counts as reduced blanking; without this the dummy driver drops it
+    '  Option "ReducedBlanking" "true"',
     `  ${modeline(width, height)}`,
     'EndSection',
     'Section "Screen"',

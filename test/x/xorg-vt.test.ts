@@ -52,7 +52,15 @@ describe.skipIf(!canRunXorg)('Xorg (dummy driver) on real VTs', () => {
     lock = await lockVts();
     original = rememberActiveVt();
     for (const vt of testVts.slice(0, 2)) {
-      servers.push(await startXServer({ kind: 'xorg', vt, logDir: testLogDir(), range: testDisplayRange }));
+      const opts = {
+        kind: 'xorg' as const,
+        vt,
+        logDir: testLogDir(),
+        range: testDisplayRange,
+        width: 1280,
+        height: 720,
+      };
+      servers.push(await startXServer(opts));
     }
   });
   afterAll(async () => {
@@ -65,9 +73,12 @@ describe.skipIf(!canRunXorg)('Xorg (dummy driver) on real VTs', () => {
     }
   });
 
-  it('starts each server on its own VT without switching to it', () => {
+  it('starts each server on its own VT, at the requested size, without switching to it', async () => {
     expect(servers.map((s) => s.vt)).toEqual(testVts.slice(0, 2));
     expect(activeVt()).toBe(original.vt);
+    const conn = await connectDisplay(servers[0]!.display);
+    expect([conn.width, conn.height]).toEqual([1280, 720]);
+    await conn.close();
   });
 
   it('allocates a free VT past the ones the running servers hold open', () => {
@@ -135,7 +146,7 @@ describe.skipIf(!canRunXorg)('Xorg (dummy driver) on real VTs', () => {
     sink.key(30, false);
     sink.flush();
     expect(await win.waitKeys(2)).toEqual(['press 38', 'release 38']);
-    const [c] = await probe(win.conn, [[500, 400]]);
+    const [c] = await probe(win.conn, [[1200, 700]]);
     expect(c).toEqual({ r: 0x33, g: 0x66, b: 0x99 });
     await screenshot(s.display, `${testLogDir()}/xorg.png`);
     await sink.close();
