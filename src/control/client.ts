@@ -1,8 +1,7 @@
-import { execFileSync } from 'node:child_process';
-import { createReadStream, createWriteStream, openSync } from 'node:fs';
+import { createReadStream, createWriteStream, openSync, statSync } from 'node:fs';
 import { connect } from 'node:net';
 import { Duplex } from 'node:stream';
-import { isatty } from 'node:tty';
+import { isatty, ReadStream, WriteStream } from 'node:tty';
 import { KvmuxError, RpcCode, RpcError } from '../util/errors.js';
 import { LineSplitter } from './framing.js';
 
@@ -110,20 +109,23 @@ export function connectSocket(path: string, opts?: RpcClientOptions): Promise<Rp
 }
 
 /**
- * Open a guest-side channel device. A serial tty is put in raw mode first (no echo, no line
- * editing) so JSON lines pass untouched; a virtio port is not a tty and needs nothing.
+ * Open a guest-side channel device. A serial tty (VirtualBox UART) goes through libuv's tty handle
+ * in raw mode (no echo, no line editing); a virtio port is not a tty, so it is read as a file.
  */
 export function openDevice(path: string, opts?: RpcClientOptions): RpcClient {
   const fd = openSync(path, 'r+');
-  if (isatty(fd)) execFileSync('stty', ['-F', path, 'raw', '-echo'], { stdio: 'ignore' });
-  const input = createReadStream('', { fd, autoClose: false, highWaterMark: 1 << 20 });
+  if (isatty(fd)) {
+    const input = new ReadStream(fd);
+    input.setRawMode(true);
+    const output = new WriteStream(fd);
+    return new RpcClient(Duplex.from({ readable: input, writable: output }), opts);
+  }
+  const input = createReadStream('', { fd, autoClose: true, highWaterMark: 1 << 20 });
   const output = createWriteStream('', { fd, autoClose: false });
-  const duplex = Duplex.from({ readable: input, writable: output });
-  return new RpcClient(duplex, opts);
+  return new RpcClient(Duplex.from({ readable: input, writable: output }), opts);
 }
 
 /** A socket path when it is a socket, else a device. */
 export async function openChannel(path: string, opts?: RpcClientOptions): Promise<RpcClient> {
-  const { statSync } = await import('node:fs');
   return statSync(path).isSocket() ? connectSocket(path, opts) : openDevice(path, opts);
 }
