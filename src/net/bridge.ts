@@ -10,8 +10,13 @@ const BRIDGE_NF_KEYS = ['bridge-nf-call-iptables', 'bridge-nf-call-ip6tables', '
  * anonymous on this interface. disable_ipv6 goes first so the link never gets fe80:: when it comes up.
  */
 export async function anonymize(host: NetHost, ifname: string): Promise<void> {
-  await host.sysctlSet(ifname, `net/ipv6/conf/${ifname}/disable_ipv6`, '1');
-  await host.ip(ifname, 'link', 'set', 'dev', ifname, 'addrgenmode', 'none', 'arp', 'off');
+  const key = `net/ipv6/conf/${ifname}/disable_ipv6`;
+  // Absent when the kernel runs without IPv6 (ipv6.disable=1): then there is nothing to turn off.
+  if ((await host.sysctlGet(ifname, key)) !== undefined) {
+    await host.sysctlSet(ifname, key, '1');
+    await host.ip(ifname, 'link', 'set', 'dev', ifname, 'addrgenmode', 'none');
+  }
+  await host.ip(ifname, 'link', 'set', 'dev', ifname, 'arp', 'off');
   await host.ip(ifname, 'addr', 'flush', 'dev', ifname);
 }
 
