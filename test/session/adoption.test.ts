@@ -22,7 +22,7 @@ const config = configSchema.parse({
     {
       name: 'gamma',
       backend: 'qemu',
-      qemu: { disk: bootSectorDisk({ text: 'gamma', colour: 4 }, dir), memoryMiB: 64 },
+      qemu: { disk: bootSectorDisk({ text: 'gamma', colour: 4 }, dir), memoryMiB: 64, accel: 'tcg' },
     },
   ],
 });

@@ -20,16 +20,17 @@ const shots = join(work, 'shots');
 mkdirSync(shots);
 const backend = createQemuBackend({ powerdownTimeoutMs: 1500 });
 
+// alpha runs under KVM when usable (the default), beta under TCG: both accelerators render.
 const vms = [
-  { name: 'alpha', colour: 0, number: 121 },
-  { name: 'beta', colour: 1, number: 122 },
+  { name: 'alpha', colour: 0, number: 121, accel: 'auto' },
+  { name: 'beta', colour: 1, number: 122, accel: 'tcg' },
 ].map((v) => ({
   ...v,
   rgb: DEMO_PALETTE[v.colour]!.rgb,
   config: vmSchema.parse({
     name: v.name,
     backend: 'qemu',
-    qemu: { disk: bootSectorDisk({ text: v.name, colour: v.colour }, work), memoryMiB: 64 },
+    qemu: { disk: bootSectorDisk({ text: v.name, colour: v.colour }, work), memoryMiB: 64, accel: v.accel },
   }),
 }));
 
