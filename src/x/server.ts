@@ -5,6 +5,8 @@ import type { Readable } from 'node:stream';
 import { XError } from '../util/errors.js';
 import { isAlive, readProcStat, signal, watchGone } from '../util/proc.js';
 import {
+  dropClaim,
+  markReserved,
   releaseDisplay,
   removeStaleSocket,
   reserveDisplay,
@@ -71,8 +73,9 @@ export async function startXServer(opts: StartXServerOptions): Promise<XServer> 
   mkdirSync(opts.logDir, { recursive: true });
   const explicit = opts.number;
   const [first, last] = opts.range ?? defaultRange;
-  for (let attempt = 0; attempt < 3; attempt++) {
-    const n = explicit ?? reserveDisplay(first, last);
+  const lost = new Set<number>();
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const n = explicit ?? reserveDisplay(first, last, lost);
     if (n === null) throw new XError(`:${first}-${last}`, 'no free X display number in range');
     if (explicit !== undefined && !reserveExplicit(n)) throw new XError(`:${n}`, 'display is already in use');
     try {
@@ -82,9 +85,10 @@ export async function startXServer(opts: StartXServerOptions): Promise<XServer> 
       // another server grabbed the number between our check and its lock: try the next one
       const raced = err instanceof XError && /already active|server already running/i.test(err.message);
       if (explicit !== undefined || !raced) throw err;
+      lost.add(n);
     }
   }
-  throw new XError(`:${first}-${last}`, 'could not claim a display number after 3 attempts');
+  throw new XError(`:${first}-${last}`, 'could not claim a display number after 5 attempts');
 }
 
 function serverArgv(opts: StartXServerOptions, n: number): { cmd: string; args: string[]; logFile: string } {
@@ -132,6 +136,7 @@ async function launch(opts: StartXServerOptions, n: number): Promise<XServer> {
     await exited;
     throw err;
   }
+  dropClaim(n);
   const pid = child.pid!;
   const startTime = readProcStat(pid)?.startTime ?? 0;
   const rec: XServerRecord = { kind: opts.kind, pid, startTime, number: n, vt: opts.vt ?? null, logFile };
@@ -200,7 +205,7 @@ function makeHandle(rec: XServerRecord, exited: Promise<XServerExit>, running: (
  */
 export function adoptXServer(rec: XServerRecord): XServer | null {
   if (!isAlive(rec.pid, rec.startTime) || !existsSync(socketPath(rec.number))) return null;
-  reserveExplicit(rec.number);
+  markReserved(rec.number);
   const exited = new Promise<XServerExit>((resolve) => {
     watchGone(rec.pid, rec.startTime, () => {
       releaseDisplay(rec.number);

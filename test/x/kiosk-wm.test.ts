@@ -1,3 +1,4 @@
+import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectDisplay, type XConnection } from '../../src/x/connection.js';
 import { type KioskWm, removeFromStack, startKioskWm } from '../../src/x/kiosk-wm.js';
@@ -82,6 +83,24 @@ describe('kiosk WM on Xvfb', () => {
     expect([g.xPos, g.yPos, g.width, g.height]).toEqual([30, 40, 120, 60]);
     expect(wm.windows()).not.toContain(wid);
     await conn.close();
+  });
+
+  it('makes a real xterm full-screen and focused', async () => {
+    const xterm = execa('xterm', ['-geometry', '40x10'], {
+      env: { ...process.env, DISPLAY: server.display },
+      reject: false,
+    });
+    try {
+      await waitFor(() => wm.windows().length === 1, 10_000, 'the xterm window');
+      const wid = wm.windows()[0]!;
+      await waitFor(async () => (await geometry(probe, wid)).width === 800, 5000, 'full-screen xterm');
+      expect((await geometry(probe, wid)).height).toBe(600);
+      expect(await focus()).toBe(wid);
+    } finally {
+      xterm.kill();
+      await xterm;
+    }
+    await waitFor(() => wm.windows().length === 0, 5000, 'xterm gone from the stack');
   });
 
   it('refuses to start a second WM on the same display', async () => {

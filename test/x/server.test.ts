@@ -1,8 +1,8 @@
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseProcStat, readProcStat } from '../../src/util/proc.js';
 import { connectDisplay } from '../../src/x/connection.js';
-import { lockPath } from '../../src/x/display-number.js';
+import { listeningDisplays, socketPath } from '../../src/x/display-number.js';
 import { adoptXServer, startXServer, type XServer } from '../../src/x/server.js';
 import { modeline, xorgConfig } from '../../src/x/xorg-config.js';
 import { startTestXvfb, testDisplayRange, testLogDir } from '../helpers/x-servers.js';
@@ -40,6 +40,7 @@ describe('xorgConfig', () => {
 describe('startXServer (Xvfb)', () => {
   it('starts on a free display, is ready for clients, writes its log, and stops', async () => {
     const s = track(await startTestXvfb({ width: 640, height: 400 }));
+    expect(listeningDisplays().has(s.number)).toBe(true);
     expect(s.number).toBeGreaterThanOrEqual(testDisplayRange[0]);
     expect(s.display).toBe(`:${s.number}`);
     expect(s.vt).toBeNull();
@@ -51,7 +52,8 @@ describe('startXServer (Xvfb)', () => {
     expect(readProcStat(s.pid)?.session).toBe(s.pid);
     await s.stop();
     expect(await s.exited).toEqual({ code: 0, signal: null });
-    expect(existsSync(lockPath(s.number))).toBe(false);
+    expect(existsSync(socketPath(s.number))).toBe(false);
+    expect(listeningDisplays().has(s.number)).toBe(false);
   });
 
   it('gives concurrent starts distinct display numbers', async () => {
@@ -61,7 +63,7 @@ describe('startXServer (Xvfb)', () => {
     expect(a!.number).not.toBe(b!.number);
   });
 
-  it('skips a display number whose lock file names a live process', async () => {
+  it('skips display numbers that have a listening X socket', async () => {
     const first = testDisplayRange[0];
     const s1 = track(await startXServer({ kind: 'xvfb', logDir: testLogDir(), range: [first, first + 1] }));
     const s2 = track(await startXServer({ kind: 'xvfb', logDir: testLogDir(), range: [first, first + 1] }));
@@ -72,6 +74,22 @@ describe('startXServer (Xvfb)', () => {
     await expect(startXServer({ kind: 'xvfb', logDir: testLogDir(), number: s1.number })).rejects.toThrow(
       /already in use/,
     );
+  });
+
+  it('skips a number another live kvmux has claimed, and takes over a stale claim', async () => {
+    const first = testDisplayRange[0];
+    const claimFile = `/tmp/.kvmux-X${first}.claim`;
+    writeFileSync(claimFile, '1'); // pid 1 is alive: a live claim
+    try {
+      const s = track(await startXServer({ kind: 'xvfb', logDir: testLogDir(), range: [first, first + 1] }));
+      expect(s.number).toBe(first + 1);
+      writeFileSync(claimFile, '999999999'); // no such pid: stale
+      const t = track(await startXServer({ kind: 'xvfb', logDir: testLogDir(), range: [first, first + 1] }));
+      expect(t.number).toBe(first);
+      expect(existsSync(claimFile)).toBe(false); // dropped once the server listens
+    } finally {
+      rmSync(claimFile, { force: true });
+    }
   });
 
   it('reports a crash through exited', async () => {
