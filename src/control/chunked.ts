@@ -18,6 +18,8 @@ export const sha256Schema = z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lower
 export class ChunkedTransfer {
   private received = 0;
   private readonly hash: Hash = createHash('sha256');
+  /** The previous chunk's disk write; its failure surfaces on the next call. */
+  private pending: Promise<void> = Promise.resolve();
   private done = false;
 
   private constructor(
@@ -43,6 +45,13 @@ export class ChunkedTransfer {
     return new ChunkedTransfer(tmpPath, fh, size, sha256);
   }
 
+  /** Wait for the queued disk write; rethrows its failure (the temp file is gone by then). */
+  private async flush(): Promise<void> {
+    const p = this.pending;
+    this.pending = Promise.resolve();
+    await p;
+  }
+
   /** Committed or aborted: no more writes. */
   get finished(): boolean {
     return this.done;
@@ -53,6 +62,7 @@ export class ChunkedTransfer {
   }
 
   async write(offset: number, data: Buffer): Promise<void> {
+    await this.flush();
     if (this.done) throw new RpcError(RpcCode.notFound, `${this.tmpPath}: transfer already finished`);
     if (offset !== this.received) {
       throw new RpcError(
@@ -66,15 +76,17 @@ export class ChunkedTransfer {
         `invalid params: data: would exceed the declared size ${this.size}`,
       );
     }
-    await this.guard(async () => {
+    // write-behind, one chunk deep: the disk write of chunk N overlaps parsing chunk N+1
+    this.hash.update(data);
+    this.received += data.length;
+    this.pending = this.guard(async () => {
       let done = 0;
       while (done < data.length) {
         const { bytesWritten } = await this.fh.write(data, done, data.length - done, offset + done);
         done += bytesWritten;
       }
     });
-    this.hash.update(data);
-    this.received += data.length;
+    this.pending.catch(() => undefined);
   }
 
   /**
@@ -85,6 +97,7 @@ export class ChunkedTransfer {
     finalPath: string,
     opts: { replace: boolean; validate?: (tmp: string) => Promise<void> },
   ): Promise<void> {
+    await this.flush();
     if (this.received !== this.size) {
       await this.abort();
       throw new RpcError(
@@ -119,6 +132,13 @@ export class ChunkedTransfer {
   /** Remove the temp file; safe to call more than once and after a failure. */
   async abort(): Promise<void> {
     if (this.done) return;
+    await this.pending.catch(() => undefined);
+    await this.discard();
+  }
+
+  /** Close and unlink now; for use inside the queued write itself. */
+  private async discard(): Promise<void> {
+    if (this.done) return;
     this.done = true;
     await this.closeHandle();
     await rm(this.tmpPath, { force: true });
@@ -151,7 +171,7 @@ export class ChunkedTransfer {
     try {
       await io();
     } catch (err) {
-      await this.abort();
+      await this.discard();
       const why = errnoName(err) === 'ENOSPC' ? 'disk full (ENOSPC)' : errnoName(err);
       throw new RpcError(
         RpcCode.internal,

@@ -1,11 +1,21 @@
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openAuditLog } from '../../src/control/audit.js';
-import { fileAuthenticator, passwdPath, writePasswordFile } from '../../src/control/auth.js';
-import { attachGuestChannel, type GuestChannel } from '../../src/control/guest-channel.js';
-import { type ControlServer, createControlServer } from '../../src/control/server.js';
-import { bootGuest, buildInitramfs, findVirtioPortShell, type Guest } from '../fixtures/linux-guest.js';
+import { passwdPath, writePasswordFile } from '../../src/control/auth.js';
+import {
+  type ControlPlane,
+  guestChannelPath,
+  guestChannelQemuArgs,
+  startControlPlane,
+} from '../../src/control/plane.js';
+import { parseConfigText } from '../../src/session/config.js';
+import {
+  bootGuest,
+  buildInitramfs,
+  findKernel,
+  findVirtioPortShell,
+  type Guest,
+} from '../fixtures/linux-guest.js';
 import { PASSWORD, tempDir, testVmList, testVmStop } from './helpers.js';
 
 /**
@@ -33,25 +43,26 @@ ${steps.map(([name, line]) => `rpc ${name} '${line}'`).join('\n')}
 
 describe('a real Linux guest on the guest channel', () => {
   let t: ReturnType<typeof tempDir>;
-  let server: ControlServer;
-  let channel: GuestChannel;
+  let plane: ControlPlane;
   let guest: Guest | undefined;
   let serial = '';
 
   beforeAll(async () => {
     t = tempDir('kvmux-guest-');
+    const runDir = join(t.dir, 'run');
     const stateDir = join(t.dir, 'state');
     await writePasswordFile(passwdPath(stateDir), PASSWORD);
-    server = createControlServer({
-      methods: [testVmList, testVmStop],
-      policy: [{ from: '*', method: 'vm.list', action: 'allow' }],
-      authenticator: fileAuthenticator(passwdPath(stateDir)),
-      audit: await openAuditLog(stateDir),
-    });
-    const sockDir = join(t.dir, 'run', 'vm', VM);
-    mkdirSync(sockDir, { recursive: true });
-    const sock = join(sockDir, 'control.sock');
-    channel = attachGuestChannel(server, { vm: VM, path: sock, minBackoffMs: 50, maxBackoffMs: 200 });
+    const config = parseConfigText(`
+runDir: ${runDir}
+stateDir: ${stateDir}
+vms:
+  - { name: ${VM}, backend: qemu, guestChannel: true, qemu: { kernel: ${findKernel().path}, accel: tcg } }
+policy:
+  - { from: "*", method: vm.list, action: allow }
+`);
+    // the VM's socket directory is the qemu backend's job; here we stand in for it
+    mkdirSync(dirname(guestChannelPath(runDir, VM)), { recursive: true });
+    plane = await startControlPlane(config, { methods: [testVmList, testVmStop] });
     const initrd = await buildInitramfs({
       outDir: join(t.dir, 'initrd'),
       modules: ['virtio_pci', 'virtio_console'],
@@ -68,18 +79,14 @@ describe('a real Linux guest on the guest channel', () => {
     guest = await bootGuest({
       initrd,
       serialLog: join(t.dir, 'serial.log'),
-      qemuArgs: [
-        ...['-chardev', `socket,id=kvmuxctl,path=${sock},server=on,wait=off`],
-        ...['-device', 'virtio-serial', '-device', 'virtserialport,chardev=kvmuxctl,name=org.kvmux.control'],
-      ],
+      qemuArgs: guestChannelQemuArgs(runDir, VM),
     });
     serial = await guest.waitFor('KVMUX-GUEST-DONE', 90_000);
   }, 150_000);
 
   afterAll(async () => {
     await guest?.stop();
-    channel?.close();
-    await server?.close();
+    await plane?.close();
     // stopped and reaped: no zombie left behind
     if (guest) expect(existsSync(`/proc/${guest.pid}`)).toBe(false);
     if (!process.env['KVMUX_KEEP_TMP']) t.cleanup();

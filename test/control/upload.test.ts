@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { connectSocket, type RpcClient } from '../../src/control/client.js';
 import type { ControlServer } from '../../src/control/server.js';
+import { sendFile } from '../../src/control/transfer-client.js';
 import { imageUploadMethods } from '../../src/control/upload.js';
 import { RpcError } from '../../src/util/errors.js';
 import { startServer, tempDir } from './helpers.js';
@@ -152,6 +153,28 @@ describe('image upload over the local socket', () => {
     expect((await codeOf(late.commit()))[0]).toBe(-32009);
     expect(readFileSync(join(images, 'race.img'), 'utf8')).toBe('theirs');
     expect(readdirSync(images).sort()).toEqual(['old.img', 'race.img']);
+  });
+
+  it('sendFile streams a file with several chunks in flight', async () => {
+    const src = join(t.dir, 'src.raw');
+    const data = randomBytes((3 << 20) + 5);
+    writeFileSync(src, data);
+    const progress: number[] = [];
+    const r = await sendFile(client, {
+      prefix: 'image.upload',
+      file: src,
+      begin: { name: 'sent.raw' },
+      chunkBytes: 1 << 20,
+      onProgress: (sent) => progress.push(sent),
+    });
+    expect(r).toMatchObject({ path: join(images, 'sent.raw'), size: data.length });
+    expect(readFileSync(join(images, 'sent.raw')).equals(data)).toBe(true);
+    expect(progress).toEqual([1 << 20, 2 << 20, 3 << 20, data.length]);
+    // a refused transfer leaves nothing behind
+    await expect(
+      sendFile(client, { prefix: 'image.upload', file: src, begin: { name: 'sent.raw' } }),
+    ).rejects.toThrow(/already exists/);
+    expect(readdirSync(images)).toEqual(['sent.raw']);
   });
 
   it('keeps uploads private to their connection and limits how many are open', async () => {

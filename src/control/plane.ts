@@ -1,0 +1,111 @@
+import { join } from 'node:path';
+import type { Config } from '../session/config-schema.js';
+import { type Logger, silentLogger } from '../util/log.js';
+import { openAuditLog } from './audit.js';
+import { fileAuthenticator, passwdPath } from './auth.js';
+import type { ConfirmFn, ControlLimits } from './connection.js';
+import { coreMethods } from './core-methods.js';
+import { attachGuestChannel, type GuestChannel } from './guest-channel.js';
+import { hostUpdateMethods } from './host-update.js';
+import type { RpcMethod } from './method.js';
+import { type ControlServer, createControlServer } from './server.js';
+import { imageUploadMethods } from './upload.js';
+
+/**
+ * The whole control plane from a config: local socket, password, policy, audit, the methods this
+ * folder owns, and one guest channel per VM with `guestChannel: true`. The service adds its own
+ * methods (vm.*, display.*, menu.*) with `server.register`.
+ */
+export const guestChannelPath = (runDir: string, vm: string) => join(runDir, 'vm', vm, 'control.sock');
+
+/** QEMU arguments for a VM's guest channel (QEMU listens; kvmux connects). */
+export function guestChannelQemuArgs(runDir: string, vm: string): string[] {
+  return [
+    ...['-chardev', `socket,id=kvmuxctl,path=${guestChannelPath(runDir, vm)},server=on,wait=off`],
+    ...['-device', 'virtio-serial', '-device', 'virtserialport,chardev=kvmuxctl,name=org.kvmux.control'],
+  ];
+}
+
+export interface ControlPlaneHooks {
+  /** Answers `ask` rules; wire to the overlay prompt only the physical keyboard can answer. */
+  confirm?: ConfirmFn;
+  /** After an image upload commits: wire to image discovery. */
+  onImageAdded?: (path: string) => void | Promise<void>;
+  /** Extra rows (vm.list, display.switch, …); more can be added later with `server.register`. */
+  methods?: readonly RpcMethod[];
+  log?: Logger;
+  limits?: Partial<ControlLimits>;
+}
+
+export interface ControlPlane {
+  readonly server: ControlServer;
+  readonly socketPath: string;
+  /** Start (or restart) the guest channel of `vm`; idempotent. */
+  attachVm(vm: string): GuestChannel;
+  /** Stop the guest channel of `vm` (VM removed). */
+  detachVm(vm: string): void;
+  /** End `vm`'s session now (e.g. the supervisor restarted it); the channel reconnects. */
+  resetVm(vm: string): void;
+  /** Apply a reloaded config's policy. */
+  setConfig(cfg: Config): void;
+  close(): Promise<void>;
+}
+
+export async function startControlPlane(
+  initial: Config,
+  hooks: ControlPlaneHooks = {},
+): Promise<ControlPlane> {
+  let cfg = initial;
+  const log = hooks.log ?? silentLogger;
+  const audit = await openAuditLog(cfg.stateDir);
+  const server = createControlServer({
+    policy: cfg.policy,
+    authenticator: fileAuthenticator(passwdPath(cfg.stateDir)),
+    audit,
+    log,
+    ...(hooks.confirm ? { confirm: hooks.confirm } : {}),
+    ...(hooks.limits ? { limits: hooks.limits } : {}),
+  });
+  server.register([
+    ...coreMethods({ audit, methods: () => server.methods.keys() }),
+    ...imageUploadMethods({
+      imageDirs: () => cfg.imageDirs,
+      log,
+      ...(hooks.onImageAdded ? { onImageAdded: hooks.onImageAdded } : {}),
+    }),
+    ...hostUpdateMethods({ bootDir: () => cfg.hostUpdate.bootDir, log }),
+    ...(hooks.methods ?? []),
+  ]);
+  const socketPath = join(cfg.runDir, 'control.sock');
+  await server.listen(socketPath);
+  const channels = new Map<string, GuestChannel>();
+  const attachVm = (vm: string) => {
+    const existing = channels.get(vm);
+    if (existing) return existing;
+    const ch = attachGuestChannel(server, { vm, path: guestChannelPath(cfg.runDir, vm), log });
+    channels.set(vm, ch);
+    return ch;
+  };
+  for (const vm of cfg.vms) if (vm.guestChannel) attachVm(vm.name);
+  return {
+    server,
+    socketPath,
+    attachVm,
+    detachVm(vm) {
+      channels.get(vm)?.close();
+      channels.delete(vm);
+    },
+    resetVm(vm) {
+      channels.get(vm)?.reset();
+    },
+    setConfig(next) {
+      cfg = next;
+      server.setPolicy(next.policy);
+    },
+    async close() {
+      for (const ch of channels.values()) ch.close();
+      channels.clear();
+      await server.close();
+    },
+  };
+}
