@@ -67,10 +67,10 @@ export function hotkeyStep(
   ev: InputEvent,
   nowMs: number,
 ): HotkeyResult {
-  const expired = hotkeyTick(state0, nowMs);
-  const state = expired.state;
+  const expired = state0.deadline === undefined ? undefined : hotkeyTick(state0, nowMs);
+  const state = expired?.state ?? state0;
   const r = ev.type !== EV.KEY ? result(state, [{ kind: 'pass', ev }]) : onKey(opts, state, ev, nowMs);
-  return { ...r, actions: [...expired.actions, ...r.actions] };
+  return expired?.actions.length ? { ...r, actions: [...expired.actions, ...r.actions] } : r;
 }
 
 function onKey(opts: HotkeyOptions, state: HotkeyState, ev: InputEvent, nowMs: number): HotkeyResult {

@@ -28,7 +28,7 @@ export interface RouterState {
   readonly dy: number;
   readonly absDirty: string | undefined;
   /** Displays that got something since the last SYN_REPORT (they get a flush). */
-  readonly touched: ReadonlySet<string>;
+  readonly touched: readonly string[];
 }
 
 export type RouterAction =
@@ -74,6 +74,8 @@ const WHEEL_BUTTONS: ReadonlyMap<number, readonly [number, number]> = new Map([
   [REL.HWHEEL, [7, 6] as const],
 ]);
 
+const NONE: readonly string[] = [];
+
 export function routerInit(): RouterState {
   return {
     active: undefined,
@@ -84,7 +86,7 @@ export function routerInit(): RouterState {
     dx: 0,
     dy: 0,
     absDirty: undefined,
-    touched: new Set(),
+    touched: NONE,
   };
 }
 
@@ -94,7 +96,7 @@ const done = (state: RouterState, actions: RouterAction[]): RouterResult => ({
   nextDeadlineMs: undefined,
 });
 const touch = (s: RouterState, display: string): RouterState =>
-  s.touched.has(display) ? s : { ...s, touched: new Set(s.touched).add(display) };
+  s.touched.includes(display) ? s : { ...s, touched: [...s.touched, display] };
 
 /** Switch the target; keys still down stay with their display. Mirrors the new display's LEDs. */
 export function routerSetActive(state: RouterState, display: string): RouterResult {
@@ -201,6 +203,7 @@ function onAbs(state: RouterState, ev: InputEvent): RouterResult {
 
 function onSyn(state: RouterState, ev: InputEvent): RouterResult {
   if (ev.code !== SYN_REPORT) return done(state, []);
+  if (state.touched.length === 0 && state.absDirty === undefined) return done(state, []);
   const actions: RouterAction[] = [];
   const display = state.active;
   if (display !== undefined && (state.dx !== 0 || state.dy !== 0))
@@ -208,5 +211,5 @@ function onSyn(state: RouterState, ev: InputEvent): RouterResult {
   const pos = state.absDirty !== undefined ? state.absPos.get(state.absDirty) : undefined;
   if (display !== undefined && pos) actions.push({ kind: 'abs', display, fx: pos.fx, fy: pos.fy });
   for (const d of state.touched) actions.push({ kind: 'flush', display: d });
-  return done({ ...state, dx: 0, dy: 0, absDirty: undefined, touched: new Set() }, actions);
+  return done({ ...state, dx: 0, dy: 0, absDirty: undefined, touched: NONE }, actions);
 }

@@ -119,12 +119,18 @@ export class InputSources implements LedSink {
       const r = dev.absRanges();
       if (r.x && r.y) this.target.setAbsRange(path, r.x, r.y);
     }
+    let grabbed: boolean;
+    try {
+      grabbed = this.grab && dev.tryGrab();
+      dev.start({
+        onEvent: (ev) => this.onEvdevEvent(dev, ev),
+        onError: (err) => this.onSourceError(path, err),
+      });
+    } catch (err) {
+      dev.close(); // EBUSY: someone else holds a grab; a device we cannot own is not ours to read
+      throw err;
+    }
     this.evdev.set(path, dev);
-    dev.start({
-      onEvent: (ev) => this.onEvdevEvent(dev, ev),
-      onError: (err) => this.onSourceError(path, err),
-    });
-    const grabbed = this.grab && dev.tryGrab();
     if (this.leds !== undefined && dev.cls.keyboard) dev.setLeds(this.leds);
     this.log.info({ path, name: dev.name, cls: dev.cls, grabbed }, 'input device open');
   }

@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { EV } from '../../src/input/codes.js';
 import { EvdevDevice } from '../../src/input/evdev.js';
-import { encodeEvent, INPUT_EVENT_SIZE, type InputEvent } from '../../src/input/event.js';
+import { decodeEvent, encodeEvent, INPUT_EVENT_SIZE, type InputEvent } from '../../src/input/event.js';
 import { assertPollable, devMajor, FdEventReader } from '../../src/input/fd-reader.js';
 import { ioctlBuffer } from '../../src/input/libc.js';
 import { RecordSplitter } from '../../src/input/record-splitter.js';
@@ -126,5 +126,13 @@ describe('refusing what cannot be polled', () => {
   it('decodes major numbers the glibc way', () => {
     expect(devMajor(0x0d40)).toBe(13);
     expect(devMajor(0x8800)).toBe(136);
+  });
+});
+
+describe('struct input_event encoding', () => {
+  it.each([0, 1.5, 1_700_000_000_123.456, 2 ** 33 * 1000 + 7])('round-trips time %d ms', (timeMs) => {
+    const ev = decodeEvent(encodeEvent({ type: 1, code: 70, value: -2, timeMs }));
+    expect(ev.timeMs).toBeCloseTo(timeMs, 3);
+    expect([ev.type, ev.code, ev.value]).toEqual([1, 70, -2]);
   });
 });
