@@ -1,7 +1,8 @@
 import { existsSync } from 'node:fs';
 import { EV, keyName, REL, SYN_REPORT } from '../input/codes.js';
 import type { InputEvent } from '../input/event.js';
-import { type Decision, InputPipeline } from '../input/pipeline.js';
+import { pipelineOptions } from '../input/from-config.js';
+import { type Decision, InputPipeline, type PipelineOptions } from '../input/pipeline.js';
 import type { DisplaySink } from '../input/sink.js';
 import { InputSources } from '../input/sources.js';
 import { loadConfigFile, resolveConfigPath } from '../session/config.js';
@@ -45,40 +46,42 @@ function printer(write: (s: string) => void): DisplaySink {
   };
 }
 
-function devicesFrom(opts: { config?: string; device?: string[] }): 'auto' | string[] {
-  if (opts.device?.length) return opts.device;
+/** Devices from --device, else the config's; hotkey/guard settings from the config when there is one. */
+function settingsFrom(opts: { config?: string; device?: string[] }): {
+  devices: 'auto' | string[];
+  pipeline: PipelineOptions;
+} {
   const path = resolveConfigPath(opts.config);
-  return existsSync(path) ? loadConfigFile(path).input.devices : 'auto';
+  const input = existsSync(path) || opts.config ? loadConfigFile(path).input : undefined;
+  const pipeline = input ? pipelineOptions(input) : { windowMs: 500, ctrlAltDelToVm: true };
+  return { devices: opts.device?.length ? opts.device : (input?.devices ?? 'auto'), pipeline };
 }
 
 export default async function monitor(opts: { config?: string; device?: string[] }): Promise<number> {
   const write = (s: string) => process.stdout.write(`${s}\n`);
-  const devices = devicesFrom(opts);
+  const { devices, pipeline: pipelineOpts } = settingsFrom(opts);
   const t0 = performance.now();
   let pipeline: InputPipeline;
   const decide = (d: Decision) => {
     if (d.stage === 'hotkey' || d.stage === 'guard') write(`  -> ${d.stage}: ${d.what}`);
   };
-  pipeline = new InputPipeline(
-    { windowMs: 500, ctrlAltDelToVm: true },
-    {
-      sinkFor: () => printer(write),
-      onMenuOpen: () => write('  -> MENU OPEN (Esc or Scroll Lock closes it here)'),
-      onDirectSwitch: (n) => write(`  -> SWITCH to display ${n}`),
-      onMenuInput: (ev) => {
-        write(`  -> menu: ${describeEvent(ev)}`);
-        if (
-          ev.type === EV.KEY &&
-          ev.value === 1 &&
-          (keyName(ev.code) === 'esc' || keyName(ev.code) === 'scrolllock')
-        ) {
-          pipeline.setMenuOpen(false);
-          write('  -> menu closed');
-        }
-      },
-      onDecision: decide,
+  pipeline = new InputPipeline(pipelineOpts, {
+    sinkFor: () => printer(write),
+    onMenuOpen: () => write('  -> MENU OPEN (Esc or Scroll Lock closes it here)'),
+    onDirectSwitch: (n) => write(`  -> SWITCH to display ${n}`),
+    onMenuInput: (ev) => {
+      write(`  -> menu: ${describeEvent(ev)}`);
+      if (
+        ev.type === EV.KEY &&
+        ev.value === 1 &&
+        (keyName(ev.code) === 'esc' || keyName(ev.code) === 'scrolllock')
+      ) {
+        pipeline.setMenuOpen(false);
+        write('  -> menu closed');
+      }
     },
-  );
+    onDecision: decide,
+  });
   pipeline.setActive('vm');
   const sources = new InputSources(
     { devices, grab: false, log: createLogger({ name: 'kvmux-monitor' }) },

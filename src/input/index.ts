@@ -9,6 +9,7 @@ export {
 } from './chord.js';
 export { keyCode, keyName } from './codes.js';
 export { decodeEvent, encodeEvent, INPUT_EVENT_SIZE, type InputEvent } from './event.js';
+export { pipelineOptions, sourcesOptions } from './from-config.js';
 export {
   type Decision,
   InputPipeline,

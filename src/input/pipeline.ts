@@ -132,6 +132,11 @@ export class InputPipeline {
     this.router = routerSetAbsRange(this.router, source, x, y);
   }
 
+  /** Lock-LED mask the router tracks for `display` (bit 0 NumLock, 1 CapsLock, 2 ScrollLock). */
+  ledMask(display: string): number {
+    return this.router.leds.get(display) ?? 0;
+  }
+
   /** Key/button codes held on displays right now, with the display holding each. */
   held(): ReadonlyMap<number, string> {
     return this.router.owner;

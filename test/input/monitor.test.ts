@@ -39,6 +39,7 @@ describe('kvmux monitor', () => {
     execFileSync('mkfifo', [fifo]);
     child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'monitor', '--device', fifo], {
       cwd: root,
+      env: { ...process.env, KVMUX_CONFIG: join(dir, 'absent.yaml') },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';
