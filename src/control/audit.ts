@@ -1,4 +1,4 @@
-import { type FileHandle, mkdir, open, readFile } from 'node:fs/promises';
+import { type FileHandle, mkdir, open } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 
 /**
@@ -41,6 +41,35 @@ function redacted(v: unknown): string {
   return typeof v === 'string' ? `[redacted ${v.length} chars]` : '[redacted]';
 }
 
+/** Last `lines` entries, reading backwards in blocks so a long log costs only what is shown. */
+async function readTail(path: string, lines: number): Promise<AuditEntry[]> {
+  const fh = await open(path, 'r');
+  try {
+    const size = (await fh.stat()).size;
+    let start = size;
+    const parts: Buffer[] = [];
+    let newlines = 0;
+    while (start > 0 && newlines <= lines) {
+      const len = Math.min(TAIL_BLOCK, start);
+      start -= len;
+      const buf = Buffer.alloc(len);
+      await fh.read(buf, 0, len, start);
+      parts.unshift(buf);
+      for (let i = buf.indexOf(0x0a); i >= 0; i = buf.indexOf(0x0a, i + 1)) newlines++;
+    }
+    // decoded once, so a UTF-8 character split across blocks survives
+    const text = Buffer.concat(parts).toString('utf8');
+    const all = text.split('\n').filter(Boolean);
+    // the first line may be cut in the middle unless the read reached the file start
+    const whole = start > 0 ? all.slice(1) : all;
+    return whole.slice(-lines).map((l) => JSON.parse(l) as AuditEntry);
+  } finally {
+    await fh.close();
+  }
+}
+
+const TAIL_BLOCK = 64 << 10;
+
 export interface AuditLog {
   readonly path: string;
   append(entry: AuditEntry): Promise<void>;
@@ -63,12 +92,7 @@ export async function openAuditLog(stateDir: string): Promise<AuditLog> {
     },
     async tail(lines) {
       await chain;
-      const text = await readFile(path, 'utf8');
-      return text
-        .split('\n')
-        .filter(Boolean)
-        .slice(-lines)
-        .map((l) => JSON.parse(l) as AuditEntry);
+      return readTail(path, lines);
     },
     async close() {
       await chain;

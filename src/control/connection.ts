@@ -144,22 +144,33 @@ export class Connection {
   }
 
   private async respond(line: Buffer): Promise<RpcResponse | null> {
+    // every line costs a token, garbage included; a flooding guest's garbage then gets no reply at all
+    const withinRate = this.takeToken();
+    const bad = (resp: RpcResponse) => (withinRate ? resp : null);
     const { maxDepth } = this.core.limits;
     if (jsonDepth(line, maxDepth) > maxDepth) {
-      return errorResponse(null, invalidRequest(`JSON nested deeper than ${maxDepth} levels`));
+      return bad(errorResponse(null, invalidRequest(`JSON nested deeper than ${maxDepth} levels`)));
     }
     let raw: unknown;
     try {
       raw = JSON.parse(line.toString('utf8'));
     } catch {
-      return errorResponse(null, new RpcError(RpcCode.parseError, 'parse error: line is not valid JSON'));
+      return bad(
+        errorResponse(null, new RpcError(RpcCode.parseError, 'parse error: line is not valid JSON')),
+      );
     }
     if (Array.isArray(raw)) {
-      return errorResponse(null, invalidRequest('batch arrays are not supported; send one request per line'));
+      return bad(
+        errorResponse(null, invalidRequest('batch arrays are not supported; send one request per line')),
+      );
     }
     const env = requestSchema.safeParse(raw);
-    if (!env.success) return errorResponse(salvageId(raw), invalidRequest(describeIssues(env.error)));
+    if (!env.success) return bad(errorResponse(salvageId(raw), invalidRequest(describeIssues(env.error))));
     const req = env.data;
+    if (!withinRate) {
+      const err = new RpcError(RpcCode.tooManyRequests, `${this.who}: too many requests; slow down`);
+      return req.id === undefined ? null : errorResponse(req.id, err);
+    }
     const outcome = await this.execute(req).then(
       (result) => ({ ok: true as const, result }),
       (err: unknown) => ({ ok: false as const, error: this.toRpcError(req, err) }),
@@ -171,8 +182,8 @@ export class Connection {
 
   private async execute(req: RpcRequest): Promise<unknown> {
     const guest = this.caller.kind === 'guest';
-    if (guest) this.checkRate();
     if (req.method === 'auth.login') return this.login(req.params);
+    if (req.method === 'auth.logout') return this.logout();
     if (guest) this.checkSession();
     const method = this.core.methods.get(req.method);
     if (!method) throw new RpcError(RpcCode.methodNotFound, `method "${req.method}" not found`);
@@ -180,11 +191,17 @@ export class Connection {
     return method.handler(parseParams(method, req.params), this.ctx);
   }
 
-  private checkRate(): void {
+  /** Guest channels only: the local root socket is not rate-limited. */
+  private takeToken(): boolean {
+    if (this.caller.kind !== 'guest') return true;
     const step = takeToken(this.core.limits.rate, this.rate, this.core.now());
     this.rate = step.state;
-    if (!step.allowed)
-      throw new RpcError(RpcCode.tooManyRequests, `${this.who}: too many requests; slow down`);
+    return step.allowed;
+  }
+
+  private logout(): { ok: true } {
+    this.authed = false;
+    return { ok: true };
   }
 
   private checkSession(): void {

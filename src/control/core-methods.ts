@@ -15,8 +15,8 @@ export function coreMethods(opts: { audit?: AuditLog; methods?: () => Iterable<s
     defineMethod({
       name: 'service.methods',
       params: z.strictObject({}),
-      summary: 'names of every registered method (auth.login included)',
-      handler: () => ['auth.login', ...(opts.methods?.() ?? [])].sort(),
+      summary: 'names of every method (auth.login and auth.logout included)',
+      handler: () => ['auth.login', 'auth.logout', ...(opts.methods?.() ?? [])].sort(),
     }),
     defineMethod({
       name: 'audit.tail',

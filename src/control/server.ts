@@ -66,7 +66,7 @@ export function createControlServer(opts: ControlServerOptions = {}): ControlSer
 
   const register = (rows: RpcMethod | readonly RpcMethod[]) => {
     for (const m of Array.isArray(rows) ? rows : [rows as RpcMethod]) {
-      if (methods.has(m.name) || m.name === 'auth.login') {
+      if (methods.has(m.name) || m.name === 'auth.login' || m.name === 'auth.logout') {
         throw new KvmuxError(`control method "${m.name}" is registered twice`);
       }
       methods.set(m.name, m);

@@ -163,6 +163,24 @@ describe('guest channel', () => {
     expect((await b.peer.call('vm.list', {})).result).toHaveLength(2);
   });
 
+  it('answers garbage beyond the rate limit with silence', async () => {
+    const { peer } = await guest('alpha');
+    peer.send('not json\n'.repeat(50));
+    await new Promise((r) => setTimeout(r, 200));
+    const replies = [];
+    while (peer.pendingLines() > 0) replies.push(await peer.next());
+    expect(replies).toHaveLength(30);
+    expect(replies.every((r) => r.error?.code === -32700)).toBe(true);
+    expect((await peer.call('vm.list', {}, 'late')).error).toMatchObject({ code: -32029 });
+  });
+
+  it('ends the session on auth.logout', async () => {
+    const { peer } = await guest('alpha');
+    await login(peer);
+    expect((await peer.call('auth.logout', {})).result).toEqual({ ok: true });
+    expect((await peer.call('vm.list', {})).error?.code).toBe(-32001);
+  });
+
   it('writes every guest call to the audit log without secrets', async () => {
     const { peer } = await guest('alpha');
     await login(peer, 'not-the-password');

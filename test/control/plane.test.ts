@@ -61,6 +61,7 @@ describe('control plane from a config', () => {
     expect(await c.call('service.methods', {})).toEqual([
       'audit.tail',
       'auth.login',
+      'auth.logout',
       'host.update.abort',
       'host.update.begin',
       'host.update.chunk',
