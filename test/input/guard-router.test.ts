@@ -150,3 +150,20 @@ describe('router (pure)', () => {
     expect(r.out[0]).toBe(JSON.stringify({ kind: 'drop', reason: 'unmapped button' }));
   });
 });
+
+describe('pipeline LED state per display', () => {
+  it('reports each display’s own lock LEDs', async () => {
+    const { InputPipeline } = await import('../../src/input/pipeline.js');
+    const p = new InputPipeline(
+      { windowMs: 500, ctrlAltDelToVm: true },
+      { sinkFor: () => undefined, onMenuOpen: () => {}, onDirectSwitch: () => {}, onMenuInput: () => {} },
+    );
+    p.setActive('alpha');
+    p.feed(key('capslock', 1));
+    p.feed(key('capslock', 0));
+    p.setActive('beta');
+    p.feed(key('numlock', 1));
+    expect([p.ledMask('alpha'), p.ledMask('beta'), p.ledMask('gamma')]).toEqual([2, 1, 0]);
+    p.close();
+  });
+});
