@@ -10,6 +10,8 @@ import type { InputEvent } from './event.js';
  *   queue, then passes: so order is never changed and normal typing gets no added delay.
  * - deadline reached while pending → the held tap and its queue are replayed in order.
  * - after a double tap, a digit press within `windowMs` → `switch n` (1..9, 0 means 10), swallowed.
+ *   The menu opens at the second tap already (no window of delay before it shows); a direct switch
+ *   then ends it, so the menu owner dismisses it on `switch`.
  * Pure: events carry no clock of their own here; `nowMs` is the arrival time.
  */
 export interface HotkeyOptions {
