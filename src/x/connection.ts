@@ -17,7 +17,10 @@ export interface XConnection {
   height: number;
   /** Resolves once the connection is gone (server died or close() was called). */
   closed: Promise<void>;
+  /** True once the server went away or close() was called: send nothing more. */
   isClosed(): boolean;
+  /** Subscribe to X events; a throwing handler is logged, never allowed to kill kvmux. */
+  onEvent(handler: (ev: x11.XEvent) => void): void;
   /** A request with a reply, as a promise; X errors reject with an XError naming the display. */
   call<T>(request: (cb: x11.Callback<T>) => void): Promise<T>;
   /** Interned atom (cached per connection). */
@@ -96,7 +99,6 @@ function wrap(display: string, client: x11.XClient, log: Logger): XConnection {
     markClosed = resolve;
   });
   const onGone = () => {
-    if (isClosed) return;
     isClosed = true;
     markClosed();
   };
@@ -136,9 +138,21 @@ function wrap(display: string, client: x11.XClient, log: Logger): XConnection {
   };
   const close = async () => {
     if (isClosed) return;
+    // from here on requests would throw ('client is in closing state'): callers check isClosed()
+    isClosed = true;
     client.terminate();
     await Promise.race([closed, new Promise((r) => setTimeout(r, 1000))]);
     onGone();
+  };
+  const onEvent = (handler: (ev: x11.XEvent) => void) => {
+    client.on('event', (ev: x11.XEvent) => {
+      if (isClosed) return;
+      try {
+        handler(ev);
+      } catch (err) {
+        log.warn({ display, event: ev.name, err: String(err) }, 'X event handler failed');
+      }
+    });
   };
   const sync = () => call<unknown>((cb) => client.GetInputFocus(cb)).then(() => undefined);
   const { root, pixel_width: width, pixel_height: height } = screen;
@@ -151,6 +165,7 @@ function wrap(display: string, client: x11.XClient, log: Logger): XConnection {
     height,
     closed,
     isClosed: () => isClosed,
+    onEvent,
     call,
     atom,
     sync,

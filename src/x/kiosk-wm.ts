@@ -108,7 +108,7 @@ export async function startKioskWm(display: string, opts: KioskWmOptions = {}): 
       forget(ev.wid);
     },
   };
-  client.on('event', (ev: x11.XEvent) => handlers[ev.name]?.(ev));
+  conn.onEvent((ev) => handlers[ev.name]?.(ev));
 
   await selectRedirect(conn);
   await adoptExisting(conn, manage);

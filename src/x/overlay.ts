@@ -206,7 +206,7 @@ export async function createOverlay(display: string | XConnection, opts: Overlay
       else await conn.sync().catch(() => {});
     },
   };
-  client.on('event', (ev: x11.XEvent) => {
+  conn.onEvent((ev) => {
     if (ev.name === 'Expose' && ev.wid === wid && ev.count === 0) ov.redraw();
   });
   if (opts.name !== undefined) ov.setName(opts.name);

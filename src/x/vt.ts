@@ -3,10 +3,11 @@ import koffi from 'koffi';
 import { XError } from '../util/errors.js';
 
 /**
- * The VT console: VT_ACTIVATE on /dev/tty0, then wait for /sys/class/tty/tty0/active to follow.
- * VT_WAITACTIVE blocks in the kernel, so it never runs on the main thread: the default waits by
- * polling sysfs; 'waitactive' runs VT_WAITACTIVE on a libuv worker (koffi async) raced with a
- * timeout; 'chvt' forks the kbd tool. Xorg does not make its VT active at start: kvmux switches.
+ * The VT console: VT_ACTIVATE on /dev/tty0, then wait until the VT is active. VT_WAITACTIVE blocks
+ * in the kernel, so it never runs on the main thread: the default ('waitactive') runs it on a libuv
+ * worker (koffi async) raced with a timeout — fastest measured (bench/x.bench.ts); a VT that never
+ * activates keeps that worker until it does. 'poll' watches /sys/class/tty/tty0/active with 1 ms
+ * timers; 'chvt' forks the kbd tool (slowest). Xorg does not make its VT active: kvmux switches.
  */
 export const VT_OPENQRY = 0x5600;
 export const VT_GETSTATE = 0x5603;
@@ -88,7 +89,7 @@ async function chvt(vt: number): Promise<boolean> {
 /** Make `vt` the active console and resolve once it is (VtError after `timeoutMs`, default 3000). */
 export async function switchVt(vt: number, opts: { timeoutMs?: number; method?: VtWaitMethod } = {}) {
   const deadline = Date.now() + (opts.timeoutMs ?? 3000);
-  const method = opts.method ?? 'poll';
+  const method = opts.method ?? 'waitactive';
   if (!Number.isInteger(vt) || vt < 1 || vt > 63) throw vtError(`switchVt: bad VT number ${vt}`);
   if (method === 'chvt') {
     if (!(await chvt(vt))) throw vtError(`chvt ${vt} failed`);

@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest';
+import x11 from 'x11';
 import { connectDisplay } from '../../src/x/connection.js';
 import { startKioskWm } from '../../src/x/kiosk-wm.js';
 import { createOverlay } from '../../src/x/overlay.js';
 import { createXtestSink } from '../../src/x/xtest-sink.js';
-import { startTestXvfb, testDisplayRange } from '../helpers/x-servers.js';
+import { startTestXvfb, testDisplayRange, waitFor } from '../helpers/x-servers.js';
 
 describe('connectDisplay', () => {
   it('rejects with an XError naming the display when nothing listens there', async () => {
@@ -21,6 +22,29 @@ describe('connectDisplay', () => {
         /BadDrawable|BadWindow/,
       );
       expect(conn.isClosed()).toBe(false);
+      await conn.close();
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('keeps delivering events after a handler throws', async () => {
+    const server = await startTestXvfb();
+    try {
+      const conn = await connectDisplay(server.display);
+      const seen: string[] = [];
+      conn.onEvent((ev) => {
+        seen.push(ev.name);
+        throw new Error('handler bug');
+      });
+      conn.client.ChangeWindowAttributes(conn.root, { eventMask: x11.eventMask['SubstructureNotify']! });
+      const other = await connectDisplay(server.display);
+      for (let i = 0; i < 2; i++)
+        other.client.CreateWindow(other.client.AllocID(), other.root, 0, 0, 5, 5, 0, 0, 0, 0, {});
+      await other.sync();
+      await waitFor(() => seen.length === 2, 5000, 'two CreateNotify events');
+      expect(seen).toEqual(['CreateNotify', 'CreateNotify']);
+      await other.close();
       await conn.close();
     } finally {
       await server.stop();
