@@ -1,11 +1,13 @@
 import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LaunchContext, VmHandle } from '../../src/session/backends/backend.js';
 import { createQemuBackend } from '../../src/session/backends/qemu.js';
 import { vmSchema } from '../../src/session/config-schema.js';
 import { isAlive } from '../../src/util/proc.js';
+import { createXtestSink, type RgbImage, screenshot } from '../../src/x/index.js';
 import { bootSectorDisk, DEMO_PALETTE } from '../fixtures/boot-sector.js';
 import {
   brightShare,
@@ -15,6 +17,8 @@ import {
   waitForColour,
 } from './helpers/display.js';
 
+/** Linux key codes (X keycode - 8). */
+const KEY = { leftctrl: 29, leftalt: 56, two: 3, x: 45 } as const;
 const work = mkdtempSync(join(tmpdir(), 'kvmux-qemu-test-'));
 const shots = join(work, 'shots');
 mkdirSync(shots);
@@ -33,6 +37,14 @@ const vms = [
     qemu: { disk: bootSectorDisk({ text: v.name, colour: v.colour }, work), memoryMiB: 64, accel: v.accel },
   }),
 }));
+
+/** Pixels that differ between two screenshots in rows [from, to). */
+function changedPixels(a: RgbImage, b: RgbImage, from: number, to: number): number {
+  let n = 0;
+  for (let o = from * a.width * 3; o < to * a.width * 3; o += 3)
+    if (a.rgb[o] !== b.rgb[o] || a.rgb[o + 1] !== b.rgb[o + 1] || a.rgb[o + 2] !== b.rgb[o + 2]) n++;
+  return n;
+}
 
 const displays: TestDisplay[] = [];
 const handles = new Map<string, VmHandle>();
@@ -72,6 +84,36 @@ describe('qemu backend, real QEMU on Xvfb behind the kiosk WM', () => {
       expect(share, `${v.name}: share of its background colour`).toBeGreaterThan(0.3);
       expect(brightShare(img), `${v.name}: its big bright letters`).toBeGreaterThan(0.02);
       expect(colourShare(img, other.rgb), `${v.name}: nothing of ${other.name}`).toBe(0);
+    }
+  });
+
+  it('keys typed through XTEST reach the guest, and Ctrl+Alt+2 opens no QEMU console', async () => {
+    const { display } = displays[0]!;
+    const sink = await createXtestSink(display);
+    const tap = async (...codes: number[]) => {
+      for (const c of codes) sink.key(c, true);
+      for (const c of [...codes].reverse()) sink.key(c, false);
+      sink.flush();
+      await sleep(50);
+    };
+    try {
+      const before = await screenshot(display, join(shots, 'alpha-keys-before.png'));
+      await tap(KEY.leftctrl, KEY.leftalt, KEY.two);
+      for (let i = 0; i < 12; i++) await tap(KEY.x);
+      // The guest echoes keys on its text row 22: only the bottom quarter of the screen changes.
+      const split = Math.floor(before.height * 0.75);
+      let img = before;
+      for (let i = 0; i < 40 && changedPixels(before, img, split, img.height) <= 300; i++) {
+        await sleep(100);
+        img = await screenshot(display, join(shots, 'alpha-keys-after.png'));
+      }
+      expect(colourShare(img, vms[0]!.rgb), 'still the guest screen, not a QEMU console').toBeGreaterThan(
+        0.3,
+      );
+      expect(changedPixels(before, img, split, img.height), 'the echoed x characters').toBeGreaterThan(300);
+      expect(changedPixels(before, img, 0, split), 'nothing else changed').toBe(0);
+    } finally {
+      await sink.close();
     }
   });
 

@@ -1,0 +1,67 @@
+import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createQemuBackend } from '../../src/session/backends/qemu.js';
+import { vmSchema } from '../../src/session/config-schema.js';
+import { DEMO_PALETTE, writeDemoDisk } from '../../src/session/demo-disk.js';
+import { type KioskWm, startKioskWm, startXServer, type XServer } from '../../src/x/index.js';
+import { lockVts } from '../helpers/x-servers.js';
+import { brightShare, waitForColour } from './helpers/display.js';
+
+/** Both QEMU display front-ends render behind the kiosk WM on a real Xorg (dummy driver) on vt25. */
+const dir = mkdtempSync(join(tmpdir(), 'kvmux-qemu-xorg-'));
+const activeVt = () => readFileSync('/sys/class/tty/tty0/active', 'utf8').trim();
+let lock: { release(): Promise<void> };
+let server: XServer;
+let wm: KioskWm;
+let before = '';
+
+beforeAll(async () => {
+  lock = await lockVts();
+  before = activeVt();
+  server = await startXServer({ kind: 'xorg', vt: 25, number: 127, logDir: dir });
+  wm = await startKioskWm(server.display);
+});
+
+afterAll(async () => {
+  await wm?.stop().catch(() => {});
+  await server?.stop();
+  await lock?.release();
+});
+
+describe('qemu on Xorg (dummy) behind the kiosk WM', () => {
+  it.each([
+    ['gtk', 2],
+    ['sdl', 3],
+  ] as const)('-display %s shows the guest full-screen', async (display, colour) => {
+    const disk = writeDemoDisk(join(dir, `${display}.img`), { text: display, colour });
+    const vm = vmSchema.parse({
+      name: display,
+      backend: 'qemu',
+      qemu: { disk, memoryMiB: 64, display, accel: 'tcg' },
+    });
+    const vmDir = join(dir, display);
+    mkdirSync(vmDir, { recursive: true });
+    const h = await createQemuBackend().start(vm, {
+      display: server.display,
+      vmDir,
+      width: 1024,
+      height: 768,
+      taps: [],
+    });
+    try {
+      const { img, share } = await waitForColour(
+        server.display,
+        join(dir, `${display}.png`),
+        DEMO_PALETTE[colour]!.rgb,
+        0.3,
+      );
+      expect(share).toBeGreaterThan(0.3);
+      expect(brightShare(img)).toBeGreaterThan(0.02);
+    } finally {
+      await h.stop({ force: true });
+    }
+    expect(activeVt()).toBe(before);
+  });
+});
