@@ -35,8 +35,9 @@ async function askTwice(): Promise<string> {
 /** Read one line in raw mode, echoing nothing; Ctrl+C aborts. */
 function askHidden(prompt: string): Promise<string> {
   const stdin = process.stdin;
-  process.stderr.write(prompt);
+  // echo off before the prompt shows, or keys typed right after it would be echoed
   stdin.setRawMode(true);
+  process.stderr.write(prompt);
   stdin.resume();
   let text = '';
   return new Promise((resolve, reject) => {

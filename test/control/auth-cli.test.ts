@@ -96,6 +96,38 @@ describe('kvmux passwd and kvmux ctl', () => {
     expect(await fileAuthenticator(join(t.dir, 'state', 'admin.passwd')).check('open sesame')).toBe(true);
   });
 
+  /** Run `kvmux passwd` on a pseudo-terminal (socat), typing `answers` at each prompt. */
+  function passwdOnTty(answers: string[]): Promise<{ code: number; output: string }> {
+    const cmd = `${TSX} ${MAIN} passwd --config ${config}`;
+    const child = spawn('socat', ['-', `EXEC:${cmd},pty,setsid,ctty,stderr`], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
+    let output = '';
+    const prompts = [/New admin password: $/, /Repeat it: $/];
+    child.stdout.on('data', (d) => {
+      output += d;
+      const next = prompts[0];
+      if (next?.test(output)) {
+        prompts.shift();
+        child.stdin.write(`${answers.shift()}\r`);
+      }
+    });
+    return new Promise((resolve) => child.on('close', (code) => resolve({ code: code ?? -1, output })));
+  }
+
+  it('passwd on a terminal asks twice and never echoes the password', async () => {
+    const r = await passwdOnTty(['typed on a tty', 'typed on a tty']);
+    expect(r.output).toMatch(/admin password written to/);
+    expect(r.output).not.toContain('typed on a tty');
+    expect(await fileAuthenticator(join(t.dir, 'state', 'admin.passwd')).check('typed on a tty')).toBe(true);
+  });
+
+  it('passwd on a terminal changes nothing when the two entries differ', async () => {
+    const r = await passwdOnTty(['first try', 'second try']);
+    expect(r.output).toMatch(/the two passwords differ; nothing changed/);
+    expect(await fileAuthenticator(join(t.dir, 'state', 'admin.passwd')).check('typed on a tty')).toBe(true);
+  });
+
   it('ctl prints the result as JSON, using runDir from the config', async () => {
     const r = await kvmux(['ctl', 'vm.stop', '{"name":"alpha"}', '--config', config]);
     expect(r.code).toBe(0);
