@@ -16,6 +16,7 @@ import {
   type RouterAction,
   type RouterState,
   routerInit,
+  routerReleaseAll,
   routerSetAbsRange,
   routerSetActive,
   routerStep,
@@ -142,7 +143,12 @@ export class InputPipeline {
     return this.router.owner;
   }
 
+  /** Stop; keys still held are released where they were pressed, so none stays stuck in a VM. */
   close(): void {
+    if (this.closed) return;
+    const r = routerReleaseAll(this.router);
+    this.router = r.state;
+    this.applyRouter(r.actions);
     this.closed = true;
     if (this.timer !== undefined) this.clock.clearTimer(this.timer);
     this.timer = undefined;

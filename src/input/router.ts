@@ -112,6 +112,23 @@ export function routerSetAbsRange(
   return { ...state, absRanges: new Map(state.absRanges).set(source, { x, y }) };
 }
 
+/** Release every held key and button on the display that has it (shutdown: VMs outlive kvmux). */
+export function routerReleaseAll(state: RouterState): RouterResult {
+  const actions: RouterAction[] = [];
+  const displays = new Set<string>();
+  for (const [code, display] of state.owner) {
+    const button = X_BUTTON.get(code);
+    actions.push(
+      button !== undefined
+        ? { kind: 'button', display, button, down: false }
+        : { kind: 'key', display, code, down: false },
+    );
+    displays.add(display);
+  }
+  for (const display of displays) actions.push({ kind: 'flush', display });
+  return done({ ...state, owner: new Map() }, actions);
+}
+
 /** Keys/buttons currently held per the router (for tests and grab decisions). */
 export function heldBy(state: RouterState): ReadonlyMap<number, string> {
   return state.owner;

@@ -135,6 +135,7 @@ type LineHandler = (args: string[], ctx: Ctx) => void;
 
 const COMMANDS: ReadonlyMap<string, LineHandler> = new Map<string, LineHandler>([
   ['active', ([d], c) => c.pipeline.setActive(d!)],
+  ['close', (_args, c) => c.pipeline.close()],
   ['menu', ([what], c) => c.pipeline.setMenuOpen(what === 'open')],
   ['extra', ([d, chords], c) => c.pipeline.setExtraBlocked(d!, (chords ?? '').split(',').filter(Boolean))],
   ['rel', ([x, y], c) => report(c, [EV.REL, REL.X, x], [EV.REL, REL.Y, y])],
