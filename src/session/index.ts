@@ -19,6 +19,7 @@ export {
 export { allVms, type DiscoveryResult, discoverImages, nameFromFile, sidecarSchema } from './images.js';
 export { QmpClient, type QmpEvent } from './qmp.js';
 export { type DisplayInfo, Supervisor, type SupervisorOptions, type VmStatus } from './supervisor.js';
+export { controlSocketOf, vmDirOf } from './vm-paths.js';
 export { VmRecordStore } from './vm-records.js';
 export {
   backoffMs,

@@ -1,10 +1,10 @@
 import { EventEmitter } from 'node:events';
 import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
 import { BackendError, errnoName } from '../util/errors.js';
 import { type Logger, silentLogger } from '../util/log.js';
 import type { Backend, LaunchContext, VmExit, VmHandle, VmState } from './backends/backend.js';
 import type { Config, VmConfig } from './config-schema.js';
+import { vmDirOf } from './vm-paths.js';
 import { VmRecordStore } from './vm-records.js';
 import {
   DEFAULT_RESTART_POLICY,
@@ -248,7 +248,7 @@ export class Supervisor extends EventEmitter<{ state: [VmStatus] }> {
   }
 
   private async context(e: Entry, display?: DisplayInfo): Promise<LaunchContext> {
-    const vmDir = join(this.opts.config.runDir, 'vm', e.vm.name);
+    const vmDir = vmDirOf(this.opts.config.runDir, e.vm.name);
     mkdirSync(vmDir, { recursive: true, mode: 0o700 });
     const d = display ?? (await this.opts.displayFor(e.vm));
     // Adoption passes the recorded display: the taps already exist, so none are created.
