@@ -1,5 +1,5 @@
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EV, SYN_REPORT } from '../src/input/codes.js';
@@ -133,8 +133,45 @@ function perEventCost(pairs: number) {
   return { ...summarize(micros), unit: 'µs per feed()' };
 }
 
+/** One key at a time: write a record into the FIFO, time until the sink gets the key (poll wake-up + pipeline). */
+async function fifoLatency(samples: number) {
+  const dir = mkdtempSync(join(tmpdir(), 'kvmux-bench-lat-'));
+  const fifo = join(dir, 'in.fifo');
+  execFileSync('mkfifo', [fifo]);
+  let got: (() => void) | undefined;
+  const sink = new CountingSink();
+  sink.key = () => {
+    sink.keys++;
+    got?.();
+  };
+  const pipeline = new InputPipeline({ windowMs: 500, ctrlAltDelToVm: true }, outputs(sink));
+  pipeline.setActive('bench');
+  const sources = new InputSources({ devices: [fifo] }, pipeline);
+  sources.start();
+  const fd = openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK);
+  const micros: number[] = [];
+  const rec = Buffer.alloc(2 * INPUT_EVENT_SIZE);
+  for (let i = 0; i < samples; i++) {
+    encodeEvent({ type: EV.KEY, code: 30, value: i % 2 === 0 ? 1 : 0 }, rec, 0);
+    encodeEvent({ type: EV.SYN, code: SYN_REPORT, value: 0 }, rec, INPUT_EVENT_SIZE);
+    const arrived = new Promise<void>((r) => {
+      got = r;
+    });
+    const t0 = performance.now();
+    writeSync(fd, rec);
+    await arrived;
+    micros.push((performance.now() - t0) * 1000);
+  }
+  closeSync(fd);
+  sources.close();
+  pipeline.close();
+  rmSync(dir, { recursive: true, force: true });
+  return { ...summarize(micros), unit: 'µs from FIFO write to sink.key()' };
+}
+
 export async function run(): Promise<Record<string, unknown>> {
   const throughput = await fifoThroughput(100_000);
   const cost = perEventCost(50_000);
-  return { fifoThroughput: throughput, perEventCost: cost };
+  const latency = await fifoLatency(2000);
+  return { fifoThroughput: throughput, perEventCost: cost, fifoToSinkLatency: latency };
 }

@@ -13,7 +13,7 @@ import { UinputDevice } from './uinput.js';
 const check = (name: string, ok: boolean, detail: unknown = '') =>
   console.log(`CHECK ${ok ? 'ok' : 'FAIL'} ${name} ${JSON.stringify(detail)}`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-async function until(cond: () => boolean, ms = 3000): Promise<boolean> {
+async function until(cond: () => boolean, ms = 10_000): Promise<boolean> {
   for (const end = Date.now() + ms; Date.now() < end; await sleep(10)) if (cond()) return true;
   return cond();
 }
