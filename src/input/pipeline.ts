@@ -65,6 +65,7 @@ export const realClock: PipelineClock = {
   clearTimer: (h) => clearTimeout(h as NodeJS.Timeout),
 };
 
+const MENU_TYPES: ReadonlySet<number> = new Set([EV.KEY, EV.REL, EV.ABS]);
 const SYN: InputEvent = { type: EV.SYN, code: SYN_REPORT, value: 0, timeMs: 0 };
 
 /**
@@ -186,9 +187,10 @@ export class InputPipeline {
       return;
     }
     // While the menu is open a release still goes to the display holding its press: no stuck keys.
+    // SYN, MSC_SCAN and the like are no menu input: the router flushes or drops them.
     const toDisplay =
       !this.menuOpen ||
-      ev.type === EV.SYN ||
+      !MENU_TYPES.has(ev.type) ||
       (ev.type === EV.KEY && ev.value !== KEY_DOWN && this.router.owner.has(ev.code));
     if (!toDisplay) {
       this.decide({ stage: 'menu', what: 'to menu', ev });
