@@ -23,6 +23,7 @@ export {
   probe,
   type Rgb,
   type RgbImage,
+  screenIsBlank,
   screenshot,
 } from './screenshot.js';
 export {

@@ -70,6 +70,11 @@ export function distinctColours(img: RgbImage, step = 8): number {
   return seen.size;
 }
 
+/** True while the display shows a single colour (sampled every `step` pixels): nothing drawn yet. */
+export async function screenIsBlank(conn: XConnection, step = 16): Promise<boolean> {
+  return distinctColours(await grab(conn), step) <= 1;
+}
+
 const crcTable = Array.from({ length: 256 }, (_, n) => {
   let c = n;
   for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;

@@ -16,14 +16,33 @@ describe('removeFromStack', () => {
   });
 });
 
-describe('kiosk WM on Xvfb', () => {
+describe('kiosk WM started late (e.g. after a kvmux restart)', () => {
+  it('takes over windows that were already mapped', async () => {
+    const server = await startTestXvfb({ width: 640, height: 480 });
+    try {
+      const win = await openClientWindow(server.display, 120, 80); // no WM yet: mapped at its own size
+      expect((await geometry(win.conn, win.wid)).width).toBe(120);
+      const wm = await startKioskWm(server.display);
+      await wm.settle();
+      expect(wm.windows()).toEqual([win.wid]);
+      const g = await geometry(win.conn, win.wid);
+      expect([g.xPos, g.yPos, g.width, g.height]).toEqual([0, 0, 640, 480]);
+      await win.conn.close();
+      await wm.stop();
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
+describe.each(['map-then-resize', 'resize-then-map'] as const)('kiosk WM on Xvfb (%s)', (order) => {
   let server: XServer;
   let wm: KioskWm;
   let probe: XConnection;
 
   beforeAll(async () => {
     server = await startTestXvfb({ width: 800, height: 600 });
-    wm = await startKioskWm(server.display);
+    wm = await startKioskWm(server.display, { order });
     probe = await connectDisplay(server.display);
   });
   afterAll(async () => {

@@ -6,7 +6,7 @@ import type x11 from 'x11';
 import { connectDisplay, type XConnection } from '../../src/x/connection.js';
 import { type KioskWm, startKioskWm } from '../../src/x/kiosk-wm.js';
 import { createOverlay, type Overlay, rgbToPixel } from '../../src/x/overlay.js';
-import { distinctColours, pixel, probe, screenshot } from '../../src/x/screenshot.js';
+import { distinctColours, pixel, probe, screenIsBlank, screenshot } from '../../src/x/screenshot.js';
 import type { XServer } from '../../src/x/server.js';
 import { openClientWindow, startTestXvfb, waitFor } from '../helpers/x-servers.js';
 
@@ -42,6 +42,7 @@ describe('overlay on Xvfb', () => {
     (await probeConn.call<x11.Tree>((cb) => probeConn.client.QueryTree(probeConn.root, cb))).children.at(-1);
 
   it('maps above a full-screen window, and the screenshot shows its rects and text', async () => {
+    expect(await screenIsBlank(probeConn)).toBe(true);
     const vm = await openClientWindow(server.display);
     await wm.settle();
     ov = await createOverlay(server.display, {
@@ -75,6 +76,7 @@ describe('overlay on Xvfb', () => {
     }
     expect(white).toBeGreaterThan(20);
     expect(distinctColours(img, 4)).toBeGreaterThanOrEqual(4);
+    expect(await screenIsBlank(probeConn)).toBe(false);
 
     // the menu name is readable by other clients
     const name = await probeConn.call<{ data: Buffer }>((cb) =>
