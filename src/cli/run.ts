@@ -1,5 +1,48 @@
-import { KvmuxError } from '../util/errors.js';
+import { createOverlayMenuView } from '../service/overlay-view.js';
+import { Service } from '../service/service.js';
+import { loadConfigFile, resolveConfigPath } from '../session/config.js';
+import { createLogger, LogRing } from '../util/log.js';
 
-export default async function run(..._args: unknown[]): Promise<number> {
-  throw new KvmuxError('"run" is not built yet');
+/**
+ * `kvmux run`: the service in the foreground. SIGTERM/SIGINT stop everything gracefully and
+ * restore the VT; SIGUSR1 stops kvmux but leaves VMs and X servers running for re-adoption
+ * (what a service upgrade wants).
+ */
+export default async function run(opts: { config?: string }): Promise<number> {
+  const path = resolveConfigPath(opts.config);
+  const config = loadConfigFile(path);
+  const ring = new LogRing();
+  const log = createLogger({ ring });
+  const service = new Service({ config, log, ring, menuView: createOverlayMenuView });
+  let stopping: Promise<void> | null = null;
+  const stop = (signal: NodeJS.Signals, leaveRunning: boolean) => {
+    log.info({ signal }, 'signal');
+    if (stopping) return;
+    stopping = service.stop({ leaveRunning }).then(
+      () => process.exit(0),
+      (err: unknown) => {
+        log.error({ err: String(err) }, 'stop failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM', false));
+  process.on('SIGINT', () => stop('SIGINT', false));
+  process.on('SIGUSR1', () => stop('SIGUSR1', true));
+  process.on('uncaughtException', (err) => {
+    // VMs and X servers live on; a restarted kvmux re-adopts them
+    log.fatal({ err: err.stack ?? String(err) }, 'uncaught exception: exiting, VMs left running');
+    process.exit(70);
+  });
+  log.info({ config: path, vms: config.vms.length, console: config.console }, 'starting');
+  try {
+    await service.start();
+  } catch (err) {
+    log.fatal({ err: err instanceof Error ? err.message : String(err) }, 'start failed');
+    await service.stop().catch(() => {});
+    process.stderr.write(`kvmux run: ${err instanceof Error ? err.message : String(err)}\n`);
+    return 1;
+  }
+  await new Promise(() => {});
+  return 0;
 }

@@ -1,0 +1,228 @@
+import { execFileSync, spawn } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { execa } from 'execa';
+import { stringify } from 'yaml';
+import { connectSocket, type RpcClient } from '../control/client.js';
+import { writeDemoDisk } from '../session/demo-disk.js';
+import { activeVt } from '../x/vt.js';
+import { FifoKeyboard, sleep } from './fifo-keys.js';
+
+/**
+ * The demo: real QEMU VMs and an xterm, each full-screen on its own X display (Xorg on real VTs
+ * when this machine can, else Xvfb), driven through the FIFO keyboard. Every step is a PNG in
+ * the output folder, plus story.png (all steps side by side) and story.txt.
+ */
+const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', 'cli', 'main.js');
+const PASSWORD = 'demo-password';
+
+interface Step {
+  file: string;
+  caption: string;
+}
+
+function chooseConsole(): 'vt' | 'virtual' {
+  const forced = process.env['KVMUX_DEMO_CONSOLE'];
+  if (forced === 'vt' || forced === 'virtual') return forced;
+  try {
+    closeSync(openSync('/dev/tty0', 'r+'));
+  } catch {
+    return 'virtual';
+  }
+  return existsSync('/usr/lib/xorg/modules/drivers/dummy_drv.so') ? 'vt' : 'virtual';
+}
+
+function writeConfig(work: string, console: 'vt' | 'virtual', fifo: string): string {
+  const disks = ['alpha', 'beta', 'gamma'].map((name, colour) => {
+    const disk = join(work, 'images', `${name}.img`);
+    writeDemoDisk(disk, { text: name, colour });
+    return { name, disk };
+  });
+  const cfg = {
+    runDir: join(work, 'run'),
+    stateDir: join(work, 'state'),
+    console,
+    input: { devices: [fifo] },
+    x: { firstDisplay: 40, firstVt: 8 },
+    menu: { phrase: 'blue teapot at dawn' },
+    vms: [
+      ...disks.map(({ name, disk }) => ({ name, backend: 'qemu', qemu: { disk, memoryMiB: 64 } })),
+      {
+        name: 'notes',
+        backend: 'command',
+        command: [
+          'xterm',
+          '-fn',
+          '10x20',
+          '-bg',
+          '#202a20',
+          '-fg',
+          '#d0ffd0',
+          '-e',
+          'sh',
+          '-c',
+          'echo "notes: an ordinary X program as a kvmux VM. Type here:"; exec cat',
+        ],
+      },
+    ],
+  };
+  const path = join(work, 'kvmux.yaml');
+  writeFileSync(path, stringify(cfg));
+  return path;
+}
+
+async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const v = await fn();
+      if (v !== undefined) return v;
+    } catch (err) {
+      last = err;
+    }
+    await sleep(200);
+  }
+  throw new Error(`demo: timed out waiting for ${what}${last ? ` (${String(last)})` : ''}`);
+}
+
+export async function runDemo(outDir: string): Promise<void> {
+  const work = mkdtempSync('/tmp/kvmux-demo-');
+  mkdirSync(outDir, { recursive: true });
+  mkdirSync(join(work, 'images'), { recursive: true });
+  const fifo = join(work, 'keyboard.fifo');
+  execFileSync('mkfifo', [fifo]);
+  const console = chooseConsole();
+  const configPath = writeConfig(work, console, fifo);
+  const vtBefore = console === 'vt' ? activeVt() : null;
+  say(
+    `console: ${console}${console === 'vt' ? ` (Xorg dummy on real VTs; VT ${vtBefore} active now)` : ' (Xvfb)'}`,
+  );
+  execFileSync(process.execPath, [CLI, 'passwd', '--config', configPath], { input: `${PASSWORD}\n` });
+
+  const logFd = openSync(join(work, 'kvmux.log'), 'a');
+  const t0 = Date.now();
+  const kvmux = spawn(process.execPath, [CLI, 'run', '--config', configPath], {
+    stdio: ['ignore', logFd, logFd],
+  });
+  closeSync(logFd);
+  const steps: Step[] = [];
+  let ctl: RpcClient | undefined;
+  try {
+    const sock = join(work, 'run', 'control.sock');
+    ctl = await waitFor(
+      'the control socket',
+      async () => (existsSync(sock) ? connectSocket(sock) : undefined),
+      30_000,
+    );
+    const c = ctl;
+    const call = <T>(m: string, p?: unknown) => c.call(m, p) as Promise<T>;
+    await waitFor(
+      'every VM running',
+      async () => {
+        const vms = await call<Array<{ state: string }>>('vm.list');
+        return vms.every((v) => v.state === 'running') ? true : undefined;
+      },
+      120_000,
+    );
+    say(`all VMs running ${((Date.now() - t0) / 1000).toFixed(1)} s after start`);
+    await sleep(6000); // SeaBIOS needs a few seconds before the boot sector paints
+    const shot = async (name: string, file: string, caption: string) => {
+      await call('display.screenshot', { name, path: join(outDir, file) });
+      steps.push({ file, caption });
+      say(`${file}: ${caption}`);
+    };
+    const displays = await call<Array<{ name: string }>>('display.list');
+    let n = 1;
+    for (const d of displays) {
+      if (d.name === 'admin') await sleep(1500);
+      await shot(d.name, `0${n++}-${d.name}.png`, `display "${d.name}" on its own X server`);
+    }
+    const kb = await FifoKeyboard.open(fifo);
+    await kb.doubleTap();
+    await waitFor(
+      'the menu',
+      async () => ((await call<{ open: boolean }>('menu.state')).open ? true : undefined),
+      5000,
+    );
+    await sleep(150);
+    await shot(
+      'alpha',
+      '10-menu-open.png',
+      'Scroll Lock twice: the switcher menu over alpha, with the host phrase',
+    );
+    await kb.tap('down');
+    await sleep(150);
+    await shot('alpha', '11-menu-down.png', 'Down arrow: beta selected');
+    await kb.tap('enter');
+    await sleep(600);
+    await shot('beta', '12-beta-chosen.png', `Enter: beta is shown${vtLine(displays, 'beta')}`);
+    await kb.doubleTap();
+    await sleep(100);
+    await kb.tap('4');
+    await sleep(600);
+    await kb.type('Hello from the physical keyboard.');
+    await sleep(500);
+    await shot(
+      'notes',
+      '13-direct-switch-typing.png',
+      'ScrLk ScrLk 4 switches straight to notes; typed text arrives',
+    );
+    await kb.chord(['leftctrl', 'leftalt'], 'backspace');
+    await kb.chord(['leftctrl', 'leftalt'], 'f1');
+    await kb.chord(['leftalt'], 'sysrq');
+    await sleep(500);
+    const still = await call<Array<{ name: string; active: boolean }>>('display.list');
+    await shot(
+      'notes',
+      '14-escapes-swallowed.png',
+      `Ctrl+Alt+Backspace, Ctrl+Alt+F1, Alt+SysRq swallowed: X alive, still on ${still.find((d) => d.active)?.name}`,
+    );
+    await kb.doubleTap();
+    await sleep(100);
+    await kb.tap('5');
+    await sleep(800);
+    await shot('admin', '15-admin.png', 'ScrLk ScrLk 5: the password-protected admin screen');
+    await kb.type(PASSWORD);
+    await kb.tap('enter');
+    await sleep(1500);
+    await shot('admin', '16-admin-logged-in.png', 'after the host password: VMs and their state');
+    await kb.close();
+  } finally {
+    ctl?.close();
+    kvmux.kill('SIGTERM');
+    await new Promise((r) => kvmux.once('exit', r));
+  }
+  await story(outDir, steps);
+  if (vtBefore !== null) say(`VT restored: ${activeVt()} (was ${vtBefore})`);
+  say(`kvmux log: ${join(work, 'kvmux.log')}`);
+  say(`screenshots: ${outDir}`);
+}
+
+function vtLine(displays: Array<{ name: string; vt?: number | null }>, name: string): string {
+  const vt = displays.find((d) => d.name === name)?.vt;
+  return vt ? ` (VT ${vt} active: ${activeVt()})` : '';
+}
+
+async function story(outDir: string, steps: Step[]): Promise<void> {
+  writeFileSync(join(outDir, 'story.txt'), steps.map((s) => `${s.file}  ${s.caption}`).join('\n') + '\n');
+  const args = steps.flatMap((s) => ['-label', s.caption, join(outDir, s.file)]);
+  const r = await execa(
+    'montage',
+    [...args, '-tile', '3x', '-geometry', '512x384+8+8', '-pointsize', '14', join(outDir, 'story.png')],
+    { reject: false },
+  );
+  if (r.exitCode !== 0) say(`montage failed (${r.stderr}); the single PNGs are there`);
+}
+
+function say(line: string): void {
+  process.stdout.write(`demo: ${line}\n`);
+}
+
+const out = resolve(process.argv[2] ?? join('demo-out', new Date().toISOString().replace(/[:.]/g, '-')));
+await runDemo(out).catch((err: unknown) => {
+  process.stderr.write(`demo failed: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exitCode = 1;
+});
+if (readdirSync(out).length === 0) process.exitCode = 1;

@@ -1,0 +1,165 @@
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Config } from '../session/config-schema.js';
+import { errnoName } from '../util/errors.js';
+import { type Logger, silentLogger } from '../util/log.js';
+import {
+  adoptXServer,
+  allocateVt,
+  createXtestSink,
+  type KioskWm,
+  releaseVt,
+  startKioskWm,
+  startXServer,
+  type XServer,
+  type XServerRecord,
+  type XtestSink,
+} from '../x/index.js';
+
+/**
+ * One named display at runtime: its X server (started, or adopted from an earlier kvmux), the
+ * kiosk WM and the XTEST sink. A server that dies is restarted with backoff; `ready()` waits.
+ */
+export interface LiveDisplay {
+  readonly name: string;
+  readonly server: XServer;
+  readonly wm: KioskWm;
+  readonly sink: XtestSink;
+}
+
+export interface DisplayRuntimeOptions {
+  readonly name: string;
+  readonly config: Pick<Config, 'console' | 'x' | 'runDir' | 'stateDir'>;
+  readonly log?: Logger;
+  /** Called whenever the display (re)appears or is lost, so the service can rewire input. */
+  readonly onChange?: (name: string, live: LiveDisplay | null) => void;
+}
+
+const recordPath = (stateDir: string, name: string) => join(stateDir, 'displays', `${name}.json`);
+
+export class DisplayRuntime {
+  private live: LiveDisplay | null = null;
+  private waiting: Array<(d: LiveDisplay) => void> = [];
+  private stopping = false;
+  private failures = 0;
+  private readonly log: Logger;
+
+  constructor(private readonly opts: DisplayRuntimeOptions) {
+    this.log = (opts.log ?? silentLogger).child({ display: opts.name });
+  }
+
+  get current(): LiveDisplay | null {
+    return this.live;
+  }
+
+  /** Resolves with the display once its server, WM and sink are up. */
+  ready(): Promise<LiveDisplay> {
+    if (this.live) return Promise.resolve(this.live);
+    return new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  /** Adopt a server recorded by an earlier kvmux if it still runs, else start a new one. */
+  async start(): Promise<LiveDisplay> {
+    const server = this.adopt() ?? (await this.launch());
+    return this.attach(server);
+  }
+
+  private adopt(): XServer | null {
+    let rec: XServerRecord;
+    try {
+      rec = JSON.parse(
+        readFileSync(recordPath(this.opts.config.stateDir, this.opts.name), 'utf8'),
+      ) as XServerRecord;
+    } catch {
+      return null;
+    }
+    const wantKind = this.opts.config.console === 'vt' ? 'xorg' : 'xvfb';
+    const server = rec.kind === wantKind ? adoptXServer(rec) : null;
+    if (server)
+      this.log.info({ pid: server.pid, x: server.display, vt: server.vt }, 'adopted running X server');
+    return server;
+  }
+
+  private async launch(): Promise<XServer> {
+    const { config } = this.opts;
+    const x = config.x;
+    const logDir = join(config.runDir, 'x');
+    const range: [number, number] = [x.firstDisplay, x.firstDisplay + 79];
+    const base = { logDir, width: x.width, height: x.height, range };
+    if (config.console === 'virtual') return startXServer({ kind: 'xvfb', ...base });
+    const vt = allocateVt(x.firstVt, 63);
+    try {
+      return await startXServer({ kind: 'xorg', vt, driver: x.driver, ...base });
+    } catch (err) {
+      releaseVt(vt);
+      throw err;
+    }
+  }
+
+  private async attach(server: XServer): Promise<LiveDisplay> {
+    const log = this.log;
+    this.saveRecord(server.record());
+    let wm: KioskWm;
+    let sink: XtestSink;
+    try {
+      wm = await startKioskWm(server.display, { log, timeoutMs: 5000 });
+      sink = await createXtestSink(server.display, { log, timeoutMs: 5000, bufferRequests: true });
+    } catch (err) {
+      await server.stop();
+      throw err;
+    }
+    const live: LiveDisplay = { name: this.opts.name, server, wm, sink };
+    this.live = live;
+    this.failures = 0;
+    log.info({ x: server.display, vt: server.vt, pid: server.pid }, 'display up');
+    for (const resolve of this.waiting.splice(0)) resolve(live);
+    this.opts.onChange?.(this.opts.name, live);
+    void server.exited.then((exit) => this.onExit(live, exit));
+    return live;
+  }
+
+  private onExit(live: LiveDisplay, exit: { code: number | null; signal: string | null }): void {
+    if (this.live !== live) return;
+    this.live = null;
+    void live.wm.stop().catch(() => {});
+    void live.sink.close().catch(() => {});
+    if (live.server.vt !== null) releaseVt(live.server.vt);
+    this.opts.onChange?.(this.opts.name, null);
+    if (this.stopping) return;
+    this.failures++;
+    const delay = Math.min(30_000, 500 * 2 ** (this.failures - 1));
+    this.log.error({ ...exit, restartInMs: delay }, 'X server died; restarting it');
+    setTimeout(() => {
+      if (this.stopping) return;
+      this.start().catch((err: unknown) => {
+        this.log.error({ err: errnoName(err) }, 'X server restart failed');
+        // a failed restart counts as another death
+        this.onExit(live, { code: null, signal: null });
+      });
+    }, delay).unref();
+  }
+
+  /**
+   * `leaveRunning`: keep the X server (and so its VM) alive for a later kvmux to adopt; only our
+   * connections are closed.
+   */
+  async stop(opts: { leaveRunning?: boolean } = {}): Promise<void> {
+    this.stopping = true;
+    const live = this.live;
+    if (!live) return;
+    await live.wm.stop().catch(() => {});
+    await live.sink.close().catch(() => {});
+    if (opts.leaveRunning) return;
+    this.live = null;
+    await live.server.stop();
+    if (live.server.vt !== null) releaseVt(live.server.vt);
+    rmSync(recordPath(this.opts.config.stateDir, this.opts.name), { force: true });
+  }
+
+  private saveRecord(rec: XServerRecord): void {
+    const path = recordPath(this.opts.config.stateDir, this.opts.name);
+    mkdirSync(join(this.opts.config.stateDir, 'displays'), { recursive: true, mode: 0o700 });
+    writeFileSync(`${path}.tmp`, `${JSON.stringify(rec)}\n`, { mode: 0o600 });
+    renameSync(`${path}.tmp`, path);
+  }
+}

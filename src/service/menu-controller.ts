@@ -1,0 +1,160 @@
+import { EV } from '../input/codes.js';
+import type { InputEvent } from '../input/event.js';
+import { type AskRequest, type AskState, askStep, initialAsk } from '../menu/ask.js';
+import {
+  initialMenu,
+  type MenuAction,
+  type MenuItem,
+  type MenuState,
+  menuStateView,
+  menuStep,
+  type RowHit,
+} from '../menu/model.js';
+import type { TrustLeds } from '../menu/trust-leds.js';
+
+/** Draws the trusted overlays on a display; the X implementation is src/menu's renderer. */
+export interface MenuView {
+  /** Map the switcher on `display` and paint it; returns the clickable rows. */
+  showMenu(display: string, state: MenuState): Promise<readonly RowHit[]> | readonly RowHit[];
+  redrawMenu(state: MenuState): void;
+  showAsk(display: string, request: AskRequest): void;
+  hide(): void;
+  /** Prepare a display's overlay ahead of time, so the first open is one frame. */
+  warm?(display: string): void;
+}
+
+export interface MenuControllerDeps {
+  readonly view: MenuView;
+  readonly leds: TrustLeds | null;
+  readonly items: () => MenuItem[];
+  readonly active: () => string | null;
+  /** LED mask of the active display, restored when the menu closes without a switch. */
+  readonly ledMask: (display: string) => number;
+  readonly choose: (name: string) => void;
+  /** Tell the input pipeline whether keys go to the menu (true) or to displays (false). */
+  readonly setInputCaptured: (captured: boolean) => void;
+  readonly now: () => number;
+}
+
+/**
+ * Glue between the input pipeline and the pure menu/ask models: feeds events in, performs their
+ * actions (view, trust LEDs, switching). An `ask` question takes the keyboard like the menu does,
+ * so only the person at the physical keyboard can answer it.
+ */
+export class MenuController {
+  private menu: MenuState = initialMenu();
+  private ask: AskState = initialAsk();
+  private readonly answers = new Map<string, (allow: boolean) => void>();
+  private askTimer: NodeJS.Timeout | undefined;
+  private shownOn: string | null = null;
+  private seq = 0;
+
+  constructor(private readonly deps: MenuControllerDeps) {}
+
+  get isOpen(): boolean {
+    return this.menu.open;
+  }
+
+  view(): { open: boolean; items: string[]; selected: string | null } {
+    return menuStateView(this.menu);
+  }
+
+  /** Double tap of the hotkey (the pipeline already counts the menu as open). */
+  open(): void {
+    if (this.ask.current) return;
+    this.apply(menuStep(this.menu, { kind: 'items', items: this.deps.items() }).state, []);
+    const r = menuStep(this.menu, { kind: 'open', active: this.deps.active() });
+    this.apply(r.state, r.actions);
+  }
+
+  /** Items changed (VM state, display added): repaint an open menu. */
+  refresh(): void {
+    const r = menuStep(this.menu, { kind: 'items', items: this.deps.items() });
+    this.apply(r.state, r.actions);
+  }
+
+  /** Closed from outside (display.switch over RPC). */
+  dismiss(): void {
+    if (!this.menu.open) return;
+    const r = menuStep(this.menu, { kind: 'dismiss' });
+    this.apply(r.state, r.actions);
+  }
+
+  input(ev: InputEvent): void {
+    if (ev.type !== EV.KEY) return;
+    if (this.ask.current) {
+      this.stepAsk({ kind: 'key', code: ev.code, value: ev.value });
+      return;
+    }
+    const r = menuStep(this.menu, { kind: 'key', code: ev.code, value: ev.value });
+    this.apply(r.state, r.actions);
+  }
+
+  /** The policy's `ask`: resolves true only if the person at the keyboard allows it. */
+  confirm(from: string, method: string, params: unknown): Promise<boolean> {
+    const id = `ask-${++this.seq}`;
+    return new Promise((resolve) => {
+      this.answers.set(id, resolve);
+      this.stepAsk({ kind: 'ask', request: { id, from, method, params } });
+    });
+  }
+
+  private stepAsk(ev: Parameters<typeof askStep>[1]): void {
+    const r = askStep(this.ask, ev, this.deps.now());
+    this.ask = r.state;
+    for (const a of r.actions) {
+      if (a.kind === 'show') {
+        if (this.menu.open) this.dismiss();
+        const display = this.deps.active();
+        if (display) this.deps.view.showAsk(display, a.request);
+        this.capture(display);
+      } else if (a.kind === 'hide') {
+        this.release();
+      } else {
+        this.answers.get(a.id)?.(a.allow);
+        this.answers.delete(a.id);
+      }
+    }
+    if (this.askTimer) clearTimeout(this.askTimer);
+    this.askTimer = undefined;
+    if (r.nextDeadlineMs !== null) {
+      const ms = Math.max(0, r.nextDeadlineMs - this.deps.now());
+      this.askTimer = setTimeout(() => this.stepAsk({ kind: 'tick' }), ms);
+      this.askTimer.unref();
+    }
+  }
+
+  private apply(state: MenuState, actions: readonly MenuAction[]): void {
+    this.menu = state;
+    for (const a of actions) {
+      if (a.kind === 'show') this.show();
+      else if (a.kind === 'redraw') this.deps.view.redrawMenu(this.menu);
+      else if (a.kind === 'close') this.release();
+      else this.deps.choose(a.name);
+    }
+  }
+
+  private show(): void {
+    const display = this.deps.active();
+    if (!display) return;
+    this.capture(display);
+    const rows = this.deps.view.showMenu(display, this.menu);
+    void Promise.resolve(rows).then((r) => {
+      this.menu = menuStep(this.menu, { kind: 'rows', rows: r }).state;
+    });
+  }
+
+  private capture(display: string | null): void {
+    this.deps.setInputCaptured(true);
+    if (this.shownOn === null && display) this.deps.leds?.mark(this.deps.ledMask(display));
+    this.shownOn = display ?? this.shownOn;
+  }
+
+  private release(): void {
+    this.deps.view.hide();
+    this.deps.setInputCaptured(false);
+    const active = this.deps.active();
+    if (this.shownOn !== null) this.deps.leds?.restore(active ? this.deps.ledMask(active) : undefined);
+    this.shownOn = null;
+  }
+}
