@@ -1,9 +1,7 @@
 import type { Duplex } from 'node:stream';
-import { z } from 'zod';
 import { KvmuxError, RpcCode, RpcError } from '../util/errors.js';
-import type { Logger } from '../util/log.js';
-import { type AuditLog, summarizeParams } from './audit.js';
-import type { Authenticator } from './auth.js';
+import { summarizeParams } from './audit.js';
+import type { ServerCore } from './core.js';
 import {
   describeIssues,
   errorResponse,
@@ -15,52 +13,10 @@ import {
   salvageId,
 } from './envelope.js';
 import { jsonDepth, LineSplitter } from './framing.js';
-import { initialLockout, type LockoutConfig, type LockoutState, lockoutStep } from './lockout.js';
+import { checkGuestPassword, parseLogin } from './login.js';
 import type { CallContext, Caller, RpcMethod } from './method.js';
-import type { CompiledPolicy } from './policy.js';
-import { initialRate, type RateConfig, type RateState, takeToken } from './rate.js';
+import { initialRate, type RateState, takeToken } from './rate.js';
 
-export type ConfirmFn = (vm: string, method: string, paramsSummary: unknown) => Promise<boolean>;
-
-export interface ControlLimits {
-  /** Longest request line; 4 MiB fits a 2 MiB chunk as base64 (2.67 MiB) plus envelope. */
-  maxLineBytes: number;
-  maxDepth: number;
-  /** Per guest channel. */
-  rate: RateConfig;
-  /** A guest session logs out after this long without a request. */
-  idleMs: number;
-  /** An unanswered `ask` is a deny after this long. */
-  confirmTimeoutMs: number;
-  /** A peer that stops reading is dropped once this much output is queued. */
-  maxWriteBacklog: number;
-}
-
-export const defaultLimits: ControlLimits = {
-  maxLineBytes: 4 << 20,
-  maxDepth: 32,
-  rate: { perSecond: 200, burst: 400 },
-  idleMs: 15 * 60_000,
-  confirmTimeoutMs: 120_000,
-  maxWriteBacklog: 16 << 20,
-};
-
-/** What every connection shares with its server. */
-export interface ServerCore {
-  readonly methods: ReadonlyMap<string, RpcMethod>;
-  policy: CompiledPolicy;
-  readonly authenticator: Authenticator | null;
-  readonly confirm: ConfirmFn | null;
-  readonly audit: AuditLog | null;
-  readonly log: Logger;
-  readonly limits: ControlLimits;
-  readonly lockout: LockoutConfig;
-  /** Per VM, so reconnecting (or rebooting the VM) does not reset a lockout. */
-  readonly lockouts: Map<string, LockoutState>;
-  now(): number;
-}
-
-const loginSchema = z.strictObject({ password: z.string().max(1024) });
 const HIGH_WATER = 4;
 
 type Item = { type: 'line'; line: Buffer } | { type: 'overflow'; limit: number };
@@ -240,29 +196,12 @@ export class Connection {
   }
 
   private async login(params: unknown): Promise<{ ok: true; as: string }> {
-    const parsed = loginSchema.safeParse(params ?? {});
-    if (!parsed.success)
-      throw new RpcError(RpcCode.invalidParams, `invalid params: ${describeIssues(parsed.error)}`);
+    const password = parseLogin(params);
     if (this.caller.kind === 'local') return { ok: true, as: 'local' };
-    const vm = this.caller.vm;
-    const { lockout, lockouts } = this.core;
-    const state = lockouts.get(vm) ?? initialLockout(lockout);
-    const attempt = lockoutStep(lockout, state, { type: 'attempt' }, this.core.now());
-    const refused = attempt.actions.find((a) => a.type === 'refuse');
-    if (refused?.type === 'refuse') {
-      const s = Math.ceil(refused.retryAfterMs / 1000);
-      throw new RpcError(RpcCode.unauthorized, `too many failed logins from ${vm}: locked, retry in ${s} s`);
-    }
-    const ok = (await this.core.authenticator?.check(parsed.data.password)) ?? false;
-    const step = lockoutStep(lockout, state, { type: ok ? 'success' : 'failure' }, this.core.now());
-    lockouts.set(vm, step.state);
-    if (!ok) {
-      const locked = step.actions.some((a) => a.type === 'locked');
-      throw new RpcError(RpcCode.unauthorized, locked ? 'wrong password; now locked out' : 'wrong password');
-    }
+    await checkGuestPassword(this.core, this.caller.vm, password);
     this.authed = true;
     this.lastActivityMs = this.core.now();
-    return { ok: true, as: vm };
+    return { ok: true, as: this.caller.vm };
   }
 
   private toRpcError(req: RpcRequest, err: unknown): RpcError {

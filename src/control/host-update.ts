@@ -5,7 +5,8 @@ import { z } from 'zod';
 import { errnoName, RpcCode, RpcError } from '../util/errors.js';
 import { type Logger, silentLogger } from '../util/log.js';
 import { writeFileAtomic } from './atomic-file.js';
-import { chunkedMethods, sha256Schema } from './chunked.js';
+import { sha256Schema } from './chunked-file.js';
+import { chunkedMethods } from './chunked-methods.js';
 import { defineMethod, type RpcMethod } from './method.js';
 
 /**

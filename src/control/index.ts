@@ -9,8 +9,7 @@ export {
   writePasswordFile,
 } from './auth.js';
 export { connectSocket, openChannel, openDevice, RpcClient } from './client.js';
-export type { ConfirmFn, ControlLimits } from './connection.js';
-export { defaultLimits } from './connection.js';
+export { type ConfirmFn, type ControlLimits, defaultLimits } from './core.js';
 export { coreMethods } from './core-methods.js';
 export { attachGuestChannel, type GuestChannel, type GuestChannelOptions } from './guest-channel.js';
 export { type HostUpdateOptions, hostUpdateMethods, type Slot } from './host-update.js';

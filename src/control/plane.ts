@@ -3,7 +3,7 @@ import type { Config } from '../session/config-schema.js';
 import { type Logger, silentLogger } from '../util/log.js';
 import { openAuditLog } from './audit.js';
 import { fileAuthenticator, passwdPath } from './auth.js';
-import type { ConfirmFn, ControlLimits } from './connection.js';
+import type { ConfirmFn, ControlLimits } from './core.js';
 import { coreMethods } from './core-methods.js';
 import { attachGuestChannel, type GuestChannel } from './guest-channel.js';
 import { hostUpdateMethods } from './host-update.js';
@@ -21,7 +21,11 @@ export const guestChannelPath = (runDir: string, vm: string) => join(runDir, 'vm
 /** QEMU arguments for a VM's guest channel (QEMU listens; kvmux connects). */
 export function guestChannelQemuArgs(runDir: string, vm: string): string[] {
   return [
-    ...['-chardev', `socket,id=kvmuxctl,path=${guestChannelPath(runDir, vm)},server=on,wait=off`],
+    // QEMU option values escape a comma by doubling it
+    ...[
+      '-chardev',
+      `socket,id=kvmuxctl,path=${guestChannelPath(runDir, vm).replace(/,/g, ',,')},server=on,wait=off`,
+    ],
     ...['-device', 'virtio-serial', '-device', 'virtserialport,chardev=kvmuxctl,name=org.kvmux.control'],
   ];
 }

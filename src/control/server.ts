@@ -6,13 +6,8 @@ import { errnoName, KvmuxError } from '../util/errors.js';
 import { type Logger, silentLogger } from '../util/log.js';
 import type { AuditLog } from './audit.js';
 import type { Authenticator } from './auth.js';
-import {
-  type ConfirmFn,
-  Connection,
-  type ControlLimits,
-  defaultLimits,
-  type ServerCore,
-} from './connection.js';
+import { Connection } from './connection.js';
+import { type ConfirmFn, type ControlLimits, defaultLimits, type ServerCore } from './core.js';
 import { defaultLockout, type LockoutConfig, type LockoutState } from './lockout.js';
 import type { Caller, RpcMethod } from './method.js';
 import { compilePolicy, type PolicyRule } from './policy.js';

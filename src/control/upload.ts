@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { RpcCode, RpcError } from '../util/errors.js';
 import { type Logger, silentLogger } from '../util/log.js';
-import { chunkedMethods, sha256Schema } from './chunked.js';
+import { sha256Schema } from './chunked-file.js';
+import { chunkedMethods } from './chunked-methods.js';
 import type { RpcMethod } from './method.js';
 
 /**
