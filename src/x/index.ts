@@ -36,6 +36,7 @@ export {
   type XServerRecord,
 } from './server.js';
 export {
+  activateVtNow,
   activeVt,
   allocateVt,
   closeConsole,

@@ -44,16 +44,18 @@ export function removeFromStack(
 
 type Handler = (ev: x11.XEvent) => void;
 
-export async function startKioskWm(display: string, opts: KioskWmOptions = {}): Promise<KioskWm> {
-  const log = opts.log ?? silentLogger;
-  const conn = await connectDisplay(display, opts);
-  const { client, root } = conn;
-  const order = opts.order ?? 'map-then-resize';
-  let stack: number[] = [];
-  // mapped override-redirect windows (overlays): kept above every window the WM raises
-  const overlays = new Set<number>();
-  const wmState = await conn.atom('WM_STATE');
+/** What the WM knows: managed windows bottom to top, and mapped override-redirect windows. */
+interface WmState {
+  stack: number[];
+  // overlays (the menu): kept above every window the WM raises
+  overlays: Set<number>;
+}
 
+type Verbs = ReturnType<typeof wmVerbs>;
+
+/** The WM's small actions on the server (dwm style verbs). */
+function wmVerbs(conn: XConnection, st: WmState, wmState: number, order: KioskWmOptions['order']) {
+  const { client } = conn;
   const fullScreen = (wid: number) =>
     client.ConfigureWindow(wid, { x: 0, y: 0, width: conn.width, height: conn.height, borderWidth: 0 });
   const setState = (wid: number, state: number) =>
@@ -61,7 +63,7 @@ export async function startKioskWm(display: string, opts: KioskWmOptions = {}): 
   const focus = (wid: number | null) => {
     if (wid === null) return client.SetInputFocus(PointerRoot, RevertToPointerRoot);
     client.RaiseWindow(wid);
-    for (const o of overlays) client.RaiseWindow(o);
+    for (const o of st.overlays) client.RaiseWindow(o);
     client.SetInputFocus(wid, RevertToPointerRoot);
   };
   // ICCCM 4.1.5: a client whose request was not honoured as asked still gets a ConfigureNotify
@@ -71,52 +73,64 @@ export async function startKioskWm(display: string, opts: KioskWmOptions = {}): 
     client.SendEvent(wid, 0, x11.eventMask['StructureNotify']!, raw);
   };
   const manage = (wid: number) => {
-    stack = [...stack.filter((w) => w !== wid), wid];
+    st.stack = [...st.stack.filter((w) => w !== wid), wid];
     client.ChangeWindowAttributes(wid, { eventMask: x11.eventMask['StructureNotify']! });
     if (order === 'resize-then-map') fullScreen(wid);
     client.MapWindow(wid);
-    if (order === 'map-then-resize') fullScreen(wid);
+    if (order !== 'resize-then-map') fullScreen(wid);
     setState(wid, NormalState);
     focus(wid);
-    log.debug({ display, wid }, 'wm: managed window');
   };
   const forget = (wid: number) => {
-    if (!stack.includes(wid)) return;
-    const { stack: next, focus: top } = removeFromStack(stack, wid);
-    const wasFocused = stack.at(-1) === wid;
-    stack = next;
+    st.overlays.delete(wid);
+    if (!st.stack.includes(wid)) return;
+    const wasFocused = st.stack.at(-1) === wid;
+    const { stack, focus: top } = removeFromStack(st.stack, wid);
+    st.stack = stack;
     if (wasFocused) focus(top);
   };
-  const handlers: Record<string, Handler> = {
-    MapRequest: (ev) => manage(ev.wid),
+  return { fullScreen, setState, tellGeometry, manage, forget };
+}
+
+/** X event type → handler. Unmap/Destroy arrive twice (window and root): act on the root's copy. */
+function wmHandlers(v: Verbs, st: WmState, root: number): Record<string, Handler> {
+  return {
+    MapRequest: (ev) => v.manage(ev.wid),
     ConfigureRequest: (ev) => {
-      fullScreen(ev.wid);
-      tellGeometry(ev.wid);
+      v.fullScreen(ev.wid);
+      v.tellGeometry(ev.wid);
     },
     MapNotify: (ev) => {
-      if (ev.event === root && ev.overrideRedirect) overlays.add(ev.wid);
+      if (ev.event === root && ev.overrideRedirect) st.overlays.add(ev.wid);
     },
     UnmapNotify: (ev) => {
       if (ev.event !== root) return;
-      overlays.delete(ev.wid);
-      if (stack.includes(ev.wid)) setState(ev.wid, WithdrawnState);
-      forget(ev.wid);
+      if (st.stack.includes(ev.wid)) v.setState(ev.wid, WithdrawnState);
+      v.forget(ev.wid);
     },
     DestroyNotify: (ev) => {
-      if (ev.event !== root) return;
-      overlays.delete(ev.wid);
-      forget(ev.wid);
+      if (ev.event === root) v.forget(ev.wid);
     },
   };
-  conn.onEvent((ev) => handlers[ev.name]?.(ev));
+}
 
+export async function startKioskWm(display: string, opts: KioskWmOptions = {}): Promise<KioskWm> {
+  const log = opts.log ?? silentLogger;
+  const conn = await connectDisplay(display, opts);
+  const st: WmState = { stack: [], overlays: new Set() };
+  const verbs = wmVerbs(conn, st, await conn.atom('WM_STATE'), opts.order ?? 'map-then-resize');
+  const handlers = wmHandlers(verbs, st, conn.root);
+  conn.onEvent((ev) => {
+    log.trace({ display, event: ev.name, wid: ev.wid }, 'wm event');
+    handlers[ev.name]?.(ev);
+  });
   await selectRedirect(conn);
-  await adoptExisting(conn, manage);
+  await adoptExisting(conn, verbs.manage);
   return {
     display,
     conn,
-    windows: () => stack,
-    focused: () => stack.at(-1) ?? null,
+    windows: () => st.stack,
+    focused: () => st.stack.at(-1) ?? null,
     settle: () => conn.sync(),
     stop: () => conn.close(),
   };

@@ -156,10 +156,21 @@ export function releaseVt(vt: number): void {
   reservedVts.delete(vt);
 }
 
+/** VT_ACTIVATE without waiting: for exit and crash paths that cannot await (never blocks). */
+export function activateVtNow(vt: number): boolean {
+  return libc().ioctl(tty0(), VT_ACTIVATE, vt) === 0;
+}
+
 /** Remember the VT active now; the returned function switches back to it (for exit paths). */
-export function rememberActiveVt(): { vt: number; restore(): Promise<void> } {
+export function rememberActiveVt(): { vt: number; restore(): Promise<void>; restoreNow(): void } {
   const vt = activeVt();
-  return { vt, restore: () => (activeVt() === vt ? Promise.resolve() : switchVt(vt)) };
+  return {
+    vt,
+    restore: () => (activeVt() === vt ? Promise.resolve() : switchVt(vt)),
+    restoreNow: () => {
+      if (activeVt() !== vt) activateVtNow(vt);
+    },
+  };
 }
 
 /** Close /dev/tty0 (tests, shutdown). */
