@@ -1,6 +1,6 @@
-import { spawnSync } from 'node:child_process';
-import { statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { spawn, spawnSync } from 'node:child_process';
+import { chmodSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ControlServer } from '../../src/control/server.js';
 import { createControlServer } from '../../src/control/server.js';
@@ -27,6 +27,37 @@ describe('control server on the local socket', () => {
     expect(r).toMatchObject({ jsonrpc: '2.0', id: 7 });
     expect(r.result.map((v: { name: string }) => v.name)).toEqual(['alpha', 'beta']);
     peer.close();
+  });
+
+  it('keeps everyone but root out of the socket', async () => {
+    // open the directories so only the socket's own mode stands in the way
+    for (const d of [t.dir, dirname(sock)]) chmodSync(d, 0o755);
+    const asNobody = () =>
+      new Promise<{ stdout: string; stderr: string }>((resolve) => {
+        const args = [
+          '--reuid=65534',
+          '--regid=65534',
+          '--clear-groups',
+          'socat',
+          '-t',
+          '1',
+          '-',
+          `UNIX-CONNECT:${sock}`,
+        ];
+        const child = spawn('setpriv', args);
+        let stdout = '';
+        let stderr = '';
+        child.stdout.on('data', (d) => (stdout += d));
+        child.stderr.on('data', (d) => (stderr += d));
+        child.on('close', () => resolve({ stdout, stderr }));
+        child.stdin.end('{"jsonrpc":"2.0","id":1,"method":"vm.list"}\n');
+      });
+    const denied = await asNobody();
+    expect(denied.stderr).toMatch(/Permission denied/);
+    expect(denied.stdout).toBe('');
+    // control: the same command gets through once the mode allows it
+    chmodSync(sock, 0o666);
+    expect(JSON.parse((await asNobody()).stdout)).toMatchObject({ id: 1 });
   });
 
   it('trusts the local socket without login or policy', async () => {
