@@ -126,23 +126,80 @@ async function loadFont(conn: XConnection, names: string[]): Promise<LoadedFont>
   throw new XError(conn.display, `no usable core font among ${JSON.stringify(names)} or 'fixed'`);
 }
 
+type Painter = Pick<Overlay, 'fillRect' | 'text' | 'textWidth'>;
+
+/** Drawing primitives on one window; after the connection is gone they do nothing. */
+function painter(
+  conn: XConnection,
+  wid: number,
+  gc: number,
+  font: LoadedFont,
+  px: (rgb: number) => number,
+): Painter {
+  const { client } = conn;
+  const textWidth = (raw: string) => {
+    const text = latin1(raw);
+    let w = 0;
+    for (let i = 0; i < text.length; i++) w += font.widths.get(text.charCodeAt(i)) ?? font.defaultWidth;
+    return w;
+  };
+  return {
+    fillRect(x, y, w, h, rgb) {
+      if (conn.isClosed()) return;
+      client.ChangeGC(gc, { foreground: px(rgb) });
+      client.PolyFillRectangle(wid, gc, [x, y, w, h]);
+    },
+    text(x, y, raw, rgb) {
+      if (conn.isClosed()) return;
+      const text = latin1(raw);
+      client.ChangeGC(gc, { foreground: px(rgb) });
+      // PolyText8 items are limited to 254 bytes each
+      for (let i = 0; i < text.length; i += 254) {
+        client.PolyText8(wid, gc, x + textWidth(text.slice(0, i)), y, [text.slice(i, i + 254)]);
+      }
+    },
+    textWidth,
+  };
+}
+
+function createWindow(conn: XConnection, opts: OverlayOptions, px: (rgb: number) => number, fid: number) {
+  const wid = conn.client.AllocID();
+  const gc = conn.client.AllocID();
+  conn.client.CreateWindow(
+    wid,
+    conn.root,
+    opts.x,
+    opts.y,
+    opts.width,
+    opts.height,
+    0,
+    0,
+    x11.InputOutput,
+    0,
+    {
+      backgroundPixel: px(opts.background ?? 0),
+      overrideRedirect: 1,
+      eventMask: x11.eventMask['Exposure']!,
+    },
+  );
+  conn.client.CreateGC(gc, wid, { foreground: px(0xffffff), font: fid, graphicsExposures: 0 });
+  return { wid, gc };
+}
+
 export async function createOverlay(display: string | XConnection, opts: OverlayOptions): Promise<Overlay> {
   const own = typeof display === 'string';
   const conn = own ? await connectDisplay(display, opts) : display;
   const visual = rootVisual(conn);
   const font = await loadFont(conn, opts.fonts ?? defaultFonts);
   const { client } = conn;
-  const wid = client.AllocID();
-  const gc = client.AllocID();
   const px = (rgb: number) => rgbToPixel(rgb, visual);
-  client.CreateWindow(wid, conn.root, opts.x, opts.y, opts.width, opts.height, 0, 0, x11.InputOutput, 0, {
-    backgroundPixel: px(opts.background ?? 0),
-    overrideRedirect: 1,
-    eventMask: x11.eventMask['Exposure']!,
-  });
-  client.CreateGC(gc, wid, { foreground: px(0xffffff), font: font.fid, graphicsExposures: 0 });
+  const { wid, gc } = createWindow(conn, opts, px, font.fid);
   let paint = opts.paint ?? (() => {});
   let mapped = false;
+  // window requests after the connection is gone would throw or go nowhere: skip them
+  const live = (fn: () => void) => () => {
+    if (!conn.isClosed()) fn();
+  };
   const ov: Overlay = {
     display: conn.display,
     conn,
@@ -152,50 +209,29 @@ export async function createOverlay(display: string | XConnection, opts: Overlay
     width: opts.width,
     height: opts.height,
     font: font.metrics,
-    fillRect(x, y, w, h, rgb) {
-      client.ChangeGC(gc, { foreground: px(rgb) });
-      client.PolyFillRectangle(wid, gc, [x, y, w, h]);
-    },
-    text(x, y, raw, rgb) {
-      const text = latin1(raw);
-      client.ChangeGC(gc, { foreground: px(rgb) });
-      // PolyText8 items are limited to 254 bytes each
-      for (let i = 0; i < text.length; i += 254) {
-        client.PolyText8(wid, gc, x + ov.textWidth(text.slice(0, i)), y, [text.slice(i, i + 254)]);
-      }
-    },
-    textWidth: (raw) => {
-      const text = latin1(raw);
-      let w = 0;
-      for (let i = 0; i < text.length; i++) w += font.widths.get(text.charCodeAt(i)) ?? font.defaultWidth;
-      return w;
-    },
-    setName(name) {
-      client.ChangeProperty(0, wid, 39 /* WM_NAME */, 31 /* STRING */, 8, name);
-    },
+    ...painter(conn, wid, gc, font, px),
+    setName: (name) =>
+      live(() => client.ChangeProperty(0, wid, 39 /* WM_NAME */, 31 /* STRING */, 8, name))(),
     setPaint(p) {
       paint = p;
     },
     setGeometry(x, y, width, height) {
       Object.assign(ov, { x, y, width, height });
-      client.ConfigureWindow(wid, { x, y, width, height });
+      live(() => client.ConfigureWindow(wid, { x, y, width, height }))();
     },
-    map() {
+    map: live(() => {
       mapped = true;
       client.MapWindow(wid);
       client.RaiseWindow(wid);
-    },
-    unmap() {
+    }),
+    unmap: live(() => {
       mapped = false;
       client.UnmapWindow(wid);
-    },
-    raise: () => client.RaiseWindow(wid),
-    redraw() {
-      if (!mapped || conn.isClosed()) return;
-      paint(ov);
-    },
+    }),
+    raise: live(() => client.RaiseWindow(wid)),
+    redraw: live(() => mapped && paint(ov)),
     isMapped: () => mapped,
-    flush: () => client.pack_stream.flush(),
+    flush: live(() => client.pack_stream.flush()),
     sync: () => conn.sync(),
     async destroy() {
       if (conn.isClosed()) return;

@@ -106,4 +106,16 @@ describe('overlay on Xvfb', () => {
       'repainted',
     );
   });
+
+  it('is inert after destroy: drawing and mapping do nothing instead of throwing', async () => {
+    const extra = await createOverlay(server.display, { x: 0, y: 0, width: 20, height: 20 });
+    await extra.destroy();
+    expect(() => {
+      extra.map();
+      extra.fillRect(0, 0, 5, 5, 0xffffff);
+      extra.text(0, 10, 'x', 0xffffff);
+      extra.setName('gone');
+      extra.flush();
+    }).not.toThrow();
+  });
 });
