@@ -6,6 +6,7 @@ import { execa } from 'execa';
 import { stringify } from 'yaml';
 import { connectSocket, type RpcClient } from '../control/client.js';
 import { writeDemoDisk } from '../session/demo-disk.js';
+import { connectDisplay, probe } from '../x/index.js';
 import { activeVt } from '../x/vt.js';
 import { FifoKeyboard, sleep } from './fifo-keys.js';
 
@@ -127,7 +128,11 @@ export async function runDemo(outDir: string): Promise<void> {
       120_000,
     );
     say(`all VMs running ${((Date.now() - t0) / 1000).toFixed(1)} s after start`);
-    await sleep(6000); // SeaBIOS needs a few seconds before the boot sector paints
+    // SeaBIOS takes a few seconds before the boot sector paints its colour
+    const all = await call<Array<{ name: string; display: string }>>('display.list');
+    for (const d of all.filter((x) => ['alpha', 'beta', 'gamma'].includes(x.name))) {
+      await waitFor(`${d.name} to paint`, () => painted(d.display), 60_000);
+    }
     const shot = async (name: string, file: string, caption: string) => {
       await call('display.screenshot', { name, path: join(outDir, file) });
       steps.push({ file, caption });
@@ -198,6 +203,16 @@ export async function runDemo(outDir: string): Promise<void> {
   if (vtBefore !== null) say(`VT restored: ${activeVt()} (was ${vtBefore})`);
   say(`kvmux log: ${join(work, 'kvmux.log')}`);
   say(`screenshots: ${outDir}`);
+}
+
+async function painted(display: string): Promise<true | undefined> {
+  const conn = await connectDisplay(display);
+  try {
+    const [c] = await probe(conn, [[Math.floor(conn.width / 2), Math.floor(conn.height * 0.7)]]);
+    return c && c.r + c.g + c.b > 0 ? true : undefined;
+  } finally {
+    await conn.close();
+  }
 }
 
 function vtLine(displays: Array<{ name: string; vt?: number | null }>, name: string): string {
