@@ -111,16 +111,23 @@ export function createQemuBackend(opts: QemuBackendOptions = {}): Backend {
 
 class QemuHandle implements VmHandle {
   readonly pid: number;
+  readonly exited: Promise<VmExit>;
+  private guestShutdown = false;
 
   constructor(
     readonly record: VmRecord,
-    readonly exited: Promise<VmExit>,
+    processExited: Promise<VmExit>,
     private qmp: QmpClient | null,
     private readonly powerdownTimeoutMs: number,
     private readonly log: Logger,
   ) {
     this.pid = record.pid;
-    qmp?.on('event', (ev) => log.info({ vm: record.name, event: ev.event, data: ev.data }, 'QMP event'));
+    // An adopted QEMU's exit code is not ours to read: QMP's SHUTDOWN {guest: true} tells a clean end.
+    this.exited = processExited.then((e) => (this.guestShutdown && !e.signal ? { ...e, clean: true } : e));
+    qmp?.on('event', (ev) => {
+      if (ev.event === 'SHUTDOWN' && ev.data?.['guest'] === true) this.guestShutdown = true;
+      log.info({ vm: record.name, event: ev.event, data: ev.data }, 'QMP event');
+    });
   }
 
   async stop(opts: { force: boolean; timeoutMs?: number }): Promise<void> {
