@@ -52,6 +52,7 @@ export function buildProgram(): Command {
     .addOption(configOption())
     .addOption(socketOption())
     .option('-r, --remote <device>', 'guest channel device, e.g. /dev/virtio-ports/org.kvmux.control')
+    .option('--idle-lock <seconds>', 'lock after this many idle seconds (default: admin.idleLockSeconds)')
     .action(lazy(() => import('./admin.js')));
 
   program

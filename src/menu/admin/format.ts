@@ -1,0 +1,152 @@
+/**
+ * Pure text for the admin screen: tables and messages built from control-method results. The
+ * results come over the wire, so every field is read defensively and unknown extras are ignored.
+ */
+export interface VmRow {
+  readonly name: string;
+  readonly backend: string;
+  readonly state: string;
+  readonly pid: number | null;
+  readonly memoryMiB: number | null;
+  readonly cpus: number | null;
+  readonly cpuPercent: number | null;
+}
+
+const str = (v: unknown, d = '-'): string => (typeof v === 'string' && v.length > 0 ? v : d);
+const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
+const rec = (v: unknown): Record<string, unknown> =>
+  v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
+
+/** `vm.list` result → rows (contract: `[{name, backend, state, pid, memoryMiB}]`, cpu fields optional). */
+export function vmRows(result: unknown): VmRow[] {
+  if (!Array.isArray(result)) return [];
+  return result.map((v) => {
+    const r = rec(v);
+    return {
+      name: str(r['name'], '?'),
+      backend: str(r['backend']),
+      state: str(r['state'], 'unknown'),
+      pid: num(r['pid']),
+      memoryMiB: num(r['memoryMiB']),
+      cpus: num(r['cpus']),
+      cpuPercent: num(r['cpuPercent']),
+    };
+  });
+}
+
+/** blessed colour tag per VM state, so the state reads at a glance. */
+const STATE_COLOUR: Readonly<Record<string, string>> = {
+  running: 'green',
+  starting: 'yellow',
+  stopping: 'yellow',
+  stopped: 'white',
+  crashed: 'red',
+};
+
+const cell = (text: string, width: number): string =>
+  text.length > width ? `${text.slice(0, width - 1)}~` : text.padEnd(width);
+
+export const VM_HEADER = `${cell('NAME', 16)} ${cell('BACKEND', 10)} ${cell('STATE', 10)} ${cell('PID', 8)} ${cell('MEMORY', 10)} CPU`;
+
+export function vmLine(r: VmRow): { text: string; colour: string } {
+  const mem = r.memoryMiB === null ? '-' : `${r.memoryMiB} MiB`;
+  const cpu = [
+    r.cpus === null ? '' : `${r.cpus} vcpu`,
+    r.cpuPercent === null ? '' : `${r.cpuPercent.toFixed(0)}%`,
+  ]
+    .filter(Boolean)
+    .join(' ');
+  const text = `${cell(r.name, 16)} ${cell(r.backend, 10)} ${cell(r.state, 10)} ${cell(r.pid === null ? '-' : String(r.pid), 8)} ${cell(mem, 10)} ${cpu || '-'}`;
+  return { text, colour: STATE_COLOUR[r.state] ?? 'white' };
+}
+
+/**
+ * `vm.setMemory` result → a sentence that says plainly when the change takes effect. Accepts
+ * `{live: bool}`, `{applied: 'live'|'next-start'}` or a bare boolean (the backend's own answer).
+ */
+export function memoryMessage(name: string, mib: number, result: unknown): string {
+  const r = rec(result);
+  const applied = typeof result === 'boolean' ? result : (r['live'] ?? r['applied'] ?? r['appliedLive']);
+  if (applied === true || applied === 'live') return `${name}: memory set to ${mib} MiB, applied live`;
+  if (applied === false || applied === 'next-start' || applied === 'nextStart' || applied === 'restart') {
+    return `${name}: memory set to ${mib} MiB, takes effect on the next start`;
+  }
+  return `${name}: memory set to ${mib} MiB (the service did not say whether it applied live)`;
+}
+
+export function bytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return `${u === 0 ? v : v.toFixed(1)} ${units[u]}`;
+}
+
+/** `[#########.........]  45%  12.0 MiB / 26.7 MiB` */
+export function progressBar(done: number, total: number, width = 30): string {
+  const frac = total <= 0 ? 1 : Math.min(1, Math.max(0, done / total));
+  const fill = Math.round(frac * width);
+  const pct = `${Math.floor(frac * 100)}%`.padStart(4);
+  return `[${'#'.repeat(fill)}${'.'.repeat(width - fill)}] ${pct}  ${bytes(done)} / ${bytes(total)}`;
+}
+
+/** `net.list` → lines: one per bridge (addresses must be none), one per member with drop counters. */
+export function netLines(result: unknown): Array<{ text: string; colour: string }> {
+  if (!Array.isArray(result) || result.length === 0)
+    return [{ text: 'no networks configured', colour: 'white' }];
+  const out: Array<{ text: string; colour: string }> = [];
+  for (const n of result.map(rec)) {
+    const addrs = Array.isArray(n['addresses']) ? (n['addresses'] as unknown[]).map(String) : [];
+    const uplink = str(n['uplink'], 'none');
+    out.push({
+      text: `${str(n['name'], '?')}  bridge ${str(n['bridge'])}  uplink ${uplink}`,
+      colour: 'cyan',
+    });
+    out.push(
+      addrs.length === 0
+        ? { text: '  host addresses: none (anonymous)', colour: 'green' }
+        : { text: `  host addresses: ${addrs.join(', ')}  <- SHOULD BE NONE`, colour: 'red' },
+    );
+    const members = Array.isArray(n['members']) ? (n['members'] as unknown[]).map(rec) : [];
+    if (members.length === 0) out.push({ text: '  (no members)', colour: 'white' });
+    for (const m of members) {
+      const who = str(m['vm'], '') || `ns ${str(m['namespace'])}`;
+      const drops = rec(m['drops']);
+      const dropped = num(drops['packets']) ?? 0;
+      out.push({
+        text: `  ${cell(str(m['tap']), 15)} ${cell(who, 16)} ${cell(str(m['mac']), 18)} drops ${dropped} pkts / ${bytes(num(drops['bytes']) ?? 0)}`,
+        colour: dropped > 0 ? 'yellow' : 'white',
+      });
+    }
+  }
+  return out;
+}
+
+/** Any JSON result as indented `key: value` lines (host.update.status, service.status). */
+export function kvLines(value: unknown, indent = ''): string[] {
+  if (Array.isArray(value))
+    return value.flatMap((v, i) => [`${indent}- [${i}]`, ...kvLines(v, `${indent}    `)]);
+  if (value && typeof value === 'object') {
+    return Object.entries(value as Record<string, unknown>).flatMap(([k, v]) =>
+      v && typeof v === 'object'
+        ? [`${indent}${k}:`, ...kvLines(v, `${indent}  `)]
+        : [`${indent}${k}: ${String(v)}`],
+    );
+  }
+  return [`${indent}${String(value)}`];
+}
+
+/** Log/audit results: an array of strings or of objects (one JSON line each), or `{lines: [...]}`. */
+export function logLines(result: unknown): string[] {
+  const arr = Array.isArray(result) ? result : (rec(result)['lines'] ?? rec(result)['entries']);
+  if (!Array.isArray(arr)) return kvLines(result);
+  return arr.map((l) => (typeof l === 'string' ? l : JSON.stringify(l)));
+}
+
+/** blessed tags in server-provided text must not be interpreted. */
+export function escapeTags(text: string): string {
+  return text.replace(/[{}]/g, (c) => (c === '{' ? '{open}' : '{close}'));
+}
