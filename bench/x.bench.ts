@@ -13,7 +13,8 @@ import { summarize } from './stats.js';
 /**
  * X figures: XTEST injection cost (JS per event, bare FakeInput vs the sink, with a round trip,
  * and key → KeyPress delivered to a client), VT switch time per wait method (Xorg dummy on VTs
- * 20/21 under the machine-wide VT lock), overlay map → MapNotify seen by another client.
+ * 20/21 under the machine-wide VT lock), overlay map → MapNotify seen by another client, and
+ * server start → first client connected (Xorg dummy never touches the console: no VT lock).
  */
 const range: [number, number] = [100, 119];
 const logDir = () => mkdtempSync(join(tmpdir(), 'kvmux-xbench-'));
@@ -160,6 +161,25 @@ async function vtFigures() {
   }
 }
 
+/** Spawn → -displayfd readiness → first client connected, per server kind. */
+async function startFigures() {
+  const out: Record<string, unknown> = {};
+  const kinds: Array<'xvfb' | 'xorg'> = process.getuid?.() === 0 ? ['xvfb', 'xorg'] : ['xvfb'];
+  for (const kind of kinds) {
+    const samples: number[] = [];
+    for (let i = 0; i < 8; i++) {
+      const t = performance.now();
+      const s = await startXServer({ kind, vt: 22, logDir: logDir(), range });
+      const conn = await connectDisplay(s.display);
+      samples.push(performance.now() - t);
+      await conn.close();
+      await s.stop();
+    }
+    out[`startToConnectedMs_${kind}`] = summarize(samples);
+  }
+  return out;
+}
+
 export async function run(): Promise<Record<string, unknown>> {
   const server = await startXServer({ kind: 'xvfb', logDir: logDir(), range, width: 1024, height: 768 });
   try {
@@ -167,7 +187,7 @@ export async function run(): Promise<Record<string, unknown>> {
     const xtest = await xtestFigures(server, sink);
     await sink.close();
     const overlay = await overlayFigures(server);
-    return { xtest, ...overlay, vt: await vtFigures() };
+    return { xtest, ...overlay, servers: await startFigures(), vt: await vtFigures() };
   } finally {
     await server.stop();
   }
