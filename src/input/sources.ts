@@ -8,6 +8,7 @@ import { HotplugWatcher, INPUT_DIR, listEventDevices } from './discovery.js';
 import { EvdevDevice } from './evdev.js';
 import type { InputEvent } from './event.js';
 import { FifoSource } from './fifo.js';
+import { PathWatcher } from './path-watcher.js';
 import type { AxisRange } from './router.js';
 import type { LedSink } from './sink.js';
 
@@ -43,6 +44,10 @@ export class InputSources implements LedSink {
   private readonly evdev = new Map<string, EvdevDevice>();
   private readonly fifos = new Map<string, FifoSource>();
   private hotplug: HotplugWatcher | undefined;
+  /** Configured evdev paths that vanished, waiting to come back. */
+  private readonly waiting = new Map<string, PathWatcher>();
+  private readonly explicit = new Set<string>();
+  private closing = false;
   private readonly log: Logger;
   private readonly grab: boolean;
   private leds: number | undefined;
@@ -111,6 +116,18 @@ export class InputSources implements LedSink {
     }
     if (!st.isCharacterDevice()) throw new DeviceError(path, 'not an evdev device or FIFO');
     this.startEvdev(EvdevDevice.open(path));
+    this.explicit.add(path);
+  }
+
+  /** A configured device came back (replugged): open it again; a failure waits for the next time. */
+  private reopen(path: string): void {
+    this.waiting.delete(path);
+    try {
+      this.startEvdev(EvdevDevice.open(path));
+    } catch (err) {
+      this.log.warn({ path, err: (err as Error).message }, 'configured input device is back but not usable');
+      this.waitFor(path);
+    }
   }
 
   private startEvdev(dev: EvdevDevice): void {
@@ -160,6 +177,14 @@ export class InputSources implements LedSink {
     fifo?.close();
     this.fifos.delete(path);
     if (dev || fifo) this.log.info({ path, why }, 'input source closed');
+    if (dev && this.explicit.has(path)) this.waitFor(path);
+  }
+
+  private waitFor(path: string): void {
+    if (this.closing || this.waiting.has(path)) return;
+    const w = new PathWatcher(path, (p) => this.reopen(p));
+    this.waiting.set(path, w);
+    w.start();
   }
 
   setLeds(mask: number): void {
@@ -192,6 +217,9 @@ export class InputSources implements LedSink {
   }
 
   close(): void {
+    this.closing = true;
+    for (const w of this.waiting.values()) w.close();
+    this.waiting.clear();
     this.hotplug?.close();
     this.hotplug = undefined;
     for (const path of [...this.evdev.keys(), ...this.fifos.keys()]) this.closeDevice(path, 'close');

@@ -4,6 +4,7 @@ import { EvdevDevice } from '../../../src/input/evdev.js';
 import { InputPipeline } from '../../../src/input/pipeline.js';
 import { RecordingDisplays } from '../../../src/input/recording-sink.js';
 import { InputSources } from '../../../src/input/sources.js';
+import { createLogger } from '../../../src/util/log.js';
 import { UinputDevice } from './uinput.js';
 
 /**
@@ -157,6 +158,43 @@ spyRead();
 kbd.emit([EV.KEY, 32, 1]);
 await sleep(50);
 check('close() releases the grab: others read again', spyRead() > 0);
+
+// Configured paths (not auto): the auto-mode sources above are closed, so nothing else grabs.
+const replugName = 'replug keyboard';
+let replug = new UinputDevice({ name: replugName, keys: KEYS });
+await until(() => nodeOf(replugName) !== undefined);
+const replugPath = nodeOf(replugName)!;
+const seen: string[] = [];
+const configured = new InputSources(
+  { devices: [replugPath], log: createLogger({ name: 'configured', level: 'debug' }) },
+  { feed: (ev) => ev.type === EV.KEY && seen.push(`${ev.code}:${ev.value}`) },
+);
+configured.start();
+replug.emit([EV.KEY, 16, 1]);
+check(
+  'a configured device path is read and grabbed',
+  (await until(() => seen.includes('16:1'))) && configured.list()[0]?.grabbed === true,
+  configured.list(),
+);
+replug.destroy();
+check(
+  'a configured device that vanishes is closed',
+  await until(() => configured.list().length === 0),
+  configured.list(),
+);
+replug = new UinputDevice({ name: replugName, keys: KEYS });
+await until(() => nodeOf(replugName) !== undefined);
+check('the replugged device gets the same node', nodeOf(replugName) === replugPath, nodeOf(replugName));
+check(
+  'a configured device is reopened when it comes back',
+  await until(() => configured.list().length === 1),
+  configured.list(),
+);
+replug.emit([EV.KEY, 17, 1]);
+check('the reopened device feeds again', await until(() => seen.includes('17:1')), seen);
+configured.close();
+replug.destroy();
+
 probe.close();
 pipeline.close();
 for (const d of [kbd, mouse, own]) d.destroy();
