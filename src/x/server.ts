@@ -82,8 +82,8 @@ export async function startXServer(opts: StartXServerOptions): Promise<XServer> 
       return await launch(opts, n);
     } catch (err) {
       releaseDisplay(n);
-      // another server grabbed the number between our check and its lock: try the next one
-      const raced = err instanceof XError && /already active|server already running/i.test(err.message);
+      // a foreign server took the number between our check and its bind: try the next one
+      const raced = err instanceof XError && /already active|listening sockets/i.test(err.message);
       if (explicit !== undefined || !raced) throw err;
       lost.add(n);
     }

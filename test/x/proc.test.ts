@@ -13,8 +13,10 @@ describe('isAlive', () => {
   });
 
   it('counts a zombie as dead', async () => {
-    // the backgrounded `true` exits at once; its parent exec()s sleep, which never reaps it
-    const sh = spawn('sh', ['-c', 'true & echo $!; exec sleep 5'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    // the background sleep ends after its parent exec()ed `sleep 5`, which never reaps it
+    const sh = spawn('sh', ['-c', 'sleep 0.2 & echo $!; exec sleep 5'], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
     const zpid = await new Promise<number>((resolve) =>
       sh.stdout.once('data', (d: Buffer) => resolve(Number(d))),
     );
