@@ -49,9 +49,10 @@ export function diskFormat(path: string): string {
 }
 
 /**
- * gtk: no `full-screen=on` — behind a kiosk WM that resizes the window, gtk full-screen stayed on
- * "Guest has not initialized the display" (measured on Xvfb); the WM makes it full-screen and
- * zoom-to-fit scales the guest. sdl: full-screen=on renders behind the WM.
+ * gtk without `full-screen=on`: behind a minimal WM that resized without a ConfigureNotify reply,
+ * gtk full-screen stayed on "Guest has not initialized the display", while this form rendered behind
+ * every WM tried (the kiosk WM makes it full-screen; zoom-to-fit scales, letterboxed). sdl needs
+ * full-screen=on. Both measured on Xvfb and Xorg-dummy; window-close=off ignores WM close requests.
  */
 const DISPLAY_ARGS: Readonly<Record<QemuConfig['display'], string>> = {
   gtk: 'gtk,show-menubar=off,zoom-to-fit=on,window-close=off',
