@@ -18,7 +18,7 @@ import {
   type VmStatus,
 } from '../session/index.js';
 import { type Logger, type LogRing, silentLogger } from '../util/log.js';
-import { rememberActiveVt, screenshot, switchVt } from '../x/index.js';
+import { screenshot, switchVt } from '../x/index.js';
 import { DisplayRuntime, type LiveDisplay } from './display-runtime.js';
 import {
   type DisplayEntry,
@@ -31,6 +31,7 @@ import {
 } from './displays.js';
 import { MenuController, type MenuView } from './menu-controller.js';
 import { type ServiceApi, serviceMethods } from './methods.js';
+import { type OriginalVt, rememberOriginalVt } from './original-vt.js';
 
 export interface ServiceOptions {
   readonly config: Config;
@@ -62,7 +63,7 @@ export class Service implements ServiceApi {
   private net: NetworkManager | null = null;
   private menu!: MenuController;
   private menuView!: MenuView;
-  private vtGuard: { vt: number; restore(): Promise<void> } | null = null;
+  private vtGuard: OriginalVt | null = null;
   private readonly startedAt = Date.now();
   private stopping = false;
 
@@ -79,7 +80,7 @@ export class Service implements ServiceApi {
     const found = allVms(cfg);
     for (const p of found.problems) log.warn({ problem: p }, 'image discovery');
     this.vmConfigs = found.vms;
-    if (cfg.console === 'vt') this.vtGuard = rememberActiveVt();
+    if (cfg.console === 'vt') this.vtGuard = rememberOriginalVt(cfg.stateDir);
 
     this.table = setEntries(emptyTable(), this.entries());
     for (const e of this.table.entries) this.runtimes.set(e.name, this.newRuntime(e.name));
@@ -200,6 +201,7 @@ export class Service implements ServiceApi {
         virtualbox: createVirtualboxBackend({ log }),
       },
       displayFor: (vm) => this.displayInfo(vm.name),
+      stopTimeoutMs: this.config.vmStopTimeoutSeconds * 1000,
       tapsFor: (vm) => (this.net && vm.nics.length > 0 ? this.net.attachVm(vm) : []),
       log,
     });

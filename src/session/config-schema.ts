@@ -84,6 +84,8 @@ export const configSchema = z.strictObject({
   stateDir: z.string().default('/var/lib/kvmux'),
   console: z.enum(['vt', 'virtual']).default('vt'),
   imageDirs: z.array(z.string()).default([]),
+  /** Graceful VM stop (ACPI powerdown / SIGTERM): how long to wait before killing. */
+  vmStopTimeoutSeconds: z.number().int().min(1).max(3600).default(30),
   input: z
     .strictObject({
       devices: z.union([z.literal('auto'), z.array(z.string().min(1))]).default('auto'),

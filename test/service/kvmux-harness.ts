@@ -55,6 +55,7 @@ export async function startKvmux(spec: KvmuxSpec, reuseDir?: string): Promise<Kv
       input: { devices: [fifo] },
       x: { firstDisplay: 200, firstVt: 30 },
       admin: { enabled: spec.admin ?? false },
+      vmStopTimeoutSeconds: 3,
       vms: spec.vms,
       ...spec.extra,
     };

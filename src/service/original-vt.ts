@@ -1,0 +1,31 @@
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { activeVt, switchVt } from '../x/index.js';
+
+/**
+ * The VT that was active before kvmux took the console, kept in stateDir: after a crash the next
+ * kvmux still knows where to go back to, instead of "restoring" onto one of its own VTs.
+ */
+export interface OriginalVt {
+  readonly vt: number;
+  restore(): Promise<void>;
+  /** Clean stop: forget it, so the next start records afresh. */
+  forget(): void;
+}
+
+export function rememberOriginalVt(stateDir: string): OriginalVt {
+  const file = join(stateDir, 'console-vt');
+  const adopting =
+    existsSync(join(stateDir, 'displays')) && readdirSync(join(stateDir, 'displays')).length > 0;
+  let vt = Number.NaN;
+  if (adopting && existsSync(file)) vt = Number(readFileSync(file, 'utf8').trim());
+  if (!Number.isInteger(vt) || vt < 1) {
+    vt = activeVt();
+    writeFileSync(file, `${vt}\n`, { mode: 0o600 });
+  }
+  return {
+    vt,
+    restore: () => (activeVt() === vt ? Promise.resolve() : switchVt(vt)),
+    forget: () => rmSync(file, { force: true }),
+  };
+}

@@ -1,0 +1,105 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { kvmUsable } from '../../src/session/backends/qemu.js';
+import { connectDisplay, probe } from '../../src/x/index.js';
+import { bootSectorDisk, DEMO_PALETTE } from '../fixtures/boot-sector.js';
+import { isAlive, type Kvmux, sleep, startKvmux } from './kvmux-harness.js';
+
+/**
+ * `kvmux run` with real QEMU VMs booting real disks under /dev/kvm: each display shows its own VM,
+ * a kill -9 of kvmux leaves them running and the next kvmux adopts the same pids.
+ */
+const hasKvm = kvmUsable();
+if (!hasKvm)
+  process.stderr.write('\n*** SKIPPING run-qemu e2e: /dev/kvm is not usable on this machine ***\n\n');
+
+interface VmRow {
+  name: string;
+  state: string;
+  pid: number | null;
+  display: string | null;
+}
+
+async function colourAt(display: string): Promise<[number, number, number]> {
+  const conn = await connectDisplay(display);
+  try {
+    // below the big letters, inside the coloured band the boot sector paints
+    const [c] = await probe(conn, [[8, Math.floor(conn.height * 0.75)]]);
+    return [c!.r, c!.g, c!.b];
+  } finally {
+    await conn.close();
+  }
+}
+
+async function waitColour(display: string, want: readonly number[], timeoutMs = 60_000): Promise<number[]> {
+  const deadline = Date.now() + timeoutMs;
+  let got: number[] = [];
+  while (Date.now() < deadline) {
+    got = await colourAt(display);
+    if (got.every((v, i) => v === want[i])) return got;
+    await sleep(250);
+  }
+  return got;
+}
+
+describe.skipIf(!hasKvm)('kvmux run with QEMU VMs', () => {
+  let k: Kvmux;
+  const vmList = () => k.call<VmRow[]>('vm.list');
+
+  beforeAll(async () => {
+    const vms = ['red', 'green'].map((name, i) => ({
+      name,
+      backend: 'qemu',
+      qemu: { disk: bootSectorDisk({ text: name, colour: i + 1 }), memoryMiB: 64 },
+    }));
+    k = await startKvmux({ vms, readyTimeoutMs: 90_000 });
+  }, 120_000);
+
+  afterAll(async () => {
+    await k?.stop();
+  });
+
+  it('shows each VM on its own display, full-screen, in its own colour', async () => {
+    const rows = await vmList();
+    expect(rows.map((r) => [r.name, r.state])).toEqual([
+      ['red', 'running'],
+      ['green', 'running'],
+    ]);
+    const [red, green] = rows;
+    expect(red!.display).not.toBe(green!.display);
+    expect(await waitColour(red!.display!, DEMO_PALETTE[1]!.rgb)).toEqual([...DEMO_PALETTE[1]!.rgb]);
+    expect(await waitColour(green!.display!, DEMO_PALETTE[2]!.rgb)).toEqual([...DEMO_PALETTE[2]!.rgb]);
+  }, 90_000);
+
+  it('after kill -9 of kvmux, a new kvmux adopts the same QEMU pids instead of starting duplicates', async () => {
+    const before = await vmList();
+    const pids = before.map((r) => r.pid!);
+    const displays = (await k.call<Array<{ display: string }>>('display.list')).map((d) => d.display);
+    await k.crash();
+    for (const pid of pids) expect(isAlive(pid)).toBe(true);
+    k = await k.restart();
+    const after = await vmList();
+    expect(after.map((r) => r.pid)).toEqual(pids);
+    expect(after.every((r) => r.state === 'running')).toBe(true);
+    expect((await k.call<Array<{ display: string }>>('display.list')).map((d) => d.display)).toEqual(
+      displays,
+    );
+    expect(k.log()).toContain('adopted');
+    // QMP reconnected: a live memory change goes through the adopted VM's QMP socket
+    const mem = await k.call<{ live: boolean }>('vm.setMemory', { name: 'red', memoryMiB: 48 });
+    expect(mem.live).toBe(true);
+    // input still reaches the adopted displays: the switch works and the colour is still there
+    await k.call('display.switch', { name: 'green' });
+    expect(await colourAt(after[1]!.display!)).toEqual([...DEMO_PALETTE[2]!.rgb]);
+  }, 120_000);
+
+  it('vm.stop {force} kills a VM and vm.start brings it back with a new pid', async () => {
+    const old = (await vmList()).find((r) => r.name === 'green')!;
+    const stopped = await k.call<VmRow>('vm.stop', { name: 'green', force: true });
+    expect(stopped.state).toBe('stopped');
+    expect(isAlive(old.pid!)).toBe(false);
+    const started = await k.call<VmRow>('vm.start', { name: 'green' });
+    expect(started.state).toBe('running');
+    expect(started.pid).not.toBe(old.pid);
+    expect(await waitColour(started.display!, DEMO_PALETTE[2]!.rgb)).toEqual([...DEMO_PALETTE[2]!.rgb]);
+  }, 90_000);
+});
