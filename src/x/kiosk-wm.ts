@@ -14,7 +14,7 @@ export interface KioskWm {
   /** Managed windows, bottom to top; the last one has the focus. */
   windows(): readonly number[];
   focused(): number | null;
-  /** Resolves after every event so far has been handled (tests: "the WM has seen it"). */
+  /** Resolves once every event the server sent so far has been handled and acted on (tests). */
   settle(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -131,7 +131,8 @@ export async function startKioskWm(display: string, opts: KioskWmOptions = {}): 
     conn,
     windows: () => st.stack,
     focused: () => st.stack.at(-1) ?? null,
-    settle: () => conn.sync(),
+    // round trip 1: every event generated so far has been handled; 2: the requests that handling sent are done
+    settle: () => conn.sync().then(() => conn.sync()),
     stop: () => conn.close(),
   };
 }
