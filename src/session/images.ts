@@ -68,7 +68,7 @@ function vmFromImage(image: string, name: string, side: z.infer<typeof sidecarSc
   const isVbox = /\.vbox$/i.test(image);
   const backend = side?.backend ?? (isVbox ? 'virtualbox' : 'qemu');
   const base = { ...(side ?? {}), name: side?.name ?? name, backend, autostart: side?.autostart ?? false };
-  if (backend === 'qemu') return vmSchema.parse({ ...base, qemu: { disk: image, ...(side?.qemu ?? {}) } });
+  if (backend === 'qemu') return vmSchema.parse({ ...base, qemu: { ...(side?.qemu ?? {}), disk: image } });
   if (backend === 'virtualbox')
     return vmSchema.parse({ ...base, virtualbox: { vmName: name, ...(side?.virtualbox ?? {}) } });
   return vmSchema.parse(base);
@@ -107,8 +107,12 @@ export function discoverImages(
       const derived = sidecar.value?.name ?? nameFromFile(image);
       if (explicit.some((v) => v.name === derived)) continue;
       const name = uniqueName(derived, taken);
-      taken.add(name);
-      vms.push(vmFromImage(image, name, sidecar.value ? { ...sidecar.value, name } : undefined));
+      try {
+        vms.push(vmFromImage(image, name, sidecar.value ? { ...sidecar.value, name } : undefined));
+        taken.add(name);
+      } catch (err) {
+        problems.push(`${image}: cannot make a VM of it: ${(err as Error).message.split('\n')[0]}`);
+      }
     }
   }
   return { vms, problems };

@@ -56,6 +56,8 @@ describe('qemu on Xorg (dummy) behind the kiosk WM', () => {
         join(dir, `${display}.png`),
         DEMO_PALETTE[colour]!.rgb,
         0.3,
+        30_000,
+        (shot) => brightShare(shot) > 0.02,
       );
       expect(share).toBeGreaterThan(0.3);
       expect(brightShare(img)).toBeGreaterThan(0.02);

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LaunchContext, VmHandle } from '../../src/session/backends/backend.js';
 import { createQemuBackend } from '../../src/session/backends/qemu.js';
 import { vmSchema } from '../../src/session/config-schema.js';
+import type { QmpClient } from '../../src/session/qmp.js';
 import { isAlive } from '../../src/util/proc.js';
 import { createXtestSink, type RgbImage, screenshot } from '../../src/x/index.js';
 import { bootSectorDisk, DEMO_PALETTE } from '../fixtures/boot-sector.js';
@@ -75,11 +76,14 @@ describe('qemu backend, real QEMU on Xvfb behind the kiosk WM', () => {
     await Promise.all([startVm(0), startVm(1)]);
     for (const [i, v] of vms.entries()) {
       const other = vms[1 - i]!;
+      // The guest paints its background first, then the letters: wait for both.
       const { img, share } = await waitForColour(
         displays[i]!.display,
         join(shots, `${v.name}.png`),
         v.rgb,
         0.3,
+        30_000,
+        (shot) => brightShare(shot) > 0.02,
       );
       expect(share, `${v.name}: share of its background colour`).toBeGreaterThan(0.3);
       expect(brightShare(img), `${v.name}: its big bright letters`).toBeGreaterThan(0.02);
@@ -122,6 +126,9 @@ describe('qemu backend, real QEMU on Xvfb behind the kiosk WM', () => {
     expect(await h.status()).toBe('running');
     expect(await h.setMemory(48)).toBe(true);
     expect(await h.setMemory(128)).toBe(false);
+    // A dropped QMP connection is re-opened on the next use while QEMU runs.
+    (h as unknown as { qmpClient: QmpClient | null }).qmpClient?.close();
+    expect(await h.status()).toBe('running');
   });
 
   it('runs without a monitor, serial or parallel VC and logs serial to a file', () => {

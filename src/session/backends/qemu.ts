@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { BackendError, errnoName } from '../../util/errors.js';
 import { type Logger, silentLogger } from '../../util/log.js';
 import type { QemuConfig, VmConfig } from '../config-schema.js';
-import { QmpClient } from '../qmp.js';
+import { QmpClient, type QmpEvent } from '../qmp.js';
 import type { Backend, LaunchContext, VmExit, VmHandle, VmRecord } from './backend.js';
 import { qemuArgv, qemuPaths, resolveAccel } from './qemu-argv.js';
 import { goneWithin, kill, recordAlive, spawnDetached, watchAdopted } from './spawn.js';
@@ -113,6 +113,7 @@ class QemuHandle implements VmHandle {
   readonly pid: number;
   readonly exited: Promise<VmExit>;
   private guestShutdown = false;
+  private detached = false;
 
   constructor(
     readonly record: VmRecord,
@@ -124,16 +125,30 @@ class QemuHandle implements VmHandle {
     this.pid = record.pid;
     // An adopted QEMU's exit code is not ours to read: QMP's SHUTDOWN {guest: true} tells a clean end.
     this.exited = processExited.then((e) => (this.guestShutdown && !e.signal ? { ...e, clean: true } : e));
-    qmp?.on('event', (ev) => {
-      if (ev.event === 'SHUTDOWN' && ev.data?.['guest'] === true) this.guestShutdown = true;
-      log.info({ vm: record.name, event: ev.event, data: ev.data }, 'QMP event');
-    });
+    qmp?.on('event', (ev) => this.onEvent(ev));
+  }
+
+  /** The QMP connection, reconnected when it dropped while QEMU still runs (null when it cannot be). */
+  private async connected(): Promise<QmpClient | null> {
+    if (this.qmp && !this.qmp.isClosed) return this.qmp;
+    const { pid, startTime, name } = this.record;
+    const path = this.record.sockets['qmp'];
+    if (this.detached || !path || !recordAlive(pid, startTime)) return null;
+    this.qmp = await QmpClient.connect(path, { label: name, timeoutMs: 2000 }).catch(() => null);
+    this.qmp?.on('event', (ev) => this.onEvent(ev));
+    return this.qmp;
+  }
+
+  private onEvent(ev: QmpEvent): void {
+    if (ev.event === 'SHUTDOWN' && ev.data?.['guest'] === true) this.guestShutdown = true;
+    this.log.info({ vm: this.record.name, event: ev.event, data: ev.data }, 'QMP event');
   }
 
   async stop(opts: { force: boolean; timeoutMs?: number }): Promise<void> {
     const { pid, startTime, name } = this.record;
-    if (!opts.force && this.qmp && !this.qmp.isClosed) {
-      await this.qmp.execute('system_powerdown').catch((err: unknown) => {
+    const qmp = opts.force ? null : await this.connected();
+    if (qmp) {
+      await qmp.execute('system_powerdown').catch((err: unknown) => {
         this.log.warn({ vm: name, err: errnoName(err) }, 'system_powerdown failed');
       });
       if (await goneWithin(pid, startTime, this.exited, opts.timeoutMs ?? this.powerdownTimeoutMs)) return;
@@ -145,15 +160,17 @@ class QemuHandle implements VmHandle {
 
   async setMemory(memoryMiB: number): Promise<boolean> {
     const max = this.record.memoryMiB;
-    if (!this.qmp || this.qmp.isClosed || max === undefined || memoryMiB > max) return false;
-    await this.qmp.execute('balloon', { value: memoryMiB * 1024 * 1024 });
+    if (max === undefined || memoryMiB > max) return false;
+    const qmp = await this.connected();
+    if (!qmp) return false;
+    await qmp.execute('balloon', { value: memoryMiB * 1024 * 1024 });
     return true;
   }
 
   async status(): Promise<string> {
-    if (!this.qmp || this.qmp.isClosed) return 'unknown';
-    const st = await this.qmp.execute<{ status: string }>('query-status');
-    return st.status;
+    const qmp = await this.connected();
+    if (!qmp) return 'unknown';
+    return (await qmp.execute<{ status: string }>('query-status')).status;
   }
 
   /** The QMP connection, for callers that need more than the handle offers (null when lost). */
@@ -162,6 +179,7 @@ class QemuHandle implements VmHandle {
   }
 
   detach(): void {
+    this.detached = true;
     this.qmp?.close();
     this.qmp = null;
   }

@@ -54,19 +54,20 @@ export function brightShare(img: RgbImage): number {
   return hits / n;
 }
 
-/** Screenshots `display` into `path` until `rgb` covers at least `minShare`; returns the last image. */
+/** Screenshots `display` into `path` until `rgb` covers at least `minShare` (and `also` holds). */
 export async function waitForColour(
   display: string,
   path: string,
   rgb: readonly [number, number, number],
   minShare: number,
   timeoutMs = 30_000,
+  also: (img: RgbImage) => boolean = () => true,
 ): Promise<{ img: RgbImage; share: number }> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const img = await screenshot(display, path);
     const share = colourShare(img, rgb);
-    if (share >= minShare || Date.now() > deadline) return { img, share };
+    if ((share >= minShare && also(img)) || Date.now() > deadline) return { img, share };
     await sleep(250);
   }
 }
