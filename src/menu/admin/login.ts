@@ -23,7 +23,7 @@ export function login(ui: Ui, rpc: AdminRpc, target: string, notice = ''): Promi
     parent: box,
     top: 'center',
     left: 'center',
-    width: 64,
+    width: 76,
     height: 11,
     label: ' kvmux - host administration ',
     border: { type: 'line' },
@@ -38,6 +38,7 @@ export function login(ui: Ui, rpc: AdminRpc, target: string, notice = ''): Promi
   let state: LineState = { text: '', max: 1024 };
   let message = notice;
   let busy = false;
+  let failed = 0;
   const paint = () => {
     const msg = message ? `{yellow-fg}${escapeTags(message)}{/yellow-fg}` : '';
     form.setContent(
@@ -61,7 +62,8 @@ export function login(ui: Ui, rpc: AdminRpc, target: string, notice = ''): Promi
         (err) => {
           busy = false;
           state = { ...state, text: '' };
-          message = `login refused: ${errorText(err)}`;
+          failed++;
+          message = `login refused (${failed} failed): ${errorText(err)}`;
           paint();
         },
       );
