@@ -1,8 +1,9 @@
-import { createReadStream, createWriteStream, openSync, statSync } from 'node:fs';
+import { closeSync, constants, openSync, statSync } from 'node:fs';
 import { connect } from 'node:net';
 import { Duplex } from 'node:stream';
 import { isatty, ReadStream, WriteStream } from 'node:tty';
 import { KvmuxError, RpcCode, RpcError } from '../util/errors.js';
+import { DeviceStream } from './device-stream.js';
 import { LineSplitter } from './framing.js';
 
 /**
@@ -110,19 +111,19 @@ export function connectSocket(path: string, opts?: RpcClientOptions): Promise<Rp
 
 /**
  * Open a guest-side channel device. A serial tty (VirtualBox UART) goes through libuv's tty handle
- * in raw mode (no echo, no line editing); a virtio port is not a tty, so it is read as a file.
+ * in raw mode (no echo, no line editing); a virtio port is not a tty and is polled non-blocking
+ * (see DeviceStream: a blocking read would keep the process from exiting).
  */
 export function openDevice(path: string, opts?: RpcClientOptions): RpcClient {
-  const fd = openSync(path, 'r+');
+  const fd = openSync(path, constants.O_RDWR | constants.O_NOCTTY);
   if (isatty(fd)) {
     const input = new ReadStream(fd);
     input.setRawMode(true);
     const output = new WriteStream(fd);
     return new RpcClient(Duplex.from({ readable: input, writable: output }), opts);
   }
-  const input = createReadStream('', { fd, autoClose: true, highWaterMark: 1 << 20 });
-  const output = createWriteStream('', { fd, autoClose: false });
-  return new RpcClient(Duplex.from({ readable: input, writable: output }), opts);
+  closeSync(fd);
+  return new RpcClient(DeviceStream.open(path), opts);
 }
 
 /** A socket path when it is a socket, else a device. */
