@@ -91,7 +91,7 @@ export default async function monitor(opts: { config?: string; device?: string[]
           write(`${((performance.now() - t0) / 1000).toFixed(3)} ${ev.source ?? ''} ${describeEvent(ev)}`);
         pipeline.feed(ev);
       },
-      setAbsRange: (s, x, y) => pipeline.setAbsRange(s, x, y),
+      setAbsRange: (s, x, y, pad) => pipeline.setAbsRange(s, x, y, pad),
     },
   );
   sources.start();

@@ -8,11 +8,14 @@ export interface DeviceCaps {
   readonly keys: Uint8Array;
   readonly rel: Uint8Array;
   readonly abs: Uint8Array;
+  /** Input properties (EVIOCGPROP); absent on old kernels. */
+  readonly props?: Uint8Array;
 }
 
 export interface DeviceClass {
   readonly keyboard: boolean;
-  readonly pointer: 'relative' | 'absolute' | undefined;
+  /** relative: mouse; absolute: tablet or touchscreen (position = screen); touchpad: moves relatively. */
+  readonly pointer: 'relative' | 'absolute' | 'touchpad' | undefined;
   readonly leds: boolean;
 }
 
@@ -27,8 +30,19 @@ export function classify(caps: DeviceCaps): DeviceClass {
     testBit(caps.types, EV.REL) && testBit(caps.rel, REL.X) && testBit(caps.rel, REL.Y) && hasButton;
   const absolute =
     testBit(caps.types, EV.ABS) && testBit(caps.abs, ABS.X) && testBit(caps.abs, ABS.Y) && hasButton;
-  const pointer = relative ? 'relative' : absolute ? 'absolute' : undefined;
+  const pointer = relative ? 'relative' : absolute ? (isTouchpad(caps) ? 'touchpad' : 'absolute') : undefined;
   return { keyboard, pointer, leds: testBit(caps.types, EV.LED) };
+}
+
+const INPUT_PROP_POINTER = 0;
+const INPUT_PROP_DIRECT = 1;
+const BTN_TOOL_FINGER = 0x145;
+
+/** A touchpad says "pointer, not direct"; without properties, a finger tool and no pen is the hint. */
+function isTouchpad(caps: DeviceCaps): boolean {
+  if (caps.props && testBit(caps.props, INPUT_PROP_DIRECT)) return false;
+  if (caps.props && testBit(caps.props, INPUT_PROP_POINTER)) return true;
+  return testBit(caps.keys, BTN_TOOL_FINGER) && !testBit(caps.keys, 0x140);
 }
 
 /** Devices kvmux must never grab: its own virtual devices (a grab would feed on itself). */

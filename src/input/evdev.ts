@@ -14,6 +14,7 @@ import {
   EVIOCGKEY,
   EVIOCGLED,
   EVIOCGNAME,
+  EVIOCGPROP,
   EVIOCGRAB,
   testBit,
 } from './ioctl.js';
@@ -24,6 +25,7 @@ const TYPES_BYTES = bitmapBytes(0x1f);
 const REL_BYTES = bitmapBytes(0x0f);
 const ABS_BYTES = bitmapBytes(0x3f);
 const LED_BYTES = bitmapBytes(0x0f);
+const PROP_BYTES = bitmapBytes(0x1f);
 
 /** One /dev/input/event* device: ioctls, grab, LED writes and a nonblocking reader. */
 export class EvdevDevice {
@@ -81,7 +83,16 @@ export class EvdevDevice {
       keys: bits(EV.KEY, bitmapBytes(KEY_MAX)),
       rel: bits(EV.REL, REL_BYTES),
       abs: bits(EV.ABS, ABS_BYTES),
+      props: this.readProps(),
     };
+  }
+
+  private readProps(): Uint8Array {
+    try {
+      return this.ioctl('EVIOCGPROP', EVIOCGPROP(PROP_BYTES), Buffer.alloc(PROP_BYTES));
+    } catch {
+      return new Uint8Array(PROP_BYTES); // kernels before 2.6.38 lack it: classify by bits alone
+    }
   }
 
   /** Range of ABS_X/ABS_Y, for turning positions into screen fractions. */

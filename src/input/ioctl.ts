@@ -19,6 +19,8 @@ export const EVIOCGVERSION = ioc(IOC_READ, EVDEV_TYPE, 0x01, 4);
 export const EVIOCGRAB = ioc(IOC_WRITE, EVDEV_TYPE, 0x90, 4);
 export const EVIOCGNAME = (len: number): number => ioc(IOC_READ, EVDEV_TYPE, 0x06, len);
 export const EVIOCGPHYS = (len: number): number => ioc(IOC_READ, EVDEV_TYPE, 0x07, len);
+/** Input property bitmap (INPUT_PROP_POINTER, INPUT_PROP_DIRECT, ...). */
+export const EVIOCGPROP = (len: number): number => ioc(IOC_READ, EVDEV_TYPE, 0x09, len);
 /** Bitmap of keys currently down. */
 export const EVIOCGKEY = (len: number): number => ioc(IOC_READ, EVDEV_TYPE, 0x18, len);
 /** Bitmap of LEDs currently lit. */

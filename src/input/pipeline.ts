@@ -129,9 +129,9 @@ export class InputPipeline {
     this.guard = guardSetExtra(this.guard, display, parseChords(chords));
   }
 
-  /** Absolute axis ranges of a source (device path), from EVIOCGABS. */
-  setAbsRange(source: string, x: AxisRange, y: AxisRange): void {
-    this.router = routerSetAbsRange(this.router, source, x, y);
+  /** Absolute axis ranges of a source (device path), from EVIOCGABS; a touchpad moves relatively. */
+  setAbsRange(source: string, x: AxisRange, y: AxisRange, touchpad = false): void {
+    this.router = routerSetAbsRange(this.router, source, x, y, touchpad);
   }
 
   /** Lock-LED mask the router tracks for `display` (bit 0 NumLock, 1 CapsLock, 2 ScrollLock). */

@@ -1,5 +1,6 @@
 import { ABS, EV, KEY_REPEAT, KEY_UP, REL, SYN_REPORT } from './codes.js';
 import type { InputEvent } from './event.js';
+import { isPadContact, PAD_IDLE, type PadState, padContact, padMove } from './touchpad.js';
 
 /**
  * Router: keys, buttons and pointer motion to displays. Each release goes to the display that got
@@ -19,8 +20,10 @@ export interface RouterState {
   readonly owner: ReadonlyMap<number, string>;
   /** Lock LED mask per display (bit 0 NumLock, 1 CapsLock, 2 ScrollLock). */
   readonly leds: ReadonlyMap<string, number>;
-  /** Absolute axis ranges per source (device path); `defaultAbs` when unknown. */
-  readonly absRanges: ReadonlyMap<string, { x: AxisRange; y: AxisRange }>;
+  /** Absolute axis ranges per source (device path); DEFAULT_ABS_RANGE when unknown. */
+  readonly absRanges: ReadonlyMap<string, { x: AxisRange; y: AxisRange; touchpad: boolean }>;
+  /** Finger state per touchpad source. */
+  readonly pads: ReadonlyMap<string, PadState>;
   /** Last absolute position per source, as fractions (an update may carry one axis only). */
   readonly absPos: ReadonlyMap<string, { fx: number; fy: number }>;
   /** Motion gathered since the last SYN_REPORT. */
@@ -83,6 +86,7 @@ export function routerInit(): RouterState {
     leds: new Map(),
     absRanges: new Map(),
     absPos: new Map(),
+    pads: new Map(),
     dx: 0,
     dy: 0,
     absDirty: undefined,
@@ -108,8 +112,9 @@ export function routerSetAbsRange(
   source: string,
   x: AxisRange,
   y: AxisRange,
+  touchpad = false,
 ): RouterState {
-  return { ...state, absRanges: new Map(state.absRanges).set(source, { x, y }) };
+  return { ...state, absRanges: new Map(state.absRanges).set(source, { x, y, touchpad }) };
 }
 
 /** Release every held key and button on the display that has it (shutdown: VMs outlive kvmux). */
@@ -150,6 +155,11 @@ export function routerStep(state: RouterState, ev: InputEvent, _nowMs: number): 
 
 function onKey(state: RouterState, ev: InputEvent): RouterResult {
   if (ev.value === KEY_REPEAT) return done(state, [{ kind: 'drop', ev, reason: 'autorepeat' }]);
+  const source = ev.source ?? '';
+  if (isPadContact(ev.code) && state.absRanges.get(source)?.touchpad) {
+    const pad = padContact(ev.value !== KEY_UP);
+    return done({ ...state, pads: new Map(state.pads).set(source, pad) }, []);
+  }
   const button = X_BUTTON.get(ev.code);
   const isButton = ev.code >= 0x100 && ev.code < 0x160;
   if (isButton && button === undefined) return done(state, [{ kind: 'drop', ev, reason: 'unmapped button' }]);
@@ -206,7 +216,12 @@ function onAbs(state: RouterState, ev: InputEvent): RouterResult {
   if (ev.code !== ABS.X && ev.code !== ABS.Y)
     return done(state, [{ kind: 'drop', ev, reason: 'unrouted axis' }]);
   const source = ev.source ?? '';
-  const range = state.absRanges.get(source) ?? { x: DEFAULT_ABS_RANGE, y: DEFAULT_ABS_RANGE };
+  const range = state.absRanges.get(source) ?? {
+    x: DEFAULT_ABS_RANGE,
+    y: DEFAULT_ABS_RANGE,
+    touchpad: false,
+  };
+  if (range.touchpad) return onPadAbs(state, ev, source, range, display);
   const pos = state.absPos.get(source) ?? { fx: 0, fy: 0 };
   const next =
     ev.code === ABS.X
@@ -218,15 +233,34 @@ function onAbs(state: RouterState, ev: InputEvent): RouterResult {
   );
 }
 
+function onPadAbs(
+  state: RouterState,
+  ev: InputEvent,
+  source: string,
+  range: { x: AxisRange; y: AxisRange },
+  display: string,
+): RouterResult {
+  const axis = ev.code === ABS.X ? 'x' : 'y';
+  const [pad, delta] = padMove(state.pads.get(source) ?? PAD_IDLE, axis, ev.value, range[axis]);
+  const moved = axis === 'x' ? { dx: state.dx + delta } : { dy: state.dy + delta };
+  return done(touch({ ...state, ...moved, pads: new Map(state.pads).set(source, pad) }, display), []);
+}
+
 function onSyn(state: RouterState, ev: InputEvent): RouterResult {
   if (ev.code !== SYN_REPORT) return done(state, []);
   if (state.touched.length === 0 && state.absDirty === undefined) return done(state, []);
   const actions: RouterAction[] = [];
   const display = state.active;
-  if (display !== undefined && (state.dx !== 0 || state.dy !== 0))
-    actions.push({ kind: 'move', display, dx: state.dx, dy: state.dy });
+  // Whole pixels only; a touchpad's fractions carry over to the next report.
+  const mx = Math.trunc(state.dx);
+  const my = Math.trunc(state.dy);
+  if (display !== undefined && (mx !== 0 || my !== 0))
+    actions.push({ kind: 'move', display, dx: mx, dy: my });
   const pos = state.absDirty !== undefined ? state.absPos.get(state.absDirty) : undefined;
   if (display !== undefined && pos) actions.push({ kind: 'abs', display, fx: pos.fx, fy: pos.fy });
   for (const d of state.touched) actions.push({ kind: 'flush', display: d });
-  return done({ ...state, dx: 0, dy: 0, absDirty: undefined, touched: NONE }, actions);
+  return done(
+    { ...state, dx: state.dx - mx, dy: state.dy - my, absDirty: undefined, touched: NONE },
+    actions,
+  );
 }

@@ -15,7 +15,7 @@ import type { LedSink } from './sink.js';
 /** Where sources deliver: an InputPipeline, or `kvmux monitor`'s printer. */
 export interface InputTarget {
   feed(ev: InputEvent): void;
-  setAbsRange?(source: string, x: AxisRange, y: AxisRange): void;
+  setAbsRange?(source: string, x: AxisRange, y: AxisRange, touchpad?: boolean): void;
 }
 
 export interface InputSourcesOptions {
@@ -132,9 +132,9 @@ export class InputSources implements LedSink {
 
   private startEvdev(dev: EvdevDevice): void {
     const path = dev.path;
-    if (dev.cls.pointer === 'absolute' && this.target.setAbsRange) {
+    if ((dev.cls.pointer === 'absolute' || dev.cls.pointer === 'touchpad') && this.target.setAbsRange) {
       const r = dev.absRanges();
-      if (r.x && r.y) this.target.setAbsRange(path, r.x, r.y);
+      if (r.x && r.y) this.target.setAbsRange(path, r.x, r.y, dev.cls.pointer === 'touchpad');
     }
     let grabbed: boolean;
     try {

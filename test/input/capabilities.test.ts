@@ -46,6 +46,40 @@ describe('device classification from capability bits', () => {
       false,
     ],
     [
+      'a touchpad (finger tool, no properties)',
+      caps([EV.SYN, EV.KEY, EV.ABS], [BTN_LEFT, BTN_TOUCH, 0x145], [], [0, 1]),
+      false,
+      'touchpad',
+      false,
+    ],
+    [
+      'a touchpad (INPUT_PROP_POINTER)',
+      {
+        ...caps([EV.SYN, EV.KEY, EV.ABS], [BTN_LEFT, BTN_TOUCH], [], [0, 1]),
+        props: setBits(new Uint8Array(8), [0]),
+      },
+      false,
+      'touchpad',
+      false,
+    ],
+    [
+      'a touchscreen with a finger tool (INPUT_PROP_DIRECT)',
+      {
+        ...caps([EV.SYN, EV.KEY, EV.ABS], [BTN_TOUCH, 0x145], [], [0, 1]),
+        props: setBits(new Uint8Array(8), [1]),
+      },
+      false,
+      'absolute',
+      false,
+    ],
+    [
+      'a pen tablet (pen tool)',
+      caps([EV.SYN, EV.KEY, EV.ABS], [BTN_TOUCH, 0x140, 0x145], [], [0, 1]),
+      false,
+      'absolute',
+      false,
+    ],
+    [
       'a keyboard with a built-in touchpad',
       caps([EV.SYN, EV.KEY, EV.REL], [...letters, BTN_LEFT], [0, 1]),
       true,

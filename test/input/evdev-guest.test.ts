@@ -82,6 +82,6 @@ describe('evdev binding against real kernel input devices (inside a Linux guest)
       checks.filter((l) => !l.startsWith('CHECK ok')),
       log,
     ).toEqual([]);
-    expect(checks.length).toBe(24);
+    expect(checks.length).toBe(27);
   }, 200_000);
 });

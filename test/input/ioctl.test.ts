@@ -9,6 +9,7 @@ import {
   EVIOCGKEY,
   EVIOCGLED,
   EVIOCGNAME,
+  EVIOCGPROP,
   EVIOCGRAB,
   EVIOCGVERSION,
   ioc,
@@ -27,6 +28,7 @@ describe('evdev ioctl numbers', () => {
     ['EVIOCGABS(ABS_X)', EVIOCGABS(0), 0x80184540],
     ['EVIOCGABS(ABS_Y)', EVIOCGABS(1), 0x80184541],
     ['EVIOCGVERSION', EVIOCGVERSION, 0x80044501],
+    ['EVIOCGPROP(8)', EVIOCGPROP(8), 0x80084509],
   ])('%s is 0x%s', (_name, got, want) => {
     expect(got.toString(16)).toBe(want.toString(16));
   });

@@ -136,6 +136,13 @@ type LineHandler = (args: string[], ctx: Ctx) => void;
 const COMMANDS: ReadonlyMap<string, LineHandler> = new Map<string, LineHandler>([
   ['active', ([d], c) => c.pipeline.setActive(d!)],
   ['close', (_args, c) => c.pipeline.close()],
+  [
+    'padrange',
+    ([min, max], c) => {
+      const r = { min: Number(min), max: Number(max) };
+      c.pipeline.setAbsRange('', r, r, true);
+    },
+  ],
   ['msc', (_args, c) => report(c, [EV.MSC, 4, '458778'])],
   ['menu', ([what], c) => c.pipeline.setMenuOpen(what === 'open')],
   ['extra', ([d, chords], c) => c.pipeline.setExtraBlocked(d!, (chords ?? '').split(',').filter(Boolean))],

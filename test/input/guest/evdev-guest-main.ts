@@ -36,7 +36,18 @@ const mouse = new UinputDevice({
   rel: [REL.X, REL.Y, REL.WHEEL],
 });
 const own = new UinputDevice({ name: 'kvmux virtual keyboard', keys: KEYS });
-await until(() => nodeOf('test keyboard') !== undefined && nodeOf('kvmux virtual keyboard') !== undefined);
+const pad = new UinputDevice({
+  name: 'test touchpad',
+  keys: [0x110, 0x14a, 0x145],
+  abs: [
+    { axis: 0, min: 0, max: 1000 },
+    { axis: 1, min: 0, max: 1000 },
+  ],
+  props: [0], // INPUT_PROP_POINTER
+});
+await until(() =>
+  ['test keyboard', 'kvmux virtual keyboard', 'test touchpad'].every((n) => nodeOf(n) !== undefined),
+);
 const kbdPath = nodeOf('test keyboard')!;
 
 const probe = EvdevDevice.open(kbdPath);
@@ -82,6 +93,23 @@ check(
   byName('test mouse')?.grabbed === true,
   byName('test mouse'),
 );
+
+check(
+  'EVIOCGPROP makes the touchpad a touchpad',
+  byName('test touchpad') !== undefined &&
+    EvdevDevice.open(nodeOf('test touchpad')!).cls.pointer === 'touchpad',
+  info(),
+);
+pad.emit([EV.KEY, 0x145, 1], [EV.KEY, 0x14a, 1], [EV.ABS, 0, 100], [EV.ABS, 1, 100]);
+pad.emit([EV.ABS, 0, 110], [EV.ABS, 1, 105]);
+pad.emit([EV.KEY, 0x145, 0], [EV.KEY, 0x14a, 0]);
+check(
+  'touchpad finger motion moves the pointer relatively (EVIOCGABS range)',
+  await until(() => rec.lines.includes('to alpha: move 12 6')),
+  rec.lines,
+);
+check('touchpad contact is not a click', !rec.lines.some((l) => l.includes('button')), rec.lines);
+rec.take();
 
 kbd.emit([EV.KEY, 30, 0]);
 check(
@@ -197,6 +225,6 @@ replug.destroy();
 
 probe.close();
 pipeline.close();
-for (const d of [kbd, mouse, own]) d.destroy();
+for (const d of [kbd, mouse, own, pad]) d.destroy();
 console.log('GUEST-CHECKS-END');
 process.exit(0);

@@ -15,13 +15,19 @@ const UI_DEV_SETUP = ioc(1, U, 3, 92);
 const UI_SET_EVBIT = ioc(1, U, 100, 4);
 const UI_SET_KEYBIT = ioc(1, U, 101, 4);
 const UI_SET_RELBIT = ioc(1, U, 102, 4);
+const UI_SET_ABSBIT = ioc(1, U, 103, 4);
 const UI_SET_LEDBIT = ioc(1, U, 105, 4);
+const UI_SET_PROPBIT = ioc(1, U, 110, 4);
+const UI_ABS_SETUP = ioc(1, U, 4, 28);
 
 export interface UinputSpec {
   name: string;
   keys?: number[];
   rel?: number[];
   leds?: number[];
+  /** Absolute axes with their range. */
+  abs?: { axis: number; min: number; max: number }[];
+  props?: number[];
 }
 
 export class UinputDevice {
@@ -37,6 +43,16 @@ export class UinputDevice {
     for (const r of spec.rel ?? []) set(UI_SET_RELBIT, r);
     if (spec.leds?.length) set(UI_SET_EVBIT, EV.LED);
     for (const l of spec.leds ?? []) set(UI_SET_LEDBIT, l);
+    if (spec.abs?.length) set(UI_SET_EVBIT, EV.ABS);
+    for (const a of spec.abs ?? []) {
+      set(UI_SET_ABSBIT, a.axis);
+      const info = Buffer.alloc(28); // struct uinput_abs_setup: u16 code, (pad), struct input_absinfo
+      info.writeUInt16LE(a.axis, 0);
+      info.writeInt32LE(a.min, 8);
+      info.writeInt32LE(a.max, 12);
+      ioctlBuffer(this.fd, UI_ABS_SETUP, info);
+    }
+    for (const p of spec.props ?? []) set(UI_SET_PROPBIT, p);
     const setup = Buffer.alloc(92); // struct uinput_setup: input_id (4 x u16), name[80], ff_effects_max
     setup.writeUInt16LE(0x03, 0); // BUS_USB
     setup.writeUInt16LE(0x1234, 2);
