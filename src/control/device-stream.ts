@@ -56,7 +56,10 @@ export class DeviceStream extends Duplex {
   }
 
   private writeAll(chunk: Buffer, off: number, delay: number, cb: (err?: Error | null) => void): void {
-    if (off >= chunk.length) return cb();
+    if (off >= chunk.length) {
+      cb();
+      return;
+    }
     write(this.fd, chunk, off, chunk.length - off, null, (err, n) => {
       if (err && (err.code === 'EAGAIN' || err.code === 'EWOULDBLOCK')) {
         // the other side is not draining yet: retry, backing off
