@@ -1,21 +1,26 @@
-import { execFileSync, spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import {
+  closeSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  writeFileSync,
+} from 'node:fs';
+import { join, resolve } from 'node:path';
 import { execa } from 'execa';
-import { stringify } from 'yaml';
-import { connectSocket, type RpcClient } from '../control/client.js';
 import { writeDemoDisk } from '../session/demo-disk.js';
 import { connectDisplay, probe } from '../x/index.js';
 import { activeVt } from '../x/vt.js';
-import { FifoKeyboard, sleep } from './fifo-keys.js';
+import { sleep } from './fifo-keys.js';
+import { type Kvmux, startKvmux } from './kvmux-process.js';
 
 /**
  * The demo: real QEMU VMs and an xterm, each full-screen on its own X display (Xorg on real VTs
  * when this machine can, else Xvfb), driven through the FIFO keyboard. Every step is a PNG in
  * the output folder, plus story.png (all steps side by side) and story.txt.
  */
-const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', 'cli', 'main.js');
 const PASSWORD = 'demo-password';
 
 interface Step {
@@ -34,43 +39,21 @@ function chooseConsole(): 'vt' | 'virtual' {
   return existsSync('/usr/lib/xorg/modules/drivers/dummy_drv.so') ? 'vt' : 'virtual';
 }
 
-function writeConfig(work: string, console: 'vt' | 'virtual', fifo: string): string {
+function demoVms(work: string): unknown[] {
   const disks = ['alpha', 'beta', 'gamma'].map((name, colour) => {
-    const disk = join(work, 'images', `${name}.img`);
+    const disk = join(work, `${name}.img`);
     writeDemoDisk(disk, { text: name, colour });
     return { name, disk };
   });
-  const cfg = {
-    runDir: join(work, 'run'),
-    stateDir: join(work, 'state'),
-    console,
-    input: { devices: [fifo] },
-    x: { firstDisplay: 40, firstVt: 8 },
-    menu: { phrase: 'blue teapot at dawn' },
-    vms: [
-      ...disks.map(({ name, disk }) => ({ name, backend: 'qemu', qemu: { disk, memoryMiB: 64 } })),
-      {
-        name: 'notes',
-        backend: 'command',
-        command: [
-          'xterm',
-          '-fn',
-          '10x20',
-          '-bg',
-          '#202a20',
-          '-fg',
-          '#d0ffd0',
-          '-e',
-          'sh',
-          '-c',
-          'echo "notes: an ordinary X program as a kvmux VM. Type here:"; exec cat',
-        ],
-      },
-    ],
-  };
-  const path = join(work, 'kvmux.yaml');
-  writeFileSync(path, stringify(cfg));
-  return path;
+  const banner = 'echo "notes: an ordinary X program as a kvmux VM. Type here:"; exec cat';
+  return [
+    ...disks.map(({ name, disk }) => ({ name, backend: 'qemu', qemu: { disk, memoryMiB: 64 } })),
+    {
+      name: 'notes',
+      backend: 'command',
+      command: ['xterm', '-fn', '10x20', '-bg', '#202a20', '-fg', '#d0ffd0', '-e', 'sh', '-c', banner],
+    },
+  ];
 }
 
 async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
@@ -89,120 +72,104 @@ async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeou
 }
 
 export async function runDemo(outDir: string): Promise<void> {
-  const work = mkdtempSync('/tmp/kvmux-demo-');
   mkdirSync(outDir, { recursive: true });
-  mkdirSync(join(work, 'images'), { recursive: true });
-  const fifo = join(work, 'keyboard.fifo');
-  execFileSync('mkfifo', [fifo]);
   const console = chooseConsole();
-  const configPath = writeConfig(work, console, fifo);
   const vtBefore = console === 'vt' ? activeVt() : null;
   say(
     `console: ${console}${console === 'vt' ? ` (Xorg dummy on real VTs; VT ${vtBefore} active now)` : ' (Xvfb)'}`,
   );
-  execFileSync(process.execPath, [CLI, 'passwd', '--config', configPath], { input: `${PASSWORD}\n` });
-
-  const logFd = openSync(join(work, 'kvmux.log'), 'a');
   const t0 = Date.now();
-  const kvmux = spawn(process.execPath, [CLI, 'run', '--config', configPath], {
-    stdio: ['ignore', logFd, logFd],
+  const k = await startKvmux({
+    console,
+    vms: demoVms(mkdtempSync('/tmp/kvmux-demo-disks-')),
+    admin: true,
+    password: PASSWORD,
+    firstDisplay: 40,
+    firstVt: 8,
+    extra: { menu: { phrase: 'blue teapot at dawn' } },
+    readyTimeoutMs: 120_000,
   });
-  closeSync(logFd);
+  say(`all VMs running ${((Date.now() - t0) / 1000).toFixed(1)} s after start`);
   const steps: Step[] = [];
-  let ctl: RpcClient | undefined;
   try {
-    const sock = join(work, 'run', 'control.sock');
-    ctl = await waitFor(
-      'the control socket',
-      async () => (existsSync(sock) ? connectSocket(sock) : undefined),
-      30_000,
-    );
-    const c = ctl;
-    const call = <T>(m: string, p?: unknown) => c.call(m, p) as Promise<T>;
-    await waitFor(
-      'every VM running',
-      async () => {
-        const vms = await call<Array<{ state: string }>>('vm.list');
-        return vms.every((v) => v.state === 'running') ? true : undefined;
-      },
-      120_000,
-    );
-    say(`all VMs running ${((Date.now() - t0) / 1000).toFixed(1)} s after start`);
-    // SeaBIOS takes a few seconds before the boot sector paints its colour
-    const all = await call<Array<{ name: string; display: string }>>('display.list');
-    for (const d of all.filter((x) => ['alpha', 'beta', 'gamma'].includes(x.name))) {
-      await waitFor(`${d.name} to paint`, () => painted(d.display), 60_000);
-    }
-    const shot = async (name: string, file: string, caption: string) => {
-      await call('display.screenshot', { name, path: join(outDir, file) });
-      steps.push({ file, caption });
-      say(`${file}: ${caption}`);
-    };
-    const displays = await call<Array<{ name: string }>>('display.list');
-    let n = 1;
-    for (const d of displays) {
-      if (d.name === 'admin') await sleep(1500);
-      await shot(d.name, `0${n++}-${d.name}.png`, `display "${d.name}" on its own X server`);
-    }
-    const kb = await FifoKeyboard.open(fifo);
-    await kb.doubleTap();
-    await waitFor(
-      'the menu',
-      async () => ((await call<{ open: boolean }>('menu.state')).open ? true : undefined),
-      5000,
-    );
-    await sleep(150);
-    await shot(
-      'alpha',
-      '10-menu-open.png',
-      'Scroll Lock twice: the switcher menu over alpha, with the host phrase',
-    );
-    await kb.tap('down');
-    await sleep(150);
-    await shot('alpha', '11-menu-down.png', 'Down arrow: beta selected');
-    await kb.tap('enter');
-    await sleep(600);
-    await shot('beta', '12-beta-chosen.png', `Enter: beta is shown${vtLine(displays, 'beta')}`);
-    await kb.doubleTap();
-    await sleep(100);
-    await kb.tap('4');
-    await sleep(600);
-    await kb.type('Hello from the physical keyboard.');
-    await sleep(500);
-    await shot(
-      'notes',
-      '13-direct-switch-typing.png',
-      'ScrLk ScrLk 4 switches straight to notes; typed text arrives',
-    );
-    await kb.chord(['leftctrl', 'leftalt'], 'backspace');
-    await kb.chord(['leftctrl', 'leftalt'], 'f1');
-    await kb.chord(['leftalt'], 'sysrq');
-    await sleep(500);
-    const still = await call<Array<{ name: string; active: boolean }>>('display.list');
-    await shot(
-      'notes',
-      '14-escapes-swallowed.png',
-      `Ctrl+Alt+Backspace, Ctrl+Alt+F1, Alt+SysRq swallowed: X alive, still on ${still.find((d) => d.active)?.name}`,
-    );
-    await kb.doubleTap();
-    await sleep(100);
-    await kb.tap('5');
-    await sleep(800);
-    await shot('admin', '15-admin.png', 'ScrLk ScrLk 5: the password-protected admin screen');
-    await kb.type(PASSWORD);
-    await kb.tap('enter');
-    await sleep(1500);
-    await shot('admin', '16-admin-logged-in.png', 'after the host password: VMs and their state');
-    await kb.close();
+    await driveStory(k, outDir, steps);
   } finally {
-    ctl?.close();
-    kvmux.kill('SIGTERM');
-    await new Promise((r) => kvmux.once('exit', r));
+    copyFileSync(join(k.dir, 'kvmux.log'), join(outDir, 'kvmux.log'));
+    await k.stop();
   }
   await story(outDir, steps);
   if (vtBefore !== null) say(`VT restored: ${activeVt()} (was ${vtBefore})`);
-  say(`kvmux log: ${join(work, 'kvmux.log')}`);
+  say(`kvmux log: ${join(outDir, 'kvmux.log')}`);
   say(`screenshots: ${outDir}`);
+}
+
+/** The story, step by step; each step is a screenshot with a caption. */
+async function driveStory(k: Kvmux, outDir: string, steps: Step[]): Promise<void> {
+  const { call, kb } = k;
+  // SeaBIOS takes a few seconds before the boot sector paints its colour
+  const all = await call<Array<{ name: string; display: string }>>('display.list');
+  for (const d of all.filter((x: { name: string }) => ['alpha', 'beta', 'gamma'].includes(x.name))) {
+    await waitFor(`${d.name} to paint`, () => painted(d.display), 60_000);
+  }
+  const shot = async (name: string, file: string, caption: string) => {
+    await call('display.screenshot', { name, path: join(outDir, file) });
+    steps.push({ file, caption });
+    say(`${file}: ${caption}`);
+  };
+  const displays = await call<Array<{ name: string }>>('display.list');
+  let n = 1;
+  for (const d of displays) {
+    if (d.name === 'admin') await sleep(1500);
+    await shot(d.name, `0${n++}-${d.name}.png`, `display "${d.name}" on its own X server`);
+  }
+  await kb.doubleTap();
+  await waitFor(
+    'the menu',
+    async () => ((await call<{ open: boolean }>('menu.state')).open ? true : undefined),
+    5000,
+  );
+  await sleep(150);
+  await shot(
+    'alpha',
+    '10-menu-open.png',
+    'Scroll Lock twice: the switcher menu over alpha, with the host phrase',
+  );
+  await kb.tap('down');
+  await sleep(150);
+  await shot('alpha', '11-menu-down.png', 'Down arrow: beta selected');
+  await kb.tap('enter');
+  await sleep(600);
+  await shot('beta', '12-beta-chosen.png', `Enter: beta is shown${vtLine(displays, 'beta')}`);
+  await kb.doubleTap();
+  await sleep(100);
+  await kb.tap('4');
+  await sleep(600);
+  await kb.type('Hello from the physical keyboard.');
+  await sleep(500);
+  await shot(
+    'notes',
+    '13-direct-switch-typing.png',
+    'ScrLk ScrLk 4 switches straight to notes; typed text arrives',
+  );
+  await kb.chord(['leftctrl', 'leftalt'], 'backspace');
+  await kb.chord(['leftctrl', 'leftalt'], 'f1');
+  await kb.chord(['leftalt'], 'sysrq');
+  await sleep(500);
+  const still = await call<Array<{ name: string; active: boolean }>>('display.list');
+  await shot(
+    'notes',
+    '14-escapes-swallowed.png',
+    `Ctrl+Alt+Backspace, Ctrl+Alt+F1, Alt+SysRq swallowed: X alive, still on ${still.find((d: { active: boolean }) => d.active)?.name}`,
+  );
+  await kb.doubleTap();
+  await sleep(100);
+  await kb.tap('5');
+  await sleep(800);
+  await shot('admin', '15-admin.png', 'ScrLk ScrLk 5: the password-protected admin screen');
+  await kb.type(PASSWORD);
+  await kb.tap('enter');
+  await sleep(1500);
+  await shot('admin', '16-admin-logged-in.png', 'after the host password: VMs and their state');
 }
 
 async function painted(display: string): Promise<true | undefined> {

@@ -1,0 +1,129 @@
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { stringify } from 'yaml';
+import { connectSocket, type RpcClient } from '../control/client.js';
+import { isAlive } from '../util/proc.js';
+import { FifoKeyboard, sleep } from './fifo-keys.js';
+
+/**
+ * A real `kvmux run` (the built CLI) in a temp dir with a FIFO keyboard and its control socket:
+ * what a person and `kvmux ctl` see. Used by the demo, the end-to-end tests and the benches.
+ */
+// built (dist/src/demo) or run from source by vitest (src/demo): the CLI is always the built one
+export const CLI = import.meta.dirname.includes('/dist/')
+  ? resolve(import.meta.dirname, '../cli/main.js')
+  : resolve(import.meta.dirname, '../../dist/src/cli/main.js');
+
+export interface Kvmux {
+  dir: string;
+  configPath: string;
+  proc: ChildProcess;
+  pid: number;
+  kb: FifoKeyboard;
+  call<T = unknown>(method: string, params?: unknown): Promise<T>;
+  log(): string;
+  /** kill -9 (VMs and X servers live on). */
+  crash(): Promise<void>;
+  /** Start `kvmux run` again on the same config and state. */
+  restart(): Promise<Kvmux>;
+  /** SIGTERM and wait; then remove the temp dir. */
+  stop(): Promise<void>;
+}
+
+export interface KvmuxSpec {
+  console?: 'vt' | 'virtual';
+  /** First X display number and VT (defaults :200 and 30, the e2e tests' ranges). */
+  firstDisplay?: number;
+  firstVt?: number;
+  /** Admin password set with `kvmux passwd` before start. */
+  password?: string;
+  vms: unknown[];
+  admin?: boolean;
+  extra?: Record<string, unknown>;
+  /** Wait for these VM states after start (default: every VM running). */
+  readyTimeoutMs?: number;
+}
+
+export async function startKvmux(spec: KvmuxSpec, reuseDir?: string): Promise<Kvmux> {
+  const dir = reuseDir ?? mkdtempSync('/tmp/kvmux-e2e-');
+  const fifo = join(dir, 'keyboard.fifo');
+  const configPath = join(dir, 'kvmux.yaml');
+  if (!reuseDir) {
+    execFileSync('mkfifo', [fifo]);
+    const cfg = {
+      runDir: join(dir, 'run'),
+      stateDir: join(dir, 'state'),
+      console: spec.console ?? 'virtual',
+      input: { devices: [fifo] },
+      x: { firstDisplay: spec.firstDisplay ?? 200, firstVt: spec.firstVt ?? 30 },
+      admin: { enabled: spec.admin ?? false },
+      vmStopTimeoutSeconds: 3,
+      vms: spec.vms,
+      ...spec.extra,
+    };
+    writeFileSync(configPath, stringify(cfg));
+    if (spec.password)
+      execFileSync(process.execPath, [CLI, 'passwd', '--config', configPath], {
+        input: `${spec.password}\n`,
+        stdio: ['pipe', 'ignore', 'ignore'],
+      });
+  }
+  const logFd = openSync(join(dir, 'kvmux.log'), 'a');
+  const proc = spawn(process.execPath, [CLI, 'run', '--config', configPath], {
+    stdio: ['ignore', logFd, logFd],
+  });
+  closeSync(logFd);
+  const log = () => readFileSync(join(dir, 'kvmux.log'), 'utf8');
+  const sock = join(dir, 'run', 'control.sock');
+  let ctl: RpcClient | undefined;
+  const deadline = Date.now() + (spec.readyTimeoutMs ?? 60_000);
+  while (!ctl) {
+    if (proc.exitCode !== null) throw new Error(`kvmux run exited ${proc.exitCode}:\n${log()}`);
+    if (Date.now() > deadline) throw new Error(`kvmux run: no control socket:\n${log()}`);
+    if (existsSync(sock)) ctl = await connectSocket(sock).catch(() => undefined);
+    if (!ctl) await sleep(100);
+  }
+  const client = ctl;
+  const call = <T>(m: string, p?: unknown) => client.call(m, p) as Promise<T>;
+  while (true) {
+    const vms = await call<Array<{ state: string }>>('vm.list');
+    const status = await call<{ displays: number; displaysReady: number }>('service.status');
+    if (vms.every((v) => v.state === 'running') && status.displaysReady === status.displays) break;
+    if (Date.now() > deadline)
+      throw new Error(`kvmux run: VMs not running: ${JSON.stringify(vms)}\n${log()}`);
+    await sleep(200);
+  }
+  const kb = await FifoKeyboard.open(fifo);
+  const pid = proc.pid!;
+  const waitExit = () =>
+    new Promise<void>((r) =>
+      proc.exitCode !== null || proc.signalCode !== null ? r() : proc.once('exit', () => r()),
+    );
+  const self: Kvmux = {
+    dir,
+    configPath,
+    proc,
+    pid,
+    kb,
+    call,
+    log,
+    async crash() {
+      client.close();
+      await kb.close().catch(() => {});
+      proc.kill('SIGKILL');
+      await waitExit();
+    },
+    restart: () => startKvmux(spec, dir),
+    async stop() {
+      client.close();
+      await kb.close().catch(() => {});
+      proc.kill('SIGTERM');
+      await waitExit();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  return self;
+}
+
+export { isAlive, sleep };
