@@ -1,11 +1,17 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { fileAuthenticator, writePasswordFile } from '../../src/control/auth.js';
-import { type ControlServer, createControlServer, defineMethod } from '../../src/control/index.js';
+import {
+  type ControlServer,
+  createControlServer,
+  defineMethod,
+  imageUploadMethods,
+} from '../../src/control/index.js';
 import { RpcCode, RpcError } from '../../src/util/errors.js';
 import { TmuxSession } from './tmux-session.js';
 
@@ -65,9 +71,10 @@ describe('kvmux admin --remote against the real control server', () => {
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'kvmux-admin-ctl-'));
     const passwd = join(dir, 'state', 'admin.passwd');
+    mkdirSync(join(dir, 'images'));
     await writePasswordFile(passwd, 'correct horse', { N: 1 << 10, r: 8, p: 1 });
     control = createControlServer({
-      methods: fakeVmMethods(vms),
+      methods: [...fakeVmMethods(vms), ...imageUploadMethods({ imageDirs: () => [join(dir, 'images')] })],
       policy: [{ from: 'ops', method: '*', action: 'allow' }],
       authenticator: fileAuthenticator(passwd),
       lockout: { threshold: 3, lockMs: 60_000, maxLockMs: 60_000 },
@@ -107,8 +114,24 @@ describe('kvmux admin --remote against the real control server', () => {
     expect(vms[0]!.state).toBe('running');
   });
 
+  it('uploads an image from a path on the admin side; the host has the exact bytes', async () => {
+    const src = join(dir, 'delta.img');
+    const bytes = randomBytes(3 * 1024 * 1024 + 17);
+    writeFileSync(src, bytes);
+    tmux.keys('Tab', '2'); // back to the menu, "Upload image"
+    await tmux.waitFor(/Uploads a disk image/);
+    tmux.keys('u');
+    await tmux.waitFor(/Path of the image file on this side/);
+    tmux.type(src);
+    tmux.keys('Enter');
+    await tmux.waitFor(/Image name[\s\S]*> delta\.img_/);
+    tmux.keys('Enter');
+    await tmux.waitFor(/upload delta\.img: committed, sha256 verified by the host/);
+    expect(readFileSync(join(dir, 'images', 'delta.img')).equals(bytes)).toBe(true);
+  });
+
   it('shows the real lockout after repeated failures', async () => {
-    tmux.keys('Tab', 'Up', 'Up', 'Enter'); // back to the menu, "Lock screen"
+    tmux.keys('Up', 'Up', 'Up', 'Enter'); // menu wraps: Upload → VMs → Quit → "Lock screen"
     await tmux.waitFor(/Locked\./);
     for (const n of [1, 2, 3]) {
       tmux.type('nope');
