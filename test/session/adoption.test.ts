@@ -60,7 +60,10 @@ describe('re-adoption after kill -9 of kvmux (real QEMU)', () => {
     kvmux.kill('SIGKILL');
     await new Promise((r) => kvmux!.once('exit', r));
     expect(isAlive(qemuPid)).toBe(true);
-    expect(readProcStat(qemuPid)!.ppid).not.toBe(kvmux.pid);
+    const st = readProcStat(qemuPid)!;
+    expect(st.ppid).not.toBe(kvmux.pid);
+    // Started in its own session and process group: a signal to kvmux's group never reaches it.
+    expect([st.session, st.pgrp]).toEqual([qemuPid, qemuPid]);
 
     sup = new Supervisor({
       config,
