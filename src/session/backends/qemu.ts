@@ -67,10 +67,9 @@ export function createQemuBackend(opts: QemuBackendOptions = {}): Backend {
       logFile,
       env: { ...process.env, DISPLAY: ctx.display },
     });
-    const died = proc.exited.then((e) => e);
     const qmp = await Promise.race([
       QmpClient.connect(paths.qmp, { label: vm.name, timeoutMs: timeouts.qmp }),
-      died.then((e) => {
+      proc.exited.then((e) => {
         throw new BackendError(vm.name, `QEMU exited at start (code ${e.code}): ${logTail(logFile)}`);
       }),
     ]).catch(async (err: unknown) => {
