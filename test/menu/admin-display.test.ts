@@ -1,0 +1,83 @@
+import { writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sleep } from '../../src/demo/fifo-keys.js';
+import { type Kvmux, startKvmux } from '../../src/demo/kvmux-process.js';
+import { connectDisplay, distinctColours, encodePng, grab } from '../../src/x/index.js';
+import { xevLogger } from '../service/kvmux-harness.js';
+
+/**
+ * The admin screen as the person at the console meets it: `kvmux run` (built CLI) on Xvfb
+ * displays from :140, the `admin` display's full-screen xterm running `kvmux admin`, and every
+ * key typed through the FIFO keyboard (the grabbed-keyboard pipeline). The PNG is kept in the OS
+ * temp dir (kvmux-admin-display.png) to look at.
+ */
+let k: Kvmux;
+
+async function shot(display: string, file: string) {
+  const conn = await connectDisplay(display);
+  try {
+    const img = await grab(conn);
+    writeFileSync(join(tmpdir(), file), encodePng(img));
+    return img;
+  } finally {
+    await conn.close();
+  }
+}
+
+async function until(fn: () => Promise<boolean>, what: string, timeoutMs = 20_000) {
+  const end = Date.now() + timeoutMs;
+  while (!(await fn())) {
+    if (Date.now() > end) throw new Error(`timed out: ${what}`);
+    await sleep(200);
+  }
+}
+
+const vmState = async (name: string) =>
+  (await k.call<Array<{ name: string; state: string }>>('vm.list')).find((v) => v.name === name)?.state;
+
+beforeAll(async () => {
+  k = await startKvmux({
+    firstDisplay: 140,
+    admin: true,
+    password: 'hunter2',
+    vms: [{ name: 'left', backend: 'command', command: xevLogger() }],
+  });
+}, 90_000);
+
+afterAll(async () => {
+  await k?.stop();
+});
+
+describe('admin display under kvmux run', () => {
+  it('is listed last in the menu order and shows the TUI full-screen when switched to', async () => {
+    const displays = await k.call<Array<{ name: string; display: string }>>('display.list');
+    expect(displays.map((d) => d.name)).toEqual(['left', 'admin']);
+    await k.call('display.switch', { name: 'admin' });
+    const admin = displays.find((d) => d.name === 'admin')!.display;
+    // the TUI draws its blue login box over the terminal's plain background
+    await until(
+      async () => distinctColours(await grab(await connectDisplay(admin)), 4) >= 3,
+      'the login box',
+    );
+    await sleep(500);
+    const img = await shot(admin, 'kvmux-admin-display-login.png');
+    expect(distinctColours(img, 4)).toBeGreaterThanOrEqual(3);
+  });
+
+  it('logs in and stops a VM with keys typed on the physical keyboard path', async () => {
+    expect(await vmState('left')).toBe('running');
+    await k.kb.type('hunter2');
+    await k.kb.tap('enter');
+    await sleep(1500);
+    await k.kb.tap('tab');
+    await k.kb.tap('t');
+    await sleep(500);
+    await k.kb.tap('enter');
+    await until(async () => (await vmState('left')) === 'stopped', 'left to stop');
+    const displays = await k.call<Array<{ name: string; display: string }>>('display.list');
+    await sleep(2500); // one vm.list poll so the screenshot shows the new state
+    await shot(displays.find((d) => d.name === 'admin')!.display, 'kvmux-admin-display.png');
+  });
+});
