@@ -99,12 +99,19 @@ export class InputSources implements LedSink {
     }
   }
 
-  /** An explicitly configured path: a FIFO or an evdev node; failure is the caller's problem. */
+  /** A configured path: a FIFO or an evdev node. Failures are fatal, except a /dev node not there yet. */
   private openPath(path: string): void {
     let st: ReturnType<typeof statSync>;
     try {
       st = statSync(path);
     } catch (err) {
+      // A configured keyboard unplugged at boot must not keep the appliance from starting.
+      if (errnoName(err) === 'ENOENT' && path.startsWith('/dev/')) {
+        this.log.warn({ path }, 'configured input device not present; waiting for it');
+        this.explicit.add(path);
+        this.waitFor(path);
+        return;
+      }
       throw new DeviceError(path, `cannot use input device: ${errnoName(err)}`, { cause: err });
     }
     if (st.isFIFO()) {
@@ -197,6 +204,11 @@ export class InputSources implements LedSink {
         this.log.warn({ path: dev.path, err: (err as Error).message }, 'LED write failed');
       }
     }
+  }
+
+  /** Configured device paths not present right now (unplugged), waited for. */
+  missing(): string[] {
+    return [...this.waiting.keys()];
   }
 
   list(): SourceInfo[] {

@@ -77,3 +77,17 @@ describe('device discovery and hotplug (a temp directory stands in for /dev/inpu
     }
   });
 });
+
+describe('configured device paths', () => {
+  it('waits for a configured /dev node that is not there yet instead of failing the start', () => {
+    const s = new InputSources({ devices: ['/dev/input/by-id/kvmux-test-absent-kbd'] }, { feed: () => {} });
+    s.start();
+    try {
+      expect(s.missing()).toEqual(['/dev/input/by-id/kvmux-test-absent-kbd']);
+      expect(s.list()).toEqual([]);
+    } finally {
+      s.close();
+    }
+    expect(s.missing()).toEqual([]);
+  });
+});
