@@ -121,6 +121,18 @@ describe('qemu backend, real QEMU on Xvfb behind the kiosk WM', () => {
     }
   });
 
+  it("a QEMU that cannot start fails with QEMU's own message, naming the VM", async () => {
+    const broken = vmSchema.parse({
+      name: 'broken',
+      backend: 'qemu',
+      qemu: { disk: join(work, 'missing.img') },
+    });
+    const vmDir = join(work, 'run', 'broken');
+    mkdirSync(vmDir, { recursive: true });
+    const ctx = { display: displays[0]!.display, vmDir, width: 1024, height: 768, taps: [] };
+    await expect(backend.start(broken, ctx)).rejects.toThrow(/^broken: QEMU exited at start .*missing\.img/);
+  });
+
   it('answers QMP: query-status is running, memory shrinks live by balloon, growth waits', async () => {
     const h = handles.get('alpha')!;
     expect(await h.status()).toBe('running');
