@@ -35,6 +35,8 @@ export interface ControlPlaneHooks {
   confirm?: ConfirmFn;
   /** After an image upload commits: wire to image discovery. */
   onImageAdded?: (path: string) => void | Promise<void>;
+  /** True when a running VM uses this disk image: uploads may not replace it then. */
+  imageInUse?: (path: string) => boolean | Promise<boolean>;
   /** Extra rows (vm.list, display.switch, …); more can be added later with `server.register`. */
   methods?: readonly RpcMethod[];
   log?: Logger;
@@ -76,6 +78,7 @@ export async function startControlPlane(
       imageDirs: () => cfg.imageDirs,
       log,
       ...(hooks.onImageAdded ? { onImageAdded: hooks.onImageAdded } : {}),
+      ...(hooks.imageInUse ? { inUse: hooks.imageInUse } : {}),
     }),
     ...hostUpdateMethods({ bootDir: () => cfg.hostUpdate.bootDir, log }),
     ...(hooks.methods ?? []),

@@ -37,6 +37,8 @@ export interface ImageUploadOptions {
   imageDirs: () => readonly string[];
   /** Called with the final path after each commit (the lead wires image discovery here). */
   onImageAdded?: (path: string) => void | Promise<void>;
+  /** True when a running VM uses this image: `replace` is then refused. */
+  inUse?: (path: string) => boolean | Promise<boolean>;
   /** Open uploads per channel (default 2). */
   maxPerConnection?: number;
   log?: Logger;
@@ -70,9 +72,15 @@ export function imageUploadMethods(opts: ImageUploadOptions): RpcMethod[] {
           `image "${p.name}" already exists in ${dir} (pass replace: true)`,
         );
       }
+      if (p.replace && (await opts.inUse?.(finalPath))) {
+        throw new RpcError(RpcCode.conflict, `image "${p.name}" is in use by a running VM; stop it first`);
+      }
       return { dir, size: p.size, sha256: p.sha256, meta: { finalPath, replace: p.replace } };
     },
     async finish(transfer, meta) {
+      if (meta.replace && (await opts.inUse?.(meta.finalPath))) {
+        throw new RpcError(RpcCode.conflict, `${meta.finalPath}: in use by a running VM; not replaced`);
+      }
       await transfer.commit(meta.finalPath, { replace: meta.replace });
       log.info({ path: meta.finalPath, size: transfer.size }, 'image uploaded');
       try {

@@ -62,6 +62,7 @@ describe('image upload over the local socket', () => {
       imageUploadMethods({
         imageDirs: () => [images, join(t.dir, 'second')],
         onImageAdded: (p) => void added.push(p),
+        inUse: (p) => p.endsWith('/running.img'),
       }),
     );
     client = await connectSocket(sock);
@@ -153,6 +154,14 @@ describe('image upload over the local socket', () => {
     expect((await codeOf(late.commit()))[0]).toBe(-32009);
     expect(readFileSync(join(images, 'race.img'), 'utf8')).toBe('theirs');
     expect(readdirSync(images).sort()).toEqual(['old.img', 'race.img']);
+    // the disk of a running VM is never replaced
+    writeFileSync(join(images, 'running.img'), 'live');
+    const live = upload(client, 'running.img', Buffer.from('evil'), 1 << 20, { replace: true });
+    expect(await codeOf(live)).toEqual([
+      -32009,
+      'image "running.img" is in use by a running VM; stop it first',
+    ]);
+    expect(readFileSync(join(images, 'running.img'), 'utf8')).toBe('live');
   });
 
   it('sendFile streams a file with several chunks in flight', async () => {
