@@ -158,3 +158,49 @@ describe('vm lifecycle', () => {
     expect(run([[0, { type: 'adopted' }]])[0]).toMatchObject({ state: 'running', actions: [] });
   });
 });
+
+describe('vm lifecycle invariants under random event sequences', () => {
+  /** Small deterministic PRNG (mulberry32) so a failure replays. */
+  function rng(seed: number): () => number {
+    let a = seed;
+    return () => {
+      a = (a + 0x6d2b79f5) | 0;
+      let t = Math.imul(a ^ (a >>> 15), 1 | a);
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+  }
+  const events: VmEvent[] = [
+    { type: 'start' },
+    { type: 'stop', force: false },
+    { type: 'stop', force: true },
+    { type: 'restart' },
+    { type: 'launched' },
+    { type: 'launch-failed' },
+    { type: 'adopted' },
+    { type: 'exited', clean: true },
+    { type: 'exited', clean: false },
+    { type: 'tick' },
+  ];
+
+  it.each([1, 2, 3, 4, 5, 6, 7, 8])(
+    'seed %i: actions match states, and retries only while crashed',
+    (seed) => {
+      const next = rng(seed);
+      let s = INITIAL_LIFECYCLE;
+      let now = 0;
+      for (let i = 0; i < 2000; i++) {
+        now += Math.floor(next() * 3000);
+        const ev = events[Math.floor(next() * events.length)]!;
+        const out = vmTransition(s, ev, now, policy);
+        s = out.state;
+        for (const a of out.actions) expect(a.type === 'launch' ? 'starting' : 'stopping').toBe(s.state);
+        expect(out.actions.length).toBeLessThanOrEqual(1);
+        expect(out.nextDeadlineMs).toBe(s.retryAtMs);
+        if (s.retryAtMs !== null) expect([s.state, s.gaveUp]).toEqual(['crashed', false]);
+        if (s.gaveUp) expect(s.state).toBe('crashed');
+        expect(s.crashes.length).toBeLessThanOrEqual(policy.maxCrashes);
+        }
+    },
+  );
+});
