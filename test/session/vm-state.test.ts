@@ -200,7 +200,7 @@ describe('vm lifecycle invariants under random event sequences', () => {
         if (s.retryAtMs !== null) expect([s.state, s.gaveUp]).toEqual(['crashed', false]);
         if (s.gaveUp) expect(s.state).toBe('crashed');
         expect(s.crashes.length).toBeLessThanOrEqual(policy.maxCrashes);
-        }
+      }
     },
   );
 });
