@@ -23,7 +23,7 @@ export interface GuestChannel {
   readonly connected: boolean;
   /** Resolves on the next successful connect (now, if connected). */
   whenConnected(): Promise<void>;
-  /** Drop the current session (e.g. the VM restarted) and reconnect. */
+  /** Drop the current session (e.g. the VM restarted) and reconnect; when waiting, dial at once. */
   reset(): void;
   /** Stop for good (VM removed or service stopping). */
   close(): void;
@@ -80,7 +80,14 @@ export function attachGuestChannel(server: ControlServer, opts: GuestChannelOpti
     },
     reset() {
       backoff = minMs;
-      socket?.destroy();
+      if (socket) {
+        socket.destroy();
+        return;
+      }
+      // waiting out a backoff: the VM just (re)started, so try now
+      if (timer) clearTimeout(timer);
+      timer = null;
+      dial();
     },
     close() {
       closed = true;

@@ -152,6 +152,18 @@ describe('guest channel', () => {
     await qemu2.close();
   });
 
+  it('dials at once on reset instead of waiting out a long backoff', async () => {
+    const path = join(t.dir, 'slow.sock');
+    const ch = attachGuestChannel(server, { vm: 'slow', path, minBackoffMs: 60_000, maxBackoffMs: 60_000 });
+    channels.push(ch);
+    await new Promise((r) => setTimeout(r, 100)); // the first dial failed: no socket yet
+    const qemu = await fakeQemuChardev(path);
+    chardevs.push(qemu);
+    ch.reset();
+    await ch.whenConnected();
+    expect(ch.connected).toBe(true);
+  });
+
   it('rate-limits a flooding guest without touching another guest', async () => {
     const a = await guest('alpha');
     const b = await guest('beta');
