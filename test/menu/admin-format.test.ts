@@ -31,6 +31,8 @@ describe('admin screen text', () => {
       colour: 'red',
     });
     expect(vmRows({ not: 'a list' })).toEqual([]);
+    const gaveUp = vmRows([{ name: 'b', state: 'crashed', gaveUp: true }])[0]!;
+    expect(vmLine(gaveUp)).toMatchObject({ text: expect.stringMatching(/^b\s+-\s+gave-up/), colour: 'red' });
   });
 
   it.each([

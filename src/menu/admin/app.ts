@@ -50,11 +50,11 @@ function widgets(ui: Ui, target: string, idleS: number): Widgets {
     parent,
     ...frame,
     left: 0,
-    width: 26,
+    width: 22,
     label: ' Menu ',
     style: { border: { fg: 'yellow' } },
   });
-  const pane = blessed.box({ parent, ...frame, left: 26, right: 0, style: { border: { fg: 'cyan' } } });
+  const pane = blessed.box({ parent, ...frame, left: 22, right: 0, style: { border: { fg: 'cyan' } } });
   const message = line('100%-2', { bg: 'black', fg: 'white' });
   const hints = line('100%-1', { bg: 'white', fg: 'black' });
   return { header, menu, pane, message, hints };
@@ -108,7 +108,7 @@ export class AdminApp {
       w.menu.setContent(
         entries
           .map((t, i) => {
-            const text = ` ${i < panes.length ? `${i + 1} ` : '  '}${t}`.padEnd(22);
+            const text = ` ${i < panes.length ? `${i + 1} ` : '  '}${t}`.padEnd(20);
             return i === index ? `{black-fg}{${focus === 'menu' ? 'yellow' : 'white'}-bg}${text}{/}` : text;
           })
           .join('\n'),

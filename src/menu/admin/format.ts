@@ -25,7 +25,8 @@ export function vmRows(result: unknown): VmRow[] {
     return {
       name: str(r['name'], '?'),
       backend: str(r['backend']),
-      state: str(r['state'], 'unknown'),
+      // the supervisor stopped restarting a crashing VM: say so, it needs a person
+      state: r['gaveUp'] === true ? 'gave-up' : str(r['state'], 'unknown'),
       pid: num(r['pid']),
       memoryMiB: num(r['memoryMiB']),
       cpus: num(r['cpus']),
@@ -41,12 +42,16 @@ const STATE_COLOUR: Readonly<Record<string, string>> = {
   stopping: 'yellow',
   stopped: 'white',
   crashed: 'red',
+  'gave-up': 'red',
 };
 
 const cell = (text: string, width: number): string =>
   text.length > width ? `${text.slice(0, width - 1)}~` : text.padEnd(width);
 
-export const VM_HEADER = `${cell('NAME', 16)} ${cell('BACKEND', 10)} ${cell('STATE', 10)} ${cell('PID', 8)} ${cell('MEMORY', 10)} CPU`;
+/** Column widths fit an 80-column terminal (a guest's console) beside the 22-column menu. */
+const W = { name: 14, backend: 8, state: 9, pid: 7, mem: 9 } as const;
+
+export const VM_HEADER = `${cell('NAME', W.name)} ${cell('BACKEND', W.backend)} ${cell('STATE', W.state)} ${cell('PID', W.pid)} ${cell('MEMORY', W.mem)} CPU`;
 
 export function vmLine(r: VmRow): { text: string; colour: string } {
   const mem = r.memoryMiB === null ? '-' : `${r.memoryMiB} MiB`;
@@ -56,7 +61,7 @@ export function vmLine(r: VmRow): { text: string; colour: string } {
   ]
     .filter(Boolean)
     .join(' ');
-  const text = `${cell(r.name, 16)} ${cell(r.backend, 10)} ${cell(r.state, 10)} ${cell(r.pid === null ? '-' : String(r.pid), 8)} ${cell(mem, 10)} ${cpu || '-'}`;
+  const text = `${cell(r.name, W.name)} ${cell(r.backend, W.backend)} ${cell(r.state, W.state)} ${cell(r.pid === null ? '-' : String(r.pid), W.pid)} ${cell(mem, W.mem)} ${cpu || '-'}`;
   return { text, colour: STATE_COLOUR[r.state] ?? 'white' };
 }
 
