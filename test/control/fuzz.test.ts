@@ -1,7 +1,9 @@
 import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { coreMethods } from '../../src/control/core-methods.js';
 import { attachGuestChannel, type GuestChannel } from '../../src/control/guest-channel.js';
+import { hostUpdateMethods } from '../../src/control/host-update.js';
 import type { ControlServer } from '../../src/control/server.js';
 import { imageUploadMethods } from '../../src/control/upload.js';
 import { fakeQemuChardev, LinePeer, PASSWORD, type Reply, startServer, tempDir } from './helpers.js';
@@ -208,6 +210,78 @@ describe('protocol fuzzing over real sockets', () => {
     expect(readdirSync(join(t.dir, 'images'))).toEqual([]);
     expect(existsSync(join(t.dir, 'escape.img'))).toBe(false);
     peer.close();
+  });
+
+  it('never crashes a handler with random params for every method, and cleans up after', async () => {
+    server.register(hostUpdateMethods({ bootDir: () => join(t.dir, 'boot') }));
+    server.register(coreMethods({}));
+    const rand = mulberry32(11);
+    const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
+    const keys = [
+      'name',
+      'size',
+      'sha256',
+      'uploadId',
+      'offset',
+      'data',
+      'replace',
+      'version',
+      'lines',
+      'force',
+      'x',
+    ];
+    const value = (depth: number): unknown => {
+      const r = rand();
+      if (depth > 3 || r < 0.5) {
+        return pick([
+          null,
+          true,
+          false,
+          0,
+          -1,
+          1,
+          2 ** 53,
+          1e300,
+          -0.5,
+          '',
+          'a',
+          '../x.img',
+          'x.img',
+          '0'.repeat(64),
+          'f'.repeat(32),
+          'QUJD',
+          '====',
+          '\u0000',
+          'é',
+        ]);
+      }
+      if (r < 0.75) return Array.from({ length: Math.floor(rand() * 4) }, () => value(depth + 1));
+      return Object.fromEntries(
+        Array.from({ length: Math.floor(rand() * 5) }, () => [pick(keys), value(depth + 1)]),
+      );
+    };
+    const methods = [...server.methods.keys(), 'auth.login', 'auth.logout', 'nope', ''];
+    const peer = await LinePeer.connect(sock);
+    const codes = new Map<number, number>();
+    for (let i = 0; i < 1500; i++) {
+      const method = pick(methods);
+      const params = rand() < 0.9 ? value(0) : undefined;
+      const req = { jsonrpc: '2.0', id: i, method, ...(params === undefined ? {} : { params }) };
+      peer.send(`${JSON.stringify(req)}\n`);
+      const r = await peer.next();
+      expect(r.id === i || r.id === null).toBe(true);
+      const code = r.error?.code ?? 0;
+      codes.set(code, (codes.get(code) ?? 0) + 1);
+      if (code === -32603) expect(method, JSON.stringify(req)).toBe('test.boom');
+    }
+    expect(codes.get(-32602)).toBeGreaterThan(100);
+    expect(codes.get(0)).toBeGreaterThan(20);
+    peer.close();
+    // uploads a random request may have opened die with the connection
+    for (let i = 0; i < 100 && readdirSync(join(t.dir, 'images')).length > 0; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(readdirSync(join(t.dir, 'images'))).toEqual([]);
   });
 
   it('drops a peer that never reads its replies, and nobody else', async () => {
