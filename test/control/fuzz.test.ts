@@ -282,6 +282,8 @@ describe('protocol fuzzing over real sockets', () => {
       await new Promise((r) => setTimeout(r, 20));
     }
     expect(readdirSync(join(t.dir, 'images'))).toEqual([]);
+    const slots = existsSync(join(t.dir, 'boot')) ? readdirSync(join(t.dir, 'boot')) : [];
+    for (const d of slots) expect(readdirSync(join(t.dir, 'boot', d)).filter((f) => f.startsWith('.'))).toEqual([]);
   });
 
   it('drops a peer that never reads its replies, and nobody else', async () => {
