@@ -283,7 +283,8 @@ describe('protocol fuzzing over real sockets', () => {
     }
     expect(readdirSync(join(t.dir, 'images'))).toEqual([]);
     const slots = existsSync(join(t.dir, 'boot')) ? readdirSync(join(t.dir, 'boot')) : [];
-    for (const d of slots) expect(readdirSync(join(t.dir, 'boot', d)).filter((f) => f.startsWith('.'))).toEqual([]);
+    for (const d of slots)
+      expect(readdirSync(join(t.dir, 'boot', d)).filter((f) => f.startsWith('.'))).toEqual([]);
   });
 
   it('drops a peer that never reads its replies, and nobody else', async () => {
