@@ -31,6 +31,8 @@ export const qemuSchema = z.strictObject({
   accel: z.enum(['kvm', 'tcg', 'auto']).default('auto'),
   /** gtk renders on Xorg and Xvfb; sdl is the fallback. */
   display: z.enum(['gtk', 'sdl']).default('gtk'),
+  /** A USB tablet, so the pointer is absolute: no pointer grab (whose release chord the guard blocks). */
+  tablet: z.boolean().default(true),
   /** Serial console (guest ttyS1 under QEMU 7.2) logged to runDir/vm/NAME/serial.log. */
   serialLog: z.boolean().default(true),
   extraArgs: z.array(z.string()).default([]),

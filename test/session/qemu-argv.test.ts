@@ -35,7 +35,7 @@ describe('qemu argv', () => {
     ['-accel', ['kvm']],
     ['-drive', ['file=/srv/alpha.img,format=raw,if=ide,index=0']],
     ['-nic', ['none']],
-    ['-device', ['virtio-balloon-pci,id=balloon0']],
+    ['-device', ['virtio-balloon-pci,id=balloon0', 'usb-tablet']],
   ])('defaults: %s %j', (flag, expected) => {
     expect(values(base, flag)).toEqual(expected);
   });
@@ -53,6 +53,7 @@ describe('qemu argv', () => {
     [{ qemu: { kernel: '/k', initrd: '/i', append: 'console=ttyS1' } }, '-kernel', ['/k']],
     [{ qemu: { kernel: '/k', initrd: '/i', append: 'console=ttyS1' } }, '-append', ['console=ttyS1']],
     [{ qemu: { disk: '/a.img', serialLog: false } }, '-serial', ['none']],
+    [{ qemu: { disk: '/a.img', tablet: false } }, '-device', ['virtio-balloon-pci,id=balloon0']],
   ])('%j → %s %j', (vm, flag, expected) => {
     expect(values(argv(vm), flag)).toEqual(expected);
   });
@@ -68,6 +69,7 @@ describe('qemu argv', () => {
     ]);
     expect(values(a, '-device')).toEqual([
       'virtio-balloon-pci,id=balloon0',
+      'usb-tablet',
       'virtio-serial',
       'virtserialport,chardev=kvmuxctl,name=org.kvmux.control',
     ]);

@@ -125,6 +125,7 @@ export function qemuArgv(vm: VmConfig, q: QemuConfig, ctx: LaunchContext, opts: 
     DISPLAY_ARGS[q.display],
     '-device',
     'virtio-balloon-pci,id=balloon0',
+    ...(q.tablet ? ['-usb', '-device', 'usb-tablet'] : []),
     ...bootArgs(q),
     ...nicArgs(ctx.taps),
     ...(vm.guestChannel ? guestChannelArgs(paths) : []),
