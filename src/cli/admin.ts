@@ -34,9 +34,10 @@ function idleLockMs(flags: AdminFlags, cfg: Config): number {
 export default async function admin(flags: AdminFlags = {}): Promise<number> {
   const cfg = config(flags);
   const target = flags.remote ?? flags.socket ?? join(cfg.runDir, 'control.sock');
+  const idle = idleLockMs(flags, cfg);
   const rpc = await openAdminRpc(flags.remote ? { remote: flags.remote } : { socket: target });
   try {
-    return await new AdminApp({ rpc, target, idleLockMs: idleLockMs(flags, cfg) }).run();
+    return await new AdminApp({ rpc, target, idleLockMs: idle }).run();
   } finally {
     rpc.close();
   }

@@ -1,5 +1,5 @@
 import { openChannel } from '../../control/client.js';
-import { RpcCode, RpcError } from '../../util/errors.js';
+import { errnoName, KvmuxError, RpcCode, RpcError } from '../../util/errors.js';
 
 /** What the admin screen needs from a control connection; the transport (socket or device) is hidden. */
 export interface AdminRpc {
@@ -11,7 +11,10 @@ export interface AdminRpc {
 export async function openAdminRpc(target: { socket?: string; remote?: string }): Promise<AdminRpc> {
   const path = target.remote ?? target.socket;
   if (!path) throw new RpcError(RpcCode.invalidParams, 'admin: no control socket or --remote device given');
-  const client = await openChannel(path, { timeoutMs: 120_000 });
+  const client = await openChannel(path, { timeoutMs: 120_000 }).catch((err: unknown) => {
+    if (err instanceof KvmuxError) throw err;
+    throw new KvmuxError(`${path}: cannot open the control channel: ${errnoName(err)}`, { cause: err });
+  });
   return { call: (m, p) => client.call(m, p), close: () => client.close() };
 }
 
