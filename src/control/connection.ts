@@ -13,7 +13,7 @@ import {
   salvageId,
 } from './envelope.js';
 import { jsonDepth, LineSplitter } from './framing.js';
-import { checkGuestPassword, parseLogin } from './login.js';
+import { checkPassword, LOCAL_LOCKOUT_KEY, parseLogin } from './login.js';
 import type { CallContext, Caller, RpcMethod } from './method.js';
 import { initialRate, type RateState, takeToken } from './rate.js';
 
@@ -197,8 +197,13 @@ export class Connection {
 
   private async login(params: unknown): Promise<{ ok: true; as: string }> {
     const password = parseLogin(params);
-    if (this.caller.kind === 'local') return { ok: true, as: 'local' };
-    await checkGuestPassword(this.core, this.caller.vm, password);
+    // The root socket needs no login for its calls, but a login it answers must be a real check:
+    // the admin screen on the console relies on it to lock the host away from passers-by.
+    if (this.caller.kind === 'local') {
+      await checkPassword(this.core, LOCAL_LOCKOUT_KEY, password);
+      return { ok: true, as: 'local' };
+    }
+    await checkPassword(this.core, this.caller.vm, password);
     this.authed = true;
     this.lastActivityMs = this.core.now();
     return { ok: true, as: this.caller.vm };

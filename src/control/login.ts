@@ -4,7 +4,7 @@ import type { ServerCore } from './core.js';
 import { describeIssues } from './envelope.js';
 import { initialLockout, lockoutStep } from './lockout.js';
 
-/** `auth.login` for a guest: lockout first (no password check while locked), then scrypt. */
+/** `auth.login`: lockout first (no password check while locked), then scrypt. */
 const loginSchema = z.strictObject({ password: z.string().max(1024) });
 
 export function parseLogin(params: unknown): string {
@@ -14,8 +14,11 @@ export function parseLogin(params: unknown): string {
   return parsed.data.password;
 }
 
-/** Resolves when `password` is right for `vm`; throws -32001 otherwise, counting the failure. */
-export async function checkGuestPassword(core: ServerCore, vm: string, password: string): Promise<void> {
+/** Lockout key of the local socket's logins (the admin screen); not a valid VM name. */
+export const LOCAL_LOCKOUT_KEY = '(local)';
+
+/** Resolves when `password` is right; throws -32001 otherwise, counting the failure against `vm`. */
+export async function checkPassword(core: ServerCore, vm: string, password: string): Promise<void> {
   const { lockout, lockouts } = core;
   const state = lockouts.get(vm) ?? initialLockout(lockout);
   const refused = lockoutStep(lockout, state, { type: 'attempt' }, core.now()).actions.find(

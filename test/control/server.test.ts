@@ -4,7 +4,7 @@ import { dirname, join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ControlServer } from '../../src/control/server.js';
 import { createControlServer } from '../../src/control/server.js';
-import { LinePeer, startServer, tempDir } from './helpers.js';
+import { LinePeer, PASSWORD, startServer, tempDir } from './helpers.js';
 
 describe('control server on the local socket', () => {
   let t: ReturnType<typeof tempDir>;
@@ -26,6 +26,21 @@ describe('control server on the local socket', () => {
     const r = await peer.call('vm.list', {}, 7);
     expect(r).toMatchObject({ jsonrpc: '2.0', id: 7 });
     expect(r.result.map((v: { name: string }) => v.name)).toEqual(['alpha', 'beta']);
+    peer.close();
+  });
+
+  it('checks the password of a local auth.login (the admin screen relies on it) and locks out', async () => {
+    const peer = await LinePeer.connect(sock);
+    const wrong = await peer.call('auth.login', { password: 'not it' }, 1);
+    expect(wrong.error).toMatchObject({ code: -32001, message: 'wrong password' });
+    const right = await peer.call('auth.login', { password: PASSWORD }, 2);
+    expect(right.result).toEqual({ ok: true, as: 'local' });
+    for (let i = 0; i < 5; i++) await peer.call('auth.login', { password: `bad ${i}` }, 10 + i);
+    const locked = await peer.call('auth.login', { password: PASSWORD }, 20);
+    expect(locked.error?.code).toBe(-32001);
+    expect(locked.error?.message).toMatch(/locked/);
+    // calls on the root socket still need no login
+    expect((await peer.call('vm.list', {}, 21)).result).toHaveLength(2);
     peer.close();
   });
 

@@ -66,6 +66,18 @@ describe('admin display under kvmux run', () => {
     expect(distinctColours(img, 4)).toBeGreaterThanOrEqual(3);
   });
 
+  it('refuses a wrong password on the admin display: the stop keys do nothing', async () => {
+    await k.kb.type('wrong');
+    await k.kb.tap('enter');
+    await sleep(1500);
+    await k.kb.tap('tab');
+    await k.kb.tap('t');
+    await sleep(500);
+    await k.kb.tap('enter');
+    await sleep(1500);
+    expect(await vmState('left')).toBe('running');
+  });
+
   it('logs in and stops a VM with keys typed on the physical keyboard path', async () => {
     expect(await vmState('left')).toBe('running');
     await k.kb.type('hunter2');
