@@ -1,0 +1,261 @@
+import { spawn } from 'node:child_process';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import x11 from 'x11';
+import { stringify } from 'yaml';
+import { connectSocket } from '../src/control/client.js';
+import { encodeEvents, keyEvents, sleep } from '../src/demo/fifo-keys.js';
+import { CLI, type Kvmux, startKvmux } from '../src/demo/kvmux-process.js';
+import { writeDemoDisk } from '../src/session/demo-disk.js';
+import { connectDisplay, screenIsBlank, type XConnection } from '../src/x/index.js';
+import { summarize } from './stats.js';
+
+/**
+ * The whole service, measured from outside as a person would feel it: FIFO keyboard in, X events
+ * out. Figures are compared within this run (ratios), because these machines are noisy.
+ */
+const KEY_A = 30;
+const ticks = Number(process.env['CLK_TCK'] ?? 100);
+
+function procCpuTicks(pid: number): number {
+  const rest = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return Number(rest[11]) + Number(rest[12]);
+}
+
+function rssMiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return Math.round(Number(m?.[1] ?? 0) / 1024);
+}
+
+/** A window of our own on the active display: the kiosk WM makes it full-screen and focuses it. */
+async function keyClient(display: string) {
+  const conn = await connectDisplay(display);
+  const wid = conn.client.AllocID();
+  const em = x11.eventMask;
+  conn.client.CreateWindow(wid, conn.root, 0, 0, 100, 100, 0, 0, 0, 0, {
+    eventMask: em['KeyPress']! | em['KeyRelease']!,
+  });
+  conn.client.MapWindow(wid);
+  await conn.sync();
+  await sleep(300);
+  let count = 0;
+  let waiter: { n: number; resolve: () => void } | null = null;
+  conn.onEvent((ev) => {
+    if (ev.name !== 'KeyPress' && ev.name !== 'KeyRelease') return;
+    count++;
+    if (waiter && count >= waiter.n) {
+      const w = waiter;
+      waiter = null;
+      w.resolve();
+    }
+  });
+  const until = (n: number, timeoutMs = 2000) =>
+    new Promise<boolean>((resolve) => {
+      if (count >= n) return resolve(true);
+      const t = setTimeout(() => resolve(false), timeoutMs);
+      waiter = { n, resolve: () => (clearTimeout(t), resolve(true)) };
+    });
+  return { conn, count: () => count, until };
+}
+
+async function xtest(conn: XConnection): Promise<x11.XTestExt> {
+  return new Promise((res, rej) => conn.client.require('xtest', (e, ext) => (e ? rej(e) : res(ext))));
+}
+
+/** FIFO key → KeyPress at a client, against a bare XTEST FakeInput → KeyPress on the same display. */
+async function forwarding(k: Kvmux, display: string) {
+  const client = await keyClient(display);
+  const injector = await connectDisplay(display);
+  const xt = await xtest(injector);
+  const n = Number(process.env['KVMUX_E2E_N'] ?? 1000);
+  const viaKvmux: number[] = [];
+  const bare: number[] = [];
+  // the target count is taken before sending: an event may arrive before we start waiting
+  const arrival = (what: string) => {
+    const target = client.count() + 1;
+    return async () => {
+      if (!(await client.until(target)))
+        throw new Error(`${what} never arrived (${client.count()} keys so far)`);
+    };
+  };
+  for (let i = 0; i < n; i++) {
+    // each sample is the press of a full tap; the release is waited for but not timed
+    let wait = arrival(`press ${i} via kvmux`);
+    let t = performance.now();
+    await k.kb.key('a', true);
+    await wait();
+    viaKvmux.push((performance.now() - t) * 1000);
+    wait = arrival(`release ${i} via kvmux`);
+    await k.kb.key('a', false);
+    await wait();
+    wait = arrival(`bare press ${i}`);
+    t = performance.now();
+    xt.FakeInput(2, KEY_A + 8, 0, 0, 0, 0);
+    await wait();
+    bare.push((performance.now() - t) * 1000);
+    wait = arrival(`bare release ${i}`);
+    xt.FakeInput(3, KEY_A + 8, 0, 0, 0, 0);
+    await wait();
+  }
+  const kv = summarize(viaKvmux, 1);
+  const bx = summarize(bare, 1);
+  // throughput: press/release pairs (each with SYN) as fast as the FIFO takes them
+  const pairs = 50_000;
+  const batch = Buffer.concat(
+    Array.from({ length: 500 }, () => encodeEvents([...keyEvents('a', true), ...keyEvents('a', false)])),
+  );
+  const start = client.count();
+  const t0 = performance.now();
+  for (let i = 0; i < pairs / 500; i++) await k.kb.writeRaw(batch);
+  const all = await client.until(start + 2 * pairs, 60_000);
+  const secs = (performance.now() - t0) / 1000;
+  const received = client.count() - start;
+  await client.conn.close();
+  await injector.close();
+  return {
+    keyToClientViaKvmuxUs: kv,
+    keyToClientBareXtestUs: bx,
+    addedP50Us: Number((kv.p50 - bx.p50).toFixed(1)),
+    addedP99Us: Number((kv.p99 - bx.p99).toFixed(1)),
+    throughput: {
+      keyEventsSent: 2 * pairs,
+      keyEventsReceivedByClient: received,
+      lost: 2 * pairs - received,
+      complete: all,
+      seconds: Number(secs.toFixed(2)),
+      eventsPerSecond: Math.round(received / secs),
+      note: 'key events only; every key event is followed by a SYN_REPORT, so the pipeline handles 2x this many input_event records',
+    },
+  };
+}
+
+/** Second tap of a double Scroll Lock → MapNotify of the menu window, seen by another client. */
+async function menuLatency(k: Kvmux, display: string) {
+  const watcher = await connectDisplay(display);
+  watcher.client.ChangeWindowAttributes(watcher.root, { eventMask: x11.eventMask['SubstructureNotify']! });
+  await watcher.sync();
+  let mapped: (() => void) | null = null;
+  watcher.onEvent((ev) => {
+    if (ev.name === 'MapNotify' && mapped) {
+      const m = mapped;
+      mapped = null;
+      m();
+    }
+  });
+  const samples: number[] = [];
+  let misses = 0;
+  for (let i = 0; i < 60; i++) {
+    await k.kb.tap('scrolllock');
+    await sleep(40);
+    const seen = new Promise<boolean>((r) => {
+      mapped = () => r(true);
+      setTimeout(() => r(false), 2000);
+    });
+    const t = performance.now();
+    await k.kb.key('scrolllock', true);
+    if (await seen) samples.push(performance.now() - t);
+    else misses++;
+    await k.kb.key('scrolllock', false);
+    await k.kb.tap('esc');
+    await sleep(60);
+  }
+  await watcher.close();
+  return { ...summarize(samples, 2), misses };
+}
+
+async function switchLatency(k: Kvmux) {
+  const names = (await k.call<Array<{ name: string }>>('display.list')).map((d) => d.name);
+  const rpc: number[] = [];
+  const server: number[] = [];
+  for (let i = 0; i < 60; i++) {
+    const t = performance.now();
+    const r = await k.call<{ ms: number }>('display.switch', { name: names[i % 2]! });
+    rpc.push(performance.now() - t);
+    server.push(r.ms);
+  }
+  return { rpcRoundTripMs: summarize(rpc, 2), serverMs: summarize(server, 2) };
+}
+
+/** Spawn → the first VM's display shows pixels; then RSS and idle CPU with 4 VMs. */
+async function startAndIdle() {
+  const dir = mkdtempSync('/tmp/kvmux-bench-');
+  const vms = ['a', 'b', 'c'].map((name, i) => {
+    const disk = writeDemoDisk(join(dir, `${name}.img`), { text: name, colour: i });
+    return { name, backend: 'qemu', qemu: { disk, memoryMiB: 64 } };
+  });
+  vms.push({ name: 'd', backend: 'command', command: ['xterm'] } as never);
+  const cfg = {
+    runDir: join(dir, 'run'),
+    stateDir: join(dir, 'state'),
+    console: 'virtual',
+    input: { devices: [] },
+    x: { firstDisplay: 220 },
+    admin: { enabled: false },
+    vmStopTimeoutSeconds: 2,
+    vms,
+  };
+  const configPath = join(dir, 'k.yaml');
+  writeFileSync(configPath, stringify(cfg));
+  const fd = openSync(join(dir, 'kvmux.log'), 'a');
+  const t0 = performance.now();
+  const proc = spawn(process.execPath, [CLI, 'run', '--config', configPath], { stdio: ['ignore', fd, fd] });
+  closeSync(fd);
+  const sock = join(dir, 'run', 'control.sock');
+  while (!existsSync(sock)) await sleep(10);
+  const ctl = await connectSocket(sock);
+  let firstPixelsMs = Number.NaN;
+  let conn: XConnection | null = null;
+  while (Number.isNaN(firstPixelsMs) && performance.now() - t0 < 30_000) {
+    const d = (await ctl.call('display.list')) as Array<{ display: string }>;
+    if (d[0]?.display) {
+      conn ??= await connectDisplay(d[0].display).catch(() => null);
+      if (conn && !(await screenIsBlank(conn))) firstPixelsMs = performance.now() - t0;
+    }
+    if (Number.isNaN(firstPixelsMs)) await sleep(20);
+  }
+  await conn?.close();
+  while (((await ctl.call('vm.list')) as Array<{ state: string }>).some((v) => v.state !== 'running'))
+    await sleep(100);
+  await sleep(3000);
+  const c0 = procCpuTicks(proc.pid!);
+  const idleSeconds = 10;
+  await sleep(idleSeconds * 1000);
+  const cpu = (procCpuTicks(proc.pid!) - c0) / ticks / idleSeconds;
+  const rss = rssMiB(proc.pid!);
+  ctl.close();
+  proc.kill('SIGTERM');
+  await new Promise((r) => proc.once('exit', r));
+  rmSync(dir, { recursive: true, force: true });
+  return {
+    startToFirstVmPixelsMs: Math.round(firstPixelsMs),
+    vms: 4,
+    kvmuxRssMiB: rss,
+    kvmuxIdleCpuPercent: Number((cpu * 100).toFixed(2)),
+  };
+}
+
+const parts = (process.env['KVMUX_E2E_PARTS'] ?? 'start,menu,forwarding,switch').split(',');
+
+export async function run(): Promise<Record<string, unknown>> {
+  const out: Record<string, unknown> = {};
+  if (parts.includes('start'))
+    out['startAndIdle'] = [await startAndIdle(), await startAndIdle(), await startAndIdle()];
+  const k = await startKvmux({
+    firstDisplay: 230,
+    vms: [
+      { name: 'one', backend: 'command', command: ['xterm'] },
+      { name: 'two', backend: 'command', command: ['xterm'] },
+    ],
+  });
+  try {
+    const display = (await k.call<Array<{ display: string; active: boolean }>>('display.list')).find(
+      (d) => d.active,
+    )!;
+    if (parts.includes('menu')) out['menuOpenToMapNotifyMs'] = await menuLatency(k, display.display);
+    if (parts.includes('forwarding')) out['forwarding'] = await forwarding(k, display.display);
+    if (parts.includes('switch')) out['switchVirtual'] = await switchLatency(k);
+  } finally {
+    await k.stop();
+  }
+  return out;
+}
