@@ -53,7 +53,13 @@ async function keyClient(display: string) {
     new Promise<boolean>((resolve) => {
       if (count >= n) return resolve(true);
       const t = setTimeout(() => resolve(false), timeoutMs);
-      waiter = { n, resolve: () => (clearTimeout(t), resolve(true)) };
+      waiter = {
+        n,
+        resolve: () => {
+          clearTimeout(t);
+          resolve(true);
+        },
+      };
     });
   return { conn, count: () => count, until };
 }

@@ -18,7 +18,9 @@ const results: Record<string, unknown> = {
   node: process.version,
 };
 
-for (const file of readdirSync(here).filter((f) => f.endsWith('.bench.js')).sort()) {
+for (const file of readdirSync(here)
+  .filter((f) => f.endsWith('.bench.js'))
+  .sort()) {
   const name = file.replace(/\.bench\.js$/, '');
   if (only.length > 0 && !only.includes(name)) continue;
   process.stderr.write(`bench: ${name} ...\n`);

@@ -8,7 +8,9 @@ const socketOption = () =>
   new Option('-s, --socket <path>', 'control socket (default: <runDir>/control.sock)');
 
 /** Each subcommand lives in its own module, loaded only when used so `kvmux ctl` starts fast. */
-function lazy<T extends unknown[]>(load: () => Promise<{ default: (...args: T) => Promise<number | void> }>) {
+function lazy<T extends unknown[]>(
+  load: () => Promise<{ default: (...args: T) => Promise<number | undefined> }>,
+) {
   return async (...args: T) => {
     const mod = await load();
     const code = await mod.default(...args);
