@@ -36,6 +36,8 @@ export interface KvmuxSpec {
   /** First X display number and VT (defaults :200 and 30, the e2e tests' ranges). */
   firstDisplay?: number;
   firstVt?: number;
+  /** Run kvmux inside this network namespace (network tests never touch the host's interfaces). */
+  netns?: string;
   /** Admin password set with `kvmux passwd` before start. */
   password?: string;
   vms: unknown[];
@@ -70,9 +72,10 @@ export async function startKvmux(spec: KvmuxSpec, reuseDir?: string): Promise<Kv
       });
   }
   const logFd = openSync(join(dir, 'kvmux.log'), 'a');
-  const proc = spawn(process.execPath, [CLI, 'run', '--config', configPath], {
-    stdio: ['ignore', logFd, logFd],
-  });
+  const argv = [process.execPath, CLI, 'run', '--config', configPath];
+  // `ip netns exec` execs the command: the pid stays kvmux's own
+  const cmd = spec.netns ? ['ip', 'netns', 'exec', spec.netns, ...argv] : argv;
+  const proc = spawn(cmd[0]!, cmd.slice(1), { stdio: ['ignore', logFd, logFd] });
   closeSync(logFd);
   const log = () => readFileSync(join(dir, 'kvmux.log'), 'utf8');
   const sock = join(dir, 'run', 'control.sock');

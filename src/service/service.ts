@@ -1,5 +1,5 @@
 import { mkdirSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type ControlPlane, startControlPlane } from '../control/index.js';
 import { InputPipeline } from '../input/pipeline.js';
@@ -85,12 +85,16 @@ export class Service implements ServiceApi {
     this.table = setEntries(emptyTable(), this.entries());
     for (const e of this.table.entries) this.runtimes.set(e.name, this.newRuntime(e.name));
     this.startInput();
+    if (cfg.networks.length > 0) this.net = new NetworkManager({ log: this.log });
+    this.supervisor = this.newSupervisor();
+    this.supervisor.on('state', () => this.menu.refresh());
     this.plane = await startControlPlane(
       { ...cfg, vms: this.vmConfigs },
       {
         log,
         confirm: (vm, method, params) => this.menu.confirm(vm, method, params),
         onImageAdded: (path) => this.onImageAdded(path),
+        imageInUse: (path) => this.imageInUse(path),
         methods: [
           ...serviceMethods(this),
           ...netMethods({ list: () => this.net?.list() ?? Promise.resolve([]) }),
@@ -98,8 +102,6 @@ export class Service implements ServiceApi {
       },
     );
     await this.startNetworks();
-    this.supervisor = this.newSupervisor();
-    this.supervisor.on('state', () => this.menu.refresh());
     // X servers come up in parallel; the first VM is shown as soon as its display is ready.
     const displaysUp = [...this.runtimes.values()].map((rt) =>
       rt.start().catch((err: unknown) => log.error({ err: String(err) }, 'display failed to start')),
@@ -185,8 +187,7 @@ export class Service implements ServiceApi {
   }
 
   private async startNetworks(): Promise<void> {
-    if (this.config.networks.length === 0) return;
-    this.net = new NetworkManager({ log: this.log });
+    if (!this.net) return;
     await this.net.reconcile({ ...this.config, vms: this.vmConfigs });
     await this.net.ensureNetworks(this.config.networks);
   }
@@ -255,6 +256,17 @@ export class Service implements ServiceApi {
       kind: e.kind,
       state: e.kind === 'admin' ? (e.display ? 'running' : 'starting') : (vms.get(e.name) ?? 'unknown'),
     }));
+  }
+
+  /** An upload must never replace the disk of a VM that is not stopped. */
+  private imageInUse(path: string): boolean {
+    const target = resolve(path);
+    return this.vmConfigs.some(
+      (vm) =>
+        vm.qemu?.disk !== undefined &&
+        resolve(vm.qemu.disk) === target &&
+        this.supervisor.get(vm.name).state !== 'stopped',
+    );
   }
 
   private async onImageAdded(path: string): Promise<void> {
