@@ -1,4 +1,9 @@
-import { EV } from '../input/codes.js';
+import { ABS, BTN_MOUSE, EV, KEY_DOWN, REL } from '../input/codes.js';
+
+const BTN_LEFT = BTN_MOUSE;
+/** Absolute pointer range assumed for the menu (FIFO and tablets report 0..32767). */
+const ABS_MAX = 32767;
+
 import type { InputEvent } from '../input/event.js';
 import { type AskRequest, type AskState, askStep, initialAsk } from '../menu/ask.js';
 import {
@@ -12,10 +17,22 @@ import {
 } from '../menu/model.js';
 import type { TrustLeds } from '../menu/trust-leds.js';
 
+/** Where the menu is on screen: clickable rows in window pixels, the window, the screen size. */
+export interface MenuGeometry {
+  readonly rows: readonly RowHit[];
+  readonly window: {
+    readonly x: number;
+    readonly y: number;
+    readonly width: number;
+    readonly height: number;
+  };
+  readonly screen: { readonly width: number; readonly height: number };
+}
+
 /** Draws the trusted overlays on a display; the X implementation is src/menu's renderer. */
 export interface MenuView {
-  /** Map the switcher on `display` and paint it; returns the clickable rows. */
-  showMenu(display: string, state: MenuState): Promise<readonly RowHit[]> | readonly RowHit[];
+  /** Map the switcher on `display` and paint it; null when the display has no overlay. */
+  showMenu(display: string, state: MenuState): Promise<MenuGeometry | null> | MenuGeometry | null;
   redrawMenu(state: MenuState): void;
   showAsk(display: string, request: AskRequest): void;
   hide(): void;
@@ -48,6 +65,9 @@ export class MenuController {
   private askTimer: NodeJS.Timeout | undefined;
   private shownOn: string | null = null;
   private seq = 0;
+  /** The menu's own pointer while it is open: pointer input never reaches a VM then. */
+  private geometry: MenuGeometry | null = null;
+  private cursor = { x: 0, y: 0 };
 
   constructor(private readonly deps: MenuControllerDeps) {}
 
@@ -81,12 +101,47 @@ export class MenuController {
   }
 
   input(ev: InputEvent): void {
-    if (ev.type !== EV.KEY) return;
     if (this.ask.current) {
-      this.stepAsk({ kind: 'key', code: ev.code, value: ev.value });
+      if (ev.type === EV.KEY) this.stepAsk({ kind: 'key', code: ev.code, value: ev.value });
       return;
     }
+    if (ev.type === EV.KEY && ev.code === BTN_LEFT) {
+      if (ev.value === KEY_DOWN) this.pointer(true);
+      return;
+    }
+    if (ev.type === EV.REL || ev.type === EV.ABS) {
+      this.movePointer(ev);
+      return;
+    }
+    if (ev.type !== EV.KEY) return;
     const r = menuStep(this.menu, { kind: 'key', code: ev.code, value: ev.value });
+    this.apply(r.state, r.actions);
+  }
+
+  /** Relative motion moves the menu's pointer; absolute axes are taken as 0..ABS_MAX of the screen. */
+  private movePointer(ev: InputEvent): void {
+    const g = this.geometry;
+    if (!g) return;
+    const clamp = (v: number, max: number) => Math.max(0, Math.min(max - 1, v));
+    if (ev.type === EV.REL && ev.code === REL.X)
+      this.cursor.x = clamp(this.cursor.x + ev.value, g.screen.width);
+    else if (ev.type === EV.REL && ev.code === REL.Y)
+      this.cursor.y = clamp(this.cursor.y + ev.value, g.screen.height);
+    else if (ev.type === EV.ABS && ev.code === ABS.X)
+      this.cursor.x = clamp((ev.value / ABS_MAX) * g.screen.width, g.screen.width);
+    else if (ev.type === EV.ABS && ev.code === ABS.Y)
+      this.cursor.y = clamp((ev.value / ABS_MAX) * g.screen.height, g.screen.height);
+    else return;
+    this.pointer(false);
+  }
+
+  /** Hovering selects the row under the pointer (visible feedback), a left click chooses it. */
+  private pointer(press: boolean): void {
+    const g = this.geometry;
+    if (!g || !this.menu.open) return;
+    const x = Math.round(this.cursor.x - g.window.x);
+    const y = Math.round(this.cursor.y - g.window.y);
+    const r = menuStep(this.menu, { kind: 'pointer', x, y, press });
     this.apply(r.state, r.actions);
   }
 
@@ -138,9 +193,13 @@ export class MenuController {
     const display = this.deps.active();
     if (!display) return;
     this.capture(display);
-    const rows = this.deps.view.showMenu(display, this.menu);
-    void Promise.resolve(rows).then((r) => {
-      this.menu = menuStep(this.menu, { kind: 'rows', rows: r }).state;
+    const shown = this.deps.view.showMenu(display, this.menu);
+    void Promise.resolve(shown).then((g) => {
+      this.geometry = g;
+      if (!g) return;
+      // the pointer starts in the middle of the menu's own window
+      this.cursor = { x: g.window.x + g.window.width / 2, y: g.window.y + g.window.height / 2 };
+      this.menu = menuStep(this.menu, { kind: 'rows', rows: g.rows }).state;
     });
   }
 
@@ -151,6 +210,7 @@ export class MenuController {
   }
 
   private release(): void {
+    this.geometry = null;
     this.deps.view.hide();
     this.deps.setInputCaptured(false);
     const active = this.deps.active();

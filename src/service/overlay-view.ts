@@ -1,8 +1,8 @@
 import type { AskRequest } from '../menu/ask.js';
-import type { MenuState, RowHit } from '../menu/model.js';
+import type { MenuState } from '../menu/model.js';
 import { OverlayMenu } from '../menu/overlay-menu.js';
 import { loadPhrase } from '../menu/phrase.js';
-import type { MenuView } from './menu-controller.js';
+import type { MenuGeometry, MenuView } from './menu-controller.js';
 import type { Service } from './service.js';
 
 /**
@@ -41,13 +41,15 @@ export function createOverlayMenuView(service: Service): MenuView {
   };
 
   return {
-    async showMenu(display: string, state: MenuState): Promise<readonly RowHit[]> {
+    async showMenu(display: string, state: MenuState): Promise<MenuGeometry | null> {
       const gen = ++generation;
       const menu = await menuFor(display);
-      if (!menu || gen !== generation) return [];
+      if (!menu || gen !== generation) return null;
       hideShown();
       shown = menu;
-      return menu.open(state);
+      const rows = menu.open(state);
+      const conn = menu.overlay.conn;
+      return { rows, window: menu.layout!.window, screen: { width: conn.width, height: conn.height } };
     },
     redrawMenu(state: MenuState): void {
       shown?.update(state);

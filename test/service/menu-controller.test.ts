@@ -1,0 +1,139 @@
+import { describe, expect, it } from 'vitest';
+import { ABS, BTN_MOUSE, EV, keyCode, REL } from '../../src/input/codes.js';
+import type { InputEvent } from '../../src/input/event.js';
+import type { AskRequest } from '../../src/menu/ask.js';
+import type { MenuItem, MenuState } from '../../src/menu/model.js';
+import { TrustLeds } from '../../src/menu/trust-leds.js';
+import { MenuController, type MenuGeometry, type MenuView } from '../../src/service/menu-controller.js';
+
+/** A view that records what it was asked to draw (an adapter-level fake, as its name says). */
+class RecordingView implements MenuView {
+  readonly log: string[] = [];
+  // two rows of 20 px inside a window at (100, 100) on a 1000x800 screen
+  readonly geometry: MenuGeometry = {
+    rows: [
+      { name: 'alpha', x: 0, y: 40, width: 200, height: 20 },
+      { name: 'beta', x: 0, y: 60, width: 200, height: 20 },
+    ],
+    window: { x: 100, y: 100, width: 200, height: 100 },
+    screen: { width: 1000, height: 800 },
+  };
+  showMenu(display: string, state: MenuState) {
+    this.log.push(`show on ${display}: ${state.selected}`);
+    return this.geometry;
+  }
+  redrawMenu(state: MenuState) {
+    this.log.push(`redraw: ${state.selected}`);
+  }
+  showAsk(display: string, r: AskRequest) {
+    this.log.push(`ask on ${display}: ${r.from} ${r.method}`);
+  }
+  hide() {
+    this.log.push('hide');
+  }
+}
+
+const items: MenuItem[] = [
+  { name: 'alpha', kind: 'vm', state: 'running' },
+  { name: 'beta', kind: 'vm', state: 'stopped' },
+];
+
+function setup() {
+  const view = new RecordingView();
+  const leds: number[] = [];
+  const chosen: string[] = [];
+  const captured: boolean[] = [];
+  let active = 'alpha';
+  const c = new MenuController({
+    view,
+    leds: new TrustLeds({ setLeds: (m) => leds.push(m) }),
+    items: () => items,
+    active: () => active,
+    ledMask: () => 0b010,
+    choose: (name) => {
+      chosen.push(name);
+      active = name;
+    },
+    setInputCaptured: (on) => captured.push(on),
+    now: () => 0,
+  });
+  return { c, view, leds, chosen, captured };
+}
+
+const key = (name: string, value = 1): InputEvent => ({
+  type: EV.KEY,
+  code: keyCode(name)!,
+  value,
+  timeMs: 0,
+});
+const ev = (type: number, code: number, value: number): InputEvent => ({ type, code, value, timeMs: 0 });
+const flush = () => new Promise((r) => setTimeout(r, 0));
+
+describe('menu controller', () => {
+  it('opens on the active display with the trust LED lit, captures input, and restores on Esc', async () => {
+    const { c, view, leds, captured } = setup();
+    c.open();
+    await flush();
+    expect(view.log).toEqual(['show on alpha: alpha']);
+    expect(leds).toEqual([0b110]); // Scroll Lock added to the display's CapsLock
+    expect(c.view()).toEqual({ open: true, items: ['alpha', 'beta'], selected: 'alpha' });
+    c.input(key('esc'));
+    expect(view.log.at(-1)).toBe('hide');
+    expect(leds.at(-1)).toBe(0b010);
+    expect(captured).toEqual([true, false]);
+    expect(c.isOpen).toBe(false);
+  });
+
+  it('chooses with arrows and Enter', async () => {
+    const { c, chosen } = setup();
+    c.open();
+    await flush();
+    c.input(key('down'));
+    c.input(key('down', 0));
+    c.input(key('enter'));
+    expect(chosen).toEqual(['beta']);
+    expect(c.isOpen).toBe(false);
+  });
+
+  it('moves its own pointer with relative motion: hover selects, a left click chooses', async () => {
+    const { c, view, chosen } = setup();
+    c.open();
+    await flush();
+    // the pointer starts at the window centre (200, 150): window y 50, the alpha row
+    c.input(ev(EV.REL, REL.Y, 10)); // window y 60: the beta row
+    expect(view.log.at(-1)).toBe('redraw: beta');
+    c.input(ev(EV.REL, REL.Y, -15)); // window y 45: alpha
+    expect(view.log.at(-1)).toBe('redraw: alpha');
+    c.input(ev(EV.KEY, BTN_MOUSE, 1));
+    expect(chosen).toEqual(['alpha']);
+  });
+
+  it('takes absolute positions as 0..32767 of the screen, and ignores clicks outside the rows', async () => {
+    const { c, chosen } = setup();
+    c.open();
+    await flush();
+    c.input(ev(EV.ABS, ABS.X, 0));
+    c.input(ev(EV.ABS, ABS.Y, 0));
+    c.input(ev(EV.KEY, BTN_MOUSE, 1));
+    expect(chosen).toEqual([]);
+    expect(c.isOpen).toBe(true);
+    c.input(ev(EV.ABS, ABS.X, Math.round((150 / 1000) * 32767)));
+    c.input(ev(EV.ABS, ABS.Y, Math.round((170 / 800) * 32767)));
+    c.input(ev(EV.KEY, BTN_MOUSE, 1));
+    expect(chosen).toEqual(['beta']);
+  });
+
+  it('asks the person at the keyboard: Enter allows, Esc denies, and input is captured meanwhile', async () => {
+    const { c, view, captured } = setup();
+    const first = c.confirm('alpha', 'vm.stop', { name: 'beta' });
+    expect(view.log).toEqual(['ask on alpha: alpha vm.stop']);
+    expect(captured).toEqual([true]);
+    c.open(); // a double tap while a question is shown does not replace it
+    c.input(key('enter'));
+    expect(await first).toBe(true);
+    const second = c.confirm('alpha', 'host.update.commit', {});
+    c.input(key('esc'));
+    expect(await second).toBe(false);
+    expect(captured.at(-1)).toBe(false);
+  });
+});
