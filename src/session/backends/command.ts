@@ -19,7 +19,7 @@ export function createCommandBackend(opts: CommandBackendOptions = {}): Backend 
       vm: vm.name,
       argv: vm.command,
       logFile: join(ctx.vmDir, 'command.log'),
-      env: { ...process.env, DISPLAY: ctx.display, KVMUX_VM: vm.name },
+      env: { ...process.env, DISPLAY: ctx.display, KVMUX_VM: vm.name, KVMUX_VM_DIR: ctx.vmDir },
       cwd: ctx.vmDir,
     });
     const record: VmRecord = {
