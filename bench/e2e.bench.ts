@@ -240,7 +240,42 @@ async function startAndIdle() {
   };
 }
 
-const parts = (process.env['KVMUX_E2E_PARTS'] ?? 'start,menu,forwarding,switch').split(',');
+const parts = (process.env['KVMUX_E2E_PARTS'] ?? 'start,menu,forwarding,switch,vt').split(',');
+
+/** Machine-wide VT lock (other test runs switch VTs too), held by a child flock. */
+async function withVtLock<T>(fn: () => Promise<T>): Promise<T> {
+  const child = spawn('flock', ['-x', '/tmp/kvmux-vt.lock', '-c', 'echo locked; read _'], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  await new Promise<void>((resolve) => child.stdout.on('data', () => resolve()));
+  try {
+    return await fn();
+  } finally {
+    child.stdin.end();
+  }
+}
+
+/** display.switch on real VTs (Xorg dummy): RPC → VT_ACTIVATE → /sys active follows. */
+async function vtSwitch() {
+  return withVtLock(async () => {
+    const k = await startKvmux({
+      console: 'vt',
+      firstDisplay: 240,
+      firstVt: 33,
+      vms: [
+        { name: 'one', backend: 'command', command: ['xterm'] },
+        { name: 'two', backend: 'command', command: ['xterm'] },
+      ],
+    });
+    try {
+      const r = await switchLatency(k);
+      const active = readFileSync('/sys/class/tty/tty0/active', 'utf8').trim();
+      return { ...r, activeAfter: active };
+    } finally {
+      await k.stop();
+    }
+  });
+}
 
 export async function run(): Promise<Record<string, unknown>> {
   const out: Record<string, unknown> = {};
@@ -263,5 +298,6 @@ export async function run(): Promise<Record<string, unknown>> {
   } finally {
     await k.stop();
   }
+  if (parts.includes('vt') && existsSync('/dev/tty0')) out['switchVt'] = await vtSwitch();
   return out;
 }
