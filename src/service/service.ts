@@ -19,6 +19,7 @@ import {
 } from '../session/index.js';
 import { type Logger, type LogRing, silentLogger } from '../util/log.js';
 import { screenshot, switchVt } from '../x/index.js';
+import { CpuSampler } from './cpu-sampler.js';
 import { DisplayRuntime, type LiveDisplay } from './display-runtime.js';
 import {
   type DisplayEntry,
@@ -65,6 +66,7 @@ export class Service implements ServiceApi {
   private menuView!: MenuView;
   private vtGuard: OriginalVt | null = null;
   private readonly startedAt = Date.now();
+  private readonly cpu = new CpuSampler();
   private stopping = false;
 
   constructor(private readonly opts: ServiceOptions) {
@@ -342,8 +344,12 @@ export class Service implements ServiceApi {
     return this.menu.view();
   }
 
-  vms(): VmStatus[] {
-    return this.supervisor.list();
+  /** `vm.list`, with the extensions `cpus` and `cpuPercent` (since the previous call) for the admin screen. */
+  vms(): Array<VmStatus & { cpus: number | null; cpuPercent: number | null }> {
+    const rows = this.supervisor.list();
+    this.cpu.retain(rows.flatMap((r) => (r.pid === null ? [] : [r.pid])));
+    const cpusOf = (name: string) => this.vmConfigs.find((v) => v.name === name)?.qemu?.cpus ?? null;
+    return rows.map((r) => ({ ...r, cpus: cpusOf(r.name), cpuPercent: this.cpu.percent(r.pid) }));
   }
 
   hasVm(name: string): boolean {

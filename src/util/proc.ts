@@ -13,6 +13,9 @@ export interface ProcStat {
   ppid: number;
   pgrp: number;
   session: number;
+  /** CPU time in clock ticks (fields 14 and 15), user and system. */
+  utime: number;
+  stime: number;
 }
 
 /** Parse /proc/PID/stat text; the comm field may contain spaces and parentheses. */
@@ -24,7 +27,16 @@ export function parseProcStat(text: string): ProcStat | null {
   // rest[0] is field 3 (state); field N is rest[N - 3]
   const num = (field: number) => Number(rest[field - 3]);
   if (rest.length < 20 || !Number.isFinite(pid)) return null;
-  return { pid, state: rest[0] ?? '?', ppid: num(4), pgrp: num(5), session: num(6), startTime: num(22) };
+  return {
+    pid,
+    state: rest[0] ?? '?',
+    ppid: num(4),
+    pgrp: num(5),
+    session: num(6),
+    utime: num(14),
+    stime: num(15),
+    startTime: num(22),
+  };
 }
 
 /** The stat of a process, or null when there is no such process. */
