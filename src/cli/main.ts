@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command, Option } from 'commander';
 import { KvmuxError } from '../util/errors.js';
+import { packageVersion } from '../util/version.js';
 
 const configOption = () =>
   new Option('-c, --config <file>', 'config file (default: $KVMUX_CONFIG, then /etc/kvmux/kvmux.yaml)');
@@ -21,9 +22,10 @@ function lazy<T extends unknown[]>(
 export function buildProgram(): Command {
   const program = new Command('kvmux')
     .description(
-      'A hardware-style KVM switch for virtual machines: every VM full-screen on its own display,\n' +
+      'A hardware-style KVM switch for virtual machines: every VM full-screen on its own display, ' +
         'double-tap Scroll Lock for the switcher menu, host escape keys swallowed.',
     )
+    .version(packageVersion(), '-V, --version')
     .showHelpAfterError('(run with --help for usage)');
 
   program

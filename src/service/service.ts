@@ -18,6 +18,7 @@ import {
   type VmStatus,
 } from '../session/index.js';
 import { type Logger, type LogRing, silentLogger } from '../util/log.js';
+import { packageVersion } from '../util/version.js';
 import { screenshot, switchVt } from '../x/index.js';
 import { CpuSampler } from './cpu-sampler.js';
 import { DisplayRuntime, type LiveDisplay } from './display-runtime.js';
@@ -310,7 +311,7 @@ export class Service implements ServiceApi {
     const vms = this.supervisor?.list() ?? [];
     const count = (s: VmStatus['state']) => vms.filter((v) => v.state === s).length;
     return {
-      version: process.env['npm_package_version'] ?? '0.1.0',
+      version: packageVersion(),
       pid: process.pid,
       uptimeS: Math.round((Date.now() - this.startedAt) / 1000),
       console: this.config.console,

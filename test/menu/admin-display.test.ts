@@ -66,27 +66,26 @@ describe('admin display under kvmux run', () => {
     expect(distinctColours(img, 4)).toBeGreaterThanOrEqual(3);
   });
 
-  it('refuses a wrong password on the admin display: the stop keys do nothing', async () => {
-    await k.kb.type('wrong');
+  /** Type a password, then the keys that stop the first VM (Tab to the pane, t, confirm). */
+  async function loginAndStopFirstVm(password: string): Promise<void> {
+    await k.kb.type(password);
     await k.kb.tap('enter');
     await sleep(1500);
     await k.kb.tap('tab');
     await k.kb.tap('t');
     await sleep(500);
     await k.kb.tap('enter');
+  }
+
+  it('refuses a wrong password on the admin display: the stop keys do nothing', async () => {
+    await loginAndStopFirstVm('wrong');
     await sleep(1500);
     expect(await vmState('left')).toBe('running');
   });
 
   it('logs in and stops a VM with keys typed on the physical keyboard path', async () => {
     expect(await vmState('left')).toBe('running');
-    await k.kb.type('hunter2');
-    await k.kb.tap('enter');
-    await sleep(1500);
-    await k.kb.tap('tab');
-    await k.kb.tap('t');
-    await sleep(500);
-    await k.kb.tap('enter');
+    await loginAndStopFirstVm('hunter2');
     await until(async () => (await vmState('left')) === 'stopped', 'left to stop');
     const displays = await k.call<Array<{ name: string; display: string }>>('display.list');
     await sleep(2500); // one vm.list poll so the screenshot shows the new state

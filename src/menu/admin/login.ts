@@ -2,7 +2,7 @@ import blessed from 'blessed';
 import { escapeTags } from './format.js';
 import { editLine, type LineState } from './line-edit.js';
 import { type AdminRpc, errorText } from './rpc.js';
-import type { Ui } from './ui.js';
+import { DIALOG_LOOK, type Ui } from './ui.js';
 
 /**
  * The lock screen: asks for the host password and checks it with `auth.login` on every transport,
@@ -26,14 +26,7 @@ export function login(ui: Ui, rpc: AdminRpc, target: string, notice = ''): Promi
     width: 76,
     height: 11,
     label: ' kvmux - host administration ',
-    border: { type: 'line' },
-    tags: true,
-    style: {
-      bg: 'blue',
-      fg: 'white',
-      border: { fg: 'yellow', bg: 'blue' },
-      label: { fg: 'yellow', bg: 'blue' },
-    },
+    ...DIALOG_LOOK,
   });
   let state: LineState = { text: '', max: 1024 };
   let message = notice;

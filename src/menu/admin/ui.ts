@@ -7,6 +7,18 @@ import { editLine, type LineState } from './line-edit.js';
  * dialogs. All keys go through one dispatcher with a handler stack, so a dialog owns the keyboard
  * until it is answered, and a lock can cancel every open dialog at once.
  */
+/** The xsconsole look every dialog shares: blue box, yellow frame and label. */
+export const DIALOG_LOOK = {
+  border: { type: 'line' },
+  tags: true,
+  style: {
+    bg: 'blue',
+    fg: 'white',
+    border: { fg: 'yellow', bg: 'blue' },
+    label: { fg: 'yellow', bg: 'blue' },
+  },
+} as const;
+
 export type KeyHandler = (ch: string | undefined, key: string) => void;
 
 export interface Dialog {
@@ -60,14 +72,7 @@ export class Ui {
       width: '70%',
       height,
       label: ` ${label} `,
-      border: { type: 'line' },
-      tags: true,
-      style: {
-        bg: 'blue',
-        fg: 'white',
-        border: { fg: 'yellow', bg: 'blue' },
-        label: { fg: 'yellow', bg: 'blue' },
-      },
+      ...DIALOG_LOOK,
     });
   }
 
