@@ -3,6 +3,7 @@ import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, wri
 import { join } from 'node:path';
 import x11 from 'x11';
 import { stringify } from 'yaml';
+import { KVMUX_NODE_FLAGS } from '../src/cli/node-flags.js';
 import { connectSocket } from '../src/control/client.js';
 import { encodeEvents, keyEvents, sleep } from '../src/demo/fifo-keys.js';
 import { CLI, type Kvmux, startKvmux } from '../src/demo/kvmux-process.js';
@@ -112,10 +113,24 @@ async function forwarding(k: Kvmux, display: string) {
   );
   const start = client.count();
   const t0 = performance.now();
-  for (let i = 0; i < pairs / 500; i++) await k.kb.writeRaw(batch);
+  for (let i = 0; i < pairs / 500; i++) {
+    k.kb.writeRaw(batch);
+    // let this process read its X events between batches, as a separate keyboard would
+    await new Promise((r) => setImmediate(r));
+  }
   const all = await client.until(start + 2 * pairs, 60_000);
   const secs = (performance.now() - t0) / 1000;
   const received = client.count() - start;
+  // the same number of key events injected straight through XTEST: what the X server itself takes
+  const bareStart = client.count();
+  const b0 = performance.now();
+  for (let i = 0; i < pairs; i++) {
+    xt.FakeInput(2, KEY_A + 8, 0, 0, 0, 0);
+    xt.FakeInput(3, KEY_A + 8, 0, 0, 0, 0);
+    if (i % 500 === 499) await new Promise((r) => setImmediate(r));
+  }
+  const bareAll = await client.until(bareStart + 2 * pairs, 60_000);
+  const bareSecs = (performance.now() - b0) / 1000;
   await client.conn.close();
   await injector.close();
   return {
@@ -130,6 +145,9 @@ async function forwarding(k: Kvmux, display: string) {
       complete: all,
       seconds: Number(secs.toFixed(2)),
       eventsPerSecond: Math.round(received / secs),
+      bareXtestEventsPerSecond: Math.round((client.count() - bareStart) / bareSecs),
+      bareComplete: bareAll,
+      ratioToBare: Number((received / secs / ((client.count() - bareStart) / bareSecs)).toFixed(2)),
       note: 'key events only; every key event is followed by a SYN_REPORT, so the pipeline handles 2x this many input_event records',
     },
   };
@@ -204,7 +222,9 @@ async function startAndIdle() {
   writeFileSync(configPath, stringify(cfg));
   const fd = openSync(join(dir, 'kvmux.log'), 'a');
   const t0 = performance.now();
-  const proc = spawn(process.execPath, [CLI, 'run', '--config', configPath], { stdio: ['ignore', fd, fd] });
+  const proc = spawn(process.execPath, [...KVMUX_NODE_FLAGS, CLI, 'run', '--config', configPath], {
+    stdio: ['ignore', fd, fd],
+  });
   closeSync(fd);
   const sock = join(dir, 'run', 'control.sock');
   while (!existsSync(sock)) await sleep(10);

@@ -1,3 +1,4 @@
+import { writeSync } from 'node:fs';
 import { constants, type FileHandle, open } from 'node:fs/promises';
 import { EV, KEY_DOWN, KEY_UP, keyCode, SYN_REPORT } from '../input/codes.js';
 import { encodeEvent, INPUT_EVENT_SIZE } from '../input/event.js';
@@ -8,21 +9,26 @@ import { encodeEvent, INPUT_EVENT_SIZE } from '../input/event.js';
  * end-to-end tests and the benches, because these machines have no /dev/input or /dev/uinput.
  */
 export class FifoKeyboard {
+  // the FileHandle is kept: dropping it would let the GC close the fd under us
   private constructor(private readonly fh: FileHandle) {}
 
-  /** Opens for writing; waits for kvmux (the reader) to have the FIFO open. */
+  /** Opens for writing (waits, off the main thread, for kvmux to have the FIFO open). */
   static async open(path: string): Promise<FifoKeyboard> {
     return new FifoKeyboard(await open(path, constants.O_WRONLY));
   }
 
-  /** Raw events, written in one go (one write keeps them together in the pipe). */
+  /**
+   * Raw events, written in one go on this thread: a keyboard's events arrive at once, and a
+   * thread-pool hop per key would only add its own latency to what the benches measure.
+   */
   async write(events: ReadonlyArray<{ type: number; code: number; value: number }>): Promise<void> {
-    await this.fh.write(encodeEvents(events));
+    this.writeRaw(encodeEvents(events));
   }
 
   /** Records already encoded with encodeEvents (benchmarks: no encoding cost while timing). */
-  async writeRaw(records: Buffer): Promise<void> {
-    await this.fh.write(records);
+  writeRaw(records: Buffer): void {
+    let off = 0;
+    while (off < records.length) off += writeSync(this.fh.fd, records, off);
   }
 
   /** Key press or release by name (`scrolllock`, `leftctrl`, `a`), followed by SYN_REPORT. */

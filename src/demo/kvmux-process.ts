@@ -2,6 +2,7 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
+import { KVMUX_NODE_FLAGS } from '../cli/node-flags.js';
 import { connectSocket, type RpcClient } from '../control/client.js';
 import { isAlive } from '../util/proc.js';
 import { FifoKeyboard, sleep } from './fifo-keys.js';
@@ -72,7 +73,7 @@ export async function startKvmux(spec: KvmuxSpec, reuseDir?: string): Promise<Kv
       });
   }
   const logFd = openSync(join(dir, 'kvmux.log'), 'a');
-  const argv = [process.execPath, CLI, 'run', '--config', configPath];
+  const argv = [process.execPath, ...KVMUX_NODE_FLAGS, CLI, 'run', '--config', configPath];
   // `ip netns exec` execs the command: the pid stays kvmux's own
   const cmd = spec.netns ? ['ip', 'netns', 'exec', spec.netns, ...argv] : argv;
   const proc = spawn(cmd[0]!, cmd.slice(1), { stdio: ['ignore', logFd, logFd] });

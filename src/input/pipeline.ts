@@ -81,6 +81,7 @@ export class InputPipeline {
   private timer: unknown;
   private timerAt: number | undefined;
   private closed = false;
+  private readonly unflushed = new Set<DisplaySink>();
 
   constructor(
     opts: PipelineOptions,
@@ -226,10 +227,24 @@ export class InputPipeline {
       else if (a.kind === 'button') sink.button(a.button, a.down);
       else if (a.kind === 'move') sink.moveRelative(a.dx, a.dy);
       else if (a.kind === 'abs') sink.moveAbsolute(a.fx, a.fy);
-      else sink.flush();
+      else this.flushSoon(sink);
       if (a.kind !== 'flush' && this.out.onDecision)
         this.decide({ stage: 'router', what: a.kind, display: a.display, ...(ev ? { ev } : {}) });
     }
+  }
+
+  /**
+   * A SYN_REPORT ends a packet; the sink is flushed once the current read batch is fed (a
+   * microtask), so a burst becomes one write to the X server instead of one per packet.
+   */
+  private flushSoon(sink: DisplaySink): void {
+    if (this.unflushed.size === 0) queueMicrotask(() => this.flushAll());
+    this.unflushed.add(sink);
+  }
+
+  private flushAll(): void {
+    for (const sink of this.unflushed) sink.flush();
+    this.unflushed.clear();
   }
 
   private decide(d: Decision): void {
