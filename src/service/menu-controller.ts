@@ -51,6 +51,8 @@ export interface MenuControllerDeps {
   /** Tell the input pipeline whether keys go to the menu (true) or to displays (false). */
   readonly setInputCaptured: (captured: boolean) => void;
   readonly now: () => number;
+  /** Delay before the menu is mapped (config menu.showDelayMs); a direct switch cancels it. */
+  readonly showDelayMs?: number;
 }
 
 /**
@@ -67,6 +69,7 @@ export class MenuController {
   private seq = 0;
   /** The menu's own pointer while it is open: pointer input never reaches a VM then. */
   private geometry: MenuGeometry | null = null;
+  private showTimer: NodeJS.Timeout | undefined;
   private cursor = { x: 0, y: 0 };
 
   constructor(private readonly deps: MenuControllerDeps) {}
@@ -193,6 +196,18 @@ export class MenuController {
     const display = this.deps.active();
     if (!display) return;
     this.capture(display);
+    const delay = this.deps.showDelayMs ?? 0;
+    if (delay === 0) {
+      this.paint(display);
+      return;
+    }
+    this.showTimer = setTimeout(() => {
+      this.showTimer = undefined;
+      if (this.menu.open) this.paint(display);
+    }, delay);
+  }
+
+  private paint(display: string): void {
     const shown = this.deps.view.showMenu(display, this.menu);
     void Promise.resolve(shown).then((g) => {
       this.geometry = g;
@@ -210,6 +225,8 @@ export class MenuController {
   }
 
   private release(): void {
+    if (this.showTimer) clearTimeout(this.showTimer);
+    this.showTimer = undefined;
     this.geometry = null;
     this.deps.view.hide();
     this.deps.setInputCaptured(false);

@@ -184,6 +184,7 @@ export class Service implements ServiceApi {
         void this.switchTo(name).catch((err: unknown) => log.warn({ err: String(err) }, 'switch failed')),
       setInputCaptured: (captured) => this.pipeline.setMenuOpen(captured),
       now: () => performance.now(),
+      showDelayMs: cfg.menu.showDelayMs,
     });
     this.sources = new InputSources({ devices: cfg.input.devices, log }, this.pipeline);
     this.sources.start();

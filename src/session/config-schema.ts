@@ -120,6 +120,11 @@ export const configSchema = z.strictObject({
       /** Host-chosen phrase shown in the menu so a guest cannot fake it; generated when absent. */
       phrase: z.string().min(1).max(64).optional(),
       font: z.string().default('-misc-fixed-bold-r-normal--18-*-*-*-*-*-iso8859-1'),
+      /**
+       * Map the menu this long after the double tap. 0 (default) shows it within a frame; a
+       * typist's gap (e.g. 250) lets `ScrLk ScrLk <digit>` switch without the menu flashing.
+       */
+      showDelayMs: z.number().int().min(0).max(2000).default(0),
     })
     .prefault({}),
   admin: z

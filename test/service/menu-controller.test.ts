@@ -38,7 +38,7 @@ const items: MenuItem[] = [
   { name: 'beta', kind: 'vm', state: 'stopped' },
 ];
 
-function setup() {
+function setup(showDelayMs = 0) {
   const view = new RecordingView();
   const leds: number[] = [];
   const chosen: string[] = [];
@@ -56,6 +56,7 @@ function setup() {
     },
     setInputCaptured: (on) => captured.push(on),
     now: () => 0,
+    showDelayMs,
   });
   return { c, view, leds, chosen, captured };
 }
@@ -121,6 +122,19 @@ describe('menu controller', () => {
     c.input(ev(EV.ABS, ABS.Y, Math.round((170 / 800) * 32767)));
     c.input(ev(EV.KEY, BTN_MOUSE, 1));
     expect(chosen).toEqual(['beta']);
+  });
+
+  it('with a show delay, a direct switch before it ends never maps the menu; otherwise it appears', async () => {
+    const { c, view, chosen } = setup(60);
+    c.open();
+    c.input(key('2'));
+    await new Promise((r) => setTimeout(r, 120));
+    expect(chosen).toEqual(['beta']);
+    expect(view.log.filter((l) => l.startsWith('show'))).toEqual([]);
+    c.open();
+    expect(view.log.filter((l) => l.startsWith('show'))).toEqual([]);
+    await new Promise((r) => setTimeout(r, 120));
+    expect(view.log.filter((l) => l.startsWith('show'))).toEqual(['show on beta: beta']);
   });
 
   it('asks the person at the keyboard: Enter allows, Esc denies, and input is captured meanwhile', async () => {
