@@ -65,6 +65,9 @@ export function portRules(port: GuardedPort): string[] {
   const rules = [`ether saddr != ${port.mac} ${drop}`];
   if (port.ips.length === 0) return rules;
   const { v4, v6 } = splitIps(port.ips);
+  // fast path first: ordinary traffic from a pinned address leaves after two rules
+  if (v4.length > 0) rules.push(`ether type ip ip saddr ${set(v4)} return`);
+  if (v6.length > 0) rules.push(`ether type ip6 ip6 saddr ${set(v6)} return`);
   rules.push(`ether type arp arp saddr ether != ${port.mac} ${drop}`);
   rules.push(`ether type arp arp saddr ip != ${set(['0.0.0.0', ...v4])} ${drop}`);
   rules.push('ether type ip ip saddr 0.0.0.0 ip daddr 255.255.255.255 udp sport 68 udp dport 67 return');

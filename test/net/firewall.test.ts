@@ -15,6 +15,8 @@ describe('anti-spoofing rules per port', () => {
     const d = 'counter name "drop-kvt-b-0" drop';
     expect(rules).toEqual([
       `ether saddr != ${MAC} ${d}`,
+      'ether type ip ip saddr { 10.77.0.2 } return',
+      'ether type ip6 ip6 saddr { fd00::2/128 } return',
       `ether type arp arp saddr ether != ${MAC} ${d}`,
       `ether type arp arp saddr ip != { 0.0.0.0, 10.77.0.2 } ${d}`,
       'ether type ip ip saddr 0.0.0.0 ip daddr 255.255.255.255 udp sport 68 udp dport 67 return',
