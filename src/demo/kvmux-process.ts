@@ -22,10 +22,15 @@ export interface Kvmux {
   proc: ChildProcess;
   pid: number;
   kb: FifoKeyboard;
+  /** The control connection (e.g. for sendFile). */
+  client: RpcClient;
   call<T = unknown>(method: string, params?: unknown): Promise<T>;
   log(): string;
-  /** kill -9 (VMs and X servers live on). */
-  crash(): Promise<void>;
+  /**
+   * End kvmux with `signal` while VMs and X servers live on: SIGKILL (default) is a crash,
+   * SIGUSR1 the clean leave-running exit. Resolves with the exit code (null when killed).
+   */
+  crash(signal?: NodeJS.Signals): Promise<number | null>;
   /** Start `kvmux run` again on the same config and state. */
   restart(): Promise<Kvmux>;
   /** SIGTERM and wait; then remove the temp dir. */
@@ -80,24 +85,19 @@ export async function startKvmux(spec: KvmuxSpec, reuseDir?: string): Promise<Kv
   closeSync(logFd);
   const log = () => readFileSync(join(dir, 'kvmux.log'), 'utf8');
   const sock = join(dir, 'run', 'control.sock');
-  let ctl: RpcClient | undefined;
   const deadline = Date.now() + (spec.readyTimeoutMs ?? 60_000);
-  while (!ctl) {
-    if (proc.exitCode !== null) throw new Error(`kvmux run exited ${proc.exitCode}:\n${log()}`);
-    if (Date.now() > deadline) throw new Error(`kvmux run: no control socket:\n${log()}`);
-    if (existsSync(sock)) ctl = await connectSocket(sock).catch(() => undefined);
-    if (!ctl) await sleep(100);
+  let client: RpcClient;
+  try {
+    client = await waitReady(sock, proc, deadline, log);
+  } catch (err) {
+    // never leave a half-started kvmux (and its X servers and VMs) behind a failed test
+    if (proc.exitCode === null) {
+      proc.kill('SIGTERM');
+      await new Promise((r) => proc.once('exit', r));
+    }
+    throw err;
   }
-  const client = ctl;
   const call = <T>(m: string, p?: unknown) => client.call(m, p) as Promise<T>;
-  while (true) {
-    const vms = await call<Array<{ state: string }>>('vm.list');
-    const status = await call<{ displays: number; displaysReady: number }>('service.status');
-    if (vms.every((v) => v.state === 'running') && status.displaysReady === status.displays) break;
-    if (Date.now() > deadline)
-      throw new Error(`kvmux run: VMs not running: ${JSON.stringify(vms)}\n${log()}`);
-    await sleep(200);
-  }
   const kb = await FifoKeyboard.open(fifo);
   const pid = proc.pid!;
   const waitExit = () =>
@@ -110,13 +110,15 @@ export async function startKvmux(spec: KvmuxSpec, reuseDir?: string): Promise<Kv
     proc,
     pid,
     kb,
+    client,
     call,
     log,
-    async crash() {
+    async crash(signal = 'SIGKILL') {
       client.close();
       await kb.close().catch(() => {});
-      proc.kill('SIGKILL');
+      proc.kill(signal);
       await waitExit();
+      return proc.exitCode;
     },
     restart: () => startKvmux(spec, dir),
     async stop() {
@@ -128,6 +130,35 @@ export async function startKvmux(spec: KvmuxSpec, reuseDir?: string): Promise<Kv
     },
   };
   return self;
+}
+
+/** Connect to the control socket and wait until start-up is done (displays up, VMs autostarted). */
+async function waitReady(
+  sock: string,
+  proc: ChildProcess,
+  deadline: number,
+  log: () => string,
+): Promise<RpcClient> {
+  let ctl: RpcClient | undefined;
+  while (!ctl) {
+    if (proc.exitCode !== null) throw new Error(`kvmux run exited ${proc.exitCode}:\n${log()}`);
+    if (Date.now() > deadline) throw new Error(`kvmux run: no control socket:\n${log()}`);
+    if (existsSync(sock)) ctl = await connectSocket(sock).catch(() => undefined);
+    if (!ctl) await sleep(100);
+  }
+  for (;;) {
+    const status = (await ctl.call('service.status')) as {
+      ready: boolean;
+      displays: number;
+      displaysReady: number;
+    };
+    if (status.ready && status.displaysReady === status.displays) return ctl;
+    if (Date.now() > deadline) {
+      ctl.close();
+      throw new Error(`kvmux run: not ready: ${JSON.stringify(status)}\n${log()}`);
+    }
+    await sleep(100);
+  }
 }
 
 export { isAlive, sleep };

@@ -69,6 +69,8 @@ export class Service implements ServiceApi {
   private readonly startedAt = Date.now();
   private readonly cpu = new CpuSampler();
   private stopping = false;
+  /** Start-up done: displays up, VMs adopted or autostarted. */
+  private ready = false;
 
   constructor(private readonly opts: ServiceOptions) {
     this.config = opts.config;
@@ -118,6 +120,7 @@ export class Service implements ServiceApi {
     await this.supervisor.autostart();
     if (this.adminApp) await this.adminApp.autostart();
     await Promise.all(displaysUp);
+    this.ready = true;
     log.info(
       { displays: this.table.entries.map((e) => e.name), socket: this.plane.socketPath },
       'kvmux running',
@@ -316,6 +319,7 @@ export class Service implements ServiceApi {
       pid: process.pid,
       uptimeS: Math.round((Date.now() - this.startedAt) / 1000),
       console: this.config.console,
+      ready: this.ready,
       active: this.table.active,
       displays: this.table.entries.length,
       displaysReady: this.table.entries.filter((e) => e.display).length,

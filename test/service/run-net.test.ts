@@ -1,7 +1,7 @@
 import { readlinkSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createNetns, type TestNetns } from '../net/netns.js';
-import { type Kvmux, startKvmux } from './kvmux-harness.js';
+import { adoptOrphans, type Kvmux, reapOrphans, startKvmux } from './kvmux-harness.js';
 
 /**
  * `kvmux run` with networks, the whole service inside a network namespace this test creates:
@@ -21,6 +21,7 @@ describe('kvmux run with anonymous networks (inside a test netns)', () => {
   const links = async () => (await ns.ipJson<Array<{ ifname: string }>>('link', 'show')).map((l) => l.ifname);
 
   beforeAll(async () => {
+    adoptOrphans();
     ns = await createNetns('run');
     k = await startKvmux({
       netns: ns.name,
@@ -39,6 +40,7 @@ describe('kvmux run with anonymous networks (inside a test netns)', () => {
 
   afterAll(async () => {
     await k?.stop();
+    reapOrphans();
     await ns?.remove();
   });
 

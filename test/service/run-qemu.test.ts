@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { kvmUsable } from '../../src/session/backends/qemu.js';
 import { connectDisplay, probe } from '../../src/x/index.js';
 import { bootSectorDisk, DEMO_PALETTE } from '../fixtures/boot-sector.js';
-import { isAlive, type Kvmux, sleep, startKvmux } from './kvmux-harness.js';
+import { adoptOrphans, isAlive, type Kvmux, reapOrphans, sleep, startKvmux } from './kvmux-harness.js';
 
 /**
  * `kvmux run` with real QEMU VMs booting real disks under /dev/kvm: each display shows its own VM,
@@ -46,6 +46,7 @@ describe.skipIf(!hasKvm)('kvmux run with QEMU VMs', () => {
   const vmList = () => k.call<VmRow[]>('vm.list');
 
   beforeAll(async () => {
+    adoptOrphans();
     const vms = ['red', 'green'].map((name, i) => ({
       name,
       backend: 'qemu',
@@ -56,6 +57,7 @@ describe.skipIf(!hasKvm)('kvmux run with QEMU VMs', () => {
 
   afterAll(async () => {
     await k?.stop();
+    reapOrphans();
   });
 
   it('shows each VM on its own display, full-screen, in its own colour', async () => {
