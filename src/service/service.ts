@@ -1,7 +1,8 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type ControlPlane, startControlPlane } from '../control/index.js';
+import { pipelineOptions, sourcesOptions } from '../input/from-config.js';
 import { InputPipeline } from '../input/pipeline.js';
 import { InputSources } from '../input/sources.js';
 import type { MenuItem } from '../menu/model.js';
@@ -111,7 +112,9 @@ export class Service implements ServiceApi {
     const displaysUp = [...this.runtimes.values()].map((rt) =>
       rt.start().catch((err: unknown) => log.error({ err: String(err) }, 'display failed to start')),
     );
-    const first = this.table.entries[0];
+    // after a crash, show what was shown before; otherwise the first VM
+    const resumed = this.resumeActive();
+    const first = this.table.entries.find((e) => e.name === resumed) ?? this.table.entries[0];
     if (first)
       void this.runtimes
         .get(first.name)
@@ -125,6 +128,18 @@ export class Service implements ServiceApi {
       { displays: this.table.entries.map((e) => e.name), socket: this.plane.socketPath },
       'kvmux running',
     );
+  }
+
+  private get activeFile(): string {
+    return join(this.config.stateDir, 'active-display');
+  }
+
+  private resumeActive(): string | null {
+    try {
+      return readFileSync(this.activeFile, 'utf8').trim() || null;
+    } catch {
+      return null;
+    }
   }
 
   private entries(): DisplayEntry[] {
@@ -154,28 +169,20 @@ export class Service implements ServiceApi {
 
   private startInput(): void {
     const { config: cfg, log } = this;
-    this.pipeline = new InputPipeline(
-      {
-        windowMs: cfg.input.hotkey.windowMs,
-        hotkey: cfg.input.hotkey.key,
-        ctrlAltDelToVm: cfg.input.ctrlAltDelToVm,
-        ...(cfg.input.blocked ? { blocked: cfg.input.blocked } : {}),
+    this.pipeline = new InputPipeline(pipelineOptions(cfg.input), {
+      sinkFor: (name) => this.runtimes.get(name)?.current?.sink,
+      leds: { setLeds: (mask) => this.sources?.setLeds(mask) },
+      onMenuOpen: () => this.menu.open(),
+      onDirectSwitch: (index) => {
+        const name = nameAtIndex(this.table, index);
+        if (name)
+          void this.switchTo(name).catch((err: unknown) =>
+            log.warn({ err: String(err) }, 'direct switch failed'),
+          );
+        else log.info({ index }, 'direct switch: no display with that number');
       },
-      {
-        sinkFor: (name) => this.runtimes.get(name)?.current?.sink,
-        leds: { setLeds: (mask) => this.sources?.setLeds(mask) },
-        onMenuOpen: () => this.menu.open(),
-        onDirectSwitch: (index) => {
-          const name = nameAtIndex(this.table, index);
-          if (name)
-            void this.switchTo(name).catch((err: unknown) =>
-              log.warn({ err: String(err) }, 'direct switch failed'),
-            );
-          else log.info({ index }, 'direct switch: no display with that number');
-        },
-        onMenuInput: (ev) => this.menu.input(ev),
-      },
-    );
+      onMenuInput: (ev) => this.menu.input(ev),
+    });
     this.menuView = this.opts.menuView(this);
     this.menu = new MenuController({
       view: this.menuView,
@@ -189,7 +196,7 @@ export class Service implements ServiceApi {
       now: () => performance.now(),
       showDelayMs: cfg.menu.showDelayMs,
     });
-    this.sources = new InputSources({ devices: cfg.input.devices, log }, this.pipeline);
+    this.sources = new InputSources({ ...sourcesOptions(cfg.input), log }, this.pipeline);
     this.sources.start();
   }
 
@@ -304,6 +311,7 @@ export class Service implements ServiceApi {
     this.table = plan.table;
     // input follows at once; the VT switch below only changes what the monitor shows
     this.pipeline.setActive(name);
+    if (plan.changed) writeFileSync(this.activeFile, `${name}\n`, { mode: 0o600 });
     this.menu.dismiss();
     if (plan.vt !== null && this.config.console === 'vt') await switchVt(plan.vt);
     const ms = Number((performance.now() - t0).toFixed(2));

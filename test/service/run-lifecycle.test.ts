@@ -61,15 +61,19 @@ describe('kvmux run life cycle', () => {
     await k.call('vm.stop', { name: 'fresh', force: true });
   }, 60_000);
 
-  it('SIGUSR1 exits cleanly and leaves the VMs running; the next start adopts them', async () => {
+  it('SIGUSR1 exits cleanly and leaves the VMs running; the next start adopts them and shows the same display', async () => {
     const before = await list();
     const running = before.filter((r) => r.state === 'running');
     expect(running.length).toBeGreaterThan(0);
+    await k.call('display.switch', { name: 'fresh' });
     expect(await k.crash('SIGUSR1')).toBe(0);
     for (const r of running) expect(isAlive(r.pid!)).toBe(true);
     k = await k.restart();
     const after = await list();
     for (const r of running) expect(after.find((a) => a.name === r.name)?.pid).toBe(r.pid);
     expect(k.log()).toMatch(/adopted/);
+    // the person at the console keeps seeing what they saw
+    const displays = await k.call<Array<{ name: string; active: boolean }>>('display.list');
+    expect(displays.find((d) => d.active)?.name).toBe('fresh');
   }, 60_000);
 });
