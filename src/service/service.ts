@@ -413,6 +413,10 @@ export class Service implements ServiceApi {
     await this.vtGuard
       ?.restore()
       .catch((err: unknown) => this.log.warn({ err: String(err) }, 'VT restore failed'));
+    if (!leaveRunning) {
+      this.vtGuard?.forget();
+      rmSync(this.activeFile, { force: true });
+    }
     this.log.info('stopped');
   }
 }
