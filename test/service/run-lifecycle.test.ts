@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sendFile } from '../../src/control/transfer-client.js';
@@ -60,6 +60,29 @@ describe('kvmux run life cycle', () => {
     ).rejects.toMatchObject({ code: expect.any(Number) });
     await k.call('vm.stop', { name: 'fresh', force: true });
   }, 60_000);
+
+  it('restarts a display whose X server dies, and the VM on it comes back', async () => {
+    const display = async () =>
+      (await k.call<Array<{ name: string; display: string }>>('display.list')).find(
+        (d) => d.name === 'base',
+      )!;
+    const before = (await list()).find((r) => r.name === 'base')!;
+    const xPid = Number(
+      readFileSync(join(k.dir, 'state', 'displays', 'base.json'), 'utf8').match(/"pid":(\d+)/)![1],
+    );
+    process.kill(xPid, 'SIGKILL');
+    let after = before;
+    for (let i = 0; i < 100; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      after = (await list()).find((r) => r.name === 'base')!;
+      if (after.state === 'running' && after.pid !== before.pid && (await display()).display) break;
+    }
+    expect(after.state).toBe('running');
+    expect(after.pid).not.toBe(before.pid);
+    expect((await display()).display).not.toBe('');
+    expect(isAlive(xPid)).toBe(false);
+    expect(k.log()).toContain('X server died; restarting it');
+  }, 30_000);
 
   it('SIGUSR1 exits cleanly and leaves the VMs running; the next start adopts them and shows the same display', async () => {
     const before = await list();
