@@ -1,7 +1,10 @@
+import { mkdtempSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { kvmUsable } from '../../src/session/backends/qemu.js';
-import { connectDisplay, probe } from '../../src/x/index.js';
+import { connectDisplay, probe, screenshot } from '../../src/x/index.js';
 import { bootSectorDisk, DEMO_PALETTE } from '../fixtures/boot-sector.js';
+import { changedPixels } from '../session/helpers/display.js';
 import { adoptOrphans, isAlive, type Kvmux, reapOrphans, sleep, startKvmux } from './kvmux-harness.js';
 
 /**
@@ -40,6 +43,8 @@ async function waitColour(display: string, want: readonly number[], timeoutMs = 
   }
   return got;
 }
+
+const shots = mkdtempSync('/tmp/kvmux-qemu-shots-');
 
 describe.skipIf(!hasKvm)('kvmux run with QEMU VMs', () => {
   let k: Kvmux;
@@ -93,6 +98,39 @@ describe.skipIf(!hasKvm)('kvmux run with QEMU VMs', () => {
     await k.call('display.switch', { name: 'green' });
     expect(await colourAt(after[1]!.display!)).toEqual([...DEMO_PALETTE[2]!.rgb]);
   }, 120_000);
+
+  it("swallows QEMU's host keys typed on the keyboard: the guest echoes none of them, but it echoes x", async () => {
+    // the boot sector echoes every key it gets on its text row 22, in the bottom quarter
+    await k.call('display.switch', { name: 'red' });
+    const red = (await vmList()).find((r) => r.name === 'red')!.display!;
+    const shot = () => screenshot(red, join(shots, `red-${Date.now()}.png`));
+    const before = await shot();
+    const split = Math.floor(before.height * 0.75);
+    await sleep(700);
+    // a blinking cursor is all that may change on its own
+    const noise = changedPixels(before, await shot(), split, before.height);
+    // paced: QEMU's PS/2 queue is short, and a flood of modifier scancodes would drop later keys
+    for (const key of ['1', '2', '3', '4', '5', '6', '7', '8', '9', '0', 'g', 'f', 'q', 'u', 'm', 'minus']) {
+      await k.kb.chord(['leftctrl', 'leftalt'], key);
+      await sleep(40);
+    }
+    await sleep(1000);
+    const afterChords = await shot();
+    expect(changedPixels(before, afterChords, split, before.height)).toBeLessThanOrEqual(noise + 60);
+    expect(changedPixels(before, afterChords, 0, split)).toBe(0);
+    expect(await colourAt(red)).toEqual([...DEMO_PALETTE[1]!.rgb]);
+    // control: plain keys do reach it
+    for (let i = 0; i < 12; i++) {
+      await k.kb.tap('x');
+      await sleep(40);
+    }
+    let img = afterChords;
+    for (let i = 0; i < 40 && changedPixels(afterChords, img, split, img.height) <= 300; i++) {
+      await sleep(100);
+      img = await shot();
+    }
+    expect(changedPixels(afterChords, img, split, img.height)).toBeGreaterThan(300);
+  }, 60_000);
 
   it('vm.stop {force} kills a VM and vm.start brings it back with a new pid', async () => {
     const old = (await vmList()).find((r) => r.name === 'green')!;

@@ -12,6 +12,7 @@ import { createXtestSink, type RgbImage, screenshot } from '../../src/x/index.js
 import { bootSectorDisk, DEMO_PALETTE } from '../fixtures/boot-sector.js';
 import {
   brightShare,
+  changedPixels,
   colourShare,
   startTestDisplay,
   type TestDisplay,
@@ -40,12 +41,6 @@ const vms = [
 }));
 
 /** Pixels that differ between two screenshots in rows [from, to). */
-function changedPixels(a: RgbImage, b: RgbImage, from: number, to: number): number {
-  let n = 0;
-  for (let o = from * a.width * 3; o < to * a.width * 3; o += 3)
-    if (a.rgb[o] !== b.rgb[o] || a.rgb[o + 1] !== b.rgb[o + 1] || a.rgb[o + 2] !== b.rgb[o + 2]) n++;
-  return n;
-}
 
 const displays: TestDisplay[] = [];
 const handles = new Map<string, VmHandle>();

@@ -1,5 +1,6 @@
 import { closeSync, constants, openSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { QEMU_HOST_KEYS } from '../../input/chord.js';
 import { BackendError, errnoName } from '../../util/errors.js';
 import { type Logger, silentLogger } from '../../util/log.js';
 import type { QemuConfig, VmConfig } from '../config-schema.js';
@@ -9,10 +10,8 @@ import { qemuArgv, qemuPaths, resolveAccel } from './qemu-argv.js';
 import { goneWithin, kill, recordAlive, spawnDetached, watchAdopted } from './spawn.js';
 
 /** QEMU gtk/SDL host keys: console switch (Ctrl+Alt+2 = monitor), grab, full-screen, quit, zoom. */
-export const QEMU_HOST_KEYS: readonly string[] = [
-  ...Array.from({ length: 10 }, (_, i) => `ctrl+alt+${i}`),
-  ...['g', 'f', 'q', 'u', 'm', 'plus', 'minus', 'kpplus', 'kpminus'].map((k) => `ctrl+alt+${k}`),
-];
+/** QEMU gtk/SDL host keys; the input guard swallows them while a QEMU VM is shown. */
+export { QEMU_HOST_KEYS };
 
 export interface QemuBackendOptions {
   /** Default: $KVMUX_QEMU, then qemu-system-x86_64 on PATH. */

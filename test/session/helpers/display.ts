@@ -71,3 +71,11 @@ export async function waitForColour(
     await sleep(250);
   }
 }
+
+/** Pixels that differ between two same-size images in rows [from, to). */
+export function changedPixels(a: RgbImage, b: RgbImage, from: number, to: number): number {
+  let n = 0;
+  for (let o = from * a.width * 3; o < to * a.width * 3; o += 3)
+    if (a.rgb[o] !== b.rgb[o] || a.rgb[o + 1] !== b.rgb[o + 1] || a.rgb[o + 2] !== b.rgb[o + 2]) n++;
+  return n;
+}
