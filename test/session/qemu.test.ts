@@ -8,7 +8,7 @@ import { createQemuBackend } from '../../src/session/backends/qemu.js';
 import { vmSchema } from '../../src/session/config-schema.js';
 import type { QmpClient } from '../../src/session/qmp.js';
 import { isAlive } from '../../src/util/proc.js';
-import { createXtestSink, type RgbImage, screenshot } from '../../src/x/index.js';
+import { createXtestSink, screenshot } from '../../src/x/index.js';
 import { bootSectorDisk, DEMO_PALETTE } from '../fixtures/boot-sector.js';
 import {
   brightShare,
