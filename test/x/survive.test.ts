@@ -1,9 +1,9 @@
 import { spawn } from 'node:child_process';
-import koffi from 'koffi';
 import { describe, expect, it } from 'vitest';
 import { isAlive, readProcStat } from '../../src/util/proc.js';
 import { connectDisplay } from '../../src/x/connection.js';
 import { adoptXServer, type XServerRecord } from '../../src/x/server.js';
+import { adoptOrphans, reap } from '../helpers/reaper.js';
 import { testLogDir } from '../helpers/x-servers.js';
 
 /**
@@ -12,21 +12,10 @@ import { testLogDir } from '../helpers/x-servers.js';
  * becomes a child subreaper so the orphaned server is reparented to it and can be reaped (pid 1
  * on these machines reaps nothing).
  */
-const libc = koffi.load('libc.so.6');
-const prctl = libc.func('prctl', 'int', [
-  'int',
-  'unsigned long',
-  'unsigned long',
-  'unsigned long',
-  'unsigned long',
-]);
-const waitpid = libc.func('waitpid', 'int', ['int', koffi.out(koffi.pointer('int')), 'int']);
-const PR_SET_CHILD_SUBREAPER = 36;
-const WNOHANG = 1;
 
 describe('an X server outlives the kvmux that started it', () => {
   it('keeps running after SIGKILL of its starter and is adopted from the record', async () => {
-    expect(prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)).toBe(0);
+    adoptOrphans();
     const starter = spawn(
       process.execPath,
       ['--import', 'tsx', 'test/x/fixtures-start-xvfb.ts', testLogDir()],
@@ -58,6 +47,6 @@ describe('an X server outlives the kvmux that started it', () => {
     await adopted!.exited;
     expect(readProcStat(rec.pid)?.state ?? 'gone').toMatch(/^(Z|gone)$/); // a zombie counts as dead
     expect(isAlive(rec.pid)).toBe(false);
-    expect(waitpid(rec.pid, [0], WNOHANG)).toBe(rec.pid); // reaped: no zombie left behind
+    expect(reap(rec.pid)).toBe(true); // reaped: no zombie left behind
   });
 });
