@@ -41,6 +41,7 @@ export default async function run(opts: { config?: string }): Promise<number> {
     log.fatal({ err: err instanceof Error ? err.message : String(err) }, 'start failed');
     await service.stop().catch(() => {});
     process.stderr.write(`kvmux run: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.stderr.write('kvmux run: `kvmux doctor` checks what this machine is missing\n');
     return 1;
   }
   await new Promise(() => {});

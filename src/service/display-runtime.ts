@@ -1,7 +1,6 @@
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from '../session/config-schema.js';
-import { errnoName } from '../util/errors.js';
 import { type Logger, silentLogger } from '../util/log.js';
 import {
   adoptXServer,
@@ -126,16 +125,25 @@ export class DisplayRuntime {
     if (live.server.vt !== null) releaseVt(live.server.vt);
     this.opts.onChange?.(this.opts.name, null);
     if (this.stopping) return;
+    this.log.error(exit, 'X server died; restarting it');
+    this.scheduleRestart();
+  }
+
+  /** Start now; when that fails, keep retrying with backoff (its VM waits in `ready()`). */
+  startOrRetry(): void {
+    this.start().catch((err: unknown) => {
+      this.log.error({ err: err instanceof Error ? err.message : String(err) }, 'X server failed to start');
+      this.scheduleRestart();
+    });
+  }
+
+  private scheduleRestart(): void {
+    if (this.stopping) return;
     this.failures++;
     const delay = Math.min(30_000, 500 * 2 ** (this.failures - 1));
-    this.log.error({ ...exit, restartInMs: delay }, 'X server died; restarting it');
+    this.log.warn({ restartInMs: delay, failures: this.failures }, 'X server restart scheduled');
     setTimeout(() => {
-      if (this.stopping) return;
-      this.start().catch((err: unknown) => {
-        this.log.error({ err: errnoName(err) }, 'X server restart failed');
-        // a failed restart counts as another death
-        this.onExit(live, { code: null, signal: null });
-      });
+      if (!this.stopping) this.startOrRetry();
     }, delay).unref();
   }
 

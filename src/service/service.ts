@@ -109,20 +109,17 @@ export class Service implements ServiceApi {
     );
     await this.startNetworks();
     // X servers come up in parallel; the first VM is shown as soon as its display is ready.
-    const displaysUp = [...this.runtimes.values()].map((rt) =>
-      rt.start().catch((err: unknown) => log.error({ err: String(err) }, 'display failed to start')),
-    );
     // after a crash, show what was shown before; otherwise the first VM
     const resumed = this.resumeActive();
     const first = this.table.entries.find((e) => e.name === resumed) ?? this.table.entries[0];
-    if (first)
-      void this.runtimes
-        .get(first.name)
-        ?.ready()
-        .then(() => this.switchTo(first.name).catch(() => {}));
+    for (const [name, rt] of this.runtimes) if (name !== first?.name) rt.startOrRetry();
+    if (first) {
+      // a first display that cannot start is a broken setup: say so and exit, rather than wait
+      await this.runtimes.get(first.name)!.start();
+      void this.switchTo(first.name).catch(() => {});
+    }
     await this.supervisor.autostart();
     if (this.adminApp) await this.adminApp.autostart();
-    await Promise.all(displaysUp);
     this.ready = true;
     log.info(
       { displays: this.table.entries.map((e) => e.name), socket: this.plane.socketPath },

@@ -8,9 +8,14 @@ import { packageVersion } from '../../src/util/version.js';
 
 /** The built `kvmux` as a person runs it: exit codes, stdout, stderr. */
 function kvmux(...args: string[]) {
+  return kvmuxWith({}, ...args);
+}
+
+function kvmuxWith(env: Record<string, string>, ...args: string[]) {
   const r = spawnSync(process.execPath, [CLI, ...args], {
     encoding: 'utf8',
-    env: { ...process.env, KVMUX_CONFIG: '' },
+    env: { ...process.env, KVMUX_CONFIG: '', ...env },
+    timeout: 60_000,
   });
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
@@ -45,6 +50,20 @@ describe('kvmux CLI', () => {
       expect(r.code).toBe(1);
       expect(r.err).toContain(`${bad}:5: vms.0.comand: unknown key "comand"`);
     }
+  });
+
+  it('run exits 1 with a clear message when no X server can start, instead of waiting forever', () => {
+    const cfg = join(dir, 'no-x.yaml');
+    writeFileSync(
+      cfg,
+      `runDir: ${dir}/run\nstateDir: ${dir}/state\nconsole: virtual\ninput: { devices: [] }\n` +
+        'vms:\n  - { name: notes, backend: command, command: [xterm] }\n',
+    );
+    // no Xvfb on this PATH
+    const r = kvmuxWith({ PATH: '/nonexistent' }, 'run', '--config', cfg);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/kvmux run: .*Xvfb/);
+    expect(r.err).toContain('kvmux doctor');
   });
 
   it('config schema prints a JSON Schema that rejects unknown keys', () => {
