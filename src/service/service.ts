@@ -112,10 +112,15 @@ export class Service implements ServiceApi {
     // after a crash, show what was shown before; otherwise the first VM
     const resumed = this.resumeActive();
     const first = this.table.entries.find((e) => e.name === resumed) ?? this.table.entries[0];
-    for (const [name, rt] of this.runtimes) if (name !== first?.name) rt.startOrRetry();
-    if (first) {
+    // started in menu order, so VTs are handed out in that order too (allocation is synchronous)
+    let firstUp: Promise<unknown> | null = null;
+    for (const [name, rt] of this.runtimes) {
+      if (name === first?.name) firstUp = rt.start();
+      else rt.startOrRetry();
+    }
+    if (first && firstUp) {
       // a first display that cannot start is a broken setup: say so and exit, rather than wait
-      await this.runtimes.get(first.name)!.start();
+      await firstUp;
       void this.switchTo(first.name).catch(() => {});
     }
     await this.supervisor.autostart();

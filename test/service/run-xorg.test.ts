@@ -74,6 +74,8 @@ describe.skipIf(why !== null)('kvmux run on real VTs (Xorg dummy)', () => {
     const ds = await displays();
     expect(ds.map((d) => d.name)).toEqual(['red', 'blue']);
     expect(new Set(ds.map((d) => d.vt)).size).toBe(2);
+    // VTs are handed out in menu order
+    expect(ds[0]!.vt).toBeLessThan(ds[1]!.vt);
     expect(ds.every((d) => d.vt >= 30)).toBe(true);
     for (let i = 0; i < 40 && activeVt() !== ds[0]!.vt; i++) await sleep(50);
     expect(activeVt()).toBe(ds[0]!.vt);
