@@ -6,18 +6,8 @@ import { attachGuestChannel, type GuestChannel } from '../../src/control/guest-c
 import { hostUpdateMethods } from '../../src/control/host-update.js';
 import type { ControlServer } from '../../src/control/server.js';
 import { imageUploadMethods } from '../../src/control/upload.js';
+import { mulberry32 } from '../helpers/prng.js';
 import { fakeQemuChardev, LinePeer, PASSWORD, type Reply, startServer, tempDir } from './helpers.js';
-
-/** Deterministic PRNG so a failing fuzz case can be replayed. */
-function mulberry32(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const ERROR_CODES = new Set([-32700, -32600, -32601, -32602, -32001, -32003, -32004, -32029]);
 

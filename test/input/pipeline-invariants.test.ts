@@ -2,19 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { EV, keyCode, MODIFIER_OF, SYN_REPORT } from '../../src/input/codes.js';
 import { InputPipeline } from '../../src/input/pipeline.js';
 import type { DisplaySink } from '../../src/input/sink.js';
+import { mulberry32 as rng } from '../helpers/prng.js';
 import { VirtualClock } from './sequence-harness.js';
-
-/** Seeded PRNG (mulberry32): failures replay with the printed seed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const KEYS = [
   'leftctrl',

@@ -7,6 +7,7 @@ import {
   type VmLifecycle,
   vmTransition,
 } from '../../src/session/vm-state.js';
+import { mulberry32 as rng } from '../helpers/prng.js';
 
 const policy: RestartPolicy = { baseMs: 1000, maxMs: 8000, maxCrashes: 4, windowMs: 60_000 };
 
@@ -160,16 +161,6 @@ describe('vm lifecycle', () => {
 });
 
 describe('vm lifecycle invariants under random event sequences', () => {
-  /** Small deterministic PRNG (mulberry32) so a failure replays. */
-  function rng(seed: number): () => number {
-    let a = seed;
-    return () => {
-      a = (a + 0x6d2b79f5) | 0;
-      let t = Math.imul(a ^ (a >>> 15), 1 | a);
-      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
-  }
   const events: VmEvent[] = [
     { type: 'start' },
     { type: 'stop', force: false },
