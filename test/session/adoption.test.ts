@@ -1,8 +1,7 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createQemuBackend } from '../../src/session/backends/qemu.js';
 import { configSchema } from '../../src/session/config-schema.js';
@@ -11,8 +10,8 @@ import { VmRecordStore } from '../../src/session/vm-records.js';
 import { isAlive, readProcStat } from '../../src/util/proc.js';
 import { bootSectorDisk, DEMO_PALETTE } from '../fixtures/boot-sector.js';
 import { startTestDisplay, type TestDisplay, waitForColour } from './helpers/display.js';
+import { startStandIn } from './helpers/stand-in.js';
 
-const child = fileURLToPath(new URL('./helpers/supervise-child.ts', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'kvmux-adopt-test-'));
 const rgb = DEMO_PALETTE[4]!.rgb;
 const config = configSchema.parse({
@@ -44,15 +43,9 @@ afterAll(async () => {
 
 describe('re-adoption after kill -9 of kvmux (real QEMU)', () => {
   it('a restarted supervisor adopts the same QEMU pid, reconnects QMP, and can stop it', async () => {
-    const cfgFile = join(dir, 'config.json');
-    writeFileSync(cfgFile, JSON.stringify(config));
-    kvmux = spawn(process.execPath, ['--import', 'tsx', child, cfgFile, display.display], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    const line = await new Promise<string>((resolve) =>
-      kvmux!.stdout!.once('data', (d) => resolve(String(d))),
-    );
-    qemuPid = (JSON.parse(line) as { pids: Record<string, number> }).pids['gamma']!;
+    const standIn = await startStandIn(dir, config, display.display);
+    kvmux = standIn.proc;
+    qemuPid = standIn.pids['gamma']!;
     expect(qemuPid).toBeGreaterThan(0);
     const shown = await waitForColour(display.display, join(dir, 'before.png'), rgb, 0.3);
     expect(shown.share).toBeGreaterThan(0.3);

@@ -1,9 +1,8 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createQemuBackend } from '../../src/session/backends/qemu.js';
 import { type Config, configSchema } from '../../src/session/config-schema.js';
@@ -12,13 +11,13 @@ import { controlSocketOf, vmDirOf } from '../../src/session/vm-paths.js';
 import { isAlive } from '../../src/util/proc.js';
 import { buildInitramfs, findKernel, findVirtioPortShell } from '../fixtures/linux-guest.js';
 import { startTestDisplay, type TestDisplay } from './helpers/display.js';
+import { startStandIn } from './helpers/stand-in.js';
 
 /**
  * A real Linux guest (Debian kernel + busybox initramfs, TCG) that waits for one line on the kvmux
  * guest channel, prints it on its serial console and powers off: a clean end, not a crash — also
  * when the VM was adopted from a kvmux that was killed (then only QMP's SHUTDOWN event tells).
  */
-const child = fileURLToPath(new URL('./helpers/supervise-child.ts', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'kvmux-linux-guest-'));
 let display: TestDisplay;
 let config: Config;
@@ -118,15 +117,9 @@ describe('a real Linux guest under the qemu backend', () => {
   });
 
   it('after kill -9 of kvmux, the adopted guest powering off is a stop, not a crash', async () => {
-    const cfgFile = join(dir, 'config.json');
-    writeFileSync(cfgFile, JSON.stringify(config));
-    kvmux = spawn(process.execPath, ['--import', 'tsx', child, cfgFile, display.display], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    const line = await new Promise<string>((resolve) =>
-      kvmux!.stdout!.once('data', (d) => resolve(String(d))),
-    );
-    const pid = (JSON.parse(line) as { pids: Record<string, number> }).pids['tux']!;
+    const standIn = await startStandIn(dir, config, display.display);
+    kvmux = standIn.proc;
+    const pid = standIn.pids['tux']!;
     kvmux.kill('SIGKILL');
     await new Promise((r) => kvmux!.once('exit', r));
 
