@@ -1,7 +1,7 @@
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from '../session/config-schema.js';
 import { type Logger, silentLogger } from '../util/log.js';
+import { JsonRecordStore } from '../util/record-store.js';
 import {
   adoptXServer,
   allocateVt,
@@ -34,7 +34,19 @@ export interface DisplayRuntimeOptions {
   readonly onChange?: (name: string, live: LiveDisplay | null) => void;
 }
 
-const recordPath = (stateDir: string, name: string) => join(stateDir, 'displays', `${name}.json`);
+function isXServerRecord(_name: string, r: unknown): r is XServerRecord {
+  const rec = r as Partial<XServerRecord> | null;
+  return (
+    (rec?.kind === 'xorg' || rec?.kind === 'xvfb') &&
+    Number.isInteger(rec.pid) &&
+    Number.isInteger(rec.number) &&
+    typeof rec.startTime === 'number'
+  );
+}
+
+/** X server records in <stateDir>/displays/NAME.json, for re-adoption after a crash. */
+export const displayRecords = (stateDir: string) =>
+  new JsonRecordStore<XServerRecord>(stateDir, 'displays', isXServerRecord);
 
 export class DisplayRuntime {
   private live: LiveDisplay | null = null;
@@ -42,9 +54,11 @@ export class DisplayRuntime {
   private stopping = false;
   private failures = 0;
   private readonly log: Logger;
+  private readonly records: JsonRecordStore<XServerRecord>;
 
   constructor(private readonly opts: DisplayRuntimeOptions) {
     this.log = (opts.log ?? silentLogger).child({ display: opts.name });
+    this.records = displayRecords(opts.config.stateDir);
   }
 
   get current(): LiveDisplay | null {
@@ -64,14 +78,8 @@ export class DisplayRuntime {
   }
 
   private adopt(): XServer | null {
-    let rec: XServerRecord;
-    try {
-      rec = JSON.parse(
-        readFileSync(recordPath(this.opts.config.stateDir, this.opts.name), 'utf8'),
-      ) as XServerRecord;
-    } catch {
-      return null;
-    }
+    const rec = this.records.load(this.opts.name);
+    if (!rec) return null;
     const wantKind = this.opts.config.console === 'vt' ? 'xorg' : 'xvfb';
     const server = rec.kind === wantKind ? adoptXServer(rec) : null;
     if (server)
@@ -97,7 +105,7 @@ export class DisplayRuntime {
 
   private async attach(server: XServer): Promise<LiveDisplay> {
     const log = this.log;
-    this.saveRecord(server.record());
+    this.records.put(this.opts.name, server.record());
     let wm: KioskWm;
     let sink: XtestSink;
     try {
@@ -161,13 +169,6 @@ export class DisplayRuntime {
     this.live = null;
     await live.server.stop();
     if (live.server.vt !== null) releaseVt(live.server.vt);
-    rmSync(recordPath(this.opts.config.stateDir, this.opts.name), { force: true });
-  }
-
-  private saveRecord(rec: XServerRecord): void {
-    const path = recordPath(this.opts.config.stateDir, this.opts.name);
-    mkdirSync(join(this.opts.config.stateDir, 'displays'), { recursive: true, mode: 0o700 });
-    writeFileSync(`${path}.tmp`, `${JSON.stringify(rec)}\n`, { mode: 0o600 });
-    renameSync(`${path}.tmp`, path);
+    this.records.remove(this.opts.name);
   }
 }

@@ -1,6 +1,7 @@
-import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { activeVt, switchVt } from '../x/index.js';
+import { displayRecords } from './display-runtime.js';
 
 /**
  * The VT that was active before kvmux took the console, kept in stateDir: after a crash the next
@@ -15,8 +16,7 @@ export interface OriginalVt {
 
 export function rememberOriginalVt(stateDir: string): OriginalVt {
   const file = join(stateDir, 'console-vt');
-  const adopting =
-    existsSync(join(stateDir, 'displays')) && readdirSync(join(stateDir, 'displays')).length > 0;
+  const adopting = displayRecords(stateDir).names().length > 0;
   let vt = Number.NaN;
   if (adopting && existsSync(file)) vt = Number(readFileSync(file, 'utf8').trim());
   if (!Number.isInteger(vt) || vt < 1) {

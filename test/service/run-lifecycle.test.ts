@@ -67,9 +67,8 @@ describe('kvmux run life cycle', () => {
         (d) => d.name === 'base',
       )!;
     const before = (await list()).find((r) => r.name === 'base')!;
-    const xPid = Number(
-      readFileSync(join(k.dir, 'state', 'displays', 'base.json'), 'utf8').match(/"pid":(\d+)/)![1],
-    );
+    const record = readFileSync(join(k.dir, 'state', 'displays', 'base.json'), 'utf8');
+    const xPid = (JSON.parse(record) as { pid: number }).pid;
     process.kill(xPid, 'SIGKILL');
     let after = before;
     for (let i = 0; i < 100; i++) {
