@@ -14,8 +14,13 @@ describe('CPU sampler', () => {
       expect(s.percent(busy.pid!)).toBeNull();
       expect(s.percent(idle.pid!)).toBeNull();
       await sleep(1000);
-      expect(s.percent(busy.pid!)).toBeGreaterThan(30);
-      expect(s.percent(idle.pid!)).toBeLessThan(5);
+      // a loaded machine (2 cores shared with other work) may give the spinner well under a core,
+      // so tell them apart by contrast rather than by an absolute share
+      const busyPct = s.percent(busy.pid!) ?? 0;
+      const idlePct = s.percent(idle.pid!) ?? 0;
+      expect(idlePct).toBeLessThan(2);
+      expect(busyPct).toBeGreaterThan(10);
+      expect(busyPct).toBeGreaterThan(20 * Math.max(idlePct, 0.1));
       expect(s.percent(null)).toBeNull();
     } finally {
       busy.kill('SIGKILL');
