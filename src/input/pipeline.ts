@@ -26,9 +26,12 @@ import type { DisplaySink, LedSink } from './sink.js';
 export interface PipelineOutputs {
   sinkFor(display: string): DisplaySink | undefined;
   leds?: LedSink;
-  /** Double tap: the pipeline counts the menu as open from here until setMenuOpen(false). */
+  /**
+   * Double tap. The menu's owner decides whether input is captured: it calls setMenuOpen(true)
+   * before returning (synchronously), so the very next key goes to the menu.
+   */
   onMenuOpen(): void;
-  /** `tap tap <digit>`: 1-based index into the displays; the pipeline counts the menu as closed. */
+  /** `tap tap <digit>`: 1-based index into the displays; the owner closes the menu (setMenuOpen(false)). */
   onDirectSwitch(index: number): void;
   /** Every key/pointer event while the menu is open (except releases of keys a display holds). */
   onMenuInput(ev: InputEvent): void;
@@ -117,6 +120,7 @@ export class InputPipeline {
     this.applyRouter(r.actions);
   }
 
+  /** Only the menu's owner writes this (the menu controller in `kvmux run`): input to the menu or not. */
   setMenuOpen(open: boolean): void {
     this.menuOpen = open;
   }
@@ -168,11 +172,9 @@ export class InputPipeline {
       else if (a.kind === 'swallow')
         this.decide({ stage: 'hotkey', what: `swallow (${a.reason})`, ev: a.ev });
       else if (a.kind === 'menu-open') {
-        this.menuOpen = true;
         this.decide({ stage: 'hotkey', what: 'menu open' });
         this.out.onMenuOpen();
       } else {
-        this.menuOpen = false;
         this.decide({ stage: 'hotkey', what: `switch ${a.index}` });
         this.out.onDirectSwitch(a.index);
       }

@@ -176,6 +176,7 @@ export class Service implements ServiceApi {
       leds: { setLeds: (mask) => this.sources?.setLeds(mask) },
       onMenuOpen: () => this.menu.open(),
       onDirectSwitch: (index) => {
+        this.menu.dismiss(); // opened at the second tap; closed even when no display has that number
         const name = nameAtIndex(this.table, index);
         if (name)
           void this.switchTo(name).catch((err: unknown) =>
@@ -194,7 +195,7 @@ export class Service implements ServiceApi {
       ledMask: (d) => this.pipeline.ledMask(d),
       choose: (name) =>
         void this.switchTo(name).catch((err: unknown) => log.warn({ err: String(err) }, 'switch failed')),
-      setInputCaptured: (captured) => this.pipeline.setMenuOpen(captured),
+      setInputCaptured: (captured) => this.pipeline.setMenuOpen(captured), // the one writer of "menu open"
       now: () => performance.now(),
       showDelayMs: cfg.menu.showDelayMs,
     });

@@ -45,8 +45,15 @@ describe('FIFO input through the whole pipeline (raw records in a real mkfifo)',
       {
         sinkFor: (d) => rec.sinkFor(d),
         leds: new RecordingLedSink(rec.lines),
-        onMenuOpen: () => rec.lines.push('menu open'),
-        onDirectSwitch: (n) => rec.lines.push(`switch ${n}`),
+        // as the menu's owner does in kvmux run
+        onMenuOpen: () => {
+          rec.lines.push('menu open');
+          pipeline.setMenuOpen(true);
+        },
+        onDirectSwitch: (n) => {
+          rec.lines.push(`switch ${n}`);
+          pipeline.setMenuOpen(false);
+        },
         onMenuInput: (ev) => events.push(`menu ${ev.code}:${ev.value}`),
       },
     );

@@ -94,9 +94,11 @@ function runRandom(seed: number, steps: number): Log {
       sinkFor: (d) => sinks.get(d),
       onMenuOpen: () => {
         menu = true;
+        p.setMenuOpen(true);
       },
       onDirectSwitch: (n) => {
         menu = false;
+        p.setMenuOpen(false);
         if (DISPLAYS[n - 1]) p.setActive(DISPLAYS[n - 1]!);
       },
       onMenuInput: () => {},

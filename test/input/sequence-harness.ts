@@ -99,9 +99,14 @@ export function runSequence(seq: Sequence): string[] {
     {
       sinkFor: (d) => rec.sinkFor(d),
       leds: new RecordingLedSink(rec.lines),
-      onMenuOpen: () => rec.lines.push('menu open'),
+      // the menu's owner (MenuController in kvmux run) captures input at once and frees it on a switch
+      onMenuOpen: () => {
+        rec.lines.push('menu open');
+        pipeline.setMenuOpen(true);
+      },
       onDirectSwitch: (n) => {
         rec.lines.push(`switch ${n}`);
+        pipeline.setMenuOpen(false);
         const target = displays[n - 1];
         if (target) pipeline.setActive(target);
       },
