@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type ControlPlane, startControlPlane } from '../control/index.js';
@@ -18,6 +18,7 @@ import {
   Supervisor,
   type VmStatus,
 } from '../session/index.js';
+import { writeFileAtomicLater } from '../util/atomic-file.js';
 import { type Logger, type LogRing, silentLogger } from '../util/log.js';
 import { packageVersion } from '../util/version.js';
 import { screenshot, switchVt } from '../x/index.js';
@@ -314,7 +315,10 @@ export class Service implements ServiceApi {
     this.table = plan.table;
     // input follows at once; the VT switch below only changes what the monitor shows
     this.pipeline.setActive(name);
-    if (plan.changed) writeFileSync(this.activeFile, `${name}\n`, { mode: 0o600 });
+    if (plan.changed)
+      writeFileAtomicLater(this.activeFile, `${name}\n`, (e) =>
+        this.log.warn({ err: String(e) }, 'remembering the display failed'),
+      );
     this.menu.dismiss();
     if (plan.vt !== null && this.config.console === 'vt') await switchVt(plan.vt);
     const ms = Number((performance.now() - t0).toFixed(2));
