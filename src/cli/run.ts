@@ -1,6 +1,7 @@
 import { createOverlayMenuView } from '../service/overlay-view.js';
 import { Service } from '../service/service.js';
 import { loadConfigFile, resolveConfigPath } from '../session/config.js';
+import { errText } from '../util/errors.js';
 import { createLogger, LogRing } from '../util/log.js';
 
 /**
@@ -21,7 +22,7 @@ export default async function run(opts: { config?: string }): Promise<number> {
     stopping = service.stop({ leaveRunning }).then(
       () => process.exit(0),
       (err: unknown) => {
-        log.error({ err: String(err) }, 'stop failed');
+        log.error({ err: errText(err) }, 'stop failed');
         process.exit(1);
       },
     );
@@ -38,9 +39,9 @@ export default async function run(opts: { config?: string }): Promise<number> {
   try {
     await service.start();
   } catch (err) {
-    log.fatal({ err: err instanceof Error ? err.message : String(err) }, 'start failed');
+    log.fatal({ err: errText(err) }, 'start failed');
     await service.stop().catch(() => {});
-    process.stderr.write(`kvmux run: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.stderr.write(`kvmux run: ${errText(err)}\n`);
     process.stderr.write('kvmux run: `kvmux doctor` checks what this machine is missing\n');
     return 1;
   }

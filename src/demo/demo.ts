@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { execa } from 'execa';
 import { writeDemoDisk } from '../session/demo-disk.js';
+import { errText } from '../util/errors.js';
 import { connectDisplay, probe } from '../x/index.js';
 import { activeVt } from '../x/vt.js';
 import { sleep } from './fifo-keys.js';
@@ -230,7 +231,7 @@ function say(line: string): void {
 
 const out = resolve(process.argv[2] ?? join('demo-out', new Date().toISOString().replace(/[:.]/g, '-')));
 await runDemo(out).catch((err: unknown) => {
-  process.stderr.write(`demo failed: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.stderr.write(`demo failed: ${errText(err)}\n`);
   process.exitCode = 1;
 });
 if (readdirSync(out).length === 0) process.exitCode = 1;

@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import type { Config } from '../session/config-schema.js';
+import { errText } from '../util/errors.js';
 import { type Logger, silentLogger } from '../util/log.js';
 import { JsonRecordStore } from '../util/record-store.js';
 import {
@@ -140,7 +141,7 @@ export class DisplayRuntime {
   /** Start now; when that fails, keep retrying with backoff (its VM waits in `ready()`). */
   startOrRetry(): void {
     this.start().catch((err: unknown) => {
-      this.log.error({ err: err instanceof Error ? err.message : String(err) }, 'X server failed to start');
+      this.log.error({ err: errText(err) }, 'X server failed to start');
       this.scheduleRestart();
     });
   }

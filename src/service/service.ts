@@ -19,6 +19,7 @@ import {
   type VmStatus,
 } from '../session/index.js';
 import { writeFileAtomicLater } from '../util/atomic-file.js';
+import { DisplayError, NotFoundError } from '../util/errors.js';
 import { type Logger, type LogRing, silentLogger } from '../util/log.js';
 import { packageVersion } from '../util/version.js';
 import { screenshot, switchVt } from '../x/index.js';
@@ -262,7 +263,7 @@ export class Service implements ServiceApi {
 
   private async displayInfo(name: string) {
     const rt = this.runtimes.get(name);
-    if (!rt) throw new Error(`no display for ${name}`);
+    if (!rt) throw new NotFoundError('display', name);
     const live = await rt.ready();
     return { display: live.server.display, width: live.wm.conn.width, height: live.wm.conn.height };
   }
@@ -311,7 +312,10 @@ export class Service implements ServiceApi {
   async switchTo(name: string): Promise<{ name: string; vt: number | null; ms: number }> {
     const t0 = performance.now();
     const plan = planSwitch(this.table, name);
-    if (!plan.ok) throw new Error(`cannot switch to "${name}": display ${plan.reason}`);
+    if (!plan.ok)
+      throw plan.reason === 'unknown'
+        ? new NotFoundError('display', name)
+        : new DisplayError(name, 'is not up yet');
     this.table = plan.table;
     // input follows at once; the VT switch below only changes what the monitor shows
     this.pipeline.setActive(name);
@@ -355,7 +359,7 @@ export class Service implements ServiceApi {
 
   async screenshot(name: string, path: string) {
     const live = this.runtimes.get(name)?.current;
-    if (!live) throw new Error(`display "${name}" is not up`);
+    if (!live) throw new DisplayError(name, 'is not up');
     mkdirSync(dirname(path), { recursive: true });
     const img = await screenshot(live.server.display, path);
     return { path, width: img.width, height: img.height };

@@ -1,4 +1,5 @@
 import { closeSync, existsSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import { XError } from '../util/errors.js';
 import { isAlive } from '../util/proc.js';
 
 /**
@@ -132,6 +133,6 @@ export function removeStaleSocket(n: number): void {
 
 export function parseDisplayNumber(display: string): number {
   const m = /^:(\d+)(?:\.\d+)?$/.exec(display);
-  if (!m) throw new Error(`not a local display name: '${display}'`);
+  if (!m) throw new XError(display, `not a local display name: '${display}'`);
   return Number(m[1]);
 }
