@@ -8,7 +8,8 @@ import { connectSocket } from '../src/control/client.js';
 import { encodeEvents, keyEvents, sleep } from '../src/demo/fifo-keys.js';
 import { CLI, type Kvmux, startKvmux } from '../src/demo/kvmux-process.js';
 import { writeDemoDisk } from '../src/session/demo-disk.js';
-import { connectDisplay, screenIsBlank, type XConnection } from '../src/x/index.js';
+import { connectDisplay, type XConnection } from '../src/x/connection.js';
+import { screenIsBlank } from '../src/x/screenshot.js';
 import { summarize } from './stats.js';
 
 /**

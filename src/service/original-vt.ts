@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomicSync } from '../util/atomic-file.js';
-import { activeVt, switchVt } from '../x/index.js';
+import { activeVt, switchVt } from '../x/vt.js';
 import { displayRecords } from './display-runtime.js';
 
 /**

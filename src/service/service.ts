@@ -1,7 +1,7 @@
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type ControlPlane, startControlPlane } from '../control/index.js';
+import { type ControlPlane, startControlPlane } from '../control/plane.js';
 import { pipelineOptions, sourcesOptions } from '../input/from-config.js';
 import { InputPipeline } from '../input/pipeline.js';
 import { InputSources } from '../input/sources.js';
@@ -9,20 +9,18 @@ import type { MenuItem } from '../menu/model.js';
 import { TrustLeds } from '../menu/trust-leds.js';
 import { NetworkManager } from '../net/manager.js';
 import { netMethods } from '../net/methods.js';
+import { createCommandBackend } from '../session/backends/command.js';
+import { createQemuBackend } from '../session/backends/qemu.js';
+import { createVirtualboxBackend } from '../session/backends/virtualbox.js';
 import type { Config, VmConfig } from '../session/config-schema.js';
 import { allVms } from '../session/images.js';
-import {
-  createCommandBackend,
-  createQemuBackend,
-  createVirtualboxBackend,
-  Supervisor,
-  type VmStatus,
-} from '../session/index.js';
+import { Supervisor, type VmStatus } from '../session/supervisor.js';
 import { writeFileAtomicLater } from '../util/atomic-file.js';
 import { DisplayError, NotFoundError } from '../util/errors.js';
 import { type Logger, type LogRing, silentLogger } from '../util/log.js';
 import { packageVersion } from '../util/version.js';
-import { screenshot, switchVt } from '../x/index.js';
+import { screenshot } from '../x/screenshot.js';
+import { switchVt } from '../x/vt.js';
 import { CpuSampler } from './cpu-sampler.js';
 import { DisplayRuntime, type LiveDisplay } from './display-runtime.js';
 import {

@@ -1,5 +1,4 @@
 import { closeSync, existsSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
-import { XError } from '../util/errors.js';
 import { isAlive } from '../util/proc.js';
 
 /**
@@ -129,10 +128,4 @@ export function releaseDisplay(n: number): void {
 export function removeStaleSocket(n: number): void {
   if (listeningDisplays().has(n) || !existsSync(socketPath(n))) return;
   unlinkQuiet(socketPath(n));
-}
-
-export function parseDisplayNumber(display: string): number {
-  const m = /^:(\d+)(?:\.\d+)?$/.exec(display);
-  if (!m) throw new XError(display, `not a local display name: '${display}'`);
-  return Number(m[1]);
 }

@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sleep } from '../../src/demo/fifo-keys.js';
 import { type Kvmux, startKvmux } from '../../src/demo/kvmux-process.js';
-import { connectDisplay, distinctColours, encodePng, grab } from '../../src/x/index.js';
+import { connectDisplay } from '../../src/x/connection.js';
+import { distinctColours, encodePng, grab } from '../../src/x/screenshot.js';
 import { shotsDir } from '../helpers/temp.js';
 import { xevLogger } from '../service/kvmux-harness.js';
 

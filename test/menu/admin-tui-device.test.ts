@@ -5,7 +5,8 @@ import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { fileAuthenticator, writePasswordFile } from '../../src/control/auth.js';
-import { type ControlServer, createControlServer, defineMethod } from '../../src/control/index.js';
+import { defineMethod } from '../../src/control/method.js';
+import { type ControlServer, createControlServer } from '../../src/control/server.js';
 import { tempDir } from '../helpers/temp.js';
 import { TmuxSession } from './tmux-session.js';
 

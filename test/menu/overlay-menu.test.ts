@@ -5,18 +5,10 @@ import type x11 from 'x11';
 import { PALETTE, type Rect } from '../../src/menu/layout.js';
 import { initialMenu, type MenuItem, type MenuState, menuStep } from '../../src/menu/model.js';
 import { MENU_WINDOW_NAME, OverlayMenu } from '../../src/menu/overlay-menu.js';
-import {
-  connectDisplay,
-  encodePng,
-  grab,
-  type KioskWm,
-  pixel,
-  type RgbImage,
-  startKioskWm,
-  startXServer,
-  type XConnection,
-  type XServer,
-} from '../../src/x/index.js';
+import { connectDisplay, type XConnection } from '../../src/x/connection.js';
+import { type KioskWm, startKioskWm } from '../../src/x/kiosk-wm.js';
+import { encodePng, grab, pixel, type RgbImage } from '../../src/x/screenshot.js';
+import { startXServer, type XServer } from '../../src/x/server.js';
 import { shotsDir, tempDir } from '../helpers/temp.js';
 
 /**

@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectDisplay, probe, screenshot } from '../../src/x/index.js';
+import { connectDisplay } from '../../src/x/connection.js';
+import { probe, screenshot } from '../../src/x/screenshot.js';
 import { bootSectorDisk, DEMO_PALETTE } from '../fixtures/boot-sector.js';
 import { autoAccel } from '../helpers/skips.js';
 import { tempDir } from '../helpers/temp.js';

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectDisplay, probe } from '../../src/x/index.js';
+import { connectDisplay } from '../../src/x/connection.js';
+import { probe } from '../../src/x/screenshot.js';
 import { loudSkip, whyNoVts } from '../helpers/skips.js';
 import { lockVts } from '../helpers/x-servers.js';
 import { isAlive, type Kvmux, sleep, startKvmux } from './kvmux-harness.js';

@@ -1,12 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import {
-  type KioskWm,
-  type RgbImage,
-  screenshot,
-  startKioskWm,
-  startXServer,
-  type XServer,
-} from '../../../src/x/index.js';
+import { type KioskWm, startKioskWm } from '../../../src/x/kiosk-wm.js';
+import { type RgbImage, screenshot } from '../../../src/x/screenshot.js';
+import { startXServer, type XServer } from '../../../src/x/server.js';
 import { tempDir } from '../../helpers/temp.js';
 
 /** A real Xvfb on one of this suite's display numbers (:120-:139) with the kiosk WM on it. */
