@@ -3,6 +3,7 @@ import { Service } from '../service/service.js';
 import { loadConfigFile, resolveConfigPath } from '../session/config.js';
 import { errText } from '../util/errors.js';
 import { createLogger, LogRing } from '../util/log.js';
+import { INPUT_NICE, raiseInputPriority } from '../util/priority.js';
 
 /**
  * `kvmux run`: the service in the foreground. SIGTERM/SIGINT stop everything gracefully and
@@ -36,6 +37,9 @@ export default async function run(opts: { config?: string }): Promise<number> {
     process.exit(70);
   });
   log.info({ config: path, vms: config.vms.length, console: config.console }, 'starting');
+  const priority = raiseInputPriority(Number(process.env['KVMUX_INPUT_NICE'] ?? INPUT_NICE));
+  if (priority.error) log.warn(priority, 'input priority not raised: keys may lag on a busy machine');
+  else log.info(priority, 'input priority raised (children start at nice 0)');
   try {
     await service.start();
   } catch (err) {

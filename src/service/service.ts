@@ -185,6 +185,7 @@ export class Service implements ServiceApi {
         else log.info({ index }, 'direct switch: no display with that number');
       },
       onMenuInput: (ev) => this.menu.input(ev),
+      onMenuPointer: (p) => this.menu.pointerMoved(p),
     });
     this.menuView = this.opts.menuView(this);
     this.menu = new MenuController({

@@ -111,6 +111,12 @@ export function runSequence(seq: Sequence): string[] {
         if (target) pipeline.setActive(target);
       },
       onMenuInput: (ev) => rec.lines.push(`menu: ${describe(ev)}`),
+      onMenuPointer: (p) =>
+        rec.lines.push(
+          p.kind === 'move'
+            ? `menu: pointer move ${p.dx} ${p.dy}`
+            : `menu: pointer abs ${p.fx.toFixed(3)} ${p.fy.toFixed(3)}`,
+        ),
     },
     clock,
   );
