@@ -8,7 +8,8 @@ import { connectSocket } from '../src/control/client.js';
 import { encodeEvents, keyEvents, sleep } from '../src/demo/fifo-keys.js';
 import { CLI, type Kvmux, startKvmux } from '../src/demo/kvmux-process.js';
 import { writeDemoDisk } from '../src/session/demo-disk.js';
-import { connectDisplay, screenIsBlank, type XConnection } from '../src/x/index.js';
+import { connectDisplay, type XConnection } from '../src/x/connection.js';
+import { screenIsBlank } from '../src/x/screenshot.js';
 import { summarize } from './stats.js';
 
 /**
@@ -69,14 +70,25 @@ async function xtest(conn: XConnection): Promise<x11.XTestExt> {
   return new Promise((res, rej) => conn.client.require('xtest', (e, ext) => (e ? rej(e) : res(ext))));
 }
 
-/** FIFO key → KeyPress at a client, against a bare XTEST FakeInput → KeyPress on the same display. */
-async function forwarding(k: Kvmux, display: string) {
-  const client = await keyClient(display);
-  const injector = await connectDisplay(display);
-  const xt = await xtest(injector);
-  const n = Number(process.env['KVMUX_E2E_N'] ?? 1000);
-  const viaKvmux: number[] = [];
-  const bare: number[] = [];
+/** A second process busy on one CPU (the "under load" condition): a node child spinning. */
+function cpuBurner(): { stop(): Promise<void> } {
+  const child = spawn(process.execPath, ['-e', 'for (;;) {}'], { stdio: 'ignore' });
+  return {
+    stop: () =>
+      new Promise<void>((r) => {
+        child.once('exit', () => r());
+        child.kill('SIGKILL');
+      }),
+  };
+}
+
+/** Latency of one key press via kvmux and of a bare XTEST press right after it (µs each). */
+async function pressPair(
+  k: Kvmux,
+  client: Awaited<ReturnType<typeof keyClient>>,
+  xt: x11.XTestExt,
+  i: number,
+): Promise<[number, number]> {
   // the target count is taken before sending: an event may arrive before we start waiting
   const arrival = (what: string) => {
     const target = client.count() + 1;
@@ -85,29 +97,71 @@ async function forwarding(k: Kvmux, display: string) {
         throw new Error(`${what} never arrived (${client.count()} keys so far)`);
     };
   };
-  for (let i = 0; i < n; i++) {
-    // each sample is the press of a full tap; the release is waited for but not timed
-    let wait = arrival(`press ${i} via kvmux`);
-    let t = performance.now();
-    await k.kb.key('a', true);
-    await wait();
-    viaKvmux.push((performance.now() - t) * 1000);
-    wait = arrival(`release ${i} via kvmux`);
-    await k.kb.key('a', false);
-    await wait();
-    wait = arrival(`bare press ${i}`);
-    t = performance.now();
-    xt.FakeInput(2, KEY_A + 8, 0, 0, 0, 0);
-    await wait();
-    bare.push((performance.now() - t) * 1000);
-    wait = arrival(`bare release ${i}`);
-    xt.FakeInput(3, KEY_A + 8, 0, 0, 0, 0);
-    await wait();
-  }
-  const kv = summarize(viaKvmux, 1);
+  // each sample is the press of a full tap; the release is waited for but not timed
+  let wait = arrival(`press ${i} via kvmux`);
+  let t = performance.now();
+  await k.kb.key('a', true);
+  await wait();
+  const via = (performance.now() - t) * 1000;
+  wait = arrival(`release ${i} via kvmux`);
+  await k.kb.key('a', false);
+  await wait();
+  wait = arrival(`bare press ${i}`);
+  t = performance.now();
+  xt.FakeInput(2, KEY_A + 8, 0, 0, 0, 0);
+  await wait();
+  const bare = (performance.now() - t) * 1000;
+  wait = arrival(`bare release ${i}`);
+  xt.FakeInput(3, KEY_A + 8, 0, 0, 0, 0);
+  await wait();
+  return [via, bare];
+}
+
+function compare(via: number[], bare: number[]) {
+  const kv = summarize(via, 1);
   const bx = summarize(bare, 1);
+  return {
+    viaKvmuxUs: kv,
+    bareXtestUs: bx,
+    addedP50Us: Number((kv.p50 - bx.p50).toFixed(1)),
+    addedP99Us: Number((kv.p99 - bx.p99).toFixed(1)),
+    ratioP99: Number((kv.p99 / bx.p99).toFixed(2)),
+  };
+}
+
+/**
+ * FIFO key → KeyPress at a client, against a bare XTEST FakeInput → KeyPress on the same display,
+ * quiet and with a second process burning a CPU. The two conditions alternate in blocks of 50
+ * trials within one run, so the machine's own noise (other work) falls on both alike.
+ */
+async function forwarding(k: Kvmux, display: string) {
+  const client = await keyClient(display);
+  const injector = await connectDisplay(display);
+  const xt = await xtest(injector);
+  const n = Number(process.env['KVMUX_E2E_N'] ?? 1000);
+  const viaKvmux: number[] = [];
+  const bare: number[] = [];
+  const loaded = { via: [] as number[], bare: [] as number[] };
+  const block = 50;
+  for (let done = 0; done < n; done += block) {
+    for (let i = done; i < Math.min(n, done + block); i++) {
+      const [v, b] = await pressPair(k, client, xt, i);
+      viaKvmux.push(v);
+      bare.push(b);
+    }
+    const burner = cpuBurner();
+    await sleep(100);
+    for (let i = done; i < Math.min(n, done + block); i++) {
+      const [v, b] = await pressPair(k, client, xt, i);
+      loaded.via.push(v);
+      loaded.bare.push(b);
+    }
+    await burner.stop();
+  }
+  const quiet = compare(viaKvmux, bare);
+  const underLoad = compare(loaded.via, loaded.bare);
   // throughput: press/release pairs (each with SYN) as fast as the FIFO takes them
-  const pairs = 50_000;
+  const pairs = Number(process.env['KVMUX_E2E_PAIRS'] ?? 50_000);
   const batch = Buffer.concat(
     Array.from({ length: 500 }, () => encodeEvents([...keyEvents('a', true), ...keyEvents('a', false)])),
   );
@@ -134,10 +188,12 @@ async function forwarding(k: Kvmux, display: string) {
   await client.conn.close();
   await injector.close();
   return {
-    keyToClientViaKvmuxUs: kv,
-    keyToClientBareXtestUs: bx,
-    addedP50Us: Number((kv.p50 - bx.p50).toFixed(1)),
-    addedP99Us: Number((kv.p99 - bx.p99).toFixed(1)),
+    keyToClientViaKvmuxUs: quiet.viaKvmuxUs,
+    keyToClientBareXtestUs: quiet.bareXtestUs,
+    addedP50Us: quiet.addedP50Us,
+    addedP99Us: quiet.addedP99Us,
+    ratioP99: quiet.ratioP99,
+    underCpuLoad: { ...underLoad, load: 'a second process spinning on one of the CPUs' },
     throughput: {
       keyEventsSent: 2 * pairs,
       keyEventsReceivedByClient: received,
@@ -309,6 +365,7 @@ export async function run(): Promise<Record<string, unknown>> {
     ],
   });
   try {
+    await sleep(1500); // the xterms map a moment after start; our own key client must be focused last
     const display = (await k.call<Array<{ display: string; active: boolean }>>('display.list')).find(
       (d) => d.active,
     )!;

@@ -4,7 +4,9 @@ import { join } from 'node:path';
 import x11 from 'x11';
 import { initialMenu, type MenuItem, menuStep } from '../src/menu/model.js';
 import { OverlayMenu } from '../src/menu/overlay-menu.js';
-import { connectDisplay, startKioskWm, startXServer } from '../src/x/index.js';
+import { connectDisplay } from '../src/x/connection.js';
+import { startKioskWm } from '../src/x/kiosk-wm.js';
+import { startXServer } from '../src/x/server.js';
 import { summarize } from './stats.js';
 
 /**

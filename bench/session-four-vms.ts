@@ -4,7 +4,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Backend, VmHandle } from '../src/session/backends/backend.js';
 import { vmSchema } from '../src/session/config-schema.js';
 import { writeDemoDisk } from '../src/session/demo-disk.js';
-import { type KioskWm, startKioskWm, startXServer, type XServer } from '../src/x/index.js';
+import { type KioskWm, startKioskWm } from '../src/x/kiosk-wm.js';
+import { startXServer, type XServer } from '../src/x/server.js';
 
 /** Four boot-sector VMs, each on its own Xvfb behind the kiosk WM: RSS and idle CPU once they show. */
 const DISPLAYS = [130, 131, 132, 133];

@@ -6,14 +6,10 @@ import type { Backend, VmHandle } from '../src/session/backends/backend.js';
 import { createQemuBackend, kvmUsable } from '../src/session/backends/qemu.js';
 import { vmSchema } from '../src/session/config-schema.js';
 import { DEMO_PALETTE, writeDemoDisk } from '../src/session/demo-disk.js';
-import {
-  connectDisplay,
-  grab,
-  type RgbImage,
-  startKioskWm,
-  startXServer,
-  type XConnection,
-} from '../src/x/index.js';
+import { connectDisplay, type XConnection } from '../src/x/connection.js';
+import { startKioskWm } from '../src/x/kiosk-wm.js';
+import { grab, type RgbImage } from '../src/x/screenshot.js';
+import { startXServer } from '../src/x/server.js';
 import { fourVms } from './session-four-vms.js';
 import { summarize } from './stats.js';
 

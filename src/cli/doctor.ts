@@ -10,7 +10,7 @@ import {
 } from 'node:fs';
 import { execa } from 'execa';
 import { type Config, loadConfigFile, resolveConfigPath } from '../session/config.js';
-import { errnoName } from '../util/errors.js';
+import { errnoName, errText } from '../util/errors.js';
 
 type Verdict = 'ok' | 'warn' | 'fail' | 'skip';
 interface Finding {
@@ -199,7 +199,7 @@ export default async function doctor(opts: { config?: string }): Promise<number>
     accessSync(path, constants.R_OK);
     cfg = loadConfigFile(path);
   } catch (err) {
-    configProblem = err instanceof Error ? err.message : String(err);
+    configProblem = errText(err);
   }
   let failed = 0;
   const out = (f: Finding, name: string) => {

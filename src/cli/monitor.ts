@@ -67,8 +67,14 @@ export default async function monitor(opts: { config?: string; device?: string[]
   };
   pipeline = new InputPipeline(pipelineOpts, {
     sinkFor: () => printer(write),
-    onMenuOpen: () => write('  -> MENU OPEN (Esc or Scroll Lock closes it here)'),
-    onDirectSwitch: (n) => write(`  -> SWITCH to display ${n}`),
+    onMenuOpen: () => {
+      pipeline.setMenuOpen(true);
+      write('  -> MENU OPEN (Esc or Scroll Lock closes it here)');
+    },
+    onDirectSwitch: (n) => {
+      pipeline.setMenuOpen(false);
+      write(`  -> SWITCH to display ${n}`);
+    },
     onMenuInput: (ev) => {
       write(`  -> menu: ${describeEvent(ev)}`);
       if (

@@ -1,7 +1,9 @@
 import { createOverlayMenuView } from '../service/overlay-view.js';
 import { Service } from '../service/service.js';
 import { loadConfigFile, resolveConfigPath } from '../session/config.js';
+import { errText } from '../util/errors.js';
 import { createLogger, LogRing } from '../util/log.js';
+import { INPUT_NICE, raiseInputPriority } from '../util/priority.js';
 
 /**
  * `kvmux run`: the service in the foreground. SIGTERM/SIGINT stop everything gracefully and
@@ -21,7 +23,7 @@ export default async function run(opts: { config?: string }): Promise<number> {
     stopping = service.stop({ leaveRunning }).then(
       () => process.exit(0),
       (err: unknown) => {
-        log.error({ err: String(err) }, 'stop failed');
+        log.error({ err: errText(err) }, 'stop failed');
         process.exit(1);
       },
     );
@@ -35,12 +37,15 @@ export default async function run(opts: { config?: string }): Promise<number> {
     process.exit(70);
   });
   log.info({ config: path, vms: config.vms.length, console: config.console }, 'starting');
+  const priority = raiseInputPriority(Number(process.env['KVMUX_INPUT_NICE'] ?? INPUT_NICE));
+  if (priority.error) log.warn(priority, 'input priority not raised: keys may lag on a busy machine');
+  else log.info(priority, 'input priority raised (children start at nice 0)');
   try {
     await service.start();
   } catch (err) {
-    log.fatal({ err: err instanceof Error ? err.message : String(err) }, 'start failed');
+    log.fatal({ err: errText(err) }, 'start failed');
     await service.stop().catch(() => {});
-    process.stderr.write(`kvmux run: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.stderr.write(`kvmux run: ${errText(err)}\n`);
     process.stderr.write('kvmux run: `kvmux doctor` checks what this machine is missing\n');
     return 1;
   }

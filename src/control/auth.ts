@@ -2,8 +2,8 @@ import { randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
 import { mkdir, readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { z } from 'zod';
+import { writeFileAtomic } from '../util/atomic-file.js';
 import { errnoName, KvmuxError } from '../util/errors.js';
-import { writeFileAtomic } from './atomic-file.js';
 
 /**
  * The host admin password, kept only as an scrypt hash in `<stateDir>/admin.passwd` (mode 0600).

@@ -2,8 +2,8 @@ import { createHash, type Hash, randomBytes } from 'node:crypto';
 import { type FileHandle, link, open, rename, rm, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { fsyncDir } from '../util/atomic-file.js';
 import { errnoName, RpcCode, RpcError } from '../util/errors.js';
-import { fsyncDir } from './atomic-file.js';
 
 /**
  * Chunked receive shared by image upload and host update: a temp file beside the destination (same

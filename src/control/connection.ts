@@ -211,7 +211,7 @@ export class Connection {
 
   private toRpcError(req: RpcRequest, err: unknown): RpcError {
     if (err instanceof RpcError) return err;
-    if (err instanceof KvmuxError) return new RpcError(RpcCode.internal, err.message);
+    if (err instanceof KvmuxError) return new RpcError(err.rpcCode, err.message);
     this.core.log.error({ from: this.who, method: req.method, err }, 'control handler failed');
     return new RpcError(RpcCode.internal, `internal error in "${req.method}" (details in the host log)`);
   }

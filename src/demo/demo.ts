@@ -6,12 +6,16 @@ import {
   mkdtempSync,
   openSync,
   readdirSync,
+  rmSync,
   writeFileSync,
 } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { execa } from 'execa';
 import { writeDemoDisk } from '../session/demo-disk.js';
-import { connectDisplay, probe } from '../x/index.js';
+import { errText } from '../util/errors.js';
+import { connectDisplay } from '../x/connection.js';
+import { probe } from '../x/screenshot.js';
 import { activeVt } from '../x/vt.js';
 import { sleep } from './fifo-keys.js';
 import { type Kvmux, startKvmux } from './kvmux-process.js';
@@ -79,15 +83,19 @@ export async function runDemo(outDir: string): Promise<void> {
     `console: ${console}${console === 'vt' ? ` (Xorg dummy on real VTs; VT ${vtBefore} active now)` : ' (Xvfb)'}`,
   );
   const t0 = Date.now();
+  const disks = mkdtempSync(join(tmpdir(), 'kvmux-demo-disks-'));
   const k = await startKvmux({
     console,
-    vms: demoVms(mkdtempSync('/tmp/kvmux-demo-disks-')),
+    vms: demoVms(disks),
     admin: true,
     password: PASSWORD,
     firstDisplay: 40,
     firstVt: 8,
     extra: { menu: { phrase: 'blue teapot at dawn' } },
     readyTimeoutMs: 120_000,
+  }).catch((err: unknown) => {
+    rmSync(disks, { recursive: true, force: true });
+    throw err;
   });
   say(`all VMs running ${((Date.now() - t0) / 1000).toFixed(1)} s after start`);
   const steps: Step[] = [];
@@ -96,6 +104,7 @@ export async function runDemo(outDir: string): Promise<void> {
   } finally {
     copyFileSync(join(k.dir, 'kvmux.log'), join(outDir, 'kvmux.log'));
     await k.stop();
+    rmSync(disks, { recursive: true, force: true });
   }
   await story(outDir, steps);
   if (vtBefore !== null) say(`VT restored: ${activeVt()} (was ${vtBefore})`);
@@ -187,15 +196,34 @@ function vtLine(displays: Array<{ name: string; vt?: number | null }>, name: str
   return vt ? ` (VT ${vt} active: ${activeVt()})` : '';
 }
 
+/**
+ * The caption font, by path: ImageMagick's default (helvetica, a Ghostscript font) is missing on a
+ * fresh Debian, and then montage fails. scripts/install-deps.sh installs fonts-dejavu-core.
+ */
+export const CAPTION_FONT = '/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf';
+
 async function story(outDir: string, steps: Step[]): Promise<void> {
   writeFileSync(join(outDir, 'story.txt'), steps.map((s) => `${s.file}  ${s.caption}`).join('\n') + '\n');
+  if (!existsSync(CAPTION_FONT)) {
+    say(`no captioned story.png: ${CAPTION_FONT} is missing (apt-get install fonts-dejavu-core)`);
+    process.exitCode = 1;
+    return;
+  }
   const args = steps.flatMap((s) => ['-label', s.caption, join(outDir, s.file)]);
   const r = await execa(
     'montage',
-    [...args, '-tile', '3x', '-geometry', '512x384+8+8', '-pointsize', '14', join(outDir, 'story.png')],
+    [
+      '-font',
+      CAPTION_FONT,
+      ...args,
+      ...['-tile', '3x', '-geometry', '512x384+8+8', '-pointsize', '14', join(outDir, 'story.png')],
+    ],
     { reject: false },
   );
-  if (r.exitCode !== 0) say(`montage failed (${r.stderr}); the single PNGs are there`);
+  if (r.exitCode !== 0) {
+    say(`montage failed (${r.stderr}); the single PNGs are there`);
+    process.exitCode = 1;
+  } else say(`story.png: ${steps.length} captioned screenshots`);
 }
 
 function say(line: string): void {
@@ -204,7 +232,7 @@ function say(line: string): void {
 
 const out = resolve(process.argv[2] ?? join('demo-out', new Date().toISOString().replace(/[:.]/g, '-')));
 await runDemo(out).catch((err: unknown) => {
-  process.stderr.write(`demo failed: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.stderr.write(`demo failed: ${errText(err)}\n`);
   process.exitCode = 1;
 });
 if (readdirSync(out).length === 0) process.exitCode = 1;

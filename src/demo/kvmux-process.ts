@@ -1,5 +1,6 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import { KVMUX_NODE_FLAGS } from '../cli/node-flags.js';
@@ -54,7 +55,7 @@ export interface KvmuxSpec {
 }
 
 export async function startKvmux(spec: KvmuxSpec, reuseDir?: string): Promise<Kvmux> {
-  const dir = reuseDir ?? mkdtempSync('/tmp/kvmux-e2e-');
+  const dir = reuseDir ?? mkdtempSync(join(tmpdir(), 'kvmux-e2e-'));
   const fifo = join(dir, 'keyboard.fifo');
   const configPath = join(dir, 'kvmux.yaml');
   if (!reuseDir) {
@@ -95,6 +96,7 @@ export async function startKvmux(spec: KvmuxSpec, reuseDir?: string): Promise<Kv
       proc.kill('SIGTERM');
       await new Promise((r) => proc.once('exit', r));
     }
+    if (!reuseDir) rmSync(dir, { recursive: true, force: true });
     throw err;
   }
   const call = <T>(m: string, p?: unknown) => client.call(m, p) as Promise<T>;

@@ -1,5 +1,3 @@
-import { EV } from './codes.js';
-
 /** One evdev event as kvmux handles it; time in milliseconds (monotonic or wall, per source). */
 export interface InputEvent {
   readonly type: number;
@@ -39,5 +37,3 @@ export function encodeEvent(
   buf.writeInt32LE(ev.value, offset + 20);
   return buf;
 }
-
-export const isKey = (ev: InputEvent): boolean => ev.type === EV.KEY;

@@ -1,4 +1,5 @@
 import koffi from 'koffi';
+import { SyscallError } from '../util/errors.js';
 
 /** The few libc calls Node has no API for. Loaded once, on first use. */
 interface Libc {
@@ -19,16 +20,7 @@ export function errnoName(n: number): string {
   return `errno ${n}`;
 }
 
-/** A failed syscall: `code` is the errno name, as Node's own errors have it. */
-export class SyscallError extends Error {
-  override name = 'SyscallError';
-  constructor(
-    readonly syscall: string,
-    readonly code: string,
-  ) {
-    super(`${syscall} failed: ${code}`);
-  }
-}
+export { SyscallError };
 
 /** ioctl whose argument is a buffer the kernel reads or fills in place. */
 export function ioctlBuffer(fd: number, request: number, buf: Buffer): number {

@@ -22,19 +22,30 @@ import {
   routerStep,
 } from './router.js';
 import type { DisplaySink, LedSink } from './sink.js';
+import { isPadContact } from './touchpad.js';
 
 export interface PipelineOutputs {
   sinkFor(display: string): DisplaySink | undefined;
   leds?: LedSink;
-  /** Double tap: the pipeline counts the menu as open from here until setMenuOpen(false). */
+  /**
+   * Double tap. The menu's owner decides whether input is captured: it calls setMenuOpen(true)
+   * before returning (synchronously), so the very next key goes to the menu.
+   */
   onMenuOpen(): void;
-  /** `tap tap <digit>`: 1-based index into the displays; the pipeline counts the menu as closed. */
+  /** `tap tap <digit>`: 1-based index into the displays; the owner closes the menu (setMenuOpen(false)). */
   onDirectSwitch(index: number): void;
-  /** Every key/pointer event while the menu is open (except releases of keys a display holds). */
+  /** Every key/button/wheel event while the menu is open (except releases of keys a display holds). */
   onMenuInput(ev: InputEvent): void;
+  /**
+   * Pointer motion while the menu is open, normalised by the router as for a display (per-device
+   * axis ranges, touchpads moving relatively): one call per SYN report.
+   */
+  onMenuPointer?(p: MenuPointer): void;
   /** Every decision, for `kvmux monitor` and debug logs. */
   onDecision?(d: Decision): void;
 }
+
+export type MenuPointer = { kind: 'move'; dx: number; dy: number } | { kind: 'abs'; fx: number; fy: number };
 
 export interface Decision {
   readonly stage: 'hotkey' | 'guard' | 'router' | 'menu';
@@ -117,6 +128,7 @@ export class InputPipeline {
     this.applyRouter(r.actions);
   }
 
+  /** Only the menu's owner writes this (the menu controller in `kvmux run`): input to the menu or not. */
   setMenuOpen(open: boolean): void {
     this.menuOpen = open;
   }
@@ -168,11 +180,9 @@ export class InputPipeline {
       else if (a.kind === 'swallow')
         this.decide({ stage: 'hotkey', what: `swallow (${a.reason})`, ev: a.ev });
       else if (a.kind === 'menu-open') {
-        this.menuOpen = true;
         this.decide({ stage: 'hotkey', what: 'menu open' });
         this.out.onMenuOpen();
       } else {
-        this.menuOpen = false;
         this.decide({ stage: 'hotkey', what: `switch ${a.index}` });
         this.out.onDirectSwitch(a.index);
       }
@@ -193,7 +203,7 @@ export class InputPipeline {
       !this.menuOpen ||
       !MENU_TYPES.has(ev.type) ||
       (ev.type === EV.KEY && ev.value !== KEY_DOWN && this.router.owner.has(ev.code));
-    if (!toDisplay) {
+    if (!toDisplay && !this.isMotion(ev)) {
       this.decide({ stage: 'menu', what: 'to menu', ev });
       this.out.onMenuInput(ev);
       return;
@@ -203,8 +213,25 @@ export class InputPipeline {
     this.applyRouter(r.actions, ev);
   }
 
+  /** Motion (and a touchpad's finger contact) the router normalises, for a display or the menu. */
+  private isMotion(ev: InputEvent): boolean {
+    if (ev.type === EV.REL || ev.type === EV.ABS) return ev.code === 0 || ev.code === 1; // X, Y
+    return (
+      ev.type === EV.KEY &&
+      isPadContact(ev.code) &&
+      this.router.absRanges.get(ev.source ?? '')?.touchpad === true
+    );
+  }
+
   private applyRouter(actions: readonly RouterAction[], ev?: InputEvent): void {
     for (const a of actions) {
+      if (this.menuOpen && (a.kind === 'move' || a.kind === 'abs')) {
+        this.decide({ stage: 'menu', what: `pointer ${a.kind}` });
+        this.out.onMenuPointer?.(
+          a.kind === 'move' ? { kind: 'move', dx: a.dx, dy: a.dy } : { kind: 'abs', fx: a.fx, fy: a.fy },
+        );
+        continue;
+      }
       if (a.kind === 'leds') {
         this.out.leds?.setLeds(a.mask);
         continue;

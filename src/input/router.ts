@@ -134,11 +134,6 @@ export function routerReleaseAll(state: RouterState): RouterResult {
   return done({ ...state, owner: new Map() }, actions);
 }
 
-/** Keys/buttons currently held per the router (for tests and grab decisions). */
-export function heldBy(state: RouterState): ReadonlyMap<number, string> {
-  return state.owner;
-}
-
 type Handler = (state: RouterState, ev: InputEvent) => RouterResult;
 
 const HANDLERS: ReadonlyMap<number, Handler> = new Map<number, Handler>([

@@ -1,5 +1,6 @@
 import type { Logger } from '../util/log.js';
-import { createOverlay, type Overlay, type XConnection } from '../x/index.js';
+import type { XConnection } from '../x/connection.js';
+import { createOverlay, type Overlay } from '../x/overlay.js';
 import type { AskRequest } from './ask.js';
 import { type FontMetrics, layoutAsk, layoutMenu, type MenuLayout, PALETTE } from './layout.js';
 import type { MenuState, RowHit } from './model.js';

@@ -1,6 +1,7 @@
 import { randomInt } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { writeFileAtomicSync } from '../util/atomic-file.js';
 import { ConfigError, errnoName } from '../util/errors.js';
 
 /**
@@ -53,8 +54,6 @@ export function loadPhrase(opts: { configured?: string | undefined; stateDir: st
   if (stored !== undefined) return stored;
   const phrase = generatePhrase();
   mkdirSync(opts.stateDir, { recursive: true, mode: 0o700 });
-  const tmp = `${file}.tmp-${process.pid}`;
-  writeFileSync(tmp, `${phrase}\n`, { mode: 0o600 });
-  renameSync(tmp, file);
+  writeFileAtomicSync(file, `${phrase}\n`);
   return phrase;
 }

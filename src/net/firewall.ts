@@ -141,7 +141,3 @@ export async function applyRuleset(host: NetHost, spec: Omit<RulesetSpec, 'count
   const counters = await readCounters(host);
   await host.nft(TABLE, renderRuleset({ ...spec, counters }));
 }
-
-export async function removeRuleset(host: NetHost): Promise<void> {
-  await host.nft(TABLE, `table bridge ${TABLE} {}\ndelete table bridge ${TABLE}\n`);
-}

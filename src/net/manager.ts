@@ -170,16 +170,6 @@ export class NetworkManager {
     return out;
   }
 
-  /** Remove every member, bridge and the table (tests, and `kvmux` uninstall). */
-  teardown(): Promise<void> {
-    return this.serial(async () => {
-      await this.removeMembers(() => true);
-      for (const net of this.networks.values()) await removeLink(this.host, net.bridge);
-      this.networks.clear();
-      await this.host.nft('kvmux', 'table bridge kvmux {}\ndelete table bridge kvmux\n');
-    });
-  }
-
   private network(name: string, who: string): Network {
     const net = this.networks.get(name);
     if (!net) throw new NetError(bridgeName(name), `${who}: network "${name}" is not configured`);

@@ -1,19 +1,12 @@
 import { join } from 'node:path';
 import type { Config } from '../session/config-schema.js';
+import { errText } from '../util/errors.js';
 import { type Logger, silentLogger } from '../util/log.js';
 import { JsonRecordStore } from '../util/record-store.js';
-import {
-  adoptXServer,
-  allocateVt,
-  createXtestSink,
-  type KioskWm,
-  releaseVt,
-  startKioskWm,
-  startXServer,
-  type XServer,
-  type XServerRecord,
-  type XtestSink,
-} from '../x/index.js';
+import { type KioskWm, startKioskWm } from '../x/kiosk-wm.js';
+import { adoptXServer, startXServer, type XServer, type XServerRecord } from '../x/server.js';
+import { allocateVt, releaseVt } from '../x/vt.js';
+import { createXtestSink, type XtestSink } from '../x/xtest-sink.js';
 
 /**
  * One named display at runtime: its X server (started, or adopted from an earlier kvmux), the
@@ -140,7 +133,7 @@ export class DisplayRuntime {
   /** Start now; when that fails, keep retrying with backoff (its VM waits in `ready()`). */
   startOrRetry(): void {
     this.start().catch((err: unknown) => {
-      this.log.error({ err: err instanceof Error ? err.message : String(err) }, 'X server failed to start');
+      this.log.error({ err: errText(err) }, 'X server failed to start');
       this.scheduleRestart();
     });
   }

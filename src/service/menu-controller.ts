@@ -1,10 +1,9 @@
-import { ABS, BTN_MOUSE, EV, KEY_DOWN, REL } from '../input/codes.js';
+import { BTN_MOUSE, EV, KEY_DOWN } from '../input/codes.js';
 
 const BTN_LEFT = BTN_MOUSE;
-/** Absolute pointer range assumed for the menu (FIFO and tablets report 0..32767). */
-const ABS_MAX = 32767;
 
 import type { InputEvent } from '../input/event.js';
+import type { MenuPointer } from '../input/pipeline.js';
 import { type AskRequest, type AskState, askStep, initialAsk } from '../menu/ask.js';
 import {
   initialMenu,
@@ -112,29 +111,24 @@ export class MenuController {
       if (ev.value === KEY_DOWN) this.pointer(true);
       return;
     }
-    if (ev.type === EV.REL || ev.type === EV.ABS) {
-      this.movePointer(ev);
-      return;
-    }
     if (ev.type !== EV.KEY) return;
     const r = menuStep(this.menu, { kind: 'key', code: ev.code, value: ev.value });
     this.apply(r.state, r.actions);
   }
 
-  /** Relative motion moves the menu's pointer; absolute axes are taken as 0..ABS_MAX of the screen. */
-  private movePointer(ev: InputEvent): void {
+  /**
+   * The menu's own pointer, moved by what the router made of the device's motion (its own axis
+   * ranges; a touchpad moves relatively): pixels, or a fraction of the screen.
+   */
+  pointerMoved(p: MenuPointer): void {
     const g = this.geometry;
-    if (!g) return;
+    if (!g || this.ask.current) return;
     const clamp = (v: number, max: number) => Math.max(0, Math.min(max - 1, v));
-    if (ev.type === EV.REL && ev.code === REL.X)
-      this.cursor.x = clamp(this.cursor.x + ev.value, g.screen.width);
-    else if (ev.type === EV.REL && ev.code === REL.Y)
-      this.cursor.y = clamp(this.cursor.y + ev.value, g.screen.height);
-    else if (ev.type === EV.ABS && ev.code === ABS.X)
-      this.cursor.x = clamp((ev.value / ABS_MAX) * g.screen.width, g.screen.width);
-    else if (ev.type === EV.ABS && ev.code === ABS.Y)
-      this.cursor.y = clamp((ev.value / ABS_MAX) * g.screen.height, g.screen.height);
-    else return;
+    const { width, height } = g.screen;
+    this.cursor =
+      p.kind === 'move'
+        ? { x: clamp(this.cursor.x + p.dx, width), y: clamp(this.cursor.y + p.dy, height) }
+        : { x: clamp(p.fx * width, width), y: clamp(p.fy * height, height) };
     this.pointer(false);
   }
 

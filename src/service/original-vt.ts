@@ -1,6 +1,7 @@
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { activeVt, switchVt } from '../x/index.js';
+import { writeFileAtomicSync } from '../util/atomic-file.js';
+import { activeVt, switchVt } from '../x/vt.js';
 import { displayRecords } from './display-runtime.js';
 
 /**
@@ -21,7 +22,7 @@ export function rememberOriginalVt(stateDir: string): OriginalVt {
   if (adopting && existsSync(file)) vt = Number(readFileSync(file, 'utf8').trim());
   if (!Number.isInteger(vt) || vt < 1) {
     vt = activeVt();
-    writeFileSync(file, `${vt}\n`, { mode: 0o600 });
+    writeFileAtomicSync(file, `${vt}\n`);
   }
   return {
     vt,

@@ -2,6 +2,7 @@ import type { AskRequest } from '../menu/ask.js';
 import type { MenuState } from '../menu/model.js';
 import { OverlayMenu } from '../menu/overlay-menu.js';
 import { loadPhrase } from '../menu/phrase.js';
+import { errText } from '../util/errors.js';
 import type { MenuGeometry, MenuView } from './menu-controller.js';
 import type { Service } from './service.js';
 
@@ -29,7 +30,7 @@ export function createOverlayMenuView(service: Service): MenuView {
     });
     menus.set(name, { display: live.server.display, menu });
     menu.catch((err: unknown) => {
-      service.log.warn({ display: name, err: String(err) }, 'menu overlay unavailable');
+      service.log.warn({ display: name, err: errText(err) }, 'menu overlay unavailable');
       menus.delete(name);
     });
     return menu;

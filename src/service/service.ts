@@ -1,7 +1,7 @@
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type ControlPlane, startControlPlane } from '../control/index.js';
+import { type ControlPlane, startControlPlane } from '../control/plane.js';
 import { pipelineOptions, sourcesOptions } from '../input/from-config.js';
 import { InputPipeline } from '../input/pipeline.js';
 import { InputSources } from '../input/sources.js';
@@ -9,18 +9,18 @@ import type { MenuItem } from '../menu/model.js';
 import { TrustLeds } from '../menu/trust-leds.js';
 import { NetworkManager } from '../net/manager.js';
 import { netMethods } from '../net/methods.js';
+import { createCommandBackend } from '../session/backends/command.js';
+import { createQemuBackend } from '../session/backends/qemu.js';
+import { createVirtualboxBackend } from '../session/backends/virtualbox.js';
 import type { Config, VmConfig } from '../session/config-schema.js';
 import { allVms } from '../session/images.js';
-import {
-  createCommandBackend,
-  createQemuBackend,
-  createVirtualboxBackend,
-  Supervisor,
-  type VmStatus,
-} from '../session/index.js';
+import { Supervisor, type VmStatus } from '../session/supervisor.js';
+import { writeFileAtomicLater } from '../util/atomic-file.js';
+import { DisplayError, NotFoundError } from '../util/errors.js';
 import { type Logger, type LogRing, silentLogger } from '../util/log.js';
 import { packageVersion } from '../util/version.js';
-import { screenshot, switchVt } from '../x/index.js';
+import { screenshot } from '../x/screenshot.js';
+import { switchVt } from '../x/vt.js';
 import { CpuSampler } from './cpu-sampler.js';
 import { DisplayRuntime, type LiveDisplay } from './display-runtime.js';
 import {
@@ -176,6 +176,7 @@ export class Service implements ServiceApi {
       leds: { setLeds: (mask) => this.sources?.setLeds(mask) },
       onMenuOpen: () => this.menu.open(),
       onDirectSwitch: (index) => {
+        this.menu.dismiss(); // opened at the second tap; closed even when no display has that number
         const name = nameAtIndex(this.table, index);
         if (name)
           void this.switchTo(name).catch((err: unknown) =>
@@ -184,6 +185,7 @@ export class Service implements ServiceApi {
         else log.info({ index }, 'direct switch: no display with that number');
       },
       onMenuInput: (ev) => this.menu.input(ev),
+      onMenuPointer: (p) => this.menu.pointerMoved(p),
     });
     this.menuView = this.opts.menuView(this);
     this.menu = new MenuController({
@@ -194,7 +196,7 @@ export class Service implements ServiceApi {
       ledMask: (d) => this.pipeline.ledMask(d),
       choose: (name) =>
         void this.switchTo(name).catch((err: unknown) => log.warn({ err: String(err) }, 'switch failed')),
-      setInputCaptured: (captured) => this.pipeline.setMenuOpen(captured),
+      setInputCaptured: (captured) => this.pipeline.setMenuOpen(captured), // the one writer of "menu open"
       now: () => performance.now(),
       showDelayMs: cfg.menu.showDelayMs,
     });
@@ -260,7 +262,7 @@ export class Service implements ServiceApi {
 
   private async displayInfo(name: string) {
     const rt = this.runtimes.get(name);
-    if (!rt) throw new Error(`no display for ${name}`);
+    if (!rt) throw new NotFoundError('display', name);
     const live = await rt.ready();
     return { display: live.server.display, width: live.wm.conn.width, height: live.wm.conn.height };
   }
@@ -309,11 +311,17 @@ export class Service implements ServiceApi {
   async switchTo(name: string): Promise<{ name: string; vt: number | null; ms: number }> {
     const t0 = performance.now();
     const plan = planSwitch(this.table, name);
-    if (!plan.ok) throw new Error(`cannot switch to "${name}": display ${plan.reason}`);
+    if (!plan.ok)
+      throw plan.reason === 'unknown'
+        ? new NotFoundError('display', name)
+        : new DisplayError(name, 'is not up yet');
     this.table = plan.table;
     // input follows at once; the VT switch below only changes what the monitor shows
     this.pipeline.setActive(name);
-    if (plan.changed) writeFileSync(this.activeFile, `${name}\n`, { mode: 0o600 });
+    if (plan.changed)
+      writeFileAtomicLater(this.activeFile, `${name}\n`, (e) =>
+        this.log.warn({ err: String(e) }, 'remembering the display failed'),
+      );
     this.menu.dismiss();
     if (plan.vt !== null && this.config.console === 'vt') await switchVt(plan.vt);
     const ms = Number((performance.now() - t0).toFixed(2));
@@ -350,7 +358,7 @@ export class Service implements ServiceApi {
 
   async screenshot(name: string, path: string) {
     const live = this.runtimes.get(name)?.current;
-    if (!live) throw new Error(`display "${name}" is not up`);
+    if (!live) throw new DisplayError(name, 'is not up');
     mkdirSync(dirname(path), { recursive: true });
     const img = await screenshot(live.server.display, path);
     return { path, width: img.width, height: img.height };

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { connect, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { BackendError, errnoName } from '../util/errors.js';
+import { BackendError, errnoName, KvmuxError } from '../util/errors.js';
 
 /** A QMP event, e.g. SHUTDOWN, POWERDOWN, BALLOON_CHANGE. */
 export interface QmpEvent {
@@ -167,7 +167,7 @@ function openOnce(path: string): Promise<{ socket: Socket; greeting: QmpGreeting
       socket.destroy();
       reject(err);
     };
-    const timer = setTimeout(() => fail(new Error('no QMP greeting within 5 s')), 5000);
+    const timer = setTimeout(() => fail(new KvmuxError('no QMP greeting within 5 s')), 5000);
     socket.on('error', fail);
     socket.on('data', function onData(chunk) {
       buf += chunk.toString('utf8');
@@ -178,7 +178,7 @@ function openOnce(path: string): Promise<{ socket: Socket; greeting: QmpGreeting
       socket.off('error', fail);
       try {
         const greeting = JSON.parse(buf.slice(0, nl)) as QmpGreeting;
-        if (!greeting.QMP) throw new Error(`not a QMP greeting: ${buf.slice(0, 80)}`);
+        if (!greeting.QMP) throw new KvmuxError(`not a QMP greeting: ${buf.slice(0, 80)}`);
         resolve({ socket, greeting, leftover: buf.slice(nl + 1) });
       } catch (err) {
         fail(err as Error);

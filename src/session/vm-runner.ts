@@ -1,4 +1,4 @@
-import { errnoName } from '../util/errors.js';
+import { errnoName, errText } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import type { Backend, LaunchContext, VmExit, VmHandle, VmRecord, VmState } from './backends/backend.js';
 import type { VmConfig } from './config-schema.js';
@@ -167,7 +167,7 @@ export class VmRunner {
       this.dispatch({ type: 'launched' });
       return handle;
     })().catch((err: unknown) => {
-      this.lastError = err instanceof Error ? err.message : String(err);
+      this.lastError = errText(err);
       log.error({ vm: this.vm.name, err: this.lastError }, 'VM launch failed');
       if (gen === this.gen) this.dispatch({ type: 'launch-failed' });
       return null;

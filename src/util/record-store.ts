@@ -1,8 +1,9 @@
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { writeFileAtomicSync } from './atomic-file.js';
 
 /**
- * One JSON record per name in <stateDir>/<subdir>/NAME.json, written atomically (temp + rename):
+ * One JSON record per name in <stateDir>/<subdir>/NAME.json, written atomically (util/atomic-file):
  * what a restarted kvmux reads to re-adopt the VMs and X servers that outlived the last one.
  */
 export class JsonRecordStore<T> {
@@ -23,9 +24,7 @@ export class JsonRecordStore<T> {
 
   put(name: string, record: T): void {
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
-    const tmp = `${this.path(name)}.${process.pid}.tmp`;
-    writeFileSync(tmp, `${JSON.stringify(record, null, 2)}\n`, { mode: 0o600 });
-    renameSync(tmp, this.path(name));
+    writeFileAtomicSync(this.path(name), `${JSON.stringify(record, null, 2)}\n`);
   }
 
   /** The record of `name`, or null when there is none or it is unreadable (then it is removed). */

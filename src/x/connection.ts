@@ -1,5 +1,5 @@
 import x11 from 'x11';
-import { XError } from '../util/errors.js';
+import { errText, XError } from '../util/errors.js';
 import { type Logger, silentLogger } from '../util/log.js';
 
 /**
@@ -150,7 +150,7 @@ function wrap(display: string, client: x11.XClient, log: Logger): XConnection {
       try {
         handler(ev);
       } catch (err) {
-        log.warn({ display, event: ev.name, err: String(err) }, 'X event handler failed');
+        log.warn({ display, event: ev.name, err: errText(err) }, 'X event handler failed');
       }
     });
   };
@@ -176,5 +176,5 @@ function wrap(display: string, client: x11.XClient, log: Logger): XConnection {
 function describe(err: unknown): string {
   if (isXProtocolError(err))
     return `${xErrorNames[err.error] ?? `error ${err.error}`} (major ${err.majorOpcode})`;
-  return err instanceof Error ? err.message : String(err);
+  return errText(err);
 }

@@ -129,9 +129,3 @@ export function removeStaleSocket(n: number): void {
   if (listeningDisplays().has(n) || !existsSync(socketPath(n))) return;
   unlinkQuiet(socketPath(n));
 }
-
-export function parseDisplayNumber(display: string): number {
-  const m = /^:(\d+)(?:\.\d+)?$/.exec(display);
-  if (!m) throw new Error(`not a local display name: '${display}'`);
-  return Number(m[1]);
-}

@@ -1,4 +1,4 @@
-import { closeSync, constants, openSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { constants, openSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import koffi from 'koffi';
 import { XError } from '../util/errors.js';
 
@@ -171,10 +171,4 @@ export function rememberActiveVt(): { vt: number; restore(): Promise<void>; rest
       if (activeVt() !== vt) activateVtNow(vt);
     },
   };
-}
-
-/** Close /dev/tty0 (tests, shutdown). */
-export function closeConsole(): void {
-  if (consoleFd !== null) closeSync(consoleFd);
-  consoleFd = null;
 }

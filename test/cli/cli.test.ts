@@ -1,10 +1,11 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { CLI } from '../../src/demo/kvmux-process.js';
 import { packageVersion } from '../../src/util/version.js';
+import { tempDir } from '../helpers/temp.js';
 
 /** The built `kvmux` as a person runs it: exit codes, stdout, stderr. */
 function kvmux(...args: string[]) {
@@ -20,7 +21,7 @@ function kvmuxWith(env: Record<string, string>, ...args: string[]) {
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
-const dir = mkdtempSync('/tmp/kvmux-cli-');
+const dir = tempDir('kvmux-cli-');
 const good = join(dir, 'good.yaml');
 writeFileSync(good, 'console: virtual\nvms:\n  - { name: notes, backend: command, command: [xterm] }\n');
 const bad = join(dir, 'bad.yaml');

@@ -1,6 +1,5 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { openAuditLog } from '../../src/control/audit.js';
@@ -11,11 +10,12 @@ import {
   type ControlServerOptions,
   createControlServer,
 } from '../../src/control/server.js';
+import { tempDir as trackedTempDir } from '../helpers/temp.js';
 
 export const PASSWORD = 'correct horse battery staple';
 
 export function tempDir(prefix = 'kvmux-ctl-'): { dir: string; cleanup(): void } {
-  const dir = mkdtempSync(join(tmpdir(), prefix));
+  const dir = trackedTempDir(prefix);
   return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 

@@ -1,9 +1,7 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import x11 from 'x11';
 import { connectDisplay, type XConnection } from '../../src/x/connection.js';
 import { type StartXServerOptions, startXServer, type XServer } from '../../src/x/server.js';
+import { tempDir } from './temp.js';
 
 /**
  * Real X servers for tests on the display numbers reserved for the X tests (:100-:119), plus a
@@ -12,7 +10,7 @@ import { type StartXServerOptions, startXServer, type XServer } from '../../src/
 export const testDisplayRange: [number, number] = [100, 119];
 
 export function testLogDir(): string {
-  return mkdtempSync(join(tmpdir(), 'kvmux-x-'));
+  return tempDir('kvmux-x-');
 }
 
 export function startTestXvfb(opts: Partial<StartXServerOptions> = {}): Promise<XServer> {

@@ -1,10 +1,10 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { HotplugWatcher, listEventDevices } from '../../src/input/discovery.js';
 import { InputSources } from '../../src/input/sources.js';
 import { createLogger } from '../../src/util/log.js';
+import { tempDir } from '../helpers/temp.js';
 
 describe('device discovery and hotplug (a temp directory stands in for /dev/input)', () => {
   let root: string;
@@ -13,7 +13,7 @@ describe('device discovery and hotplug (a temp directory stands in for /dev/inpu
   const seen: string[] = [];
 
   beforeEach(() => {
-    root = mkdtempSync(join(tmpdir(), 'kvmux-input-'));
+    root = tempDir('kvmux-input-');
     dir = join(root, 'input');
     seen.length = 0;
   });

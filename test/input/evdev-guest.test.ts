@@ -1,10 +1,10 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { build } from 'esbuild';
 import { afterAll, describe, expect, it } from 'vitest';
 import { bootGuest, buildInitramfs, DONE_MARKER, type Guest } from '../fixtures/linux-guest.js';
+import { tempDir } from '../helpers/temp.js';
 
 /**
  * The host has no /dev/input and no uinput, so the real evdev path (EVIOCGNAME/GBIT/GKEY/GLED,
@@ -38,7 +38,7 @@ function nodeRuntime(): Record<string, Buffer> {
 
 describe('evdev binding against real kernel input devices (inside a Linux guest)', () => {
   let guest: Guest | undefined;
-  const work = mkdtempSync(join(tmpdir(), 'kvmux-evdev-guest-'));
+  const work = tempDir('kvmux-evdev-guest-');
   afterAll(async () => {
     await guest?.stop();
     rmSync(work, { recursive: true, force: true });

@@ -1,6 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { closeSync, constants, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { closeSync, constants, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { EV, keyCode, SYN_REPORT } from '../../src/input/codes.js';
@@ -8,6 +7,7 @@ import { encodeEvent, INPUT_EVENT_SIZE } from '../../src/input/event.js';
 import { InputPipeline } from '../../src/input/pipeline.js';
 import { RecordingDisplays, RecordingLedSink } from '../../src/input/recording-sink.js';
 import { InputSources } from '../../src/input/sources.js';
+import { tempDir } from '../helpers/temp.js';
 
 /** Raw struct input_event records: each `name down|up` is followed by a SYN_REPORT, as the kernel does. */
 function keys(...steps: string[]): Buffer {
@@ -35,7 +35,7 @@ describe('FIFO input through the whole pipeline (raw records in a real mkfifo)',
   const events: string[] = [];
 
   beforeEach(() => {
-    dir = mkdtempSync(join(tmpdir(), 'kvmux-fifo-'));
+    dir = tempDir('kvmux-fifo-');
     fifo = join(dir, 'input.fifo');
     execFileSync('mkfifo', [fifo]);
     rec = new RecordingDisplays(['alpha', 'beta']);
@@ -45,8 +45,15 @@ describe('FIFO input through the whole pipeline (raw records in a real mkfifo)',
       {
         sinkFor: (d) => rec.sinkFor(d),
         leds: new RecordingLedSink(rec.lines),
-        onMenuOpen: () => rec.lines.push('menu open'),
-        onDirectSwitch: (n) => rec.lines.push(`switch ${n}`),
+        // as the menu's owner does in kvmux run
+        onMenuOpen: () => {
+          rec.lines.push('menu open');
+          pipeline.setMenuOpen(true);
+        },
+        onDirectSwitch: (n) => {
+          rec.lines.push(`switch ${n}`);
+          pipeline.setMenuOpen(false);
+        },
         onMenuInput: (ev) => events.push(`menu ${ev.code}:${ev.value}`),
       },
     );
@@ -155,7 +162,7 @@ describe('input source paths that are not usable', () => {
   });
 
   it('refuses a regular file', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'kvmux-src-'));
+    const dir = tempDir('kvmux-src-');
     const file = join(dir, 'plain');
     writeFileSync(file, 'x');
     try {

@@ -1,10 +1,10 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { closeSync, constants, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { closeSync, constants, openSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { EV, keyCode, SYN_REPORT } from '../../src/input/codes.js';
 import { encodeEvent } from '../../src/input/event.js';
+import { tempDir } from '../helpers/temp.js';
 
 const root = join(import.meta.dirname, '..', '..');
 
@@ -34,7 +34,7 @@ describe('kvmux monitor', () => {
   });
 
   it('prints decoded events and hotkey/guard decisions from a FIFO, and stops on SIGINT', async () => {
-    dir = mkdtempSync(join(tmpdir(), 'kvmux-monitor-'));
+    dir = tempDir('kvmux-monitor-');
     const fifo = join(dir, 'in.fifo');
     execFileSync('mkfifo', [fifo]);
     child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'monitor', '--device', fifo], {

@@ -1,11 +1,11 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { PathWatcher } from '../../src/input/path-watcher.js';
+import { tempDir } from '../helpers/temp.js';
 
 describe('waiting for a configured device path to come back', () => {
-  const root = mkdtempSync(join(tmpdir(), 'kvmux-pathwatch-'));
+  const root = tempDir('kvmux-pathwatch-');
   let w: PathWatcher | undefined;
   afterEach(() => w?.close());
 

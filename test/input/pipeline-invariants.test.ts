@@ -21,6 +21,8 @@ const KEYS = [
   'sysrq',
 ].map((n) => keyCode(n)!);
 const DISPLAYS = ['alpha', 'beta', 'gamma'];
+const BTN_LEFT = keyCode('btn_left')!;
+const WINDOW_MS = 500;
 
 interface Log {
   /** Per display: codes currently down as the display sees them. */
@@ -48,7 +50,8 @@ function checkingSink(
   };
   return {
     key,
-    button: (b, isDown) => key(0x1000 + b, isDown),
+    // X button 1 is BTN_LEFT, the only button in KEYS: keep Linux codes so the sets compare.
+    button: (b, isDown) => key(b === 1 ? BTN_LEFT : 0x1000 + b, isDown),
     moveRelative: () => {},
     moveAbsolute: () => {},
     flush: () => {},
@@ -62,6 +65,21 @@ function runRandom(seed: number, steps: number): Log {
   let menu = false;
   const physical = new Set<number>();
   let lastPress = 0;
+  /** Arrival time of each key's last physical release. */
+  const releasedAt = new Map<number, number>();
+  /**
+   * After every step: a key up on the keyboard is up on every display. The one allowed lag is a
+   * release queued behind a held Scroll Lock tap, which goes out when the hotkey window ends.
+   */
+  const checkNoStuckKey = (step: number, what: string) => {
+    for (const [d, set] of log.down)
+      for (const code of set) {
+        if (physical.has(code)) continue;
+        const lag = clock.now() - (releasedAt.get(code) ?? Number.NEGATIVE_INFINITY);
+        if (lag >= WINDOW_MS)
+          log.violations.push(`step ${step} (${what}): ${d} still holds ${code}, released ${lag} ms ago`);
+      }
+  };
   const held = (names: string[]) => names.some((n) => physical.has(keyCode(n)!));
   /** Is `code` the key just pressed, completing a blocked chord (physical modifier state)? */
   const blockedNow = (code: number) => {
@@ -71,14 +89,16 @@ function runRandom(seed: number, steps: number): Log {
   };
   const sinks = new Map(DISPLAYS.map((d) => [d, checkingSink(d, log, () => menu, blockedNow)]));
   const p: InputPipeline = new InputPipeline(
-    { windowMs: 500, ctrlAltDelToVm: true },
+    { windowMs: WINDOW_MS, ctrlAltDelToVm: true },
     {
       sinkFor: (d) => sinks.get(d),
       onMenuOpen: () => {
         menu = true;
+        p.setMenuOpen(true);
       },
       onDirectSwitch: (n) => {
         menu = false;
+        p.setMenuOpen(false);
         if (DISPLAYS[n - 1]) p.setActive(DISPLAYS[n - 1]!);
       },
       onMenuInput: () => {},
@@ -88,9 +108,15 @@ function runRandom(seed: number, steps: number): Log {
   p.setActive('alpha');
   for (let i = 0; i < steps; i++) {
     const r = rand();
-    if (r < 0.1) clock.advance(Math.floor(rand() * 700));
-    else if (r < 0.15) p.setActive(DISPLAYS[Math.floor(rand() * DISPLAYS.length)]!);
-    else if (r < 0.18 && menu) {
+    let what: string;
+    if (r < 0.1) {
+      what = 'time';
+      clock.advance(Math.floor(rand() * 700));
+    } else if (r < 0.15) {
+      what = 'switch';
+      p.setActive(DISPLAYS[Math.floor(rand() * DISPLAYS.length)]!);
+    } else if (r < 0.18 && menu) {
+      what = 'menu close';
       menu = false;
       p.setMenuOpen(false);
     } else {
@@ -99,10 +125,15 @@ function runRandom(seed: number, steps: number): Log {
       if (down) physical.add(code);
       else physical.delete(code);
       if (down) lastPress = code;
-      else if (!MODIFIER_OF.has(code)) lastPress = 0;
+      else {
+        releasedAt.set(code, clock.now());
+        if (!MODIFIER_OF.has(code)) lastPress = 0;
+      }
+      what = `${code} ${down ? 'down' : 'up'}`;
       p.feed({ type: EV.KEY, code, value: down ? 1 : 0, timeMs: 0 });
       p.feed({ type: EV.SYN, code: SYN_REPORT, value: 0, timeMs: 0 });
     }
+    checkNoStuckKey(i, what);
   }
   for (const code of physical) p.feed({ type: EV.KEY, code, value: 0, timeMs: 0 });
   clock.advance(1000);

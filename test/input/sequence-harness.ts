@@ -99,13 +99,24 @@ export function runSequence(seq: Sequence): string[] {
     {
       sinkFor: (d) => rec.sinkFor(d),
       leds: new RecordingLedSink(rec.lines),
-      onMenuOpen: () => rec.lines.push('menu open'),
+      // the menu's owner (MenuController in kvmux run) captures input at once and frees it on a switch
+      onMenuOpen: () => {
+        rec.lines.push('menu open');
+        pipeline.setMenuOpen(true);
+      },
       onDirectSwitch: (n) => {
         rec.lines.push(`switch ${n}`);
+        pipeline.setMenuOpen(false);
         const target = displays[n - 1];
         if (target) pipeline.setActive(target);
       },
       onMenuInput: (ev) => rec.lines.push(`menu: ${describe(ev)}`),
+      onMenuPointer: (p) =>
+        rec.lines.push(
+          p.kind === 'move'
+            ? `menu: pointer move ${p.dx} ${p.dy}`
+            : `menu: pointer abs ${p.fx.toFixed(3)} ${p.fy.toFixed(3)}`,
+        ),
     },
     clock,
   );

@@ -1,25 +1,27 @@
 import { writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sleep } from '../../src/demo/fifo-keys.js';
 import { type Kvmux, startKvmux } from '../../src/demo/kvmux-process.js';
-import { connectDisplay, distinctColours, encodePng, grab } from '../../src/x/index.js';
+import { connectDisplay } from '../../src/x/connection.js';
+import { distinctColours, encodePng, grab } from '../../src/x/screenshot.js';
+import { shotsDir } from '../helpers/temp.js';
 import { xevLogger } from '../service/kvmux-harness.js';
 
 /**
  * The admin screen as the person at the console meets it: `kvmux run` (built CLI) on Xvfb
  * displays from :140, the `admin` display's full-screen xterm running `kvmux admin`, and every
- * key typed through the FIFO keyboard (the grabbed-keyboard pipeline). The PNG is kept in the OS
- * temp dir (kvmux-admin-display.png) to look at.
+ * key typed through the FIFO keyboard (the grabbed-keyboard pipeline). The PNGs are kept in
+ * $KVMUX_TEST_SHOTS when set (kvmux-admin-display*.png), to look at.
  */
+const shots = shotsDir('kvmux-admin-display-');
 let k: Kvmux;
 
 async function shot(display: string, file: string) {
   const conn = await connectDisplay(display);
   try {
     const img = await grab(conn);
-    writeFileSync(join(tmpdir(), file), encodePng(img));
+    writeFileSync(join(shots, file), encodePng(img));
     return img;
   } finally {
     await conn.close();

@@ -1,18 +1,15 @@
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { fileAuthenticator, writePasswordFile } from '../../src/control/auth.js';
-import {
-  type ControlServer,
-  createControlServer,
-  defineMethod,
-  imageUploadMethods,
-} from '../../src/control/index.js';
+import { defineMethod } from '../../src/control/method.js';
+import { type ControlServer, createControlServer } from '../../src/control/server.js';
+import { imageUploadMethods } from '../../src/control/upload.js';
 import { RpcCode, RpcError } from '../../src/util/errors.js';
+import { tempDir } from '../helpers/temp.js';
 import { TmuxSession } from './tmux-session.js';
 
 /**
@@ -69,7 +66,7 @@ describe('kvmux admin --remote against the real control server', () => {
   ];
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'kvmux-admin-ctl-'));
+    dir = tempDir('kvmux-admin-ctl-');
     const passwd = join(dir, 'state', 'admin.passwd');
     mkdirSync(join(dir, 'images'));
     await writePasswordFile(passwd, 'correct horse', { N: 1 << 10, r: 8, p: 1 });

@@ -1,12 +1,13 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { fileAuthenticator, writePasswordFile } from '../../src/control/auth.js';
-import { type ControlServer, createControlServer, defineMethod } from '../../src/control/index.js';
+import { defineMethod } from '../../src/control/method.js';
+import { type ControlServer, createControlServer } from '../../src/control/server.js';
+import { tempDir } from '../helpers/temp.js';
 import { TmuxSession } from './tmux-session.js';
 
 /**
@@ -24,7 +25,7 @@ describe('kvmux admin --remote over a character device', () => {
   let tmux: TmuxSession;
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'kvmux-admin-dev-'));
+    dir = tempDir('kvmux-admin-dev-');
     const passwd = join(dir, 'admin.passwd');
     await writePasswordFile(passwd, 'sesame', { N: 1 << 10, r: 8, p: 1 });
     control = createControlServer({

@@ -1,7 +1,7 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { tempDir } from '../helpers/temp.js';
 import { type FakeControl, startFakeControl } from './fake-control-server.js';
 import { TmuxSession } from './tmux-session.js';
 
@@ -19,7 +19,7 @@ describe('kvmux admin in tmux', () => {
   let tmux: TmuxSession;
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'kvmux-admin-'));
+    dir = tempDir('kvmux-admin-');
     const sock = join(dir, 'control.sock');
     control = await startFakeControl(sock, 'hunter2', [
       { name: 'alpha', backend: 'qemu', state: 'running', pid: 100, memoryMiB: 512 },

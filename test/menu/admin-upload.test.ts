@@ -1,19 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import {
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type ControlServer, createControlServer, imageUploadMethods } from '../../src/control/index.js';
+import { type ControlServer, createControlServer } from '../../src/control/server.js';
+import { imageUploadMethods } from '../../src/control/upload.js';
 import { type AdminRpc, openAdminRpc } from '../../src/menu/admin/rpc.js';
 import { transferFile } from '../../src/menu/admin/upload.js';
+import { tempDir } from '../helpers/temp.js';
 
 /** The admin screen's upload path against the real control server's image.upload methods. */
 describe('admin upload over the control socket', () => {
@@ -22,7 +15,7 @@ describe('admin upload over the control socket', () => {
   let rpc: AdminRpc;
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'kvmux-admin-up-'));
+    dir = tempDir('kvmux-admin-up-');
     mkdirSync(join(dir, 'images'));
     server = createControlServer({ methods: imageUploadMethods({ imageDirs: () => [join(dir, 'images')] }) });
     await server.listen(join(dir, 'control.sock'));

@@ -1,29 +1,22 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type x11 from 'x11';
 import { PALETTE, type Rect } from '../../src/menu/layout.js';
 import { initialMenu, type MenuItem, type MenuState, menuStep } from '../../src/menu/model.js';
 import { MENU_WINDOW_NAME, OverlayMenu } from '../../src/menu/overlay-menu.js';
-import {
-  connectDisplay,
-  encodePng,
-  grab,
-  type KioskWm,
-  pixel,
-  type RgbImage,
-  startKioskWm,
-  startXServer,
-  type XConnection,
-  type XServer,
-} from '../../src/x/index.js';
+import { connectDisplay, type XConnection } from '../../src/x/connection.js';
+import { type KioskWm, startKioskWm } from '../../src/x/kiosk-wm.js';
+import { encodePng, grab, pixel, type RgbImage } from '../../src/x/screenshot.js';
+import { startXServer, type XServer } from '../../src/x/server.js';
+import { shotsDir, tempDir } from '../helpers/temp.js';
 
 /**
  * The switcher overlay on a real Xvfb (display numbers :140-:159 are the menu's), above a
  * full-screen client window managed by the kiosk WM. Pixels are checked at the layout's own
- * rectangles; the PNGs are kept in the OS temp dir to look at (kvmux-menu-overlay*.png).
+ * rectangles; the PNGs are kept in $KVMUX_TEST_SHOTS when set (kvmux-menu-overlay*.png).
  */
+const shots = shotsDir('kvmux-menu-shots-');
 const PHRASE = 'amber otter quill 42';
 const VM_COLOUR = 0x336699;
 const items: MenuItem[] = [
@@ -56,7 +49,7 @@ describe('menu overlay on Xvfb', () => {
   let state: MenuState;
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'kvmux-menu-x-'));
+    dir = tempDir('kvmux-menu-x-');
     server = await startXServer({ kind: 'xvfb', logDir: dir, range: [140, 159], width: 1024, height: 768 });
     wm = await startKioskWm(server.display);
     client = await connectDisplay(server.display);
@@ -113,7 +106,7 @@ describe('menu overlay on Xvfb', () => {
 
   it('the screenshot shows the frame, every item with its badge, the highlight and the phrase', async () => {
     const img = await grab(client);
-    writeFileSync(join(tmpdir(), 'kvmux-menu-overlay.png'), encodePng(img));
+    writeFileSync(join(shots, 'kvmux-menu-overlay.png'), encodePng(img));
     const l = menu.layout!;
     const o = { x: l.window.x, y: l.window.y };
     expect(hex(img, 5, 5)).toBe(VM_COLOUR); // the VM still shows around the menu
@@ -155,7 +148,7 @@ describe('menu overlay on Xvfb', () => {
     menu.ask({ id: '1', from: 'alpha', method: 'vm.stop', params: { name: 'beta' } });
     await menu.overlay.sync();
     let img = await grab(client);
-    writeFileSync(join(tmpdir(), 'kvmux-menu-overlay-ask.png'), encodePng(img));
+    writeFileSync(join(shots, 'kvmux-menu-overlay-ask.png'), encodePng(img));
     const l = menu.layout!;
     const o = { x: l.window.x, y: l.window.y };
     expect(count(img, o, l.parts['question']!, PALETTE.text)).toBeGreaterThan(100);

@@ -1,13 +1,13 @@
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { checkPhrase, generatePhrase, loadPhrase, PHRASE_FILE } from '../../src/menu/phrase.js';
 import { markedMask, TrustLeds } from '../../src/menu/trust-leds.js';
+import { tempDir } from '../helpers/temp.js';
 
 const dirs: string[] = [];
 const tmp = () => {
-  const d = mkdtempSync(join(tmpdir(), 'kvmux-phrase-'));
+  const d = tempDir('kvmux-phrase-');
   dirs.push(d);
   return d;
 };

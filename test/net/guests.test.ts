@@ -1,10 +1,10 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NetworkManager } from '../../src/net/manager.js';
 import { configSchema } from '../../src/session/config-schema.js';
 import { buildInitramfs } from '../fixtures/linux-guest.js';
+import { tempDir } from '../helpers/temp.js';
 import { bootGuestInNetns, NET_MODULES, type NsGuest, tapNicArgs, WAIT_GATE } from './guest-helpers.js';
 import { createNetns, type TestNetns } from './netns.js';
 
@@ -57,7 +57,7 @@ describe('two real Linux guests on an anonymous bridge with anti-spoofing', () =
   };
 
   beforeAll(async () => {
-    work = mkdtempSync(join(tmpdir(), 'kvmux-net-guests-'));
+    work = tempDir('kvmux-net-guests-');
     ns = await createNetns('vm-');
     mgr = new NetworkManager({ netns: ns.name });
     await mgr.ensureNetworks(config.networks);

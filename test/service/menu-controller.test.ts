@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ABS, BTN_MOUSE, EV, keyCode, REL } from '../../src/input/codes.js';
+import { BTN_MOUSE, EV, keyCode } from '../../src/input/codes.js';
 import type { InputEvent } from '../../src/input/event.js';
 import type { AskRequest } from '../../src/menu/ask.js';
 import type { MenuItem, MenuState } from '../../src/menu/model.js';
@@ -101,25 +101,23 @@ describe('menu controller', () => {
     c.open();
     await flush();
     // the pointer starts at the window centre (200, 150): window y 50, the alpha row
-    c.input(ev(EV.REL, REL.Y, 10)); // window y 60: the beta row
+    c.pointerMoved({ kind: 'move', dx: 0, dy: 10 }); // window y 60: the beta row
     expect(view.log.at(-1)).toBe('redraw: beta');
-    c.input(ev(EV.REL, REL.Y, -15)); // window y 45: alpha
+    c.pointerMoved({ kind: 'move', dx: 0, dy: -15 }); // window y 45: alpha
     expect(view.log.at(-1)).toBe('redraw: alpha');
     c.input(ev(EV.KEY, BTN_MOUSE, 1));
     expect(chosen).toEqual(['alpha']);
   });
 
-  it('takes absolute positions as 0..32767 of the screen, and ignores clicks outside the rows', async () => {
+  it('takes absolute positions as fractions of the screen, and ignores clicks outside the rows', async () => {
     const { c, chosen } = setup();
     c.open();
     await flush();
-    c.input(ev(EV.ABS, ABS.X, 0));
-    c.input(ev(EV.ABS, ABS.Y, 0));
+    c.pointerMoved({ kind: 'abs', fx: 0, fy: 0 });
     c.input(ev(EV.KEY, BTN_MOUSE, 1));
     expect(chosen).toEqual([]);
     expect(c.isOpen).toBe(true);
-    c.input(ev(EV.ABS, ABS.X, Math.round((150 / 1000) * 32767)));
-    c.input(ev(EV.ABS, ABS.Y, Math.round((170 / 800) * 32767)));
+    c.pointerMoved({ kind: 'abs', fx: 150 / 1000, fy: 170 / 800 });
     c.input(ev(EV.KEY, BTN_MOUSE, 1));
     expect(chosen).toEqual(['beta']);
   });

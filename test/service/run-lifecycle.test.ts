@@ -1,8 +1,9 @@
-import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sendFile } from '../../src/control/transfer-client.js';
 import { writeDemoDisk } from '../../src/session/demo-disk.js';
+import { tempDir } from '../helpers/temp.js';
 import { adoptOrphans, isAlive, type Kvmux, reapOrphans, startKvmux } from './kvmux-harness.js';
 
 /**
@@ -18,7 +19,7 @@ interface VmRow {
 
 describe('kvmux run life cycle', () => {
   let k: Kvmux;
-  const images = mkdtempSync('/tmp/kvmux-images-');
+  const images = tempDir('kvmux-images-');
   const list = () => k.call<VmRow[]>('vm.list');
 
   beforeAll(async () => {
@@ -36,7 +37,7 @@ describe('kvmux run life cycle', () => {
   });
 
   it('turns an uploaded image into a stopped VM with its own display, which then starts', async () => {
-    const src = writeDemoDisk(join(mkdtempSync('/tmp/kvmux-src-'), 'src.img'), { text: 'fresh' });
+    const src = writeDemoDisk(join(tempDir('kvmux-src-'), 'src.img'), { text: 'fresh' });
     const result = await sendFile(k.client, {
       prefix: 'image.upload',
       file: src,

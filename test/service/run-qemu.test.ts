@@ -1,25 +1,33 @@
-import { mkdtempSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { kvmUsable } from '../../src/session/backends/qemu.js';
-import { connectDisplay, probe, screenshot } from '../../src/x/index.js';
+import { connectDisplay } from '../../src/x/connection.js';
+import { probe, screenshot } from '../../src/x/screenshot.js';
 import { bootSectorDisk, DEMO_PALETTE } from '../fixtures/boot-sector.js';
+import { autoAccel } from '../helpers/skips.js';
+import { tempDir } from '../helpers/temp.js';
 import { changedPixels } from '../session/helpers/display.js';
 import { adoptOrphans, isAlive, type Kvmux, reapOrphans, sleep, startKvmux } from './kvmux-harness.js';
 
 /**
- * `kvmux run` with real QEMU VMs booting real disks under /dev/kvm: each display shows its own VM,
- * a kill -9 of kvmux leaves them running and the next kvmux adopts the same pids.
+ * `kvmux run` with real QEMU VMs booting real boot-sector disks: each display shows its own VM, a
+ * kill -9 of kvmux leaves them running and the next kvmux adopts the same pids. red runs under TCG
+ * (so the host-key guard is tested with no /dev/kvm at all), green under `accel: auto`.
  */
-const hasKvm = kvmUsable();
-if (!hasKvm)
-  process.stderr.write('\n*** SKIPPING run-qemu e2e: /dev/kvm is not usable on this machine ***\n\n');
+const greenAccel = autoAccel('service/run-qemu green');
+const ACCEL = { red: 'tcg', green: 'auto' } as const;
 
 interface VmRow {
   name: string;
   state: string;
   pid: number | null;
   display: string | null;
+}
+
+/** The `-accel` QEMU really got, from its command line. */
+function accelOf(pid: number): string {
+  const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+  return argv[argv.indexOf('-accel') + 1]!;
 }
 
 async function colourAt(display: string): Promise<[number, number, number]> {
@@ -44,18 +52,18 @@ async function waitColour(display: string, want: readonly number[], timeoutMs = 
   return got;
 }
 
-const shots = mkdtempSync('/tmp/kvmux-qemu-shots-');
+const shots = tempDir('kvmux-qemu-shots-');
 
-describe.skipIf(!hasKvm)('kvmux run with QEMU VMs', () => {
+describe(`kvmux run with QEMU VMs (red tcg, green ${greenAccel})`, () => {
   let k: Kvmux;
   const vmList = () => k.call<VmRow[]>('vm.list');
 
   beforeAll(async () => {
     adoptOrphans();
-    const vms = ['red', 'green'].map((name, i) => ({
+    const vms = (['red', 'green'] as const).map((name, i) => ({
       name,
       backend: 'qemu',
-      qemu: { disk: bootSectorDisk({ text: name, colour: i + 1 }), memoryMiB: 64 },
+      qemu: { disk: bootSectorDisk({ text: name, colour: i + 1 }, shots), memoryMiB: 64, accel: ACCEL[name] },
     }));
     k = await startKvmux({ vms, readyTimeoutMs: 90_000 });
   }, 120_000);
@@ -72,6 +80,8 @@ describe.skipIf(!hasKvm)('kvmux run with QEMU VMs', () => {
       ['green', 'running'],
     ]);
     const [red, green] = rows;
+    expect(accelOf(red!.pid!)).toBe('tcg');
+    expect(accelOf(green!.pid!)).toBe(greenAccel);
     expect(red!.display).not.toBe(green!.display);
     expect(await waitColour(red!.display!, DEMO_PALETTE[1]!.rgb)).toEqual([...DEMO_PALETTE[1]!.rgb]);
     expect(await waitColour(green!.display!, DEMO_PALETTE[2]!.rgb)).toEqual([...DEMO_PALETTE[2]!.rgb]);

@@ -1,6 +1,8 @@
-import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectDisplay, probe } from '../../src/x/index.js';
+import { connectDisplay } from '../../src/x/connection.js';
+import { probe } from '../../src/x/screenshot.js';
+import { loudSkip, whyNoVts } from '../helpers/skips.js';
 import { lockVts } from '../helpers/x-servers.js';
 import { isAlive, type Kvmux, sleep, startKvmux } from './kvmux-harness.js';
 
@@ -10,17 +12,8 @@ import { isAlive, type Kvmux, sleep, startKvmux } from './kvmux-harness.js';
  */
 const activeVt = () => Number(readFileSync('/sys/class/tty/tty0/active', 'utf8').trim().replace('tty', ''));
 
-function vtsUsable(): string | null {
-  try {
-    closeSync(openSync('/dev/tty0', 'r+'));
-  } catch (err) {
-    return `/dev/tty0: ${String(err)}`;
-  }
-  if (!existsSync('/usr/lib/xorg/modules/drivers/dummy_drv.so')) return 'Xorg dummy driver missing';
-  return null;
-}
-const why = vtsUsable();
-if (why) process.stderr.write(`\n*** SKIPPING run-xorg e2e: ${why} ***\n\n`);
+const why = whyNoVts();
+if (why) loudSkip('service/run-xorg e2e', why);
 
 /** The colour at the middle of the screen once it is `want` (the xterm is full-screen), else the last seen. */
 async function colour(display: string, want: number[]): Promise<number[]> {

@@ -29,7 +29,8 @@ function mapState(display: string, id: string): string {
 beforeAll(async () => {
   k = await startKvmux({
     vms: [
-      { name: 'left', backend: 'command', command: xevLogger() },
+      // left blocks Ctrl+T (vms[].blockedKeys), right does not
+      { name: 'left', backend: 'command', command: xevLogger(), blockedKeys: ['ctrl+t'] },
       { name: 'right', backend: 'command', command: xevLogger() },
     ],
   });
@@ -148,6 +149,20 @@ describe('kvmux run on Xvfb', () => {
     await k.kb.chord(['leftctrl', 'leftalt'], 'delete');
     await eventually(() => xevKeys(k, 'right').includes(press('delete')), 'right gets Delete');
     expect(xevKeys(k, 'left')).not.toContain(press('delete'));
+  });
+
+  it("swallows a VM's blockedKeys chord on that VM only; the other VM gets it", async () => {
+    await k.call('display.switch', { name: 'left' });
+    const zs = () => xevKeys(k, 'left').filter((e) => e === release('z')).length;
+    const before = zs();
+    await k.kb.chord(['leftctrl'], 't');
+    await k.kb.tap('z'); // the marker: once it arrives, the chord would have too
+    await eventually(() => zs() === before + 1, 'marker z');
+    expect(xevKeys(k, 'left')).not.toContain(press('t'));
+    expect(xevKeys(k, 'left')).toContain(press('leftctrl'));
+    await k.call('display.switch', { name: 'right' });
+    await k.kb.chord(['rightctrl'], 't');
+    await eventually(() => xevKeys(k, 'right').includes(release('t')), 'right gets Ctrl+T');
   });
 
   it('answers bad control input with errors and keeps running', async () => {

@@ -1,6 +1,4 @@
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createQemuBackend } from '../../src/session/backends/qemu.js';
@@ -9,10 +7,11 @@ import { Supervisor } from '../../src/session/supervisor.js';
 import { VmRecordStore } from '../../src/session/vm-records.js';
 import { isAlive, readProcStat } from '../../src/util/proc.js';
 import { bootSectorDisk, DEMO_PALETTE } from '../fixtures/boot-sector.js';
+import { tempDir } from '../helpers/temp.js';
 import { startTestDisplay, type TestDisplay, waitForColour } from './helpers/display.js';
 import { startStandIn } from './helpers/stand-in.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'kvmux-adopt-test-'));
+const dir = tempDir('kvmux-adopt-test-');
 const rgb = DEMO_PALETTE[4]!.rgb;
 const config = configSchema.parse({
   runDir: join(dir, 'run'),

@@ -1,15 +1,14 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCommandBackend } from '../../src/session/backends/command.js';
 import { configSchema } from '../../src/session/config-schema.js';
 import { Supervisor } from '../../src/session/supervisor.js';
 import { isAlive } from '../../src/util/proc.js';
+import { tempDir } from '../helpers/temp.js';
 import { startTestDisplay, type TestDisplay, waitForColour } from './helpers/display.js';
 
 /** A `command` VM is an X program on its own display: the kiosk WM makes it full-screen. */
-const dir = mkdtempSync(join(tmpdir(), 'kvmux-command-test-'));
+const dir = tempDir('kvmux-command-test-');
 const BG = [0x22, 0x44, 0x66] as const;
 let display: TestDisplay;
 let sup: Supervisor;

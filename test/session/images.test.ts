@@ -1,12 +1,13 @@
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { vmSchema } from '../../src/session/config-schema.js';
 import { allVms, discoverImages, nameFromFile } from '../../src/session/images.js';
+import { tempDir } from '../helpers/temp.js';
 
 function imageDir(files: Record<string, string>): string {
-  const dir = mkdtempSync(join(tmpdir(), 'kvmux-images-'));
+  const dir = tempDir('kvmux-images-');
   for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
   return dir;
 }

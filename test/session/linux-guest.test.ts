@@ -1,7 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createQemuBackend } from '../../src/session/backends/qemu.js';
@@ -10,6 +9,7 @@ import { Supervisor, type VmStatus } from '../../src/session/supervisor.js';
 import { controlSocketOf, vmDirOf } from '../../src/session/vm-paths.js';
 import { isAlive } from '../../src/util/proc.js';
 import { buildInitramfs, findKernel, findVirtioPortShell } from '../fixtures/linux-guest.js';
+import { tempDir } from '../helpers/temp.js';
 import { startTestDisplay, type TestDisplay } from './helpers/display.js';
 import { startStandIn } from './helpers/stand-in.js';
 
@@ -18,7 +18,7 @@ import { startStandIn } from './helpers/stand-in.js';
  * guest channel, prints it on its serial console and powers off: a clean end, not a crash — also
  * when the VM was adopted from a kvmux that was killed (then only QMP's SHUTDOWN event tells).
  */
-const dir = mkdtempSync(join(tmpdir(), 'kvmux-linux-guest-'));
+const dir = tempDir('kvmux-linux-guest-');
 let display: TestDisplay;
 let config: Config;
 const supervisors: Supervisor[] = [];

@@ -1,23 +1,29 @@
-import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createQemuBackend } from '../../src/session/backends/qemu.js';
 import { vmSchema } from '../../src/session/config-schema.js';
 import { DEMO_PALETTE, writeDemoDisk } from '../../src/session/demo-disk.js';
-import { type KioskWm, startKioskWm, startXServer, type XServer } from '../../src/x/index.js';
+import { type KioskWm, startKioskWm } from '../../src/x/kiosk-wm.js';
+import { startXServer, type XServer } from '../../src/x/server.js';
+import { loudSkip, whyNoVts } from '../helpers/skips.js';
+import { tempDir } from '../helpers/temp.js';
 import { lockVts } from '../helpers/x-servers.js';
 import { brightShare, waitForColour } from './helpers/display.js';
 
 /** Both QEMU display front-ends render behind the kiosk WM on a real Xorg (dummy driver) on vt25. */
-const dir = mkdtempSync(join(tmpdir(), 'kvmux-qemu-xorg-'));
+const dir = tempDir('kvmux-qemu-xorg-');
 const activeVt = () => readFileSync('/sys/class/tty/tty0/active', 'utf8').trim();
 let lock: { release(): Promise<void> };
 let server: XServer;
 let wm: KioskWm;
 let before = '';
 
+const noVts = whyNoVts();
+if (noVts) loudSkip('session/qemu-xorg', noVts);
+
 beforeAll(async () => {
+  if (noVts) return;
   lock = await lockVts();
   before = activeVt();
   server = await startXServer({ kind: 'xorg', vt: 25, number: 127, logDir: dir });
@@ -30,7 +36,7 @@ afterAll(async () => {
   await lock?.release();
 });
 
-describe('qemu on Xorg (dummy) behind the kiosk WM', () => {
+describe.skipIf(noVts !== null)('qemu on Xorg (dummy) behind the kiosk WM', () => {
   it.each([
     ['gtk', 2],
     ['sdl', 3],

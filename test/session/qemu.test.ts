@@ -1,5 +1,4 @@
-import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -8,8 +7,11 @@ import { createQemuBackend } from '../../src/session/backends/qemu.js';
 import { vmSchema } from '../../src/session/config-schema.js';
 import type { QmpClient } from '../../src/session/qmp.js';
 import { isAlive } from '../../src/util/proc.js';
-import { createXtestSink, screenshot } from '../../src/x/index.js';
+import { screenshot } from '../../src/x/screenshot.js';
+import { createXtestSink } from '../../src/x/xtest-sink.js';
 import { bootSectorDisk, DEMO_PALETTE } from '../fixtures/boot-sector.js';
+import { autoAccel } from '../helpers/skips.js';
+import { tempDir } from '../helpers/temp.js';
 import {
   brightShare,
   changedPixels,
@@ -21,12 +23,14 @@ import {
 
 /** Linux key codes (X keycode - 8). */
 const KEY = { leftctrl: 29, leftalt: 56, two: 3, x: 45 } as const;
-const work = mkdtempSync(join(tmpdir(), 'kvmux-qemu-test-'));
+const work = tempDir('kvmux-qemu-test-');
 const shots = join(work, 'shots');
 mkdirSync(shots);
 const backend = createQemuBackend({ powerdownTimeoutMs: 1500 });
 
-// alpha runs under KVM when usable (the default), beta under TCG: both accelerators render.
+// alpha runs under `accel: auto` (KVM when usable), beta under TCG. Without /dev/kvm both run TCG,
+// and the test says so rather than claiming two accelerators.
+const alphaAccel = autoAccel('session/qemu alpha');
 const vms = [
   { name: 'alpha', colour: 0, number: 121, accel: 'auto' },
   { name: 'beta', colour: 1, number: 122, accel: 'tcg' },
@@ -66,9 +70,17 @@ afterAll(async () => {
   for (const d of displays) await d.stop();
 });
 
-describe('qemu backend, real QEMU on Xvfb behind the kiosk WM', () => {
+/** The `-accel` QEMU really got, from its command line. */
+function accelOf(pid: number): string {
+  const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+  return argv[argv.indexOf('-accel') + 1]!;
+}
+
+describe(`qemu backend, real QEMU on Xvfb behind the kiosk WM (alpha ${alphaAccel}, beta tcg)`, () => {
   it("shows each VM's own boot-sector screen on its own display, full-screen and distinct", async () => {
     await Promise.all([startVm(0), startVm(1)]);
+    expect(accelOf(handles.get('alpha')!.pid), 'alpha: what auto resolved to').toBe(alphaAccel);
+    expect(accelOf(handles.get('beta')!.pid)).toBe('tcg');
     for (const [i, v] of vms.entries()) {
       const other = vms[1 - i]!;
       // The guest paints its background first, then the letters: wait for both.
@@ -128,7 +140,7 @@ describe('qemu backend, real QEMU on Xvfb behind the kiosk WM', () => {
     await expect(backend.start(broken, ctx)).rejects.toThrow(/^broken: QEMU exited at start .*missing\.img/);
   });
 
-  it('answers QMP: query-status is running, memory shrinks live by balloon, growth waits', async () => {
+  it('answers QMP: query-status is running, a balloon request below boot size is accepted, growth waits (the guest side: balloon.test.ts)', async () => {
     const h = handles.get('alpha')!;
     expect(await h.status()).toBe('running');
     expect(await h.setMemory(48)).toBe(true);

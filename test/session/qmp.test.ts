@@ -1,13 +1,13 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { QmpClient } from '../../src/session/qmp.js';
 import { BackendError } from '../../src/util/errors.js';
+import { tempDir } from '../helpers/temp.js';
 
 /** A real headless QEMU (TCG, no disk: SeaBIOS finds nothing to boot and idles) to talk QMP to. */
-const sock = join(mkdtempSync(join(tmpdir(), 'kvmux-qmp-')), 'qmp.sock');
+const sock = join(tempDir('kvmux-qmp-'), 'qmp.sock');
 let qemu: ChildProcess;
 
 beforeAll(() => {

@@ -1,6 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createCommandBackend } from '../../src/session/backends/command.js';
@@ -8,12 +7,13 @@ import { type Config, configSchema } from '../../src/session/config-schema.js';
 import { Supervisor, type VmStatus } from '../../src/session/supervisor.js';
 import { VmRecordStore } from '../../src/session/vm-records.js';
 import { isAlive, readProcStat } from '../../src/util/proc.js';
+import { tempDir } from '../helpers/temp.js';
 
 const supervisors: Supervisor[] = [];
 const children: ChildProcess[] = [];
 
 function setup(vms: unknown[]): { config: Config; sup: () => Supervisor } {
-  const dir = mkdtempSync(join(tmpdir(), 'kvmux-sup-test-'));
+  const dir = tempDir('kvmux-sup-test-');
   const config = configSchema.parse({ runDir: join(dir, 'run'), stateDir: join(dir, 'state'), vms });
   const sup = () => {
     const s = new Supervisor({

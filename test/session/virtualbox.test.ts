@@ -1,11 +1,11 @@
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { LaunchContext } from '../../src/session/backends/backend.js';
 import { createVirtualboxBackend } from '../../src/session/backends/virtualbox.js';
 import { vmSchema } from '../../src/session/config-schema.js';
 import { isAlive } from '../../src/util/proc.js';
+import { tempDir } from '../helpers/temp.js';
 
 /**
  * VirtualBox cannot be installed on these machines: its backend runs against fake-VBoxManage and
@@ -32,7 +32,7 @@ setInterval(() => {}, 60000);
 `;
 
 function setup(extraEnv: Record<string, string> = {}) {
-  const dir = mkdtempSync(join(tmpdir(), 'kvmux-vbox-test-'));
+  const dir = tempDir('kvmux-vbox-test-');
   const bins = { vboxManage: join(dir, 'fake-VBoxManage'), virtualBoxVm: join(dir, 'fake-VirtualBoxVM') };
   writeFileSync(bins.vboxManage, FAKE_VBOXMANAGE);
   writeFileSync(bins.virtualBoxVm, FAKE_VIRTUALBOXVM.replace('#!/usr/bin/env node', `#!${process.execPath}`));

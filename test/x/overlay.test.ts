@@ -1,5 +1,3 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type x11 from 'x11';
@@ -8,6 +6,7 @@ import { type KioskWm, startKioskWm } from '../../src/x/kiosk-wm.js';
 import { createOverlay, type Overlay, rgbToPixel } from '../../src/x/overlay.js';
 import { distinctColours, pixel, probe, screenIsBlank, screenshot } from '../../src/x/screenshot.js';
 import type { XServer } from '../../src/x/server.js';
+import { tempDir } from '../helpers/temp.js';
 import { openClientWindow, startTestXvfb, waitFor } from '../helpers/x-servers.js';
 
 const hex = (c: { r: number; g: number; b: number }) => (c.r << 16) | (c.g << 8) | c.b;
@@ -64,7 +63,7 @@ describe('overlay on Xvfb', () => {
     await waitFor(async () => hex((await probe(probeConn, [[450, 200]]))[0]!) === 0x00ff00, 5000, 'painted');
     expect(await topChild()).toBe(ov.wid);
 
-    const path = join(mkdtempSync(join(tmpdir(), 'kvmux-shot-')), 'overlay.png');
+    const path = join(tempDir('kvmux-shot-'), 'overlay.png');
     const img = await screenshot(server.display, path);
     expect(hex(pixel(img, 700, 500))).toBe(0x336699); // the full-screen client
     expect(hex(pixel(img, 450, 110))).toBe(0xaa1122); // overlay top band, right of the text

@@ -7,6 +7,7 @@ import { startKioskWm } from '../../src/x/kiosk-wm.js';
 import { grab, type RgbImage, screenshot } from '../../src/x/screenshot.js';
 import { startXServer, type XServerKind } from '../../src/x/server.js';
 import { createXtestSink } from '../../src/x/xtest-sink.js';
+import { loudSkip, whyNoVts } from '../helpers/skips.js';
 import { geometry, testDisplayRange, testLogDir, testVts, waitFor } from '../helpers/x-servers.js';
 
 /**
@@ -16,7 +17,9 @@ import { geometry, testDisplayRange, testLogDir, testVts, waitFor } from '../hel
  */
 const qemu = '/usr/bin/qemu-system-x86_64';
 const haveQemu = existsSync(qemu);
-const canXorg = process.getuid?.() === 0 && existsSync('/usr/bin/Xorg');
+const noVts = whyNoVts();
+if (!haveQemu) loudSkip('x/qemu-gtk (xvfb and xorg)', `${qemu} missing`);
+else if (noVts) loudSkip('x/qemu-gtk on xorg', noVts);
 
 /** Bright pixels in the top-left band where SeaBIOS prints its banner. */
 function bannerPixels(img: RgbImage): number {
@@ -51,7 +54,7 @@ function brightPixels(img: RgbImage): number {
 
 const kinds: Array<[XServerKind, boolean]> = [
   ['xvfb', haveQemu],
-  ['xorg', haveQemu && canXorg],
+  ['xorg', haveQemu && noVts === null],
 ];
 
 describe.each(kinds)('QEMU -display gtk under the kiosk WM on %s', (kind, runnable) => {

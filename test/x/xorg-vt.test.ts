@@ -1,4 +1,3 @@
-import { existsSync } from 'node:fs';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectDisplay } from '../../src/x/connection.js';
@@ -16,6 +15,7 @@ import {
   vtState,
 } from '../../src/x/vt.js';
 import { createXtestSink } from '../../src/x/xtest-sink.js';
+import { loudSkip, whyNoVts } from '../helpers/skips.js';
 import { lockVts, openClientWindow, testDisplayRange, testLogDir, testVts } from '../helpers/x-servers.js';
 
 const KEY_LEFTCTRL = 29;
@@ -32,8 +32,9 @@ const chord = (last: number): Array<[number, boolean]> => [
   [KEY_LEFTCTRL, false],
 ];
 
-const canRunXorg = process.getuid?.() === 0 && existsSync('/dev/tty0') && existsSync('/usr/bin/Xorg');
-if (!canRunXorg) console.warn('SKIPPING Xorg/VT tests: needs root, /dev/tty0 and /usr/bin/Xorg');
+const noVts = whyNoVts();
+const canRunXorg = noVts === null;
+if (noVts) loudSkip('x/xorg-vt (Xorg on real VTs)', noVts);
 
 describe('parseActive', () => {
   it.each([

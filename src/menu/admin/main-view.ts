@@ -1,4 +1,5 @@
 import blessed from 'blessed';
+import { errText } from '../../util/errors.js';
 import { escapeTags } from './format.js';
 import type { Pane, PaneCtx } from './pane.js';
 import { logsPane, networksPane, switchPane } from './pane-info.js';
@@ -137,7 +138,7 @@ export class MainView {
   private async load(): Promise<void> {
     const g = this.generation;
     const pane = this.paneAt(this.index);
-    await pane.load(this.ctx).catch((err: unknown) => this.status(`${pane.title}: ${String(err)}`, 'error'));
+    await pane.load(this.ctx).catch((err: unknown) => this.status(`${pane.title}: ${errText(err)}`, 'error'));
     if (g === this.generation) this.paint();
   }
 

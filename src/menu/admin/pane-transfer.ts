@@ -1,4 +1,5 @@
 import { basename } from 'node:path';
+import { errText } from '../../util/errors.js';
 import { escapeTags, kvLines, progressBar } from './format.js';
 import { act, type Pane, type PaneCtx } from './pane.js';
 import { callOptional } from './rpc.js';
@@ -88,7 +89,7 @@ export function hostUpdatePane(): Pane {
     hint: 'u upload new host image  b roll back  F5 refresh',
     async load(ctx) {
       const s = await callOptional(ctx.rpc, 'host.update.status').catch((e: unknown) => ({
-        error: String(e),
+        error: errText(e),
       }));
       status = s === undefined ? ['host updates are not provided by this service'] : kvLines(s);
     },

@@ -1,3 +1,4 @@
+import { errText } from '../../util/errors.js';
 import { escapeTags, memoryMessage, VM_HEADER, type VmRow, vmLine, vmRows } from './format.js';
 import { act, moveSelection, type Pane, type PaneCtx, SEL } from './pane.js';
 
@@ -76,7 +77,7 @@ export function vmsPane(): Pane {
         rows = vmRows(await ctx.rpc.call('vm.list'));
         error = '';
       } catch (err) {
-        error = err instanceof Error ? err.message : String(err);
+        error = errText(err);
       }
       selected = Math.min(selected, Math.max(0, rows.length - 1));
     },

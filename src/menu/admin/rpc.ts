@@ -1,5 +1,5 @@
 import { openChannel } from '../../control/client.js';
-import { errnoName, KvmuxError, RpcCode, RpcError } from '../../util/errors.js';
+import { errnoName, errText, KvmuxError, RpcCode, RpcError } from '../../util/errors.js';
 
 /** What the admin screen needs from a control connection; the transport (socket or device) is hidden. */
 export interface AdminRpc {
@@ -34,5 +34,5 @@ export async function callOptional(rpc: AdminRpc, method: string, params?: unkno
 /** One line for the status bar: `-32003 forbidden: ...` reads better as just the server's message. */
 export function errorText(err: unknown): string {
   if (err instanceof RpcError) return `${err.message} (${err.code})`;
-  return err instanceof Error ? err.message : String(err);
+  return errText(err);
 }

@@ -1,15 +1,8 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import {
-  type KioskWm,
-  type RgbImage,
-  screenshot,
-  startKioskWm,
-  startXServer,
-  type XServer,
-} from '../../../src/x/index.js';
+import { type KioskWm, startKioskWm } from '../../../src/x/kiosk-wm.js';
+import { type RgbImage, screenshot } from '../../../src/x/screenshot.js';
+import { startXServer, type XServer } from '../../../src/x/server.js';
+import { tempDir } from '../../helpers/temp.js';
 
 /** A real Xvfb on one of this suite's display numbers (:120-:139) with the kiosk WM on it. */
 export interface TestDisplay {
@@ -22,7 +15,7 @@ export interface TestDisplay {
 
 export async function startTestDisplay(number: number): Promise<TestDisplay> {
   if (number < 120 || number > 139) throw new Error(`display :${number} is outside this suite's :120-:139`);
-  const dir = mkdtempSync(join(tmpdir(), `kvmux-session-x${number}-`));
+  const dir = tempDir(`kvmux-session-x${number}-`);
   const server = await startXServer({ kind: 'xvfb', logDir: dir, number, width: 1024, height: 768 });
   const wm = await startKioskWm(server.display);
   return {
