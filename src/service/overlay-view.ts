@@ -2,14 +2,23 @@ import type { AskRequest } from '../menu/ask.js';
 import type { MenuState } from '../menu/model.js';
 import { OverlayMenu } from '../menu/overlay-menu.js';
 import { loadPhrase } from '../menu/phrase.js';
+import type { Config } from '../session/config-schema.js';
+import type { Logger } from '../util/log.js';
+import type { LiveDisplay } from './display-runtime.js';
 import type { MenuGeometry, MenuView } from './menu-controller.js';
-import type { Service } from './service.js';
+
+/** What the overlay needs: the menu config, a logger, and the display a name is on now. */
+export interface MenuViewHost {
+  readonly config: Pick<Config, 'menu' | 'stateDir'>;
+  readonly log: Logger;
+  liveDisplay(name: string): LiveDisplay | null;
+}
 
 /**
  * The switcher and ask dialogs on whichever display is active: one OverlayMenu per display,
  * created when the display comes up and kept, so opening is configure + map + paint.
  */
-export function createOverlayMenuView(service: Service): MenuView {
+export function createOverlayMenuView(service: MenuViewHost): MenuView {
   const menus = new Map<string, { display: string; menu: Promise<OverlayMenu> }>();
   const phrase = loadPhrase({ configured: service.config.menu.phrase, stateDir: service.config.stateDir });
   let shown: OverlayMenu | null = null;
