@@ -20,6 +20,7 @@ import { Api } from './api.js';
 import { configMethods } from './config-methods.js';
 import { ConsoleInput } from './console-input.js';
 import type { LiveDisplay } from './display-runtime.js';
+import { HostPhrase, phraseMethods } from './host-phrase.js';
 import type { MenuView } from './menu-controller.js';
 import { serviceMethods } from './methods.js';
 import { type OriginalVt, rememberOriginalVt } from './original-vt.js';
@@ -61,12 +62,18 @@ export class Service implements MenuViewHost {
   readonly config: Config;
   readonly log: Logger;
   private parts: Parts | null = null;
+  private readonly hostPhrase: HostPhrase;
   private ready = false;
   private stopping = false;
 
   constructor(private readonly opts: ServiceOptions) {
     this.config = opts.config;
     this.log = opts.log ?? silentLogger;
+    this.hostPhrase = new HostPhrase(opts.config);
+  }
+
+  phrase(): string {
+    return this.hostPhrase.value;
   }
 
   liveDisplay(name: string): LiveDisplay | null {
@@ -101,6 +108,7 @@ export class Service implements MenuViewHost {
           ...serviceMethods(api),
           ...configMethods(catalogue),
           ...passwdMethods({ path: passwdPath(cfg.stateDir) }),
+          ...phraseMethods(this.hostPhrase),
           ...netMethods({ list: () => net?.list() ?? Promise.resolve([]) }),
         ],
       },

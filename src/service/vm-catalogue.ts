@@ -155,8 +155,8 @@ export class VmCatalogue extends EventEmitter<{
       const nextStart: string[] = [];
       for (const [field, value] of Object.entries(patch)) {
         if (value === undefined) continue;
-        if (field === 'autostart' || field === 'blockedKeys' || !running) live.push(field);
-        else if (field === 'memoryMiB') {
+        if (field === 'autostart' || field === 'blockedKeys') live.push(field);
+        else if (field === 'memoryMiB' && running) {
           const r = await this.opts.supervisor
             .setMemory(name, value as number)
             .catch(() => ({ live: false }));
@@ -189,13 +189,24 @@ export class VmCatalogue extends EventEmitter<{
     });
   }
 
-  /** config.get: the read-only file, kvmux's layer and the effective VMs. */
-  describe(): { file: Config; overlay: Overlay; overlayPath: string; vms: VmConfig[] } {
+  /** config.get: the read-only file, kvmux's layer, the effective VMs and the found images among them. */
+  describe(): {
+    file: Config;
+    overlay: Overlay;
+    overlayPath: string;
+    vms: VmConfig[];
+    found: Array<{ name: string; disk: string }>;
+  } {
+    const found = this.vmList.flatMap((v) => {
+      const disk = diskOf(v);
+      return this.isConfigured(v.name) || disk === undefined ? [] : [{ name: v.name, disk }];
+    });
     return {
       file: this.opts.base,
       overlay: this.overlay,
       overlayPath: overlayPath(this.opts.base.stateDir),
       vms: [...this.vmList],
+      found,
     };
   }
 
