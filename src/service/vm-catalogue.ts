@@ -140,7 +140,6 @@ export class VmCatalogue extends EventEmitter<{
         throw new RpcError(RpcCode.conflict, `disk ${req.disk} is used by VM "${owner.name}"`);
       const vm = vmFromCreate(req);
       await this.reconcile(withVm(this.overlay, vm), true);
-      if (vm.autostart) await this.opts.supervisor.start(vm.name).catch(() => {});
       return { vm: this.find(vm.name) ?? vm, live: ['created'], nextStart: [] };
     });
   }
@@ -295,9 +294,14 @@ export class VmCatalogue extends EventEmitter<{
     supervisor.addVm(vm);
     input.setBlocked(vm.name, supervisor.hostKeys(vm.name));
     switcher.add(vm.name, 'vm');
-    if (this.live) switcher.startLater(vm.name);
     this.emit('added', vm);
     log.info({ vm: vm.name, backend: vm.backend }, 'VM added');
+    if (!this.live) return; // at start-up, startAll and autostart do the rest
+    switcher.startLater(vm.name);
+    if (vm.autostart)
+      void supervisor
+        .start(vm.name)
+        .catch((err: unknown) => log.error({ vm: vm.name, err: errnoName(err) }, 'autostart failed'));
   }
 
   private reconfigure(old: VmConfig, vm: VmConfig): void {

@@ -36,7 +36,10 @@ async function until(fn: () => Promise<boolean>, what: string, timeoutMs = 20_00
 async function showAdmin(): Promise<void> {
   await k.kb.doubleTap();
   await k.kb.tap('2');
-  await until(async () => (await k.call<{ active: string }>('service.status')).active === 'admin', 'admin shown');
+  await until(
+    async () => (await k.call<{ active: string }>('service.status')).active === 'admin',
+    'admin shown',
+  );
   const admin = (await k.call<Array<{ name: string; display: string }>>('display.list')).find(
     (d) => d.name === 'admin',
   )!.display;
@@ -104,7 +107,10 @@ describe('run the appliance without a shell', () => {
     expect(await k.call('auth.status')).toEqual({ passwordSet: false });
     await enter('Secret12');
     await enter('Secret12');
-    await until(async () => (await k.call<{ passwordSet: boolean }>('auth.status')).passwordSet, 'password set');
+    await until(
+      async () => (await k.call<{ passwordSet: boolean }>('auth.status')).passwordSet,
+      'password set',
+    );
     await k.kb.tap('enter'); // keep the phrase
     await sleep(400);
     await enter('1'); // the first (only) image
@@ -137,7 +143,9 @@ describe('run the appliance without a shell', () => {
     expect(await row('web')).toMatchObject({ state: 'stopped', cpus: 3, memoryMiB: 384 });
     expect(await row('disk1')).toBeUndefined();
     expect(await k.call('auth.status')).toEqual({ passwordSet: true });
-    const cfg = await k.call<{ overlay: { vms: Array<{ name: string; qemu: { disk: string } }> } }>('config.get');
+    const cfg = await k.call<{ overlay: { vms: Array<{ name: string; qemu: { disk: string } }> } }>(
+      'config.get',
+    );
     expect(cfg.overlay.vms).toMatchObject([{ name: 'web', qemu: { disk: image } }]);
   });
 
