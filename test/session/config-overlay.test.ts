@@ -35,7 +35,7 @@ function problems(fn: () => unknown): string[] {
   try {
     fn();
   } catch (err) {
-    if (err instanceof ConfigError) return err.issues ?? [err.message];
+    if (err instanceof ConfigError) return [...(err.issues ?? [err.message])];
     throw err;
   }
   throw new Error('expected a ConfigError');
