@@ -18,6 +18,7 @@ import {
 import type { Config, VmConfig } from '../session/config-schema.js';
 import { allVms } from '../session/images.js';
 import type { Supervisor } from '../session/index.js';
+import { vboxMachineName, withVboxSettings } from '../session/vbox-settings.js';
 import { ConfigError, errnoName, RpcCode, RpcError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import type { ConsoleInput } from './console-input.js';
@@ -138,7 +139,12 @@ export class VmCatalogue extends EventEmitter<{
       // a found image becomes the new VM; a disk another configured VM uses is refused
       if (owner && this.isConfigured(owner.name))
         throw new RpcError(RpcCode.conflict, `disk ${req.disk} is used by VM "${owner.name}"`);
-      const vm = vmFromCreate(req);
+      const made = vmFromCreate(req);
+      const settings = made.virtualbox?.settingsFile;
+      // a .vbox file: VirtualBox knows the machine by the name inside it
+      const machine = settings ? vboxMachineName(settings) : null;
+      const vm =
+        machine && made.virtualbox ? { ...made, virtualbox: { ...made.virtualbox, vmName: machine } } : made;
       await this.reconcile(withVm(this.overlay, vm), true);
       return { vm: this.find(vm.name) ?? vm, live: ['created'], nextStart: [] };
     });
@@ -241,7 +247,8 @@ export class VmCatalogue extends EventEmitter<{
     const hidden = new Set(overlay.removed);
     const problems = [...found.problems];
     const vms = [...cfg.vms];
-    for (const vm of found.vms.slice(cfg.vms.length)) {
+    for (const image of found.vms.slice(cfg.vms.length)) {
+      const vm = withVboxSettings(image, base.imageDirs);
       if (hidden.has(vm.name)) continue;
       const bad = checkSemantics({ ...cfg, vms: [...vms, vm] }).filter((p) => p.path[1] === vms.length);
       if (bad.length > 0)
