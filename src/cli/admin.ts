@@ -37,7 +37,7 @@ export default async function admin(flags: AdminFlags = {}): Promise<number> {
   const idle = idleLockMs(flags, cfg);
   const rpc = await openAdminRpc(flags.remote ? { remote: flags.remote } : { socket: target });
   try {
-    return await new AdminApp({ rpc, target, idleLockMs: idle }).run();
+    return await new AdminApp({ rpc, target, idleLockMs: idle, setup: !flags.remote }).run();
   } finally {
     rpc.close();
   }

@@ -1,9 +1,11 @@
 import { stringify } from 'yaml';
-import { loadConfigFile, resolveConfigPath } from '../session/config.js';
+import { resolveConfigPath } from '../session/config.js';
+import { loadEffectiveConfig } from '../session/config-overlay.js';
 
 export default async function check(opts: { config?: string; json?: boolean }): Promise<number> {
   const path = resolveConfigPath(opts.config);
-  const cfg = loadConfigFile(path);
+  // effective: the file with kvmux's own layer from its stateDir (chords and key names checked too)
+  const cfg = loadEffectiveConfig(path).config;
   process.stdout.write(opts.json ? `${JSON.stringify(cfg, null, 2)}\n` : stringify(cfg));
   process.stderr.write(`${path}: OK (${cfg.vms.length} VM(s), ${cfg.networks.length} network(s))\n`);
   return 0;

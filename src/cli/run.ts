@@ -1,6 +1,7 @@
 import { createOverlayMenuView } from '../service/overlay-view.js';
 import { Service } from '../service/service.js';
-import { loadConfigFile, resolveConfigPath } from '../session/config.js';
+import { resolveConfigPath } from '../session/config.js';
+import { loadEffectiveConfig } from '../session/config-overlay.js';
 import { errText } from '../util/errors.js';
 import { createLogger, LogRing } from '../util/log.js';
 import { INPUT_NICE, raiseInputPriority } from '../util/priority.js';
@@ -12,10 +13,11 @@ import { INPUT_NICE, raiseInputPriority } from '../util/priority.js';
  */
 export default async function run(opts: { config?: string }): Promise<number> {
   const path = resolveConfigPath(opts.config);
-  const config = loadConfigFile(path);
+  // the --config file with kvmux's own layer (stateDir/config.yaml: vm.create/update/delete) over it
+  const { base: config, overlay } = loadEffectiveConfig(path);
   const ring = new LogRing();
   const log = createLogger({ ring });
-  const service = new Service({ config, log, ring, menuView: createOverlayMenuView });
+  const service = new Service({ config, overlay, log, ring, menuView: createOverlayMenuView });
   let stopping: Promise<void> | null = null;
   const stop = (signal: NodeJS.Signals, leaveRunning: boolean) => {
     log.info({ signal }, 'signal');

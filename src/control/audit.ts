@@ -18,7 +18,8 @@ export interface AuditEntry {
   message?: string;
 }
 
-const SECRET_KEY = /pass|secret|token|key|data/i;
+// `old`/`new`: auth.passwd {old, new}
+const SECRET_KEY = /pass|secret|token|key|data|^old$|^new$/i;
 const MAX_STRING = 80;
 const MAX_KEYS = 16;
 

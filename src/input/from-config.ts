@@ -7,6 +7,8 @@ export function pipelineOptions(input: Config['input']): PipelineOptions {
   return {
     windowMs: input.hotkey.windowMs,
     hotkey: input.hotkey.key,
+    nextKey: input.hotkey.next,
+    prevKey: input.hotkey.previous,
     ctrlAltDelToVm: input.ctrlAltDelToVm,
     ...(input.blocked ? { blocked: input.blocked } : {}),
   };

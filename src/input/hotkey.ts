@@ -9,7 +9,8 @@ import type { InputEvent } from './event.js';
  *   other keys queue behind the held tap; any other key PRESS first flushes the held tap and the
  *   queue, then passes: so order is never changed and normal typing gets no added delay.
  * - deadline reached while pending → the held tap and its queue are replayed in order.
- * - after a double tap, a digit press within `windowMs` → `switch n` (1..9, 0 means 10), swallowed.
+ * - after a double tap, a digit press within `windowMs` → `switch n` (1..9, 0 means 10), swallowed;
+ *   the next/previous key there → `cycle ±1`, swallowed.
  *   The menu opens at the second tap already (no window of delay before it shows); a direct switch
  *   then ends it, so the menu owner dismisses it on `switch`.
  * Pure: events carry no clock of their own here; `nowMs` is the arrival time.
@@ -17,6 +18,9 @@ import type { InputEvent } from './event.js';
 export interface HotkeyOptions {
   readonly key: number;
   readonly windowMs: number;
+  /** `tap tap <next>` / `tap tap <previous>`: the next or previous display (default → and ←). */
+  readonly nextKey?: number;
+  readonly prevKey?: number;
 }
 
 type Phase = 'idle' | 'pending' | 'digit';
@@ -34,7 +38,8 @@ export type HotkeyAction =
   | { kind: 'pass'; ev: InputEvent }
   | { kind: 'swallow'; ev: InputEvent; reason: string }
   | { kind: 'menu-open' }
-  | { kind: 'switch'; index: number };
+  | { kind: 'switch'; index: number }
+  | { kind: 'cycle'; delta: 1 | -1 };
 
 export interface HotkeyResult {
   state: HotkeyState;
@@ -82,7 +87,7 @@ function onKey(opts: HotkeyOptions, state: HotkeyState, ev: InputEvent, nowMs: n
     return result({ ...state, swallowed }, [{ kind: 'swallow', ev, reason: 'hotkey' }]);
   }
   if (state.phase === 'pending') return onPending(opts, state, ev, nowMs);
-  if (state.phase === 'digit') return onDigitWindow(state, ev);
+  if (state.phase === 'digit') return onDigitWindow(opts, state, ev);
   if (ev.code === opts.key && ev.value === KEY_DOWN)
     return result({ ...state, phase: 'pending', held: [ev], deadline: nowMs + opts.windowMs }, []);
   return result(state, [{ kind: 'pass', ev }]);
@@ -105,7 +110,21 @@ function onPending(opts: HotkeyOptions, state: HotkeyState, ev: InputEvent, nowM
   return result(IDLE_KEEP(state), actions);
 }
 
-function onDigitWindow(state: HotkeyState, ev: InputEvent): HotkeyResult {
+function cycleOf(opts: HotkeyOptions, code: number): 1 | -1 | undefined {
+  if (code === opts.nextKey) return 1;
+  if (code === opts.prevKey) return -1;
+  return undefined;
+}
+
+function onDigitWindow(opts: HotkeyOptions, state: HotkeyState, ev: InputEvent): HotkeyResult {
+  const delta = ev.value === KEY_DOWN ? cycleOf(opts, ev.code) : undefined;
+  if (delta !== undefined) {
+    const swallowed = new Set(state.swallowed).add(ev.code);
+    return result({ ...IDLE_KEEP(state), swallowed }, [
+      { kind: 'swallow', ev, reason: delta > 0 ? 'next display' : 'previous display' },
+      { kind: 'cycle', delta },
+    ]);
+  }
   const digit = ev.value === KEY_DOWN ? digitOf(ev.code) : undefined;
   if (digit === undefined) {
     // Anything else ends the digit window and goes on (to the menu, which is open by now).

@@ -34,6 +34,8 @@ export interface PipelineOutputs {
   onMenuOpen(): void;
   /** `tap tap <digit>`: 1-based index into the displays; the owner closes the menu (setMenuOpen(false)). */
   onDirectSwitch(index: number): void;
+  /** `tap tap →/←`: the next (+1) or previous (-1) display; the owner closes the menu (setMenuOpen(false)). */
+  onCycle?(delta: 1 | -1): void;
   /** Every key/button/wheel event while the menu is open (except releases of keys a display holds). */
   onMenuInput(ev: InputEvent): void;
   /**
@@ -58,6 +60,9 @@ export interface PipelineOptions {
   windowMs: number;
   /** Hotkey name from codes.ts (default scrolllock). */
   hotkey?: string;
+  /** Key names after a double tap for the next / previous display (default right / left). */
+  nextKey?: string;
+  prevKey?: string;
   /** Chords blocked on every display; replaces DEFAULT_BLOCKED when given. */
   blocked?: string[];
   ctrlAltDelToVm: boolean;
@@ -101,7 +106,11 @@ export class InputPipeline {
   ) {
     const key = keyCode(opts.hotkey ?? 'scrolllock');
     if (key === undefined) throw new ConfigError(`input.hotkey.key: unknown key "${opts.hotkey}"`);
-    this.hotkeyOpts = { key, windowMs: opts.windowMs };
+    const next = keyCode(opts.nextKey ?? 'right');
+    const prev = keyCode(opts.prevKey ?? 'left');
+    if (next === undefined) throw new ConfigError(`input.hotkey.next: unknown key "${opts.nextKey}"`);
+    if (prev === undefined) throw new ConfigError(`input.hotkey.previous: unknown key "${opts.prevKey}"`);
+    this.hotkeyOpts = { key, windowMs: opts.windowMs, nextKey: next, prevKey: prev };
     const blocked = [...(opts.blocked ?? DEFAULT_BLOCKED), ...(opts.ctrlAltDelToVm ? [] : CTRL_ALT_DEL)];
     this.guard = guardInit(parseChords(blocked));
   }
@@ -182,6 +191,9 @@ export class InputPipeline {
       else if (a.kind === 'menu-open') {
         this.decide({ stage: 'hotkey', what: 'menu open' });
         this.out.onMenuOpen();
+      } else if (a.kind === 'cycle') {
+        this.decide({ stage: 'hotkey', what: a.delta > 0 ? 'next display' : 'previous display' });
+        this.out.onCycle?.(a.delta);
       } else {
         this.decide({ stage: 'hotkey', what: `switch ${a.index}` });
         this.out.onDirectSwitch(a.index);

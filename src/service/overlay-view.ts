@@ -1,18 +1,27 @@
 import type { AskRequest } from '../menu/ask.js';
 import type { MenuState } from '../menu/model.js';
 import { OverlayMenu } from '../menu/overlay-menu.js';
-import { loadPhrase } from '../menu/phrase.js';
+import type { Config } from '../session/config-schema.js';
 import { errText } from '../util/errors.js';
+import type { Logger } from '../util/log.js';
+import type { LiveDisplay } from './display-runtime.js';
 import type { MenuGeometry, MenuView } from './menu-controller.js';
-import type { Service } from './service.js';
+
+/** What the overlay needs: the menu config, a logger, and the display a name is on now. */
+export interface MenuViewHost {
+  readonly config: Pick<Config, 'menu' | 'stateDir'>;
+  readonly log: Logger;
+  liveDisplay(name: string): LiveDisplay | null;
+  /** The host phrase now (the console can change it). */
+  phrase(): string;
+}
 
 /**
  * The switcher and ask dialogs on whichever display is active: one OverlayMenu per display,
  * created when the display comes up and kept, so opening is configure + map + paint.
  */
-export function createOverlayMenuView(service: Service): MenuView {
-  const menus = new Map<string, { display: string; menu: Promise<OverlayMenu> }>();
-  const phrase = loadPhrase({ configured: service.config.menu.phrase, stateDir: service.config.stateDir });
+export function createOverlayMenuView(service: MenuViewHost): MenuView {
+  const menus = new Map<string, { display: string; phrase: string; menu: Promise<OverlayMenu> }>();
   let shown: OverlayMenu | null = null;
   let generation = 0;
 
@@ -20,15 +29,17 @@ export function createOverlayMenuView(service: Service): MenuView {
     const live = service.liveDisplay(name);
     if (!live) return null;
     const cached = menus.get(name);
-    // a restarted X server gets a fresh overlay
-    if (cached && cached.display === live.server.display) return cached.menu;
+    const phrase = service.phrase();
+    // a restarted X server (or a changed phrase) gets a fresh overlay
+    if (cached && cached.display === live.server.display && cached.phrase === phrase) return cached.menu;
+    if (cached) void cached.menu.then((m) => m.destroy()).catch(() => {});
     const menu = OverlayMenu.create({
       display: live.server.display,
       phrase,
       fonts: [service.config.menu.font],
       log: service.log,
     });
-    menus.set(name, { display: live.server.display, menu });
+    menus.set(name, { display: live.server.display, phrase, menu });
     menu.catch((err: unknown) => {
       service.log.warn({ display: name, err: errText(err) }, 'menu overlay unavailable');
       menus.delete(name);

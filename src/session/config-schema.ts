@@ -24,6 +24,16 @@ export const qemuSchema = z.strictObject({
     .min(16)
     .max(1 << 22)
     .default(512),
+  /**
+   * Boot with this much and balloon down to memoryMiB, so vm.setMemory/vm.update can grow the VM
+   * live up to here (the guest needs virtio_balloon). Without it memory only grows at next start.
+   */
+  maxMemoryMiB: z
+    .number()
+    .int()
+    .min(16)
+    .max(1 << 22)
+    .optional(),
   cpus: z.number().int().min(1).max(256).default(1),
   kernel: z.string().optional(),
   initrd: z.string().optional(),
@@ -42,7 +52,10 @@ export const virtualboxSchema = z.strictObject({
   /** Registered VM name or UUID; defaults to the kvmux VM name. */
   vmName: z.string().optional(),
   memoryMiB: z.number().int().min(4).optional(),
+  cpus: z.number().int().min(1).max(64).optional(),
   disk: z.string().optional(),
+  /** The .vbox file to register when the VM is not registered yet (found images set it). */
+  settingsFile: z.string().optional(),
   /** VBoxManage and VirtualBoxVM binaries; default $KVMUX_VBOXMANAGE / $KVMUX_VIRTUALBOXVM, then PATH. */
   vboxManage: z.string().min(1).optional(),
   virtualBoxVm: z.string().min(1).optional(),
@@ -95,6 +108,9 @@ export const configSchema = z.strictObject({
         .strictObject({
           windowMs: z.number().int().min(50).max(5000).default(500),
           key: z.string().default('scrolllock'),
+          /** After a double tap: show the next / previous display (as hardware KVM switches do). */
+          next: z.string().default('right'),
+          previous: z.string().default('left'),
         })
         .prefault({}),
       /** Chords swallowed on every display, replacing the defaults when given. */

@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { type Document, isNode, LineCounter, parseDocument } from 'yaml';
 import type { z } from 'zod';
+import { parseChord } from '../input/chord.js';
+import { keyCode } from '../input/codes.js';
 import { ConfigError, errnoName } from '../util/errors.js';
 import { type Config, configSchema } from './config-schema.js';
 
@@ -25,6 +27,23 @@ export function loadConfigFile(path: string): Config {
 
 /** Parse YAML text into a validated config; every problem is collected with its key and line. */
 export function parseConfigText(text: string, source = '<config>'): Config {
+  const { value, at } = parseYamlWith(configSchema, text, source);
+  const semantic = checkSemantics(value).map((p) => at(p.path, p.message));
+  if (semantic.length > 0) throw new ConfigError(semantic.join('\n'), semantic);
+  return value;
+}
+
+/** A YAML document parsed with `schema`; `at` formats a later problem with its key and line. */
+export interface ParsedYaml<T> {
+  readonly value: T;
+  readonly at: (path: (string | number)[], message: string) => string;
+}
+
+export function parseYamlWith<S extends z.ZodType>(
+  schema: S,
+  text: string,
+  source: string,
+): ParsedYaml<z.output<S>> {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false });
   if (doc.errors.length > 0) {
@@ -35,16 +54,12 @@ export function parseConfigText(text: string, source = '<config>'): Config {
     throw new ConfigError(issues.join('\n'), issues);
   }
   const raw = (doc.toJS() ?? {}) as unknown;
-  const parsed = configSchema.safeParse(raw);
+  const parsed = schema.safeParse(raw);
   if (!parsed.success) {
     const issues = parsed.error.issues.map((i) => formatIssue(i, doc, lineCounter, source));
     throw new ConfigError(issues.join('\n'), issues);
   }
-  const semantic = checkSemantics(parsed.data).map((p) =>
-    formatAt(p.path, p.message, doc, lineCounter, source),
-  );
-  if (semantic.length > 0) throw new ConfigError(semantic.join('\n'), semantic);
-  return parsed.data;
+  return { value: parsed.data, at: (path, message) => formatAt(path, message, doc, lineCounter, source) };
 }
 
 function formatIssue(issue: z.core.$ZodIssue, doc: Document, lc: LineCounter, source: string): string {
@@ -77,9 +92,32 @@ function lineOf(doc: Document, lc: LineCounter, path: (string | number)[]): numb
   return undefined;
 }
 
-interface Problem {
+export interface Problem {
   path: (string | number)[];
   message: string;
+}
+
+/** Chords and key names are parsed here, so a bad one is a config error with its line, not a crash later. */
+function checkKeys(cfg: Config, problems: Problem[]): void {
+  const chord = (path: (string | number)[], text: string) => {
+    try {
+      parseChord(text);
+    } catch (err) {
+      problems.push({ path, message: (err as Error).message });
+    }
+  };
+  const hk = cfg.input.hotkey;
+  for (const k of ['key', 'next', 'previous'] as const)
+    if (keyCode(hk[k]) === undefined)
+      problems.push({ path: ['input', 'hotkey', k], message: `unknown key name "${hk[k]}"` });
+  if (hk.next === hk.previous || hk.next === hk.key || hk.previous === hk.key)
+    problems.push({
+      path: ['input', 'hotkey'],
+      message: 'key, next and previous must be three different keys',
+    });
+  for (const [i, c] of (cfg.input.blocked ?? []).entries()) chord(['input', 'blocked', i], c);
+  for (const [i, vm] of cfg.vms.entries())
+    for (const [j, c] of vm.blockedKeys.entries()) chord(['vms', i, 'blockedKeys', j], c);
 }
 
 /** Cross-field rules zod cannot express per field. */
@@ -97,6 +135,12 @@ export function checkSemantics(cfg: Config): Problem[] {
       problems.push({ path: ['vms', i, 'command'], message: 'required for backend "command"' });
     if (vm.backend === 'qemu' && !vm.qemu?.disk && !vm.qemu?.kernel)
       problems.push({ path: ['vms', i, 'qemu'], message: 'backend "qemu" needs qemu.disk or qemu.kernel' });
+    const q = vm.qemu;
+    if (q?.maxMemoryMiB !== undefined && q.maxMemoryMiB < q.memoryMiB)
+      problems.push({
+        path: ['vms', i, 'qemu', 'maxMemoryMiB'],
+        message: `must be at least memoryMiB (${q.memoryMiB})`,
+      });
     vm.nics.forEach((nic, j) => {
       if (!networks.has(nic.network))
         problems.push({
@@ -105,6 +149,7 @@ export function checkSemantics(cfg: Config): Problem[] {
         });
     });
   });
+  checkKeys(cfg, problems);
   const netSeen = new Set<string>();
   cfg.networks.forEach((n, i) => {
     if (netSeen.has(n.name))

@@ -69,6 +69,21 @@ export class Supervisor extends EventEmitter<{ state: [VmStatus] }> {
     );
   }
 
+  /** Forget a stopped VM (deleted); its record goes too. */
+  removeVm(name: string): void {
+    const r = this.runner(name);
+    if (r.busy || r.state !== 'stopped')
+      throw new BackendError(name, `cannot remove a VM that is ${r.state}: stop it first`);
+    r.clearTimer();
+    this.runners.delete(name);
+    this.records.remove(name);
+  }
+
+  /** A changed config entry: used from the next launch on (what can change live is the caller's). */
+  updateVm(vm: VmConfig): void {
+    this.runner(vm.name).reconfigure(vm);
+  }
+
   has(name: string): boolean {
     return this.runners.has(name);
   }

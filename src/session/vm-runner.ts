@@ -55,11 +55,27 @@ export class VmRunner {
   private memoryMiB: number | null;
   private lastError: string | null = null;
 
+  private config: VmConfig;
+
   constructor(
-    readonly vm: VmConfig,
+    vm: VmConfig,
     private readonly deps: RunnerDeps,
   ) {
+    this.config = vm;
     this.memoryMiB = vm.qemu?.memoryMiB ?? vm.virtualbox?.memoryMiB ?? null;
+  }
+
+  /** The entry the next launch uses. */
+  get vm(): VmConfig {
+    return this.config;
+  }
+
+  /** A changed entry; a changed memory size becomes the size to start with. */
+  reconfigure(vm: VmConfig): void {
+    const mem = (v: VmConfig) => v.qemu?.memoryMiB ?? v.virtualbox?.memoryMiB ?? null;
+    if (mem(vm) !== mem(this.config)) this.memoryMiB = mem(vm);
+    this.config = vm;
+    this.deps.onState(this.status());
   }
 
   get state(): VmState {

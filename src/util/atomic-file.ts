@@ -85,3 +85,8 @@ export function writeFileAtomicLater(
     if (pending.get(path) === next) pending.delete(path);
   });
 }
+
+/** Resolves once every background write to `path` has landed (or failed). */
+export function writesSettled(path: string): Promise<void> {
+  return pending.get(path) ?? Promise.resolve();
+}

@@ -89,11 +89,14 @@ export function runSequence(seq: Sequence): string[] {
   const rec = new RecordingDisplays(displays);
   const clock = new VirtualClock();
   const blocked = seq.settings.get('blocked');
+  let active = 0;
   const pipeline: InputPipeline = new InputPipeline(
     {
       windowMs: Number(seq.settings.get('window') ?? 500),
       ctrlAltDelToVm: seq.settings.get('ctrlAltDelToVm') !== 'false',
       ...(seq.settings.has('hotkey') ? { hotkey: seq.settings.get('hotkey')! } : {}),
+      ...(seq.settings.has('next') ? { nextKey: seq.settings.get('next')! } : {}),
+      ...(seq.settings.has('previous') ? { prevKey: seq.settings.get('previous')! } : {}),
       ...(blocked !== undefined ? { blocked: blocked.split(/[\s,]+/).filter(Boolean) } : {}),
     },
     {
@@ -108,7 +111,15 @@ export function runSequence(seq: Sequence): string[] {
         rec.lines.push(`switch ${n}`);
         pipeline.setMenuOpen(false);
         const target = displays[n - 1];
-        if (target) pipeline.setActive(target);
+        if (target) {
+          active = n - 1;
+          pipeline.setActive(target);
+        }
+      },
+      onCycle: (delta) => {
+        rec.lines.push(delta > 0 ? 'next' : 'previous');
+        active = (active + delta + displays.length) % displays.length;
+        pipeline.setActive(displays[active]!);
       },
       onMenuInput: (ev) => rec.lines.push(`menu: ${describe(ev)}`),
       onMenuPointer: (p) =>

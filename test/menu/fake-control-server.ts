@@ -66,6 +66,12 @@ export async function startFakeControl(path: string, password: string, vms: Fake
       v.memoryMiB = Number(p['memoryMiB']);
       return { live: v.state === 'running' };
     },
+    'vm.update': (p) => {
+      const v = vm(p);
+      if (typeof p['memoryMiB'] === 'number') v.memoryMiB = p['memoryMiB'];
+      const live = v.state === 'running';
+      return { live: live ? ['memoryMiB'] : [], nextStart: live ? [] : ['memoryMiB'] };
+    },
     'display.list': () =>
       vms.map((v, i) => ({ name: v.name, display: `:${150 + i}`, vt: null, active: i === 0 })),
   };

@@ -49,6 +49,8 @@ describe('qemu argv', () => {
     [{ qemu: { disk: '/a.img', display: 'sdl' } }, '-display', ['sdl,full-screen=on,window-close=off']],
     [{ qemu: { disk: '/a.img', memoryMiB: 2048, cpus: 4 } }, '-m', ['2048']],
     [{ qemu: { disk: '/a.img', cpus: 4 } }, '-smp', ['4']],
+    // boots with the ceiling, then balloons down to memoryMiB: growth up to it is live
+    [{ qemu: { disk: '/a.img', memoryMiB: 256, maxMemoryMiB: 1024 } }, '-m', ['1024']],
     [{ qemu: { disk: '/w/win,1.qcow2' } }, '-drive', ['file=/w/win,,1.qcow2,format=qcow2,if=ide,index=0']],
     [{ qemu: { kernel: '/k', initrd: '/i', append: 'console=ttyS1' } }, '-kernel', ['/k']],
     [{ qemu: { kernel: '/k', initrd: '/i', append: 'console=ttyS1' } }, '-append', ['console=ttyS1']],

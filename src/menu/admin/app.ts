@@ -1,6 +1,7 @@
 import { login } from './login.js';
 import { MainView } from './main-view.js';
 import { type AdminRpc, callOptional } from './rpc.js';
+import { firstBootSetup } from './setup.js';
 import { Ui } from './ui.js';
 
 /**
@@ -12,6 +13,8 @@ export interface AdminOptions {
   /** Shown on the lock screen and header: the socket path or guest device. */
   readonly target: string;
   readonly idleLockMs: number;
+  /** Offer first-boot setup when no password is set (only the console can set the first one). */
+  readonly setup?: boolean;
 }
 
 export class AdminApp {
@@ -30,8 +33,13 @@ export class AdminApp {
     const idle = { lockMs: idleLockMs, lastKeyMs: () => this.lastKeyMs };
     let notice = '';
     try {
+      // first boot (no password yet): set it here, then straight in
+      const setup = this.opts.setup === false ? null : await firstBootSetup(this.ui, rpc);
+      let unlocked = setup !== null && setup.startsWith('Password set');
+      if (setup !== null && !unlocked) notice = setup;
       for (;;) {
-        if ((await login(this.ui, rpc, target, notice)) === 'quit') return 0;
+        if (!unlocked && (await login(this.ui, rpc, target, notice)) === 'quit') return 0;
+        unlocked = false;
         this.lastKeyMs = Date.now();
         if ((await new MainView(this.ui, rpc, target, idle).run()) === 'quit') return 0;
         notice = 'Locked. Enter the host password to continue.';

@@ -10,6 +10,7 @@ export interface VmRow {
   readonly memoryMiB: number | null;
   readonly cpus: number | null;
   readonly cpuPercent: number | null;
+  readonly autostart?: boolean;
 }
 
 const str = (v: unknown, d = '-'): string => (typeof v === 'string' && v.length > 0 ? v : d);
@@ -31,6 +32,7 @@ export function vmRows(result: unknown): VmRow[] {
       memoryMiB: num(r['memoryMiB']),
       cpus: num(r['cpus']),
       cpuPercent: num(r['cpuPercent']),
+      ...(typeof r['autostart'] === 'boolean' ? { autostart: r['autostart'] } : {}),
     };
   });
 }
@@ -154,4 +156,11 @@ export function logLines(result: unknown): string[] {
 /** blessed tags in server-provided text must not be interpreted. */
 export function escapeTags(text: string): string {
   return text.replace(/[{}]/g, (c) => (c === '{' ? '{open}' : '{close}'));
+}
+
+/** After vm.update: applied live, or "applies at next start" (the VM must (re)start for it). */
+export function changeMessage(name: string, what: string, result: unknown): string {
+  const r = rec(result);
+  const later = Array.isArray(r['nextStart']) && r['nextStart'].length > 0;
+  return `${name}: ${what}, ${later ? 'applies at next start' : 'applied live'}`;
 }

@@ -99,6 +99,11 @@ export interface QemuArgvOptions {
   readonly accel: Accel;
 }
 
+/** Boot size: the configured maximum when there is one (then ballooned down), else the size itself. */
+export function bootMemoryMiB(q: QemuConfig, memoryMiB: number): number {
+  return Math.max(q.maxMemoryMiB ?? memoryMiB, memoryMiB);
+}
+
 export function qemuArgv(vm: VmConfig, q: QemuConfig, ctx: LaunchContext, opts: QemuArgvOptions): string[] {
   const paths = qemuPaths(ctx.vmDir);
   const memoryMiB = ctx.memoryMiB ?? q.memoryMiB;
@@ -109,7 +114,7 @@ export function qemuArgv(vm: VmConfig, q: QemuConfig, ctx: LaunchContext, opts: 
     '-accel',
     opts.accel,
     '-m',
-    String(memoryMiB),
+    String(bootMemoryMiB(q, memoryMiB)),
     '-smp',
     String(q.cpus),
     '-monitor',

@@ -6,7 +6,7 @@ import { type Logger, silentLogger } from '../../util/log.js';
 import type { QemuConfig, VmConfig } from '../config-schema.js';
 import { QmpClient, type QmpEvent } from '../qmp.js';
 import type { Backend, LaunchContext, VmExit, VmHandle, VmRecord } from './backend.js';
-import { qemuArgv, qemuPaths, resolveAccel } from './qemu-argv.js';
+import { bootMemoryMiB, qemuArgv, qemuPaths, resolveAccel } from './qemu-argv.js';
 import { goneWithin, kill, recordAlive, spawnDetached, watchAdopted } from './spawn.js';
 
 /** QEMU gtk/SDL host keys: console switch (Ctrl+Alt+2 = monitor), grab, full-screen, quit, zoom. */
@@ -75,6 +75,8 @@ export function createQemuBackend(opts: QemuBackendOptions = {}): Backend {
       await kill(proc.pid, proc.startTime, proc.exited);
       throw err;
     });
+    const target = ctx.memoryMiB ?? q.memoryMiB;
+    const boot = bootMemoryMiB(q, target);
     const record: VmRecord = {
       name: vm.name,
       backend: 'qemu',
@@ -82,10 +84,16 @@ export function createQemuBackend(opts: QemuBackendOptions = {}): Backend {
       startTime: proc.startTime,
       display: ctx.display,
       sockets: { qmp: paths.qmp, ...(vm.guestChannel ? { control: paths.control } : {}) },
-      memoryMiB: ctx.memoryMiB ?? q.memoryMiB,
+      // the boot size is the ceiling a balloon can grow back to
+      memoryMiB: boot,
       startedAt: new Date().toISOString(),
     };
-    return new QemuHandle(record, proc.exited, qmp, timeouts.powerdown, log);
+    const handle = new QemuHandle(record, proc.exited, qmp, timeouts.powerdown, log);
+    if (target < boot)
+      await handle
+        .setMemory(target)
+        .catch((err: unknown) => log.warn({ vm: vm.name, err: errnoName(err) }, 'initial balloon failed'));
+    return handle;
   }
 
   async function adopt(vm: VmConfig, record: VmRecord): Promise<VmHandle | null> {

@@ -26,8 +26,48 @@ export function vboxControlPath(vmDir: string): string {
   return join(vmDir, 'control.sock');
 }
 
+/** kvmux's own storage controller for `virtualbox.disk`. */
+export const VBOX_CONTROLLER = 'kvmux';
+
+/** `showvminfo` exits non-zero when the VM is not registered. */
+export function vboxShowArgs(vm: VmConfig): string[] {
+  return ['showvminfo', vboxName(vm), '--machinereadable'];
+}
+
+/**
+ * Registering a VM that VirtualBox does not know yet: its `.vbox` file (registervm), or a new
+ * machine around `disk` (createvm --register plus kvmux's SATA controller).
+ */
+export function vboxRegisterCommands(vm: VmConfig): string[][] {
+  const v = vm.virtualbox;
+  if (v?.settingsFile) return [['registervm', v.settingsFile]];
+  if (!v?.disk) return [];
+  const name = vboxName(vm);
+  return [
+    ['createvm', '--name', name, '--ostype', 'Other_64', '--register'],
+    ['storagectl', name, '--name', VBOX_CONTROLLER, '--add', 'sata', '--controller', 'IntelAhci'],
+  ];
+}
+
+/** A tap as VirtualBox wants it: bridged adapter n on the tap, MAC without colons. */
+function nicArgs(taps: ReadonlyArray<{ ifname: string; mac: string }>): string[] {
+  return taps.flatMap((t, i) => [
+    `--nic${i + 1}`,
+    'bridged',
+    `--bridgeadapter${i + 1}`,
+    t.ifname,
+    `--macaddress${i + 1}`,
+    t.mac.replace(/:/g, '').toUpperCase(),
+  ]);
+}
+
 /** VBoxManage argument lists to run (in order) before starting the VM; the VM must be powered off. */
-export function vboxSetupCommands(vm: VmConfig, vmDir: string, memoryMiB?: number): string[][] {
+export function vboxSetupCommands(
+  vm: VmConfig,
+  vmDir: string,
+  memoryMiB?: number,
+  taps: ReadonlyArray<{ ifname: string; mac: string }> = [],
+): string[][] {
   const name = vboxName(vm);
   const cmds: string[][] = [
     ['setextradata', 'global', 'GUI/Input/HostKeyCombination', '0'],
@@ -37,6 +77,16 @@ export function vboxSetupCommands(vm: VmConfig, vmDir: string, memoryMiB?: numbe
   ];
   const mem = memoryMiB ?? vm.virtualbox?.memoryMiB;
   if (mem !== undefined) cmds.push(['modifyvm', name, '--memory', String(mem)]);
+  if (vm.virtualbox?.cpus !== undefined) cmds.push(['modifyvm', name, '--cpus', String(vm.virtualbox.cpus)]);
+  if (vm.virtualbox?.disk)
+    cmds.push(
+      ['storagectl', name, '--name', VBOX_CONTROLLER, '--add', 'sata', '--controller', 'IntelAhci'],
+      [
+        ...['storageattach', name, '--storagectl', VBOX_CONTROLLER, '--port', '0', '--device', '0'],
+        ...['--type', 'hdd', '--medium', vm.virtualbox.disk],
+      ],
+    );
+  if (taps.length > 0) cmds.push(['modifyvm', name, ...nicArgs(taps)]);
   if (vm.guestChannel)
     cmds.push(['modifyvm', name, '--uart1', '0x3F8', '4', '--uartmode1', 'server', vboxControlPath(vmDir)]);
   return cmds;

@@ -9,7 +9,9 @@ import {
   type VboxBinaries,
   vboxBinaries,
   vboxControlPath,
+  vboxRegisterCommands,
   vboxSetupCommands,
+  vboxShowArgs,
   vboxStartArgs,
   vboxStopArgs,
 } from './virtualbox-argv.js';
@@ -26,13 +28,26 @@ async function vboxManage(
   bins: VboxBinaries,
   args: string[],
   env: NodeJS.ProcessEnv,
-): Promise<void> {
+  opts: { tolerate?: boolean } = {},
+): Promise<boolean> {
   const r = await execa(bins.vboxManage, args, { reject: false, timeout: 60_000, env, extendEnv: false });
+  if (r.exitCode === 0) return true;
+  if (opts.tolerate) return false;
   if (r.exitCode !== 0)
     throw new BackendError(
       vm.name,
       `${bins.vboxManage} ${args.join(' ')} failed: ${r.stderr || r.shortMessage}`,
     );
+  return true;
+}
+
+/** Register the VM from its .vbox file (or make one around its disk) unless VirtualBox knows it. */
+async function ensureRegistered(vm: VmConfig, bins: VboxBinaries, env: NodeJS.ProcessEnv, log: Logger) {
+  const register = vboxRegisterCommands(vm);
+  if (register.length === 0) return;
+  if (await vboxManage(vm, bins, vboxShowArgs(vm), env, { tolerate: true })) return;
+  log.info({ vm: vm.name, steps: register.map((a) => a[0]) }, 'registering the VM with VirtualBox');
+  for (const args of register) await vboxManage(vm, bins, args, env);
 }
 
 export function createVirtualboxBackend(opts: VirtualboxBackendOptions = {}): Backend {
@@ -42,7 +57,10 @@ export function createVirtualboxBackend(opts: VirtualboxBackendOptions = {}): Ba
 
   async function start(vm: VmConfig, ctx: LaunchContext): Promise<VmHandle> {
     const bins = vboxBinaries(vm, env);
-    for (const args of vboxSetupCommands(vm, ctx.vmDir, ctx.memoryMiB)) await vboxManage(vm, bins, args, env);
+    await ensureRegistered(vm, bins, env, log);
+    // the controller may exist already (registered earlier, or made by createvm)
+    for (const args of vboxSetupCommands(vm, ctx.vmDir, ctx.memoryMiB, ctx.taps))
+      await vboxManage(vm, bins, args, env, { tolerate: args[0] === 'storagectl' });
     const proc = await spawnDetached({
       vm: vm.name,
       argv: [bins.virtualBoxVm, ...vboxStartArgs(vm)],

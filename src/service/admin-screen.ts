@@ -1,0 +1,42 @@
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createCommandBackend } from '../session/backends/command.js';
+import type { Config, VmConfig } from '../session/config-schema.js';
+import { Supervisor } from '../session/supervisor.js';
+import type { Logger } from '../util/log.js';
+import type { Switcher } from './switcher.js';
+
+export const ADMIN = 'admin';
+const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', 'cli', 'main.js');
+
+/**
+ * The admin screen: xterm running `kvmux admin` on its own display (listed last in the menu),
+ * supervised like a VM so it comes back when someone quits it.
+ */
+export function createAdminScreen(opts: {
+  config: Pick<Config, 'runDir' | 'stateDir' | 'admin'>;
+  log: Logger;
+  switcher: Switcher;
+}): Supervisor {
+  const { config } = opts;
+  const adminVm: VmConfig = {
+    name: ADMIN,
+    backend: 'command',
+    command: [
+      ...['xterm', '-fn', '10x20', '-bg', '#101820', '-fg', '#e0e0e0', '-T', 'kvmux admin', '-e'],
+      ...[process.execPath, CLI, 'admin', '--socket', join(config.runDir, 'control.sock')],
+      ...['--idle-lock', String(config.admin.idleLockSeconds)],
+    ],
+    nics: [],
+    guestChannel: false,
+    autostart: true,
+    blockedKeys: [],
+  };
+  opts.switcher.add(ADMIN, 'admin');
+  return new Supervisor({
+    config: { runDir: config.runDir, stateDir: join(config.stateDir, 'admin-app'), vms: [adminVm] },
+    backends: { command: createCommandBackend() },
+    displayFor: () => opts.switcher.displayInfo(ADMIN),
+    log: opts.log,
+  });
+}

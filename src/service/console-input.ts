@@ -1,0 +1,90 @@
+import { pipelineOptions, sourcesOptions } from '../input/from-config.js';
+import { InputPipeline } from '../input/pipeline.js';
+import { InputSources } from '../input/sources.js';
+import type { MenuItem } from '../menu/model.js';
+import { TrustLeds } from '../menu/trust-leds.js';
+import type { Config } from '../session/config-schema.js';
+import type { Logger } from '../util/log.js';
+import { MenuController, type MenuView } from './menu-controller.js';
+import type { Switcher } from './switcher.js';
+
+export interface ConsoleInputOptions {
+  readonly config: Pick<Config, 'input' | 'menu'>;
+  readonly log: Logger;
+  readonly switcher: Switcher;
+  readonly view: MenuView;
+  /** Menu rows in menu order, with each VM's state. */
+  readonly items: () => MenuItem[];
+}
+
+/**
+ * The physical console: keyboards and mice (evdev or FIFO) → the input pipeline → the active
+ * display's XTEST sink, and the switcher menu that takes the keyboard while it is open. The
+ * pipeline and the menu talk both ways (double tap opens it; it captures input while open), so
+ * both are built here together, before any device is opened.
+ */
+export class ConsoleInput {
+  readonly pipeline: InputPipeline;
+  readonly menu: MenuController;
+  private readonly sources: InputSources;
+
+  constructor(opts: ConsoleInputOptions) {
+    const { config, log, switcher } = opts;
+    const leds = { setLeds: (mask: number) => this.sources.setLeds(mask) };
+    const show = (name: string | undefined, what: string) => {
+      if (!name) return log.info({ what }, 'switch: no such display');
+      void switcher
+        .switchTo(name)
+        .catch((err: unknown) => log.warn({ err: String(err), what }, 'switch failed'));
+    };
+    this.pipeline = new InputPipeline(pipelineOptions(config.input), {
+      sinkFor: (name) => switcher.live(name)?.sink,
+      leds,
+      onMenuOpen: () => this.menu.open(),
+      // the menu opened at the second tap; these close it even when no display is there
+      onDirectSwitch: (index) => {
+        this.menu.dismiss();
+        show(switcher.nameAt(index), `direct ${index}`);
+      },
+      onCycle: (delta) => {
+        this.menu.dismiss();
+        show(switcher.neighbour(delta), delta > 0 ? 'next' : 'previous');
+      },
+      onMenuInput: (ev) => this.menu.input(ev),
+      onMenuPointer: (p) => this.menu.pointerMoved(p),
+    });
+    this.menu = new MenuController({
+      view: opts.view,
+      leds: new TrustLeds(leds),
+      items: opts.items,
+      active: () => switcher.active,
+      ledMask: (d) => this.pipeline.ledMask(d),
+      choose: (name) => show(name, 'menu'),
+      setInputCaptured: (captured) => this.pipeline.setMenuOpen(captured), // the one writer of "menu open"
+      now: () => performance.now(),
+      showDelayMs: config.menu.showDelayMs,
+    });
+    this.sources = new InputSources({ ...sourcesOptions(config.input), log }, this.pipeline);
+    // input follows a switch at once; the menu closes
+    switcher.on('switched', (name) => {
+      this.pipeline.setActive(name);
+      this.menu.dismiss();
+    });
+  }
+
+  /** Open the devices (grabbed once no key is down). */
+  start(): void {
+    this.sources.start();
+  }
+
+  /** Chords swallowed while `display` is active (backend host keys + the VM's blockedKeys). */
+  setBlocked(display: string, chords: string[]): void {
+    this.pipeline.setExtraBlocked(display, chords);
+  }
+
+  /** Grabs released, held keys released in the displays that got them. */
+  close(): void {
+    this.sources.close();
+    this.pipeline.close();
+  }
+}

@@ -1,0 +1,192 @@
+import { EventEmitter } from 'node:events';
+import { readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Config } from '../session/config-schema.js';
+import type { DisplayInfo } from '../session/supervisor.js';
+import { writeFileAtomicLater, writesSettled } from '../util/atomic-file.js';
+import { errText, RpcCode, RpcError } from '../util/errors.js';
+import { type Logger, silentLogger } from '../util/log.js';
+import { switchVt } from '../x/vt.js';
+import { DisplayRuntime, type LiveDisplay } from './display-runtime.js';
+import {
+  type DisplayEntry,
+  type DisplayTable,
+  emptyTable,
+  listDisplays,
+  nameAtIndex,
+  planSwitch,
+  removeEntry,
+  setEntries,
+  upsertEntry,
+} from './displays.js';
+
+export interface SwitcherOptions {
+  readonly config: Pick<Config, 'console' | 'x' | 'runDir' | 'stateDir'>;
+  readonly log?: Logger;
+}
+
+export interface SwitchResult {
+  readonly name: string;
+  readonly vt: number | null;
+  readonly ms: number;
+}
+
+/**
+ * The displays kvmux shows and which one is active: the display table, one DisplayRuntime (X
+ * server, WM, XTEST sink) per entry, the remembered active display and the VT switch.
+ * Emits `display` when a display comes up or goes away and `switched` once input must follow.
+ */
+export class Switcher extends EventEmitter<{
+  display: [name: string, live: LiveDisplay | null];
+  switched: [name: string];
+}> {
+  private table: DisplayTable = emptyTable();
+  private readonly runtimes = new Map<string, DisplayRuntime>();
+  private readonly log: Logger;
+  private readonly activeFile: string;
+
+  constructor(private readonly opts: SwitcherOptions) {
+    super();
+    this.log = opts.log ?? silentLogger;
+    this.activeFile = join(opts.config.stateDir, 'active-display');
+  }
+
+  get entries(): readonly DisplayEntry[] {
+    return this.table.entries;
+  }
+
+  get active(): string | null {
+    return this.table.active;
+  }
+
+  has(name: string): boolean {
+    return this.runtimes.has(name);
+  }
+
+  /** A new display in menu order (VMs before admin); not started. */
+  add(name: string, kind: DisplayEntry['kind']): DisplayRuntime {
+    const existing = this.runtimes.get(name);
+    if (existing) return existing;
+    this.table = upsertEntry(this.table, { name, kind, display: '', vt: null });
+    const rt = new DisplayRuntime({
+      name,
+      config: this.opts.config,
+      log: this.log,
+      onChange: (n, live) => this.onDisplayChange(n, live),
+    });
+    this.runtimes.set(name, rt);
+    return rt;
+  }
+
+  /** Stop and forget a display (its VM was deleted). */
+  async remove(name: string): Promise<void> {
+    const rt = this.runtimes.get(name);
+    if (!rt) return;
+    this.runtimes.delete(name);
+    this.table = removeEntry(this.table, name);
+    await rt.stop();
+    this.emit('display', name, null);
+  }
+
+  /**
+   * Start every display in menu order (VTs are handed out in that order). The first one shown
+   * (the one remembered from before a crash, else the first) must come up: a failure there is a
+   * broken setup and throws; the others retry with backoff.
+   */
+  async startAll(): Promise<void> {
+    const resumed = this.resumeActive();
+    const first = this.table.entries.find((e) => e.name === resumed) ?? this.table.entries[0];
+    let firstUp: Promise<unknown> | null = null;
+    // in menu order, so VTs are handed out in that order too (allocation is synchronous)
+    for (const { name } of this.table.entries) {
+      const rt = this.runtimes.get(name);
+      if (name === first?.name) firstUp = rt?.start() ?? null;
+      else rt?.startOrRetry();
+    }
+    if (!first || !firstUp) return;
+    await firstUp;
+    void this.switchTo(first.name).catch(() => {});
+  }
+
+  /** Start one display (a VM added at run time); retries with backoff, its VM waits for it. */
+  startLater(name: string): void {
+    this.runtimes.get(name)?.startOrRetry();
+  }
+
+  async switchTo(name: string): Promise<SwitchResult> {
+    const t0 = performance.now();
+    const plan = planSwitch(this.table, name);
+    if (!plan.ok) {
+      if (plan.reason === 'unknown') throw new RpcError(RpcCode.notFound, `no display named "${name}"`);
+      throw new RpcError(RpcCode.conflict, `cannot switch to "${name}": display ${plan.reason}`);
+    }
+    this.table = plan.table;
+    // input follows at once; the VT switch below only changes what the monitor shows
+    this.emit('switched', name);
+    if (plan.vt !== null && this.opts.config.console === 'vt') await switchVt(plan.vt);
+    const ms = Number((performance.now() - t0).toFixed(2));
+    // remembered for a restart after a crash; kept off the switch's own latency
+    if (plan.changed)
+      writeFileAtomicLater(this.activeFile, `${name}\n`, (e) =>
+        this.log.warn({ err: errText(e) }, 'remembering the display failed'),
+      );
+    this.log.info({ display: name, vt: plan.vt, ms }, 'switched');
+    return { name, vt: plan.vt, ms };
+  }
+
+  /** `ScrLk ScrLk <digit>`: the display at that 1-based menu position, if any. */
+  nameAt(index: number): string | undefined {
+    return nameAtIndex(this.table, index);
+  }
+
+  /** `ScrLk ScrLk →/←`: the next (+1) or previous (-1) display that is up, wrapping around. */
+  neighbour(delta: 1 | -1): string | undefined {
+    const up = this.table.entries.filter((e) => e.display !== '' || e.name === this.table.active);
+    if (up.length === 0) return undefined;
+    const at = up.findIndex((e) => e.name === this.table.active);
+    const i = at < 0 ? 0 : (at + delta + up.length) % up.length;
+    return up[i]?.name;
+  }
+
+  list(): Array<{ name: string; display: string; vt: number | null; active: boolean }> {
+    return listDisplays(this.table);
+  }
+
+  live(name: string): LiveDisplay | null {
+    return this.runtimes.get(name)?.current ?? null;
+  }
+
+  /** What a VM launching on `name` needs; waits until that display is up. */
+  async displayInfo(name: string): Promise<DisplayInfo> {
+    const rt = this.runtimes.get(name);
+    if (!rt) throw new RpcError(RpcCode.notFound, `no display for "${name}"`);
+    const live = await rt.ready();
+    return { display: live.server.display, width: live.wm.conn.width, height: live.wm.conn.height };
+  }
+
+  /** `leaveRunning` keeps the X servers for a later kvmux to adopt (and the remembered display). */
+  async stop(opts: { leaveRunning?: boolean } = {}): Promise<void> {
+    await Promise.all([...this.runtimes.values()].map((rt) => rt.stop(opts)));
+    // a switch's background write must not land after the removal and resurrect the file
+    await writesSettled(this.activeFile);
+    if (!opts.leaveRunning) rmSync(this.activeFile, { force: true });
+  }
+
+  private onDisplayChange(name: string, live: LiveDisplay | null): void {
+    if (!this.runtimes.has(name)) return;
+    const entries = this.table.entries.map((e) =>
+      e.name === name ? { ...e, display: live?.server.display ?? '', vt: live?.server.vt ?? null } : e,
+    );
+    this.table = setEntries(this.table, entries);
+    this.emit('display', name, live);
+  }
+
+  /** After a crash, show what was shown before. */
+  private resumeActive(): string | null {
+    try {
+      return readFileSync(this.activeFile, 'utf8').trim() || null;
+    } catch {
+      return null;
+    }
+  }
+}
