@@ -48,7 +48,13 @@ class CountingSink implements DisplaySink {
 }
 
 function outputs(sink: CountingSink): PipelineOutputs {
-  return { sinkFor: () => sink, onMenuOpen: () => {}, onDirectSwitch: () => {}, onMenuInput: () => {} };
+  return {
+    sinkFor: () => sink,
+    onMenuOpen: () => {},
+    onDirectSwitch: () => {},
+    onCycle: () => {},
+    onMenuInput: () => {},
+  };
 }
 
 async function fifoThroughput(pairs: number) {

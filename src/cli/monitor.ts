@@ -75,6 +75,10 @@ export default async function monitor(opts: { config?: string; device?: string[]
       pipeline.setMenuOpen(false);
       write(`  -> SWITCH to display ${n}`);
     },
+    onCycle: (delta) => {
+      pipeline.setMenuOpen(false);
+      write(`  -> SWITCH to the ${delta > 0 ? 'next' : 'previous'} display`);
+    },
     onMenuInput: (ev) => {
       write(`  -> menu: ${describeEvent(ev)}`);
       if (

@@ -35,7 +35,7 @@ export interface PipelineOutputs {
   /** `tap tap <digit>`: 1-based index into the displays; the owner closes the menu (setMenuOpen(false)). */
   onDirectSwitch(index: number): void;
   /** `tap tap →/←`: the next (+1) or previous (-1) display; the owner closes the menu (setMenuOpen(false)). */
-  onCycle?(delta: 1 | -1): void;
+  onCycle(delta: 1 | -1): void;
   /** Every key/button/wheel event while the menu is open (except releases of keys a display holds). */
   onMenuInput(ev: InputEvent): void;
   /**
@@ -193,7 +193,7 @@ export class InputPipeline {
         this.out.onMenuOpen();
       } else if (a.kind === 'cycle') {
         this.decide({ stage: 'hotkey', what: a.delta > 0 ? 'next display' : 'previous display' });
-        this.out.onCycle?.(a.delta);
+        this.out.onCycle(a.delta);
       } else {
         this.decide({ stage: 'hotkey', what: `switch ${a.index}` });
         this.out.onDirectSwitch(a.index);

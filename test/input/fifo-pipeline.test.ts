@@ -54,6 +54,7 @@ describe('FIFO input through the whole pipeline (raw records in a real mkfifo)',
           rec.lines.push(`switch ${n}`);
           pipeline.setMenuOpen(false);
         },
+        onCycle: () => pipeline.setMenuOpen(false),
         onMenuInput: (ev) => events.push(`menu ${ev.code}:${ev.value}`),
       },
     );

@@ -156,7 +156,13 @@ describe('pipeline LED state per display', () => {
     const { InputPipeline } = await import('../../src/input/pipeline.js');
     const p = new InputPipeline(
       { windowMs: 500, ctrlAltDelToVm: true },
-      { sinkFor: () => undefined, onMenuOpen: () => {}, onDirectSwitch: () => {}, onMenuInput: () => {} },
+      {
+        sinkFor: () => undefined,
+        onMenuOpen: () => {},
+        onDirectSwitch: () => {},
+        onCycle: () => {},
+        onMenuInput: () => {},
+      },
     );
     p.setActive('alpha');
     p.feed(key('capslock', 1));

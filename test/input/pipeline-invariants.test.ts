@@ -101,6 +101,10 @@ function runRandom(seed: number, steps: number): Log {
         p.setMenuOpen(false);
         if (DISPLAYS[n - 1]) p.setActive(DISPLAYS[n - 1]!);
       },
+      onCycle: () => {
+        menu = false;
+        p.setMenuOpen(false);
+      },
       onMenuInput: () => {},
     },
     clock,

@@ -118,6 +118,7 @@ export function runSequence(seq: Sequence): string[] {
       },
       onCycle: (delta) => {
         rec.lines.push(delta > 0 ? 'next' : 'previous');
+        pipeline.setMenuOpen(false);
         active = (active + delta + displays.length) % displays.length;
         pipeline.setActive(displays[active]!);
       },

@@ -47,6 +47,7 @@ describe('vms[].blockedKeys', () => {
         sinkFor: (d) => sinks.sinkFor(d),
         onMenuOpen: () => {},
         onDirectSwitch: () => {},
+        onCycle: () => {},
         onMenuInput: () => {},
       },
     );

@@ -69,6 +69,7 @@ const pipeline = new InputPipeline(
     sinkFor: (d) => rec.sinkFor(d),
     onMenuOpen: () => menu.push('menu open'),
     onDirectSwitch: () => {},
+    onCycle: () => {},
     onMenuInput: () => {},
   },
 );
