@@ -2,10 +2,10 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connectSocket } from '../src/control/client.js';
 import { coreMethods } from '../src/control/core-methods.js';
-import { createControlServer } from '../src/control/server.js';
-import { imageUploadMethods } from '../src/control/upload.js';
+import { connectSocket } from '../src/control/rpc/client.js';
+import { createControlServer } from '../src/control/rpc/server.js';
+import { imageUploadMethods } from '../src/control/transfer/upload.js';
 import { summarize } from './stats.js';
 
 /**

@@ -1,9 +1,9 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { vmSchema } from '../src/config/schema.js';
+import { writeDemoDisk } from '../src/demo/demo-disk.js';
 import type { Backend, VmHandle } from '../src/session/backends/backend.js';
-import { vmSchema } from '../src/session/config-schema.js';
-import { writeDemoDisk } from '../src/session/demo-disk.js';
 import { type KioskWm, startKioskWm } from '../src/x/kiosk-wm.js';
 import { startXServer, type XServer } from '../src/x/server.js';
 

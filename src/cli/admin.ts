@@ -1,8 +1,8 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { AdminApp } from '../menu/admin/app.js';
-import { openAdminRpc } from '../menu/admin/rpc.js';
-import { type Config, configSchema, loadConfigFile, resolveConfigPath } from '../session/config.js';
+import { AdminApp } from '../admin/app.js';
+import { openAdminRpc } from '../admin/rpc.js';
+import { type Config, configSchema, loadConfigFile, resolveConfigPath } from '../config/config.js';
 import { ConfigError } from '../util/errors.js';
 
 export interface AdminFlags {

@@ -1,6 +1,6 @@
 import { stringify } from 'yaml';
-import { resolveConfigPath } from '../session/config.js';
-import { loadEffectiveConfig } from '../session/config-overlay.js';
+import { resolveConfigPath } from '../config/config.js';
+import { loadEffectiveConfig } from '../config/overlay.js';
 
 export default async function check(opts: { config?: string; json?: boolean }): Promise<number> {
   const path = resolveConfigPath(opts.config);

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { configSchema } from '../session/config-schema.js';
+import { configSchema } from '../config/schema.js';
 
 export default async function printSchema(): Promise<number> {
   const schema = z.toJSONSchema(configSchema, { io: 'input', unrepresentable: 'any' });

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
-import { connectSocket } from '../control/client.js';
-import { loadConfigFile, resolveConfigPath } from '../session/config.js';
+import { loadConfigFile, resolveConfigPath } from '../config/config.js';
+import { connectSocket } from '../control/rpc/client.js';
 import { KvmuxError, RpcError } from '../util/errors.js';
 
 interface CtlOptions {

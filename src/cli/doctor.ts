@@ -9,7 +9,7 @@ import {
   readlinkSync,
 } from 'node:fs';
 import { execa } from 'execa';
-import { type Config, loadConfigFile, resolveConfigPath } from '../session/config.js';
+import { type Config, loadConfigFile, resolveConfigPath } from '../config/config.js';
 import { errnoName, errText } from '../util/errors.js';
 
 type Verdict = 'ok' | 'warn' | 'fail' | 'skip';

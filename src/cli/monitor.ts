@@ -1,11 +1,11 @@
 import { existsSync } from 'node:fs';
+import { loadConfigFile, resolveConfigPath } from '../config/config.js';
 import { EV, keyName, REL, SYN_REPORT } from '../input/codes.js';
 import type { InputEvent } from '../input/event.js';
 import { pipelineOptions } from '../input/from-config.js';
 import { type Decision, InputPipeline, type PipelineOptions } from '../input/pipeline.js';
 import type { DisplaySink } from '../input/sink.js';
 import { InputSources } from '../input/sources.js';
-import { loadConfigFile, resolveConfigPath } from '../session/config.js';
 import { createLogger } from '../util/log.js';
 
 /**

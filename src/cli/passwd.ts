@@ -1,5 +1,5 @@
-import { passwdPath, writePasswordFile } from '../control/auth.js';
-import { loadConfigFile, resolveConfigPath } from '../session/config.js';
+import { loadConfigFile, resolveConfigPath } from '../config/config.js';
+import { passwdPath, writePasswordFile } from '../control/auth/auth.js';
 import { KvmuxError } from '../util/errors.js';
 
 /**

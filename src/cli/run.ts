@@ -1,7 +1,7 @@
+import { resolveConfigPath } from '../config/config.js';
+import { loadEffectiveConfig } from '../config/overlay.js';
 import { createOverlayMenuView } from '../service/overlay-view.js';
 import { Service } from '../service/service.js';
-import { resolveConfigPath } from '../session/config.js';
-import { loadEffectiveConfig } from '../session/config-overlay.js';
 import { errText } from '../util/errors.js';
 import { createLogger, LogRing } from '../util/log.js';
 import { INPUT_NICE, raiseInputPriority } from '../util/priority.js';

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { RpcCode, RpcError } from '../util/errors.js';
-import type { AuditLog } from './audit.js';
-import { defineMethod, type RpcMethod } from './method.js';
+import type { AuditLog } from './auth/audit.js';
+import { defineMethod, type RpcMethod } from './rpc/method.js';
 
 /** Methods the control plane owns besides transfers: liveness and the audit trail. */
 export function coreMethods(opts: { audit?: AuditLog; methods?: () => Iterable<string> }): RpcMethod[] {

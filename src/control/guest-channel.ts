@@ -1,7 +1,7 @@
 import { connect, type Socket } from 'node:net';
 import { type Logger, silentLogger } from '../util/log.js';
-import type { Connection } from './connection.js';
-import type { ControlServer } from './server.js';
+import type { Connection } from './rpc/connection.js';
+import type { ControlServer } from './rpc/server.js';
 
 /**
  * The host side of one VM's guest channel. QEMU (`-chardev socket,…,server=on,wait=off`) and

@@ -1,35 +1,22 @@
 import { join } from 'node:path';
-import type { Config } from '../session/config-schema.js';
+import type { Config } from '../config/schema.js';
+import { controlSocketOf } from '../session/vm-paths.js';
 import { type Logger, silentLogger } from '../util/log.js';
-import { openAuditLog } from './audit.js';
-import { fileAuthenticator, passwdPath } from './auth.js';
-import type { ConfirmFn, ControlLimits } from './core.js';
+import { openAuditLog } from './auth/audit.js';
+import { fileAuthenticator, passwdPath } from './auth/auth.js';
 import { coreMethods } from './core-methods.js';
 import { attachGuestChannel, type GuestChannel } from './guest-channel.js';
-import { hostUpdateMethods } from './host-update.js';
-import type { RpcMethod } from './method.js';
-import { type ControlServer, createControlServer } from './server.js';
-import { imageUploadMethods } from './upload.js';
+import type { ConfirmFn, ControlLimits } from './rpc/core.js';
+import type { RpcMethod } from './rpc/method.js';
+import { type ControlServer, createControlServer } from './rpc/server.js';
+import { hostUpdateMethods } from './transfer/host-update.js';
+import { imageUploadMethods } from './transfer/upload.js';
 
 /**
  * The whole control plane from a config: local socket, password, policy, audit, the methods this
  * folder owns, and one guest channel per VM with `guestChannel: true`. The service adds its own
  * methods (vm.*, display.*, menu.*) with `server.register`.
  */
-export const guestChannelPath = (runDir: string, vm: string) => join(runDir, 'vm', vm, 'control.sock');
-
-/** QEMU arguments for a VM's guest channel (QEMU listens; kvmux connects). */
-export function guestChannelQemuArgs(runDir: string, vm: string): string[] {
-  return [
-    // QEMU option values escape a comma by doubling it
-    ...[
-      '-chardev',
-      `socket,id=kvmuxctl,path=${guestChannelPath(runDir, vm).replace(/,/g, ',,')},server=on,wait=off`,
-    ],
-    ...['-device', 'virtio-serial', '-device', 'virtserialport,chardev=kvmuxctl,name=org.kvmux.control'],
-  ];
-}
-
 export interface ControlPlaneHooks {
   /** Answers `ask` rules; wire to the overlay prompt only the physical keyboard can answer. */
   confirm?: ConfirmFn;
@@ -89,7 +76,7 @@ export async function startControlPlane(
   const attachVm = (vm: string) => {
     const existing = channels.get(vm);
     if (existing) return existing;
-    const ch = attachGuestChannel(server, { vm, path: guestChannelPath(cfg.runDir, vm), log });
+    const ch = attachGuestChannel(server, { vm, path: controlSocketOf(cfg.runDir, vm), log });
     channels.set(vm, ch);
     return ch;
   };

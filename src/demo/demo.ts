@@ -12,11 +12,11 @@ import {
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { execa } from 'execa';
-import { writeDemoDisk } from '../session/demo-disk.js';
 import { errText } from '../util/errors.js';
 import { connectDisplay } from '../x/connection.js';
 import { probe } from '../x/screenshot.js';
 import { activeVt } from '../x/vt.js';
+import { writeDemoDisk } from './demo-disk.js';
 import { sleep } from './fifo-keys.js';
 import { type Kvmux, startKvmux } from './kvmux-process.js';
 

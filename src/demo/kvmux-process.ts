@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import { KVMUX_NODE_FLAGS } from '../cli/node-flags.js';
-import { connectSocket, type RpcClient } from '../control/client.js';
+import { connectSocket, type RpcClient } from '../control/rpc/client.js';
 import { isAlive } from '../util/proc.js';
 import { FifoKeyboard, sleep } from './fifo-keys.js';
 

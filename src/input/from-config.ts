@@ -1,4 +1,4 @@
-import type { Config } from '../session/config-schema.js';
+import type { Config } from '../config/schema.js';
 import type { PipelineOptions } from './pipeline.js';
 import type { InputSourcesOptions } from './sources.js';
 

@@ -1,4 +1,4 @@
-import type { Config } from '../session/config-schema.js';
+import type { Config } from '../config/schema.js';
 import { splitIps } from './firewall.js';
 import { bridgeName, guestMac, tapName } from './names.js';
 

@@ -1,4 +1,4 @@
-import type { Config, NetworkConfig, VmConfig } from '../session/config-schema.js';
+import type { Config, NetworkConfig, VmConfig } from '../config/schema.js';
 import { BackendError, NetError } from '../util/errors.js';
 import { type Logger, silentLogger } from '../util/log.js';
 import { anonymize, bridgeNetfilterOff, ensureBridge, ensureTap, ensureVeth, removeLink } from './bridge.js';

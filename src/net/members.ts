@@ -1,4 +1,4 @@
-import type { Config, VmConfig } from '../session/config-schema.js';
+import type { Config, VmConfig } from '../config/schema.js';
 import type { Link } from './ip.js';
 import { guestMac, tapName } from './names.js';
 

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { defineMethod, type RpcMethod } from '../control/method.js';
+import { defineMethod, type RpcMethod } from '../control/rpc/method.js';
 import type { NetListEntry } from './members.js';
 
 /** The slice of NetworkManager the RPC layer needs (so the control server can be tested without root). */

@@ -1,7 +1,7 @@
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { Config, VmConfig } from '../config/schema.js';
 import { createCommandBackend } from '../session/backends/command.js';
-import type { Config, VmConfig } from '../session/config-schema.js';
 import { Supervisor } from '../session/supervisor.js';
 import type { Logger } from '../util/log.js';
 import type { Switcher } from './switcher.js';

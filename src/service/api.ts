@@ -1,6 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import type { Config } from '../session/config-schema.js';
+import type { Config } from '../config/schema.js';
 import type { Supervisor, VmStatus } from '../session/supervisor.js';
 import { RpcCode, RpcError } from '../util/errors.js';
 import type { LogRing } from '../util/log.js';

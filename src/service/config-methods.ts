@@ -1,8 +1,8 @@
 import { realpathSync, rmSync, statSync } from 'node:fs';
 import { isAbsolute, join, normalize, resolve, sep } from 'node:path';
 import { z } from 'zod';
-import { defineMethod, type RpcMethod } from '../control/method.js';
-import { nameSchema, nicSchema } from '../session/config-schema.js';
+import { nameSchema, nicSchema } from '../config/schema.js';
+import { defineMethod, type RpcMethod } from '../control/rpc/method.js';
 import { RpcCode, RpcError } from '../util/errors.js';
 import { diskOf, type VmCatalogue } from './vm-catalogue.js';
 

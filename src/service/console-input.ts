@@ -1,9 +1,9 @@
+import type { Config } from '../config/schema.js';
 import { pipelineOptions, sourcesOptions } from '../input/from-config.js';
 import { InputPipeline } from '../input/pipeline.js';
 import { InputSources } from '../input/sources.js';
 import type { MenuItem } from '../menu/model.js';
 import { TrustLeds } from '../menu/trust-leds.js';
-import type { Config } from '../session/config-schema.js';
 import type { Logger } from '../util/log.js';
 import { MenuController, type MenuView } from './menu-controller.js';
 import type { Switcher } from './switcher.js';

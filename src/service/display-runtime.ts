@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import type { Config } from '../session/config-schema.js';
+import type { Config } from '../config/schema.js';
 import { errText } from '../util/errors.js';
 import { type Logger, silentLogger } from '../util/log.js';
 import { JsonRecordStore } from '../util/record-store.js';

@@ -1,8 +1,8 @@
 import { join } from 'node:path';
 import { z } from 'zod';
-import { defineMethod, type RpcMethod } from '../control/method.js';
+import type { Config } from '../config/schema.js';
+import { defineMethod, type RpcMethod } from '../control/rpc/method.js';
 import { checkPhrase, loadPhrase, PHRASE_FILE } from '../menu/phrase.js';
-import type { Config } from '../session/config-schema.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
 import { ConfigError, RpcCode, RpcError } from '../util/errors.js';
 

@@ -1,7 +1,7 @@
 import { isAbsolute, join } from 'node:path';
 import { z } from 'zod';
-import { defineMethod, type RpcMethod } from '../control/method.js';
-import { nameSchema } from '../session/config-schema.js';
+import { nameSchema } from '../config/schema.js';
+import { defineMethod, type RpcMethod } from '../control/rpc/method.js';
 import type { VmStatus } from '../session/supervisor.js';
 import { BackendError, RpcCode, RpcError } from '../util/errors.js';
 

@@ -1,7 +1,7 @@
+import type { Config } from '../config/schema.js';
 import type { AskRequest } from '../menu/ask.js';
 import type { MenuState } from '../menu/model.js';
 import { OverlayMenu } from '../menu/overlay-menu.js';
-import type { Config } from '../session/config-schema.js';
 import { errText } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import type { LiveDisplay } from './display-runtime.js';

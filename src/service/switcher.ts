@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Config } from '../session/config-schema.js';
+import type { Config } from '../config/schema.js';
 import type { DisplayInfo } from '../session/supervisor.js';
 import { writeFileAtomicLater, writesSettled } from '../util/atomic-file.js';
 import { errText, RpcCode, RpcError } from '../util/errors.js';

@@ -1,8 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { type FSWatcher, watch } from 'node:fs';
 import { resolve } from 'node:path';
-import type { NetworkManager } from '../net/manager.js';
-import { checkSemantics } from '../session/config.js';
+import { checkSemantics } from '../config/config.js';
 import {
   layerConfig,
   type Overlay,
@@ -14,8 +13,9 @@ import {
   vmFromCreate,
   withoutVm,
   withVm,
-} from '../session/config-overlay.js';
-import type { Config, VmConfig } from '../session/config-schema.js';
+} from '../config/overlay.js';
+import type { Config, VmConfig } from '../config/schema.js';
+import type { NetworkManager } from '../net/manager.js';
 import { allVms } from '../session/images.js';
 import type { Supervisor } from '../session/supervisor.js';
 import { vboxMachineName, withVboxSettings } from '../session/vbox-settings.js';

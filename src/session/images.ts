@@ -2,7 +2,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { type Config, nameSchema, type VmConfig, vmSchema } from './config-schema.js';
+import { type Config, nameSchema, type VmConfig, vmSchema } from '../config/schema.js';
 
 /**
  * Image discovery: every disk image in `imageDirs` becomes a VM (stopped unless its sidecar says

@@ -1,9 +1,9 @@
 import { EventEmitter } from 'node:events';
 import { mkdirSync } from 'node:fs';
+import type { Config, VmConfig } from '../config/schema.js';
 import { BackendError, errnoName } from '../util/errors.js';
 import { type Logger, silentLogger } from '../util/log.js';
 import type { Backend, LaunchContext, VmState } from './backends/backend.js';
-import type { Config, VmConfig } from './config-schema.js';
 import { vmDirOf } from './vm-paths.js';
 import { VmRecordStore } from './vm-records.js';
 import { VmRunner, type VmStatus } from './vm-runner.js';

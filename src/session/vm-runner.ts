@@ -1,7 +1,7 @@
+import type { VmConfig } from '../config/schema.js';
 import { errnoName, errText } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import type { Backend, LaunchContext, VmExit, VmHandle, VmRecord, VmState } from './backends/backend.js';
-import type { VmConfig } from './config-schema.js';
 import type { VmRecordStore } from './vm-records.js';
 import {
   INITIAL_LIFECYCLE,

@@ -1,6 +1,6 @@
 import { readFileSync, statSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { openAuditLog, summarizeParams } from '../../src/control/audit.js';
+import { openAuditLog, summarizeParams } from '../../src/control/auth/audit.js';
 import { tempDir } from './helpers.js';
 
 describe('audit log', () => {

@@ -10,8 +10,8 @@ import {
   readPasswordFile,
   verifyPassword,
   writePasswordFile,
-} from '../../src/control/auth.js';
-import type { ControlServer } from '../../src/control/server.js';
+} from '../../src/control/auth/auth.js';
+import type { ControlServer } from '../../src/control/rpc/server.js';
 import { startServer, tempDir } from './helpers.js';
 
 const run = promisify(execFile);

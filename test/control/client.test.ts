@@ -3,9 +3,9 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { connectSocket, openChannel, openDevice } from '../../src/control/client.js';
-import { defineMethod } from '../../src/control/method.js';
-import type { ControlServer } from '../../src/control/server.js';
+import { connectSocket, openChannel, openDevice } from '../../src/control/rpc/client.js';
+import { defineMethod } from '../../src/control/rpc/method.js';
+import type { ControlServer } from '../../src/control/rpc/server.js';
 import { KvmuxError, type RpcError } from '../../src/util/errors.js';
 import { startServer, tempDir } from './helpers.js';
 

@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { defineMethod } from '../../src/control/method.js';
-import type { ControlServer } from '../../src/control/server.js';
+import { defineMethod } from '../../src/control/rpc/method.js';
+import type { ControlServer } from '../../src/control/rpc/server.js';
 import { SyscallError } from '../../src/input/libc.js';
 import {
   BackendError,

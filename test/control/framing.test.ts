@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { type FrameEvent, jsonDepth, LineSplitter } from '../../src/control/framing.js';
+import { type FrameEvent, jsonDepth, LineSplitter } from '../../src/control/rpc/framing.js';
 
 const lines = (evs: FrameEvent[]) => evs.map((e) => (e.type === 'line' ? e.line.toString() : `!${e.limit}`));
 

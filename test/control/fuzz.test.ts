@@ -3,9 +3,9 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { coreMethods } from '../../src/control/core-methods.js';
 import { attachGuestChannel, type GuestChannel } from '../../src/control/guest-channel.js';
-import { hostUpdateMethods } from '../../src/control/host-update.js';
-import type { ControlServer } from '../../src/control/server.js';
-import { imageUploadMethods } from '../../src/control/upload.js';
+import type { ControlServer } from '../../src/control/rpc/server.js';
+import { hostUpdateMethods } from '../../src/control/transfer/host-update.js';
+import { imageUploadMethods } from '../../src/control/transfer/upload.js';
 import { mulberry32 } from '../helpers/prng.js';
 import { fakeQemuChardev, LinePeer, PASSWORD, type Reply, startServer, tempDir } from './helpers.js';
 

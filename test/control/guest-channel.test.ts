@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { coreMethods } from '../../src/control/core-methods.js';
 import { attachGuestChannel, type GuestChannel } from '../../src/control/guest-channel.js';
-import type { ControlServer } from '../../src/control/server.js';
+import type { ControlServer } from '../../src/control/rpc/server.js';
 import { fakeQemuChardev, type LinePeer, PASSWORD, startServer, tempDir } from './helpers.js';
 
 const policy = [
@@ -97,7 +97,7 @@ describe('guest channel', () => {
   });
 
   it('asks the person at the keyboard for `ask` rules, and denies on no', async () => {
-    const { defineMethod } = await import('../../src/control/method.js');
+    const { defineMethod } = await import('../../src/control/rpc/method.js');
     const { z } = await import('zod');
     server.register(
       defineMethod({

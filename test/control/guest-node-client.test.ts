@@ -3,14 +3,11 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { passwdPath, writePasswordFile } from '../../src/control/auth.js';
-import {
-  type ControlPlane,
-  guestChannelPath,
-  guestChannelQemuArgs,
-  startControlPlane,
-} from '../../src/control/plane.js';
-import { parseConfigText } from '../../src/session/config.js';
+import { parseConfigText } from '../../src/config/config.js';
+import { passwdPath, writePasswordFile } from '../../src/control/auth/auth.js';
+import { type ControlPlane, startControlPlane } from '../../src/control/plane.js';
+import { guestChannelArgs } from '../../src/session/backends/qemu-argv.js';
+import { controlSocketOf } from '../../src/session/vm-paths.js';
 import {
   bootGuest,
   buildInitramfs,
@@ -22,13 +19,13 @@ import {
 import { PASSWORD, tempDir, testVmList } from './helpers.js';
 
 /**
- * The client that `kvmux admin --remote` uses (src/control/client.ts), running on node INSIDE a real
+ * The client that `kvmux admin --remote` uses (src/control/rpc/client.ts), running on node INSIDE a real
  * Linux guest over /dev/vportNpM: log in, list VMs, upload an image with sendFile, and exit cleanly
  * (a blocking device read would keep node alive forever).
  */
 const VM = 'node-guest';
 const ROOT = join(import.meta.dirname, '../..');
-const CLIENT_SOURCES = ['src/control/client.ts', 'src/control/transfer-client.ts'];
+const CLIENT_SOURCES = ['src/control/rpc/client.ts', 'src/control/transfer/transfer-client.ts'];
 
 /** node and the shared objects it needs, at their own paths, executable. */
 function nodeFiles(): Record<string, GuestFile> {
@@ -76,8 +73,8 @@ function clientFiles(outDir: string): Record<string, GuestFile> {
 }
 
 const ADMIN_SCRIPT = `
-import { openDevice } from './src/control/client.js';
-import { sendFile } from './src/control/transfer-client.js';
+import { openDevice } from './src/control/rpc/client.js';
+import { sendFile } from './src/control/transfer/transfer-client.js';
 const [port, password, image] = process.argv.slice(2);
 const c = openDevice(port);
 try { await c.call('vm.list'); } catch (e) { console.log('PRE ' + JSON.stringify({ code: e.code })); }
@@ -111,7 +108,7 @@ policy:
   - { from: ${VM}, method: "image.upload.*", action: allow }
   - { from: "*", method: vm.list, action: allow }
 `);
-    mkdirSync(dirname(guestChannelPath(runDir, VM)), { recursive: true });
+    mkdirSync(dirname(controlSocketOf(runDir, VM)), { recursive: true });
     plane = await startControlPlane(config, { methods: [testVmList] });
     const initrd = await buildInitramfs({
       outDir: join(t.dir, 'initrd'),
@@ -129,7 +126,7 @@ echo "NODE-EXIT $?"
       initrd,
       memoryMiB: 768,
       serialLog: join(t.dir, 'serial.log'),
-      qemuArgs: guestChannelQemuArgs(runDir, VM),
+      qemuArgs: guestChannelArgs(controlSocketOf(runDir, VM)),
     });
     serial = await guest.waitFor('KVMUX-GUEST-DONE', 240_000);
   }, 300_000);

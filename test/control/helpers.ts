@@ -2,14 +2,14 @@ import { rmSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { openAuditLog } from '../../src/control/audit.js';
-import { hashPassword, verifyPassword } from '../../src/control/auth.js';
-import { defineMethod, type RpcMethod } from '../../src/control/method.js';
+import { openAuditLog } from '../../src/control/auth/audit.js';
+import { hashPassword, verifyPassword } from '../../src/control/auth/auth.js';
+import { defineMethod, type RpcMethod } from '../../src/control/rpc/method.js';
 import {
   type ControlServer,
   type ControlServerOptions,
   createControlServer,
-} from '../../src/control/server.js';
+} from '../../src/control/rpc/server.js';
 import { tempDir as trackedTempDir } from '../helpers/temp.js';
 
 export const PASSWORD = 'correct horse battery staple';

@@ -3,9 +3,9 @@ import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectSocket, type RpcClient } from '../../src/control/client.js';
-import { hostUpdateMethods } from '../../src/control/host-update.js';
-import type { ControlServer } from '../../src/control/server.js';
+import { connectSocket, type RpcClient } from '../../src/control/rpc/client.js';
+import type { ControlServer } from '../../src/control/rpc/server.js';
+import { hostUpdateMethods } from '../../src/control/transfer/host-update.js';
 import type { RpcError } from '../../src/util/errors.js';
 import { startServer, tempDir } from './helpers.js';
 

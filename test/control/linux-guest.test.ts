@@ -1,14 +1,11 @@
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { passwdPath, writePasswordFile } from '../../src/control/auth.js';
-import {
-  type ControlPlane,
-  guestChannelPath,
-  guestChannelQemuArgs,
-  startControlPlane,
-} from '../../src/control/plane.js';
-import { parseConfigText } from '../../src/session/config.js';
+import { parseConfigText } from '../../src/config/config.js';
+import { passwdPath, writePasswordFile } from '../../src/control/auth/auth.js';
+import { type ControlPlane, startControlPlane } from '../../src/control/plane.js';
+import { guestChannelArgs } from '../../src/session/backends/qemu-argv.js';
+import { controlSocketOf } from '../../src/session/vm-paths.js';
 import {
   bootGuest,
   buildInitramfs,
@@ -61,7 +58,7 @@ policy:
   - { from: "*", method: vm.list, action: allow }
 `);
     // the VM's socket directory is the qemu backend's job; here we stand in for it
-    mkdirSync(dirname(guestChannelPath(runDir, VM)), { recursive: true });
+    mkdirSync(dirname(controlSocketOf(runDir, VM)), { recursive: true });
     plane = await startControlPlane(config, { methods: [testVmList, testVmStop] });
     const initrd = await buildInitramfs({
       outDir: join(t.dir, 'initrd'),
@@ -79,7 +76,7 @@ policy:
     guest = await bootGuest({
       initrd,
       serialLog: join(t.dir, 'serial.log'),
-      qemuArgs: guestChannelQemuArgs(runDir, VM),
+      qemuArgs: guestChannelArgs(controlSocketOf(runDir, VM)),
     });
     serial = await guest.waitFor('KVMUX-GUEST-DONE', 90_000);
   }, 150_000);

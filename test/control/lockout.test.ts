@@ -4,8 +4,8 @@ import {
   type LockoutConfig,
   type LockoutEvent,
   lockoutStep,
-} from '../../src/control/lockout.js';
-import { initialRate, takeToken } from '../../src/control/rate.js';
+} from '../../src/control/auth/lockout.js';
+import { initialRate, takeToken } from '../../src/control/rpc/rate.js';
 
 const cfg: LockoutConfig = { threshold: 3, lockMs: 1000, maxLockMs: 3000 };
 

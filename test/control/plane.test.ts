@@ -2,10 +2,11 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { passwdPath, writePasswordFile } from '../../src/control/auth.js';
-import { connectSocket } from '../../src/control/client.js';
-import { type ControlPlane, guestChannelPath, startControlPlane } from '../../src/control/plane.js';
-import { parseConfigText } from '../../src/session/config.js';
+import { parseConfigText } from '../../src/config/config.js';
+import { passwdPath, writePasswordFile } from '../../src/control/auth/auth.js';
+import { type ControlPlane, startControlPlane } from '../../src/control/plane.js';
+import { connectSocket } from '../../src/control/rpc/client.js';
+import { controlSocketOf } from '../../src/session/vm-paths.js';
 import { fakeQemuChardev, PASSWORD, tempDir, testVmList } from './helpers.js';
 
 const configText = (dir: string, policy: string) => `
@@ -29,7 +30,7 @@ describe('control plane from a config', () => {
     t = tempDir();
     added.length = 0;
     mkdirSync(join(t.dir, 'images'));
-    mkdirSync(dirname(guestChannelPath(join(t.dir, 'run'), 'alpha')), { recursive: true });
+    mkdirSync(dirname(controlSocketOf(join(t.dir, 'run'), 'alpha')), { recursive: true });
     await writePasswordFile(passwdPath(join(t.dir, 'state')), PASSWORD, { N: 1024, r: 8, p: 1 });
     const cfg = parseConfigText(
       configText(
@@ -50,7 +51,7 @@ describe('control plane from a config', () => {
   });
 
   async function alphaGuest() {
-    const qemu = await fakeQemuChardev(guestChannelPath(join(t.dir, 'run'), 'alpha'));
+    const qemu = await fakeQemuChardev(controlSocketOf(join(t.dir, 'run'), 'alpha'));
     closers.push(() => qemu.close());
     return qemu.nextPeer();
   }
@@ -125,7 +126,7 @@ describe('control plane from a config', () => {
   });
 
   it('ends the session when the VM is reset, and stops on detach', async () => {
-    const qemu = await fakeQemuChardev(guestChannelPath(join(t.dir, 'run'), 'alpha'));
+    const qemu = await fakeQemuChardev(controlSocketOf(join(t.dir, 'run'), 'alpha'));
     closers.push(() => qemu.close());
     const first = await qemu.nextPeer();
     await first.call('auth.login', { password: PASSWORD });

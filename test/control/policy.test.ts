@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { compilePolicy, decide, globMatch, type PolicyRule } from '../../src/control/policy.js';
+import { compilePolicy, decide, globMatch, type PolicyRule } from '../../src/control/auth/policy.js';
 
 describe('glob', () => {
   const cases: [string, string, boolean][] = [

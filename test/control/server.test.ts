@@ -2,8 +2,8 @@ import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { ControlServer } from '../../src/control/server.js';
-import { createControlServer } from '../../src/control/server.js';
+import type { ControlServer } from '../../src/control/rpc/server.js';
+import { createControlServer } from '../../src/control/rpc/server.js';
 import { LinePeer, PASSWORD, startServer, tempDir } from './helpers.js';
 
 describe('control server on the local socket', () => {

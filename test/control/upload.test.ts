@@ -3,10 +3,10 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { connectSocket, type RpcClient } from '../../src/control/client.js';
-import type { ControlServer } from '../../src/control/server.js';
-import { sendFile } from '../../src/control/transfer-client.js';
-import { imageUploadMethods } from '../../src/control/upload.js';
+import { connectSocket, type RpcClient } from '../../src/control/rpc/client.js';
+import type { ControlServer } from '../../src/control/rpc/server.js';
+import { sendFile } from '../../src/control/transfer/transfer-client.js';
+import { imageUploadMethods } from '../../src/control/transfer/upload.js';
 import { RpcError } from '../../src/util/errors.js';
 import { startServer, tempDir } from './helpers.js';
 

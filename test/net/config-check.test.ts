@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { configSchema } from '../../src/config/schema.js';
 import { networkIssues } from '../../src/net/config-check.js';
-import { configSchema } from '../../src/session/config-schema.js';
 
 const vm = (name: string, nics: unknown[]) => ({ name, backend: 'qemu', qemu: {}, nics });
 const issues = (vms: unknown[], networks: unknown[] = [{ name: 'lan' }]) =>

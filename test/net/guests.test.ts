@@ -1,8 +1,8 @@
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { configSchema } from '../../src/config/schema.js';
 import { NetworkManager } from '../../src/net/manager.js';
-import { configSchema } from '../../src/session/config-schema.js';
 import { buildInitramfs } from '../fixtures/linux-guest.js';
 import { tempDir } from '../helpers/temp.js';
 import { bootGuestInNetns, NET_MODULES, type NsGuest, tapNicArgs, WAIT_GATE } from './guest-helpers.js';

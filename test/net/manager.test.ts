@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Config, configSchema } from '../../src/config/schema.js';
 import { NetworkManager } from '../../src/net/manager.js';
 import { guestMac } from '../../src/net/names.js';
-import { type Config, configSchema } from '../../src/session/config-schema.js';
 import { createNetns, type TestNetns } from './netns.js';
 
 interface IpLink {

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { configSchema } from '../../src/config/schema.js';
 import { NetworkManager } from '../../src/net/manager.js';
-import { configSchema } from '../../src/session/config-schema.js';
 import { createNetns, type TestNetns } from './netns.js';
 
 const config = configSchema.parse({ networks: [{ name: 'sub' }] });

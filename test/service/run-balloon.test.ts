@@ -1,5 +1,4 @@
 import { mkdtempSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Kvmux, startKvmux } from '../../src/demo/kvmux-process.js';
 import { bootSectorDisk } from '../fixtures/boot-sector.js';

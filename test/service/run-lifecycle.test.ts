@@ -1,8 +1,8 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sendFile } from '../../src/control/transfer-client.js';
-import { writeDemoDisk } from '../../src/session/demo-disk.js';
+import { sendFile } from '../../src/control/transfer/transfer-client.js';
+import { writeDemoDisk } from '../../src/demo/demo-disk.js';
 import { tempDir } from '../helpers/temp.js';
 import { adoptOrphans, isAlive, type Kvmux, reapOrphans, startKvmux } from './kvmux-harness.js';
 

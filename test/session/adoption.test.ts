@@ -1,8 +1,8 @@
 import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { configSchema } from '../../src/config/schema.js';
 import { createQemuBackend } from '../../src/session/backends/qemu.js';
-import { configSchema } from '../../src/session/config-schema.js';
 import { Supervisor } from '../../src/session/supervisor.js';
 import { VmRecordStore } from '../../src/session/vm-records.js';
 import { isAlive, readProcStat } from '../../src/util/proc.js';

@@ -1,9 +1,9 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { vmSchema } from '../../src/config/schema.js';
 import type { VmHandle } from '../../src/session/backends/backend.js';
 import { createQemuBackend } from '../../src/session/backends/qemu.js';
-import { vmSchema } from '../../src/session/config-schema.js';
 import { buildInitramfs, findKernel } from '../fixtures/linux-guest.js';
 import { tempDir } from '../helpers/temp.js';
 import { startTestDisplay, type TestDisplay } from './helpers/display.js';

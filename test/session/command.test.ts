@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { configSchema } from '../../src/config/schema.js';
 import { createCommandBackend } from '../../src/session/backends/command.js';
-import { configSchema } from '../../src/session/config-schema.js';
 import { Supervisor } from '../../src/session/supervisor.js';
 import { isAlive } from '../../src/util/proc.js';
 import { tempDir } from '../helpers/temp.js';

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { configSchema } from '../../src/config/schema.js';
 import { parseChords } from '../../src/input/chord.js';
 import { EV, keyCode } from '../../src/input/codes.js';
 import { InputPipeline } from '../../src/input/pipeline.js';
@@ -6,7 +7,6 @@ import { RecordingDisplays } from '../../src/input/recording-sink.js';
 import { createCommandBackend } from '../../src/session/backends/command.js';
 import { createQemuBackend } from '../../src/session/backends/qemu.js';
 import { createVirtualboxBackend } from '../../src/session/backends/virtualbox.js';
-import { configSchema } from '../../src/session/config-schema.js';
 import { Supervisor } from '../../src/session/supervisor.js';
 import { tempDir } from '../helpers/temp.js';
 

@@ -2,7 +2,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { vmSchema } from '../../src/session/config-schema.js';
+import { vmSchema } from '../../src/config/schema.js';
 import { allVms, discoverImages, nameFromFile } from '../../src/session/images.js';
 import { tempDir } from '../helpers/temp.js';
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { vmSchema } from '../../src/config/schema.js';
 import type { LaunchContext } from '../../src/session/backends/backend.js';
 import { diskFormat, qemuArgv, resolveAccel } from '../../src/session/backends/qemu-argv.js';
-import { vmSchema } from '../../src/session/config-schema.js';
 
 const ctx: LaunchContext = {
   display: ':21',

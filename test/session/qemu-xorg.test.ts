@@ -1,9 +1,9 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { vmSchema } from '../../src/config/schema.js';
+import { DEMO_PALETTE, writeDemoDisk } from '../../src/demo/demo-disk.js';
 import { createQemuBackend } from '../../src/session/backends/qemu.js';
-import { vmSchema } from '../../src/session/config-schema.js';
-import { DEMO_PALETTE, writeDemoDisk } from '../../src/session/demo-disk.js';
 import { type KioskWm, startKioskWm } from '../../src/x/kiosk-wm.js';
 import { startXServer, type XServer } from '../../src/x/server.js';
 import { loudSkip, whyNoVts } from '../helpers/skips.js';

@@ -2,9 +2,9 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { vmSchema } from '../../src/config/schema.js';
 import type { LaunchContext } from '../../src/session/backends/backend.js';
 import { createVirtualboxBackend } from '../../src/session/backends/virtualbox.js';
-import { vmSchema } from '../../src/session/config-schema.js';
 import { withVboxSettings } from '../../src/session/vbox-settings.js';
 import { isAlive } from '../../src/util/proc.js';
 import { tempDir } from '../helpers/temp.js';

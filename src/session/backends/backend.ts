@@ -1,4 +1,4 @@
-import type { VmConfig } from '../config-schema.js';
+import type { VmConfig } from '../../config/schema.js';
 
 export type VmState = 'stopped' | 'starting' | 'running' | 'stopping' | 'crashed';
 

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
+import type { VmConfig } from '../../config/schema.js';
 import { BackendError } from '../../util/errors.js';
-import type { VmConfig } from '../config-schema.js';
 import type { Backend, LaunchContext, VmExit, VmHandle, VmRecord } from './backend.js';
 import { recordAlive, spawnDetached, terminate, watchAdopted } from './spawn.js';
 

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import type { QemuConfig, VmConfig } from '../config-schema.js';
+import type { QemuConfig, VmConfig } from '../../config/schema.js';
 import type { LaunchContext } from './backend.js';
 
 /**
@@ -82,10 +82,11 @@ function bootArgs(q: QemuConfig): string[] {
   return out;
 }
 
-function guestChannelArgs(paths: QemuPaths): string[] {
+/** A VM's guest channel: QEMU listens on `socketPath` (chardev server), kvmux connects as the client. */
+export function guestChannelArgs(socketPath: string): string[] {
   return [
     '-chardev',
-    `socket,id=kvmuxctl,path=${escapeOpt(paths.control)},server=on,wait=off`,
+    `socket,id=kvmuxctl,path=${escapeOpt(socketPath)},server=on,wait=off`,
     '-device',
     'virtio-serial',
     '-device',
@@ -133,7 +134,7 @@ export function qemuArgv(vm: VmConfig, q: QemuConfig, ctx: LaunchContext, opts: 
     ...(q.tablet ? ['-usb', '-device', 'usb-tablet'] : []),
     ...bootArgs(q),
     ...nicArgs(ctx.taps),
-    ...(vm.guestChannel ? guestChannelArgs(paths) : []),
+    ...(vm.guestChannel ? guestChannelArgs(paths.control) : []),
     ...q.extraArgs,
   ];
 }

@@ -1,9 +1,9 @@
 import { closeSync, constants, openSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import type { QemuConfig, VmConfig } from '../../config/schema.js';
 import { QEMU_HOST_KEYS } from '../../input/chord.js';
 import { BackendError, errnoName } from '../../util/errors.js';
 import { type Logger, silentLogger } from '../../util/log.js';
-import type { QemuConfig, VmConfig } from '../config-schema.js';
 import { QmpClient, type QmpEvent } from '../qmp.js';
 import type { Backend, LaunchContext, VmExit, VmHandle, VmRecord } from './backend.js';
 import { bootMemoryMiB, qemuArgv, qemuPaths, resolveAccel } from './qemu-argv.js';

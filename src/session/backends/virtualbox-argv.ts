@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import type { VmConfig } from '../config-schema.js';
+import type { VmConfig } from '../../config/schema.js';
 
 /**
  * VirtualBox command lines per its documented CLI, pure. The host key is disabled ("0"), menus and

@@ -4,9 +4,9 @@
  * idles until it is killed (the test kills it with SIGKILL, as a crash would).
  */
 import { readFileSync } from 'node:fs';
+import { configSchema } from '../../../src/config/schema.js';
 import { createCommandBackend } from '../../../src/session/backends/command.js';
 import { createQemuBackend } from '../../../src/session/backends/qemu.js';
-import { configSchema } from '../../../src/session/config-schema.js';
 import { Supervisor } from '../../../src/session/supervisor.js';
 
 const config = configSchema.parse(JSON.parse(readFileSync(process.argv[2]!, 'utf8')));

@@ -1,0 +1,244 @@
+import type { Duplex } from 'node:stream';
+import { KvmuxError, RpcCode, RpcError } from '../../util/errors.js';
+import { summarizeParams } from '../auth/audit.js';
+import { checkPassword, LOCAL_LOCKOUT_KEY, parseLogin } from '../auth/login.js';
+import type { ServerCore } from './core.js';
+import {
+  describeIssues,
+  errorResponse,
+  invalidRequest,
+  okResponse,
+  type RpcRequest,
+  type RpcResponse,
+  requestSchema,
+  salvageId,
+} from './envelope.js';
+import { jsonDepth, LineSplitter } from './framing.js';
+import type { CallContext, Caller, RpcMethod } from './method.js';
+import { initialRate, type RateState, takeToken } from './rate.js';
+
+const HIGH_WATER = 4;
+
+type Item = { type: 'line'; line: Buffer } | { type: 'overflow'; limit: number };
+
+/** One peer (local client or guest channel): framing, auth state, rate limit, ordered dispatch. */
+export class Connection {
+  private readonly splitter: LineSplitter;
+  private readonly queue: Item[] = [];
+  private pumping = false;
+  private authed = false;
+  private lastActivityMs: number;
+  private rate: RateState;
+  private readonly abort = new AbortController();
+  private readonly ctx: CallContext;
+  readonly closed: Promise<void>;
+
+  constructor(
+    private readonly core: ServerCore,
+    private readonly stream: Duplex,
+    readonly caller: Caller,
+  ) {
+    this.splitter = new LineSplitter(core.limits.maxLineBytes);
+    this.lastActivityMs = core.now();
+    this.rate = initialRate(core.limits.rate, core.now());
+    this.ctx = { caller, signal: this.abort.signal, connection: new Map() };
+    this.closed = new Promise((resolve) => stream.once('close', () => resolve()));
+    void this.closed.then(() => this.abort.abort(new KvmuxError(`${this.who}: channel closed`)));
+    stream.on('data', (chunk: Buffer) => this.onData(chunk));
+    stream.on('error', (err) =>
+      core.log.debug({ from: this.who, err: err.message }, 'control channel error'),
+    );
+  }
+
+  get who(): string {
+    return this.caller.kind === 'guest' ? this.caller.vm : 'local';
+  }
+
+  close(): void {
+    this.stream.destroy();
+  }
+
+  private onData(chunk: Buffer): void {
+    for (const ev of this.splitter.push(chunk)) this.queue.push(ev);
+    if (this.queue.length >= HIGH_WATER) this.stream.pause();
+    void this.pump();
+  }
+
+  private async pump(): Promise<void> {
+    if (this.pumping) return;
+    this.pumping = true;
+    try {
+      for (let item = this.queue.shift(); item; item = this.queue.shift()) {
+        if (this.stream.destroyed) return;
+        const resp =
+          item.type === 'line'
+            ? await this.respond(item.line)
+            : errorResponse(null, invalidRequest(`line longer than ${item.limit} bytes`));
+        if (resp) this.send(resp);
+        if (this.queue.length < HIGH_WATER && this.stream.isPaused()) this.stream.resume();
+      }
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  private send(resp: RpcResponse): void {
+    if (this.stream.destroyed) return;
+    let text: string;
+    try {
+      text = JSON.stringify(resp);
+    } catch {
+      text = JSON.stringify(
+        errorResponse(resp.id, new RpcError(RpcCode.internal, 'internal error: unserialisable result')),
+      );
+    }
+    this.stream.write(`${text}\n`);
+    if (this.stream.writableLength > this.core.limits.maxWriteBacklog) {
+      this.core.log.warn({ from: this.who }, 'control peer is not reading its replies; dropping it');
+      this.stream.destroy();
+    }
+  }
+
+  private async respond(line: Buffer): Promise<RpcResponse | null> {
+    // every line costs a token, garbage included; a flooding guest's garbage then gets no reply at all
+    const withinRate = this.takeToken();
+    const bad = (resp: RpcResponse) => (withinRate ? resp : null);
+    const { maxDepth } = this.core.limits;
+    if (jsonDepth(line, maxDepth) > maxDepth) {
+      return bad(errorResponse(null, invalidRequest(`JSON nested deeper than ${maxDepth} levels`)));
+    }
+    let raw: unknown;
+    try {
+      raw = JSON.parse(line.toString('utf8'));
+    } catch {
+      return bad(
+        errorResponse(null, new RpcError(RpcCode.parseError, 'parse error: line is not valid JSON')),
+      );
+    }
+    if (Array.isArray(raw)) {
+      return bad(
+        errorResponse(null, invalidRequest('batch arrays are not supported; send one request per line')),
+      );
+    }
+    const env = requestSchema.safeParse(raw);
+    if (!env.success) return bad(errorResponse(salvageId(raw), invalidRequest(describeIssues(env.error))));
+    const req = env.data;
+    if (!withinRate) {
+      const err = new RpcError(RpcCode.tooManyRequests, `${this.who}: too many requests; slow down`);
+      return req.id === undefined ? null : errorResponse(req.id, err);
+    }
+    const outcome = await this.execute(req).then(
+      (result) => ({ ok: true as const, result }),
+      (err: unknown) => ({ ok: false as const, error: this.toRpcError(req, err) }),
+    );
+    this.auditCall(req, outcome.ok ? null : outcome.error);
+    if (req.id === undefined) return null;
+    return outcome.ok ? okResponse(req.id, outcome.result) : errorResponse(req.id, outcome.error);
+  }
+
+  private async execute(req: RpcRequest): Promise<unknown> {
+    const guest = this.caller.kind === 'guest';
+    if (req.method === 'auth.login') return this.login(req.params);
+    if (req.method === 'auth.logout') return this.logout();
+    if (guest) this.checkSession();
+    const method = this.core.methods.get(req.method);
+    if (!method) throw new RpcError(RpcCode.methodNotFound, `method "${req.method}" not found`);
+    if (this.caller.kind === 'guest') await this.authorize(this.caller.vm, req);
+    return method.handler(parseParams(method, req.params), this.ctx);
+  }
+
+  /** Guest channels only: the local root socket is not rate-limited. */
+  private takeToken(): boolean {
+    if (this.caller.kind !== 'guest') return true;
+    const step = takeToken(this.core.limits.rate, this.rate, this.core.now());
+    this.rate = step.state;
+    return step.allowed;
+  }
+
+  private logout(): { ok: true } {
+    this.authed = false;
+    return { ok: true };
+  }
+
+  private checkSession(): void {
+    const now = this.core.now();
+    if (this.authed && now - this.lastActivityMs > this.core.limits.idleMs) {
+      this.authed = false;
+      throw new RpcError(RpcCode.unauthorized, 'session expired after idle time: call auth.login again');
+    }
+    if (!this.authed) throw new RpcError(RpcCode.unauthorized, 'not logged in: call auth.login first');
+    this.lastActivityMs = now;
+  }
+
+  private async authorize(vm: string, req: RpcRequest): Promise<void> {
+    const decision = this.core.policy.decide(vm, req.method);
+    if (decision.action === 'allow') return;
+    const forbidden = new RpcError(RpcCode.forbidden, `policy forbids ${vm} to call "${req.method}"`);
+    if (decision.action === 'deny') throw forbidden;
+    if (!(await this.ask(vm, req))) throw forbidden;
+  }
+
+  private async ask(vm: string, req: RpcRequest): Promise<boolean> {
+    const confirm = this.core.confirm;
+    if (!confirm) return false;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), this.core.limits.confirmTimeoutMs);
+    });
+    try {
+      return await Promise.race([confirm(vm, req.method, summarizeParams(req.params ?? {})), timeout]);
+    } catch (err) {
+      this.core.log.warn({ vm, method: req.method, err }, 'confirmation failed; denying');
+      return false;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async login(params: unknown): Promise<{ ok: true; as: string }> {
+    const password = parseLogin(params);
+    // The root socket needs no login for its calls, but a login it answers must be a real check:
+    // the admin screen on the console relies on it to lock the host away from passers-by.
+    if (this.caller.kind === 'local') {
+      await checkPassword(this.core, LOCAL_LOCKOUT_KEY, password);
+      return { ok: true, as: 'local' };
+    }
+    await checkPassword(this.core, this.caller.vm, password);
+    this.authed = true;
+    this.lastActivityMs = this.core.now();
+    return { ok: true, as: this.caller.vm };
+  }
+
+  private toRpcError(req: RpcRequest, err: unknown): RpcError {
+    if (err instanceof RpcError) return err;
+    if (err instanceof KvmuxError) return new RpcError(err.rpcCode, err.message);
+    this.core.log.error({ from: this.who, method: req.method, err }, 'control handler failed');
+    return new RpcError(RpcCode.internal, `internal error in "${req.method}" (details in the host log)`);
+  }
+
+  private auditCall(req: RpcRequest, error: RpcError | null): void {
+    const audit = this.core.audit;
+    if (!audit || (this.caller.kind === 'local' && req.method.endsWith('.chunk'))) return;
+    void audit.append({
+      time: new Date().toISOString(),
+      from: this.who,
+      method: req.method,
+      params: summarizeParams(req.params ?? {}),
+      outcome: error ? 'error' : 'ok',
+      ...(error ? { code: error.code, message: error.message } : {}),
+    });
+  }
+}
+
+function parseParams(method: RpcMethod, params: RpcRequest['params']): unknown {
+  if (Array.isArray(params))
+    throw new RpcError(RpcCode.invalidParams, 'invalid params: params must be an object');
+  const parsed = method.params.safeParse(params ?? {});
+  if (!parsed.success) {
+    throw new RpcError(
+      RpcCode.invalidParams,
+      `invalid params for "${method.name}": ${describeIssues(parsed.error)}`,
+    );
+  }
+  return parsed.data;
+}

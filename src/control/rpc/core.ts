@@ -1,0 +1,47 @@
+import type { Logger } from '../../util/log.js';
+import type { AuditLog } from '../auth/audit.js';
+import type { Authenticator } from '../auth/auth.js';
+import type { LockoutConfig, LockoutState } from '../auth/lockout.js';
+import type { CompiledPolicy } from '../auth/policy.js';
+import type { RpcMethod } from './method.js';
+import type { RateConfig } from './rate.js';
+
+export type ConfirmFn = (vm: string, method: string, paramsSummary: unknown) => Promise<boolean>;
+
+export interface ControlLimits {
+  /** Longest request line; 4 MiB fits a 2 MiB chunk as base64 (2.67 MiB) plus envelope. */
+  maxLineBytes: number;
+  maxDepth: number;
+  /** Per guest channel. */
+  rate: RateConfig;
+  /** A guest session logs out after this long without a request. */
+  idleMs: number;
+  /** An unanswered `ask` is a deny after this long. */
+  confirmTimeoutMs: number;
+  /** A peer that stops reading is dropped once this much output is queued. */
+  maxWriteBacklog: number;
+}
+
+export const defaultLimits: ControlLimits = {
+  maxLineBytes: 4 << 20,
+  maxDepth: 32,
+  rate: { perSecond: 200, burst: 400 },
+  idleMs: 15 * 60_000,
+  confirmTimeoutMs: 120_000,
+  maxWriteBacklog: 16 << 20,
+};
+
+/** What every connection shares with its server. */
+export interface ServerCore {
+  readonly methods: ReadonlyMap<string, RpcMethod>;
+  policy: CompiledPolicy;
+  readonly authenticator: Authenticator | null;
+  readonly confirm: ConfirmFn | null;
+  readonly audit: AuditLog | null;
+  readonly log: Logger;
+  readonly limits: ControlLimits;
+  readonly lockout: LockoutConfig;
+  /** Per VM, so reconnecting (or rebooting the VM) does not reset a lockout. */
+  readonly lockouts: Map<string, LockoutState>;
+  now(): number;
+}

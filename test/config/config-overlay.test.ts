@@ -1,0 +1,123 @@
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { parseConfigText } from '../../src/config/config.js';
+import {
+  emptyOverlay,
+  layerConfig,
+  loadEffectiveConfig,
+  mergeVms,
+  overlayPath,
+  patchVm,
+  saveOverlay,
+  vmFromCreate,
+  withoutVm,
+  withVm,
+} from '../../src/config/overlay.js';
+import { CLI } from '../../src/demo/kvmux-process.js';
+import { ConfigError } from '../../src/util/errors.js';
+
+const dir = mkdtempSync('/tmp/kvmux-overlay-');
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const base = parseConfigText(
+  `stateDir: ${dir}/state
+networks: [{ name: lan }]
+vms:
+  - { name: alpha, backend: qemu, qemu: { disk: /srv/alpha.img, memoryMiB: 512 } }
+  - { name: notes, backend: command, command: [xterm] }
+`,
+  'base.yaml',
+);
+
+function problems(fn: () => unknown): string[] {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof ConfigError) return [...(err.issues ?? [err.message])];
+    throw err;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('configuration as state (kvmux own layer over the read-only file)', () => {
+  it('an overlay entry replaces the file entry of the same name in place; new ones come last; removed ones go', () => {
+    const alpha2 = patchVm(base.vms[0]!, { memoryMiB: 2048, cpus: 2 });
+    const beta = vmFromCreate({ name: 'beta', disk: '/srv/beta.qcow2', memoryMiB: 256 });
+    const ov = withoutVm(withVm(withVm(emptyOverlay(), alpha2), beta), 'notes', true);
+    const vms = mergeVms(base.vms, ov);
+    expect(vms.map((v) => v.name)).toEqual(['alpha', 'beta']);
+    expect(vms[0]?.qemu).toMatchObject({ disk: '/srv/alpha.img', memoryMiB: 2048, cpus: 2 });
+    expect(vms[1]).toMatchObject({ backend: 'qemu', qemu: { disk: '/srv/beta.qcow2', memoryMiB: 256 } });
+    // creating a deleted name again brings it back
+    expect(withVm(ov, { ...base.vms[1]! }).removed).toEqual([]);
+  });
+
+  it('a bad change is refused with the overlay file, its line and the key (same schema, same semantic rules)', () => {
+    const bad = withVm(emptyOverlay(), {
+      ...vmFromCreate({ name: 'beta', disk: '/srv/b.img' }),
+      nics: [{ network: 'nowhere' }],
+      blockedKeys: ['ctrl+alt+nosuchkey'],
+    });
+    const issues = problems(() => layerConfig(base, bad, '/st/config.yaml'));
+    expect(issues).toContainEqual(
+      expect.stringMatching(/^\/st\/config\.yaml:\d+: vms\.0\.nics\.0\.network: no network named "nowhere"/),
+    );
+    expect(issues).toContainEqual(
+      expect.stringMatching(
+        /^\/st\/config\.yaml:\d+: vms\.0\.blockedKeys\.0: chord "ctrl\+alt\+nosuchkey": unknown key/,
+      ),
+    );
+    const dup = withVm(emptyOverlay(), { ...vmFromCreate({ name: 'admin', disk: '/x.img' }) });
+    expect(problems(() => layerConfig(base, dup, 'o.yaml')).join('\n')).toContain('"admin" is reserved');
+  });
+
+  it('is written atomically and read back by kvmux run/check; a broken file names its line', async () => {
+    mkdirSync(join(dir, 'state'), { recursive: true });
+    const file = join(dir, 'base.yaml');
+    writeFileSync(
+      file,
+      `stateDir: ${dir}/state\nvms:\n  - { name: notes, backend: command, command: [xterm] }\n`,
+    );
+    await saveOverlay(
+      join(dir, 'state'),
+      withVm(emptyOverlay(), vmFromCreate({ name: 'web', disk: '/srv/w.img', cpus: 3 })),
+    );
+    expect(readFileSync(overlayPath(join(dir, 'state')), 'utf8')).toContain('# Written by kvmux');
+    expect(loadEffectiveConfig(file).config.vms.map((v) => [v.name, v.qemu?.cpus])).toEqual([
+      ['notes', undefined],
+      ['web', 3],
+    ]);
+    writeFileSync(
+      overlayPath(join(dir, 'state')),
+      'vms:\n  - name: web\n    backend: qemu\n    qemu: { cpus: many }\n',
+    );
+    const r = spawnSync(process.execPath, [CLI, 'check', '--config', file], { encoding: 'utf8' });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain(`${dir}/state/config.yaml:4: vms.0.qemu.cpus:`);
+  });
+
+  it('kvmux check parses chords and key names: a bad one is an error with its line, not a run-time crash', () => {
+    const cases: Array<[string, string]> = [
+      ['input:\n  hotkey: { key: scrolllockk }\n', ':3: input.hotkey.key: unknown key name "scrolllockk"'],
+      ['input:\n  hotkey:\n    next: rigth\n', ':4: input.hotkey.next: unknown key name "rigth"'],
+      [
+        'input:\n  blocked:\n    - ctrl+alt+backspace\n    - ctrl+altt+f1\n',
+        ':5: input.blocked.1: chord "ctrl+altt+f1": unknown modifier',
+      ],
+      [
+        'vms:\n  - name: notes\n    backend: command\n    command: [xterm]\n    blockedKeys: [ctrl+alt+h, ctrl+]\n',
+        ':6: vms.0.blockedKeys.1: chord "ctrl+"',
+      ],
+    ];
+    // line numbers count the stateDir line written first
+    for (const [text, want] of cases) {
+      const file = join(dir, 'keys.yaml');
+      writeFileSync(file, `stateDir: ${dir}/keys-state\n${text}`);
+      const r = spawnSync(process.execPath, [CLI, 'check', '--config', file], { encoding: 'utf8' });
+      expect(r.status, text).toBe(1);
+      expect(r.stderr).toContain(`${file}${want}`);
+    }
+  });
+});
