@@ -1,7 +1,21 @@
 import { z } from 'zod';
 import { RpcCode, RpcError } from '../../util/errors.js';
 import { defineMethod, type RpcMethod } from '../rpc/method.js';
-import { MAX_PASSWORD_BYTES, readPasswordFile, verifyPassword, writePasswordFile } from './auth.js';
+import {
+  MAX_PASSWORD_BYTES,
+  type PasswordHash,
+  readPasswordFile,
+  verifyPassword,
+  writePasswordFile,
+} from './auth.js';
+import {
+  defaultLockout,
+  initialLockout,
+  type LockoutConfig,
+  type LockoutState,
+  lockoutStep,
+} from './lockout.js';
+import { LOCAL_LOCKOUT_KEY } from './login.js';
 
 const password = z
   .string()
@@ -12,9 +26,31 @@ const password = z
  * `auth.passwd {old?, new}`: change the host password (scrypt hash, written atomically). `old` is
  * required once a password exists; only the console (the local socket) may set the first one, so
  * a guest can never claim an appliance that has no password yet. `auth.status` tells the admin
- * screen whether to show first-boot setup.
+ * screen whether to show first-boot setup. Wrong `old` passwords count against the caller like failed
+ * logins (their own counter): a logged-in guest cannot use `auth.passwd` to guess the password.
  */
-export function passwdMethods(opts: { path: string }): RpcMethod[] {
+export function passwdMethods(opts: {
+  path: string;
+  lockout?: LockoutConfig;
+  now?: () => number;
+}): RpcMethod[] {
+  const cfg = opts.lockout ?? defaultLockout;
+  const now = opts.now ?? Date.now;
+  const states = new Map<string, LockoutState>();
+  const checkOld = async (who: string, old: string, stored: PasswordHash) => {
+    const state = states.get(who) ?? initialLockout(cfg);
+    const refused = lockoutStep(cfg, state, { type: 'attempt' }, now()).actions.find(
+      (a) => a.type === 'refuse',
+    );
+    if (refused?.type === 'refuse')
+      throw new RpcError(
+        RpcCode.unauthorized,
+        `too many wrong passwords: locked, retry in ${Math.ceil(refused.retryAfterMs / 1000)} s`,
+      );
+    const ok = await verifyPassword(old, stored);
+    states.set(who, lockoutStep(cfg, state, { type: ok ? 'success' : 'failure' }, now()).state);
+    if (!ok) throw new RpcError(RpcCode.unauthorized, 'old password is wrong');
+  };
   return [
     defineMethod({
       name: 'auth.status',
@@ -34,8 +70,7 @@ export function passwdMethods(opts: { path: string }): RpcMethod[] {
         } else {
           if (p.old === undefined)
             throw new RpcError(RpcCode.invalidParams, 'old: required (a password is set)');
-          if (!(await verifyPassword(p.old, stored)))
-            throw new RpcError(RpcCode.unauthorized, 'old password is wrong');
+          await checkOld(ctx.caller.kind === 'guest' ? ctx.caller.vm : LOCAL_LOCKOUT_KEY, p.old, stored);
         }
         await writePasswordFile(opts.path, p.new);
         return { ok: true, first: stored === null };
