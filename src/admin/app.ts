@@ -36,12 +36,14 @@ export class AdminApp {
       // first boot (no password yet): set it here, then straight in
       const setup = this.opts.setup === false ? null : await firstBootSetup(this.ui, rpc);
       let unlocked = setup?.startsWith('Password set') === true;
-      if (setup !== null && !unlocked) notice = setup;
+      if (setup !== null) notice = setup;
       for (;;) {
+        // after setup the main screen says what was done; after a login the notice was shown there
+        const done = unlocked ? notice : undefined;
         if (!unlocked && (await login(this.ui, rpc, target, notice)) === 'quit') return 0;
         unlocked = false;
         this.lastKeyMs = Date.now();
-        if ((await new MainView(this.ui, rpc, target, idle).run()) === 'quit') return 0;
+        if ((await new MainView(this.ui, rpc, target, idle).run(done)) === 'quit') return 0;
         notice = 'Locked. Enter the host password to continue.';
         await callOptional(rpc, 'auth.logout').catch(() => undefined);
       }

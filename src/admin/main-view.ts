@@ -94,12 +94,14 @@ export class MainView {
     this.ctx = { rpc, ui, status: (msg, kind) => this.status(msg, kind), refresh: () => this.load() };
   }
 
-  run(): Promise<Outcome> {
+  /** `notice`: shown on the message line at first (e.g. what first-boot setup did). */
+  run(notice?: string): Promise<Outcome> {
     return new Promise<Outcome>((resolve) => {
       this.resolve = resolve;
       this.timer = setInterval(() => this.tick(), 250);
       this.pop = this.ui.push((ch, key) => this.onKey(ch, key));
       this.select(0);
+      if (notice) this.status(notice, 'ok');
     });
   }
 

@@ -19,7 +19,7 @@ export interface FakeControl {
   close(): Promise<void>;
 }
 
-type Handler = (params: Record<string, unknown>) => unknown;
+export type Handler = (params: Record<string, unknown>) => unknown;
 
 class Fail extends Error {
   constructor(
@@ -30,7 +30,13 @@ class Fail extends Error {
   }
 }
 
-export async function startFakeControl(path: string, password: string, vms: FakeVm[]): Promise<FakeControl> {
+export async function startFakeControl(
+  path: string,
+  password: string,
+  vms: FakeVm[],
+  /** More methods, or replacements (e.g. a first-boot `auth.status`). */
+  extra: Record<string, Handler> = {},
+): Promise<FakeControl> {
   const calls: FakeControl['calls'] = [];
   let failures = 0;
   const vm = (p: Record<string, unknown>) => {
@@ -74,6 +80,7 @@ export async function startFakeControl(path: string, password: string, vms: Fake
     },
     'display.list': () =>
       vms.map((v, i) => ({ name: v.name, display: `:${150 + i}`, vt: null, active: i === 0 })),
+    ...extra,
   };
   const handle = (line: string): string => {
     const req = JSON.parse(line) as { id: number; method: string; params?: Record<string, unknown> };
