@@ -1,5 +1,6 @@
 import { readlinkSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bootSectorDisk } from '../fixtures/boot-sector.js';
 import { createNetns, type TestNetns } from '../net/netns.js';
 import { adoptOrphans, type Kvmux, reapOrphans, startKvmux } from './kvmux-harness.js';
 
@@ -84,5 +85,32 @@ describe('kvmux run with anonymous networks (inside a test netns)', () => {
     const lan = (await k.call<NetRow[]>('net.list'))[0]!;
     expect(lan.members).toHaveLength(2);
     expect(lan.addresses).toEqual([]);
+  });
+
+  it('gives a VM created at run time its tap on the bridge and its anti-spoofing rule, like a configured one', async () => {
+    const disk = bootSectorDisk({ text: 'late', colour: 3 });
+    await k.call('vm.create', {
+      name: 'late',
+      disk,
+      memoryMiB: 32,
+      autostart: true,
+      nics: [{ network: 'lan', mac: '02:00:00:00:00:33' }],
+    });
+    await k.call('vm.start', { name: 'late' }).catch(() => undefined); // autostart may have won
+    let member: NetRow['members'][number] | undefined;
+    for (let i = 0; i < 100 && !member; i++) {
+      member = (await k.call<NetRow[]>('net.list'))[0]!.members.find((m) => m.vm === 'late');
+      if (!member) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(member).toMatchObject({ mac: '02:00:00:00:00:33' });
+    expect(await links()).toContain(member!.tap);
+    // the tap is a port of the anonymous bridge, and frames from it must carry its MAC
+    const master = await ns.ipJson<Array<{ master?: string }>>('link', 'show', 'dev', member!.tap);
+    expect(master[0]!.master).toBe((await k.call<NetRow[]>('net.list'))[0]!.bridge);
+    const rules = await ns.exec('nft', 'list', 'table', 'bridge', 'kvmux');
+    const chain = new RegExp(`chain port-${member!.tap} \\{\\s*ether saddr != 02:00:00:00:00:33 [^\\n]*drop`);
+    expect(rules).toMatch(chain);
+    await k.call('vm.stop', { name: 'late', force: true });
+    await k.call('vm.delete', { name: 'late' });
   });
 });
