@@ -14,9 +14,14 @@ import { INPUT_NICE, raiseInputPriority } from '../util/priority.js';
 export default async function run(opts: { config?: string }): Promise<number> {
   const path = resolveConfigPath(opts.config);
   // the --config file with kvmux's own layer (stateDir/config.yaml: vm.create/update/delete) over it
-  const { base: config, overlay } = loadEffectiveConfig(path);
+  const { base: config, overlay, quarantined } = loadEffectiveConfig(path, { quarantine: true });
   const ring = new LogRing();
   const log = createLogger({ ring });
+  if (quarantined)
+    log.error(
+      { moved: quarantined.path, problem: quarantined.error },
+      "kvmux's own config layer no longer fits the config file: moved aside, starting from the file alone",
+    );
   const service = new Service({ config, overlay, log, ring, menuView: createOverlayMenuView });
   let stopping: Promise<void> | null = null;
   const stop = (signal: NodeJS.Signals, leaveRunning: boolean) => {

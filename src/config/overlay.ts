@@ -1,5 +1,6 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
 import { stringify } from 'yaml';
 import { z } from 'zod';
 import { writeFileAtomic } from '../util/atomic-file.js';
@@ -36,8 +37,43 @@ function parseOverlayText(text: string, source: string): ParsedYaml<Overlay> {
   return parseYamlWith(overlaySchema, text, source);
 }
 
+/** Fields written even when they equal today's default: what a person sized or chose. */
+const ALWAYS_KEPT = new Set(['name', 'backend', 'disk', 'memoryMiB', 'cpus', 'command', 'virtualbox']);
+
+type Plain = Record<string, unknown>;
+const isPlain = (v: unknown): v is Plain => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** `value` without the keys that equal `defaults` (recursively), except the ALWAYS_KEPT ones. */
+function withoutDefaults(value: Plain, defaults: Plain): Plain {
+  const out: Plain = {};
+  for (const [k, v] of Object.entries(value)) {
+    const d = defaults[k];
+    if (v === undefined) continue;
+    if (ALWAYS_KEPT.has(k)) out[k] = v;
+    else if (isPlain(v) && isPlain(d)) out[k] = withoutDefaults(v, d);
+    else if (!isDeepStrictEqual(v, d)) out[k] = v;
+  }
+  return out;
+}
+
+/**
+ * A VM entry as written: only what differs from the schema's defaults (and the sizes a person
+ * chose), so a later kvmux's better defaults still reach VMs that were changed at run time, and a
+ * key a later version renames does not sit in the file for ever.
+ */
+export function minimalVm(vm: VmConfig): Plain {
+  const skeleton = vmSchema.safeParse({
+    name: vm.name,
+    backend: vm.backend,
+    ...(vm.qemu ? { qemu: {} } : {}),
+    ...(vm.virtualbox ? { virtualbox: {} } : {}),
+    ...(vm.command ? { command: vm.command } : {}),
+  });
+  return skeleton.success ? withoutDefaults(vm as unknown as Plain, skeleton.data as unknown as Plain) : vm;
+}
+
 export function overlayText(overlay: Overlay): string {
-  return HEADER + stringify({ vms: overlay.vms, removed: overlay.removed });
+  return HEADER + stringify({ vms: overlay.vms.map(minimalVm), removed: overlay.removed });
 }
 
 /** The overlay in stateDir; none yet is an empty one. */
@@ -87,11 +123,31 @@ export async function saveOverlay(stateDir: string, overlay: Overlay): Promise<v
   await writeFileAtomic(overlayPath(stateDir), overlayText(overlay), 0o600);
 }
 
-/** `kvmux run` and `kvmux check`: the --config file, then kvmux's own layer from its stateDir. */
-export function loadEffectiveConfig(path: string): { config: Config; base: Config; overlay: Overlay } {
+export interface EffectiveConfig {
+  config: Config;
+  base: Config;
+  overlay: Overlay;
+  /** `kvmux run` only: kvmux's layer did not load or no longer fits the file; moved here and ignored. */
+  quarantined?: { path: string; error: string };
+}
+
+/**
+ * `kvmux run` and `kvmux check`: the --config file, then kvmux's own layer from its stateDir.
+ * `check` reports a bad layer as an error. `run` must not brick an appliance nobody has a shell on
+ * (a layer naming a network the new read-only file dropped, say): with `quarantine` the layer is
+ * renamed to `config.yaml.bad-<time>` and the service starts from the read-only file alone.
+ */
+export function loadEffectiveConfig(path: string, opts: { quarantine?: boolean } = {}): EffectiveConfig {
   const base = loadConfigFile(path);
-  const overlay = loadOverlay(base.stateDir);
-  return { config: layerConfig(base, overlay, overlayPath(base.stateDir)), base, overlay };
+  try {
+    const overlay = loadOverlay(base.stateDir);
+    return { config: layerConfig(base, overlay, overlayPath(base.stateDir)), base, overlay };
+  } catch (err) {
+    if (!opts.quarantine || !(err instanceof ConfigError)) throw err;
+    const bad = `${overlayPath(base.stateDir)}.bad-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+    renameSync(overlayPath(base.stateDir), bad);
+    return { config: base, base, overlay: emptyOverlay(), quarantined: { path: bad, error: err.message } };
+  }
 }
 
 // ---- changes: pure functions from (overlay, request) to the next overlay ---------------------

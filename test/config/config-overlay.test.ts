@@ -1,7 +1,16 @@
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
 import { parseConfigText } from '../../src/config/config.js';
 import {
   emptyOverlay,
@@ -9,6 +18,7 @@ import {
   loadEffectiveConfig,
   mergeVms,
   overlayPath,
+  overlayText,
   patchVm,
   saveOverlay,
   vmFromCreate,
@@ -119,5 +129,56 @@ describe('configuration as state (kvmux own layer over the read-only file)', () 
       expect(r.status, text).toBe(1);
       expect(r.stderr).toContain(`${file}${want}`);
     }
+  });
+
+  it('writes only what differs from the defaults (and the sizes chosen), and reads back the same VM', () => {
+    const web = patchVm(vmFromCreate({ name: 'web', disk: '/srv/w.img', nics: [{ network: 'lan' }] }), {
+      memoryMiB: 512, // today's default, chosen explicitly: kept
+      autostart: false,
+    });
+    const text = overlayText(withVm(emptyOverlay(), web));
+    const written = (parse(text) as { vms: Array<Record<string, unknown>> }).vms[0]!;
+    expect(written).toEqual({
+      name: 'web',
+      backend: 'qemu',
+      qemu: { disk: '/srv/w.img', memoryMiB: 512, cpus: 1 },
+      nics: [{ network: 'lan' }],
+      autostart: false,
+    });
+    expect(text).not.toMatch(/accel|tablet|serialLog|extraArgs|guestChannel|blockedKeys/);
+    const back = layerConfig(base, withVm(emptyOverlay(), web), 'o.yaml').vms.find((v) => v.name === 'web');
+    expect(back).toEqual(web);
+  });
+
+  it('kvmux run starts from the file alone when its layer no longer fits it (moved aside, never lost); check still fails', async () => {
+    const state = join(dir, 'q-state');
+    mkdirSync(state, { recursive: true });
+    const file = join(dir, 'q.yaml');
+    writeFileSync(
+      file,
+      `stateDir: ${state}
+networks: [{ name: lan }]
+`,
+    );
+    await saveOverlay(
+      state,
+      withVm(emptyOverlay(), vmFromCreate({ name: 'web', disk: '/srv/w.img', nics: [{ network: 'lan' }] })),
+    );
+    writeFileSync(
+      file,
+      `stateDir: ${state}
+`,
+    ); // a new read-only file without that network
+    const layer = readFileSync(overlayPath(state), 'utf8');
+    const r = spawnSync(process.execPath, [CLI, 'check', '--config', file], { encoding: 'utf8' });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain('no network named "lan"');
+    const eff = loadEffectiveConfig(file, { quarantine: true });
+    expect(eff.config.vms).toEqual([]);
+    expect(eff.quarantined?.error).toContain('no network named "lan"');
+    expect(existsSync(overlayPath(state))).toBe(false);
+    const moved = readdirSync(state).filter((f) => f.startsWith('config.yaml.bad-'));
+    expect(moved).toHaveLength(1);
+    expect(readFileSync(join(state, moved[0]!), 'utf8')).toBe(layer);
   });
 });
