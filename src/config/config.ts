@@ -3,6 +3,7 @@ import { type Document, isNode, LineCounter, parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { parseChord } from '../input/chord.js';
 import { keyCode } from '../input/codes.js';
+import { networkProblems } from '../net/config-check.js';
 import { ConfigError, errnoName } from '../util/errors.js';
 import { type Config, configSchema } from './schema.js';
 
@@ -124,7 +125,6 @@ function checkKeys(cfg: Config, problems: Problem[]): void {
 export function checkSemantics(cfg: Config): Problem[] {
   const problems: Problem[] = [];
   const seen = new Set<string>();
-  const networks = new Set(cfg.networks.map((n) => n.name));
   cfg.vms.forEach((vm, i) => {
     if (vm.name === 'admin')
       problems.push({ path: ['vms', i, 'name'], message: '"admin" is reserved for the host admin screen' });
@@ -141,14 +141,8 @@ export function checkSemantics(cfg: Config): Problem[] {
         path: ['vms', i, 'qemu', 'maxMemoryMiB'],
         message: `must be at least memoryMiB (${q.memoryMiB})`,
       });
-    vm.nics.forEach((nic, j) => {
-      if (!networks.has(nic.network))
-        problems.push({
-          path: ['vms', i, 'nics', j, 'network'],
-          message: `no network named "${nic.network}" in networks`,
-        });
-    });
   });
+  problems.push(...networkProblems(cfg));
   checkKeys(cfg, problems);
   const netSeen = new Set<string>();
   cfg.networks.forEach((n, i) => {

@@ -2,33 +2,42 @@ import type { Config } from '../config/schema.js';
 import { splitIps } from './firewall.js';
 import { bridgeName, guestMac, tapName } from './names.js';
 
+/** One problem: the config path it concerns and what is wrong (the shape of config/config.ts Problem). */
+export interface NetworkProblem {
+  path: (string | number)[];
+  message: string;
+}
+
 /**
- * Network problems zod cannot see, one message per problem naming the key and quoting the value:
- * unknown networks, multicast or duplicate MACs, bad pinned addresses, clashing derived names.
+ * Network problems zod cannot see, naming the key and quoting the value: unknown networks,
+ * multicast or duplicate MACs, bad pinned addresses, clashing derived names. `kvmux check`,
+ * `kvmux run` and every run-time change (vm.create/update, found images) go through it.
  */
-export function networkIssues(config: Config): string[] {
-  const issues: string[] = [];
+export function networkProblems(config: Config): NetworkProblem[] {
+  const problems: NetworkProblem[] = [];
   const networks = new Set(config.networks.map((n) => n.name));
   const macs = new Map<string, string>();
   const taps = new Map<string, string>();
   for (const [v, vm] of config.vms.entries()) {
     for (const [i, nic] of vm.nics.entries()) {
+      const at = (...rest: (string | number)[]) => ['vms', v, 'nics', i, ...rest];
       const key = `vms[${v}].nics[${i}]`;
-      if (!networks.has(nic.network)) issues.push(`${key}.network: "${nic.network}" is not in networks`);
+      if (!networks.has(nic.network))
+        problems.push({ path: at('network'), message: `no network named "${nic.network}" in networks` });
       const mac = guestMac(vm.name, i, nic.mac);
       if (Number.parseInt(mac.slice(0, 2), 16) & 1)
-        issues.push(`${key}.mac: "${mac}" is a multicast address`);
+        problems.push({ path: at('mac'), message: `"${mac}" is a multicast address` });
       const macOwner = macs.get(mac);
-      if (macOwner) issues.push(`${key}.mac: "${mac}" is already used by ${macOwner}`);
-      macs.set(mac, key);
+      if (macOwner) problems.push({ path: at('mac'), message: `"${mac}" is already used by ${macOwner}` });
+      macs.set(mac, `${key} (VM "${vm.name}")`);
       const tap = tapName(vm.name, i);
       const tapOwner = taps.get(tap);
-      if (tapOwner) issues.push(`${key}: tap name "${tap}" clashes with ${tapOwner}`);
+      if (tapOwner) problems.push({ path: at(), message: `tap name "${tap}" clashes with ${tapOwner}` });
       taps.set(tap, key);
       try {
         splitIps(nic.ips ?? []);
       } catch (err) {
-        issues.push(`${key}.ips: ${(err as Error).message}`);
+        problems.push({ path: at('ips'), message: (err as Error).message });
       }
     }
   }
@@ -36,8 +45,15 @@ export function networkIssues(config: Config): string[] {
   for (const [n, net] of config.networks.entries()) {
     const br = net.bridge ?? bridgeName(net.name);
     const owner = bridges.get(br);
-    if (owner) issues.push(`networks[${n}]: bridge "${br}" clashes with ${owner}`);
+    if (owner) problems.push({ path: ['networks', n], message: `bridge "${br}" clashes with ${owner}` });
     bridges.set(br, `networks[${n}]`);
   }
-  return issues;
+  return problems;
+}
+
+/** The same problems as `key: message` lines (`vms[0].nics[1].mac: …`). */
+export function networkIssues(config: Config): string[] {
+  const key = (path: (string | number)[]) =>
+    path.map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? p : `.${p}`)).join('');
+  return networkProblems(config).map((p) => `${key(p.path)}: ${p.message}`);
 }

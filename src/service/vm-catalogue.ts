@@ -222,7 +222,7 @@ export class VmCatalogue extends EventEmitter<{
     this.watchers = [];
   }
 
-  private isConfigured(name: string): boolean {
+  isConfigured(name: string): boolean {
     return this.opts.base.vms.some((v) => v.name === name) || this.overlay.vms.some((v) => v.name === name);
   }
 

@@ -14,7 +14,7 @@ describe('network config checks', () => {
   });
 
   it.each([
-    [[vm('a', [{ network: 'wan' }])], 'vms[0].nics[0].network: "wan" is not in networks'],
+    [[vm('a', [{ network: 'wan' }])], 'vms[0].nics[0].network: no network named "wan" in networks'],
     [
       [vm('a', [{ network: 'lan', mac: '01:00:5e:00:00:01' }])],
       'vms[0].nics[0].mac: "01:00:5e:00:00:01" is a multicast address',
@@ -24,7 +24,7 @@ describe('network config checks', () => {
         vm('a', [{ network: 'lan', mac: '52:54:00:00:00:01' }]),
         vm('b', [{ network: 'lan', mac: '52:54:00:00:00:01' }]),
       ],
-      'vms[1].nics[0].mac: "52:54:00:00:00:01" is already used by vms[0].nics[0]',
+      'vms[1].nics[0].mac: "52:54:00:00:00:01" is already used by vms[0].nics[0] (VM "a")',
     ],
     [[vm('a', [{ network: 'lan', ips: ['10.0.0.256'] }])], 'vms[0].nics[0].ips: pinned address "10.0.0.256"'],
   ])('reports %#: %s', (vms, want) => {
