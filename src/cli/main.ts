@@ -82,6 +82,7 @@ export function buildProgram(): Command {
   config
     .command('schema')
     .description('print the JSON Schema of the config file, for editors')
+    .addOption(configOption()) // accepted like every subcommand; the schema does not depend on it
     .action(lazy(() => import('./config-schema.js')));
 
   return program;

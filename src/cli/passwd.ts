@@ -22,7 +22,8 @@ async function firstLine(): Promise<string> {
     chunks.push(c as Buffer);
     if ((c as Buffer).includes(0x0a)) break;
   }
-  return (Buffer.concat(chunks).toString('utf8').split(/\r?\n/)[0] ?? '').trim();
+  // the line as typed: spaces are part of a password (the login does not trim either)
+  return Buffer.concat(chunks).toString('utf8').split(/\r?\n/)[0] ?? '';
 }
 
 async function askTwice(): Promise<string> {

@@ -89,6 +89,15 @@ describe('kvmux passwd and kvmux ctl', () => {
     expect(await auth.check('ignored second line')).toBe(false);
   });
 
+  it('passwd keeps spaces around the password: they are typed at the login too', async () => {
+    const r = await kvmux(['passwd', '--config', config], '  spaced out \n');
+    expect(r.code).toBe(0);
+    const auth = fileAuthenticator(join(t.dir, 'state', 'admin.passwd'));
+    expect(await auth.check('  spaced out ')).toBe(true);
+    expect(await auth.check('spaced out')).toBe(false);
+    await kvmux(['passwd', '--config', config], 'open sesame\n');
+  });
+
   it('passwd refuses an empty password and keeps the old one', async () => {
     const r = await kvmux(['passwd', '--config', config], '\n');
     expect(r.code).toBe(1);
