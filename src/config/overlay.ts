@@ -216,6 +216,9 @@ export function patchVm(vm: VmConfig, patch: VmPatch): VmConfig {
   if (vm.backend === 'qemu') {
     const q = vm.qemu ?? vmSchema.shape.qemu.unwrap().parse({});
     next.qemu = { ...q, ...sizes, ...(patch.disk !== undefined ? { disk: patch.disk } : {}) };
+    // more memory than the balloon ceiling: the VM boots with it next time (the ceiling follows)
+    const max = next.qemu.maxMemoryMiB;
+    if (max !== undefined && next.qemu.memoryMiB > max) next.qemu.maxMemoryMiB = next.qemu.memoryMiB;
   } else if (vm.backend === 'virtualbox') {
     const v = vm.virtualbox ?? {};
     next.virtualbox = { ...v, ...sizes, ...(patch.disk !== undefined ? { disk: patch.disk } : {}) };

@@ -181,4 +181,13 @@ networks: [{ name: lan }]
     expect(moved).toHaveLength(1);
     expect(readFileSync(join(state, moved[0]!), 'utf8')).toBe(layer);
   });
+
+  it('memory above the balloon ceiling is kept for the next start: the ceiling follows instead of an error', () => {
+    const vm = vmFromCreate({ name: 'big', disk: '/srv/big.img', memoryMiB: 256 });
+    const ceiled = { ...vm, qemu: { ...vm.qemu!, maxMemoryMiB: 512 } };
+    expect(patchVm(ceiled, { memoryMiB: 384 }).qemu).toMatchObject({ memoryMiB: 384, maxMemoryMiB: 512 });
+    const grown = patchVm(ceiled, { memoryMiB: 1024 });
+    expect(grown.qemu).toMatchObject({ memoryMiB: 1024, maxMemoryMiB: 1024 });
+    expect(() => layerConfig(base, withVm(emptyOverlay(), grown), 'o.yaml')).not.toThrow();
+  });
 });
