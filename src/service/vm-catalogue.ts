@@ -19,7 +19,7 @@ import type { NetworkManager } from '../net/manager.js';
 import { allVms } from '../session/images.js';
 import type { Supervisor } from '../session/supervisor.js';
 import { vboxMachineName, withVboxSettings } from '../session/vbox-settings.js';
-import { ConfigError, errnoName, RpcCode, RpcError } from '../util/errors.js';
+import { ConfigError, ConflictError, errnoName, errText, RpcCode, RpcError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import type { ConsoleInput } from './console-input.js';
 import type { Switcher } from './switcher.js';
@@ -108,7 +108,13 @@ export class VmCatalogue extends EventEmitter<{
   private scheduleRescan(): void {
     if (this.closed) return;
     clearTimeout(this.rescanTimer);
-    this.rescanTimer = setTimeout(() => void this.rescan().catch(() => {}), 300);
+    this.rescanTimer = setTimeout(
+      () =>
+        void this.rescan().catch((err: unknown) =>
+          this.opts.log.warn({ err: errText(err) }, 'image folder rescan failed'),
+        ),
+      300,
+    );
     this.rescanTimer.unref();
   }
 
@@ -261,8 +267,9 @@ export class VmCatalogue extends EventEmitter<{
   }
 
   /**
-   * Validate `overlay` (throws -32602 with the problems, nothing written), write it when asked,
-   * then make the running set match: removed VMs leave, new ones join, changed ones are updated.
+   * Validate `overlay` (throws -32602 with the problems, nothing written) and plan the change: a
+   * VM that would have to leave while it runs refuses a written change (-32009, nothing written)
+   * and stays through a rescan. Then write it when asked and make the running set match.
    */
   private async reconcile(overlay: Overlay, write: boolean): Promise<void> {
     let next: { vms: VmConfig[]; problems: string[] };
@@ -273,19 +280,20 @@ export class VmCatalogue extends EventEmitter<{
       throw err;
     }
     const before = new Map(this.vmList.map((v) => [v.name, v]));
-    const after = new Map(next.vms.map((v) => [v.name, v]));
-    for (const [name] of before) {
-      if (after.has(name)) continue;
-      const st = this.opts.supervisor.get(name).state;
-      if (!write && st !== 'stopped' && st !== 'crashed') {
-        // a found image vanished under a running VM: keep it until it stops
-        next.vms.push(before.get(name) as VmConfig);
-        after.set(name, before.get(name) as VmConfig);
+    const leaving = this.plan(before, next.vms, write);
+    const { supervisor } = this.opts;
+    // out of the supervisor before the write: no vm.start can slip in between the check and the write
+    for (const vm of leaving) supervisor.removeVm(vm.name);
+    if (write) {
+      try {
+        await saveOverlay(this.opts.base.stateDir, overlay);
+      } catch (err) {
+        for (const vm of leaving) supervisor.addVm(vm);
+        throw err;
       }
     }
-    if (write) await saveOverlay(this.opts.base.stateDir, overlay);
     this.overlay = overlay;
-    for (const [name] of before) if (!after.has(name)) await this.detach(name);
+    for (const vm of leaving) await this.detach(vm.name);
     for (const vm of next.vms) {
       const old = before.get(vm.name);
       if (!old) this.attach(vm);
@@ -293,6 +301,21 @@ export class VmCatalogue extends EventEmitter<{
     }
     this.vmList = next.vms;
     for (const p of next.problems) this.opts.log.warn({ problem: p }, 'image discovery');
+  }
+
+  /** The VMs that leave; one that cannot (it runs) refuses a written change, or stays (`next` keeps it). */
+  private plan(before: Map<string, VmConfig>, next: VmConfig[], write: boolean): VmConfig[] {
+    const { supervisor } = this.opts;
+    const after = new Set(next.map((v) => v.name));
+    const leaving = [...before.values()].filter((v) => !after.has(v.name));
+    const busy = leaving.filter((v) => !supervisor.removable(v.name));
+    if (write && busy.length > 0) {
+      const what = busy.map((v) => `VM "${v.name}" is ${supervisor.get(v.name).state}`).join(', ');
+      throw new ConflictError(`${what}: this change would remove it; stop it first (nothing was changed)`);
+    }
+    // a found image vanished under a running VM: keep it until it stops
+    next.push(...busy);
+    return leaving.filter((v) => !busy.includes(v));
   }
 
   /** The one way a VM joins: supervisor, blocked keys, display; then `added` (guest channel). */
@@ -319,9 +342,9 @@ export class VmCatalogue extends EventEmitter<{
     this.opts.log.info({ vm: vm.name }, 'VM changed');
   }
 
+  /** The rest of leaving, once the supervisor has let it go (reconcile). */
   private async detach(name: string): Promise<void> {
-    const { supervisor, switcher, input, net, log } = this.opts;
-    supervisor.removeVm(name);
+    const { switcher, input, net, log } = this.opts;
     input.setBlocked(name, []);
     this.emit('removed', name);
     await net?.detachVm(name).catch(() => {});
