@@ -323,7 +323,9 @@ export class VmCatalogue extends EventEmitter<{
     const { supervisor, switcher, input, log } = this.opts;
     supervisor.addVm(vm);
     input.setBlocked(vm.name, supervisor.hostKeys(vm.name));
-    switcher.add(vm.name, 'vm');
+    const display = switcher.add(vm.name, 'vm');
+    // a found image's X server starts with its VM: a folder of images must not mean as many servers
+    if (!this.isConfigured(vm.name)) display.onDemand();
     this.emit('added', vm);
     log.info({ vm: vm.name, backend: vm.backend }, 'VM added');
     if (!this.live) return; // at start-up, startAll and autostart do the rest

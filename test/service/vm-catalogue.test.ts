@@ -12,6 +12,7 @@ import { Supervisor } from '../../src/session/supervisor.js';
 import { silentLogger } from '../../src/util/log.js';
 import { isAlive } from '../../src/util/proc.js';
 import { tempDir } from '../helpers/temp.js';
+import { ownXvfbs } from './helpers/own-x-servers.js';
 
 /**
  * The catalogue with a real supervisor and real processes. Found images are QEMU VMs; the
@@ -45,7 +46,7 @@ afterEach(async () => {
   }
 });
 
-function rig(images: string[]): Rig {
+function rig(images: string[], opts: { displays?: boolean } = {}): Rig {
   const dir = tempDir('kvmux-catalogue-');
   const imageDir = join(dir, 'images');
   mkdirSync(imageDir, { recursive: true });
@@ -62,8 +63,9 @@ function rig(images: string[]): Rig {
   const supervisor = new Supervisor({
     config: { runDir: config.runDir, stateDir: config.stateDir, vms: [] },
     backends: { qemu: sleepAsQemu() },
-    // sleep draws nothing: no display needed
-    displayFor: () => ({ display: ':150', width: 1024, height: 768 }),
+    // sleep draws nothing: a real display only where the test is about displays
+    displayFor: (vm) =>
+      opts.displays ? switcher.displayInfo(vm.name) : { display: ':150', width: 1024, height: 768 },
     // a crash waits a minute for its relaunch: the test sees the crashed state
     policy: { baseMs: 60_000, maxMs: 60_000, maxCrashes: 5, windowMs: 120_000 },
   });
@@ -124,5 +126,21 @@ describe('VM catalogue changes against running VMs', () => {
     expect(names(r)).toEqual([]);
     expect(r.supervisor.has('a')).toBe(false);
     expect(r.catalogue.describe().overlay.removed).toEqual(['a']);
+  }, 30_000);
+});
+
+describe('VM catalogue hot-add', () => {
+  it('an image dropped into a folder becomes a VM whose X server starts only with the VM', async () => {
+    const r = rig([], { displays: true });
+    const before = ownXvfbs();
+    writeFileSync(join(r.images, 'new.qcow2'), '');
+    await r.catalogue.rescan();
+    expect(names(r)).toEqual(['new']);
+    expect(r.switcher.list().map((d) => d.name)).toEqual(['new']);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(ownXvfbs()).toEqual(before);
+    await r.supervisor.start('new');
+    expect(r.switcher.live('new')).not.toBeNull();
+    expect(ownXvfbs().length).toBe(before.length + 1);
   }, 30_000);
 });
