@@ -75,9 +75,12 @@ export class DisplayRuntime {
     return waiting;
   }
 
-  /** Start this display only when something needs it (a found image's VM starting), not before. */
+  /**
+   * Start this display only when something needs it (a found image's VM starting), not before;
+   * unless an earlier kvmux left its server running (with its VM): that one is adopted at once.
+   */
   onDemand(): void {
-    this.lazy = true;
+    this.lazy = this.records.load(this.opts.name) === null;
   }
 
   /** Adopt a server recorded by an earlier kvmux if it still runs, else start a new one. */

@@ -13,8 +13,7 @@ afterEach(async () => {
   for (const s of switchers.splice(0)) await s.stop();
 });
 
-function setup(): { config: Config; switcher: Switcher } {
-  const dir = tempDir('kvmux-display-rt-');
+function setup(dir = tempDir('kvmux-display-rt-')): { config: Config; switcher: Switcher } {
   const config = configSchema.parse({
     runDir: join(dir, 'run'),
     stateDir: join(dir, 'state'),
@@ -68,5 +67,20 @@ describe('display runtime start and stop', () => {
     expect(ownXvfbs().length).toBe(before.length + 1);
     await switcher.remove('found');
     expect(ownXvfbs()).toEqual(before);
+  }, 30_000);
+
+  it('an on-demand display whose server an earlier kvmux left running is adopted at once', async () => {
+    const dir = tempDir('kvmux-display-rt-');
+    const first = setup(dir).switcher;
+    first.add('found', 'vm');
+    first.startLater('found');
+    await until(() => first.live('found') !== null, 'the first display');
+    const pid = first.live('found')?.server.pid;
+    await first.stop({ leaveRunning: true });
+    const { switcher } = setup(dir);
+    switcher.add('found', 'vm').onDemand();
+    switcher.startLater('found');
+    await until(() => switcher.live('found') !== null, 'the adopted display');
+    expect(switcher.live('found')?.server.pid).toBe(pid);
   }, 30_000);
 });
