@@ -16,7 +16,7 @@ import {
 } from '../config/overlay.js';
 import type { Config, VmConfig } from '../config/schema.js';
 import type { NetworkManager } from '../net/manager.js';
-import { allVms } from '../session/images.js';
+import { allVms, IMAGE_PATTERN } from '../session/images.js';
 import type { Supervisor } from '../session/supervisor.js';
 import { vboxMachineName, withVboxSettings } from '../session/vbox-settings.js';
 import { ConfigError, ConflictError, errnoName, errText, RpcCode, RpcError } from '../util/errors.js';
@@ -44,6 +44,19 @@ export interface ChangeResult {
 
 const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
 
+const RESCAN_QUIET_MS = 300;
+const RESCAN_MAX_WAIT_MS = 2000;
+
+/**
+ * Which folder events can change the VMs: an image or sidecar name coming or going (`rename`), or a
+ * sidecar edited in place. Writes into an image (a running guest's own disk) cannot, and are ignored.
+ */
+export function affectsImages(event: string, file: string | null): boolean {
+  if (file === null) return true;
+  if (/\.yaml$/i.test(file)) return true;
+  return event === 'rename' && IMAGE_PATTERN.test(file);
+}
+
 /**
  * The VM catalogue: which VMs exist (the config, kvmux's own layer, found images) and the one way
  * a VM joins or leaves the running service. Every change is validated first (schema, semantics,
@@ -61,6 +74,7 @@ export class VmCatalogue extends EventEmitter<{
   private queue: Promise<unknown> = Promise.resolve();
   private watchers: FSWatcher[] = [];
   private rescanTimer: NodeJS.Timeout | undefined;
+  private firstEventAt: number | undefined;
   private closed = false;
   /** After start-up a joining VM's display is started at once (before, startAll does it). */
   private live = false;
@@ -95,7 +109,9 @@ export class VmCatalogue extends EventEmitter<{
   watchImages(): void {
     for (const dir of this.opts.base.imageDirs) {
       try {
-        const w = watch(dir, { persistent: false }, () => this.scheduleRescan());
+        const w = watch(dir, { persistent: false }, (event, file) => {
+          if (affectsImages(event, file)) this.scheduleRescan();
+        });
         w.on('error', (err) => this.opts.log.warn({ dir, err: errnoName(err) }, 'image folder watch failed'));
         this.watchers.push(w);
       } catch (err) {
@@ -104,17 +120,23 @@ export class VmCatalogue extends EventEmitter<{
     }
   }
 
-  /** Coalesce a burst of inotify events (a copy writes many times) into one rescan. */
+  /**
+   * Coalesce a burst of events into one rescan, RESCAN_QUIET_MS after the last; but never later than
+   * RESCAN_MAX_WAIT_MS after the first, so a folder that never goes quiet is still rescanned.
+   */
   private scheduleRescan(): void {
     if (this.closed) return;
+    const now = Date.now();
+    this.firstEventAt ??= now;
+    const delay = Math.max(0, Math.min(RESCAN_QUIET_MS, this.firstEventAt + RESCAN_MAX_WAIT_MS - now));
     clearTimeout(this.rescanTimer);
-    this.rescanTimer = setTimeout(
-      () =>
-        void this.rescan().catch((err: unknown) =>
-          this.opts.log.warn({ err: errText(err) }, 'image folder rescan failed'),
-        ),
-      300,
-    );
+    this.rescanTimer = setTimeout(() => {
+      this.firstEventAt = undefined;
+      this.opts.log.debug('image folder changed: rescanning');
+      void this.rescan().catch((err: unknown) =>
+        this.opts.log.warn({ err: errText(err) }, 'image folder rescan failed'),
+      );
+    }, delay);
     this.rescanTimer.unref();
   }
 

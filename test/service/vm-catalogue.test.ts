@@ -1,15 +1,16 @@
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { emptyOverlay, overlayPath } from '../../src/config/overlay.js';
 import { type Config, configSchema } from '../../src/config/schema.js';
 import type { ConsoleInput } from '../../src/service/console-input.js';
 import { Switcher } from '../../src/service/switcher.js';
-import { VmCatalogue } from '../../src/service/vm-catalogue.js';
+import { affectsImages, VmCatalogue } from '../../src/service/vm-catalogue.js';
 import type { Backend } from '../../src/session/backends/backend.js';
 import { createCommandBackend } from '../../src/session/backends/command.js';
 import { Supervisor } from '../../src/session/supervisor.js';
-import { silentLogger } from '../../src/util/log.js';
+import { type Logger, silentLogger } from '../../src/util/log.js';
 import { isAlive } from '../../src/util/proc.js';
 import { tempDir } from '../helpers/temp.js';
 import { ownXvfbs } from './helpers/own-x-servers.js';
@@ -46,7 +47,7 @@ afterEach(async () => {
   }
 });
 
-function rig(images: string[], opts: { displays?: boolean } = {}): Rig {
+function rig(images: string[], opts: { displays?: boolean; log?: Logger } = {}): Rig {
   const dir = tempDir('kvmux-catalogue-');
   const imageDir = join(dir, 'images');
   mkdirSync(imageDir, { recursive: true });
@@ -74,7 +75,7 @@ function rig(images: string[], opts: { displays?: boolean } = {}): Rig {
   const catalogue = new VmCatalogue({
     base: config,
     overlay: emptyOverlay(),
-    log: silentLogger,
+    log: opts.log ?? silentLogger,
     supervisor,
     switcher,
     input,
@@ -142,5 +143,70 @@ describe('VM catalogue hot-add', () => {
     await r.supervisor.start('new');
     expect(r.switcher.live('new')).not.toBeNull();
     expect(ownXvfbs().length).toBe(before.length + 1);
+  }, 30_000);
+});
+
+/** A logger that keeps its lines (the catalogue logs each folder rescan at debug level). */
+function keptLog(): { log: Logger; lines: string[] } {
+  const lines: string[] = [];
+  return { log: pino({ level: 'debug' }, { write: (line: string) => void lines.push(line) }), lines };
+}
+
+async function until(fn: () => boolean, what: string, timeoutMs = 8000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!fn()) {
+    if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Run `write` every 100 ms until the returned stop is called. */
+function busyWriter(write: (n: number) => void): () => void {
+  let n = 0;
+  const t = setInterval(() => write(n++), 100);
+  return () => clearInterval(t);
+}
+
+describe('watched image folders', () => {
+  it.each([
+    ['rename', 'new.qcow2', true],
+    ['rename', 'new.yaml', true],
+    ['change', 'new.yaml', true],
+    ['change', 'busy.qcow2', false],
+    ['change', 'busy.img', false],
+    ['rename', 'notes.txt', false],
+    ['change', null, true],
+  ] as const)('%s of %s matters: %s', (event, file, expected) => {
+    expect(affectsImages(event, file)).toBe(expected);
+  });
+
+  it('a guest writing its own image every 100 ms causes no rescans, and an image dropped in meanwhile appears', async () => {
+    const { log, lines } = keptLog();
+    const r = rig(['busy.qcow2'], { log });
+    r.catalogue.watchImages();
+    const stop = busyWriter(() => appendFileSync(join(r.images, 'busy.qcow2'), 'x'));
+    try {
+      // longer than the longest a rescan may be held back (2 s)
+      await new Promise((resolve) => setTimeout(resolve, 2500));
+      expect(lines.filter((l) => l.includes('rescanning'))).toEqual([]);
+      writeFileSync(join(r.images, 'new.qcow2'), '');
+      await until(() => names(r).includes('new'), 'the new image listed');
+    } finally {
+      stop();
+    }
+    expect(names(r)).toEqual(['busy', 'new']);
+  }, 30_000);
+
+  it('a sidecar rewritten every 100 ms does not hold back an image dropped in', async () => {
+    const r = rig(['busy.qcow2']);
+    r.catalogue.watchImages();
+    const stop = busyWriter((n) => writeFileSync(join(r.images, 'busy.yaml'), `autostart: false # ${n}\n`));
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      writeFileSync(join(r.images, 'new.qcow2'), '');
+      await until(() => names(r).includes('new'), 'the new image listed');
+    } finally {
+      stop();
+    }
   }, 30_000);
 });
