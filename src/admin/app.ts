@@ -33,11 +33,17 @@ export class AdminApp {
     const idle = { lockMs: idleLockMs, lastKeyMs: () => this.lastKeyMs };
     let notice = '';
     try {
-      // first boot (no password yet): set it here, then straight in
-      const setup = this.opts.setup === false ? null : await firstBootSetup(this.ui, rpc);
-      let unlocked = setup?.startsWith('Password set') === true;
-      if (setup !== null) notice = setup;
+      let unlocked = false;
       for (;;) {
+        // no password yet (first boot, or setup cancelled): a lock screen could never open, so setup
+        // again; once set, straight in
+        const again = notice.startsWith('Setup cancelled') ? notice : '';
+        const setup = this.opts.setup === false ? null : await firstBootSetup(this.ui, rpc, again);
+        if (setup !== null) {
+          notice = setup;
+          unlocked = setup.startsWith('Password set');
+          if (!unlocked) continue;
+        }
         // after setup the main screen says what was done; after a login the notice was shown there
         const done = unlocked ? notice : undefined;
         if (!unlocked && (await login(this.ui, rpc, target, notice)) === 'quit') return 0;

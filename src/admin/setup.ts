@@ -37,8 +37,8 @@ function background(ui: Ui, found: readonly Found[]): blessed.Widgets.BoxElement
 }
 
 /** Password twice until both match and the service takes it; null when cancelled. */
-async function askPassword(ui: Ui, rpc: AdminRpc): Promise<string | null> {
-  let help = 'At least 1 character. It unlocks this screen and guest channels.';
+async function askPassword(ui: Ui, rpc: AdminRpc, notice: string): Promise<string | null> {
+  let help = notice || 'At least 1 character. It unlocks this screen and guest channels.';
   for (;;) {
     const first = await ui.prompt('New host password', { censor: true, help });
     if (first === null) return null;
@@ -98,8 +98,11 @@ async function askFirstVm(ui: Ui, rpc: AdminRpc, found: readonly Found[]): Promi
   }
 }
 
-/** Runs the setup when no password is set; returns a notice for the next screen, or null when there was nothing to do. */
-export async function firstBootSetup(ui: Ui, rpc: AdminRpc): Promise<string | null> {
+/**
+ * Runs the setup when no password is set; returns a notice for the next screen, or null when there
+ * was nothing to do. `notice` (a cancelled setup's) is shown with the first question.
+ */
+export async function firstBootSetup(ui: Ui, rpc: AdminRpc, notice = ''): Promise<string | null> {
   const status = (await rpc.call('auth.status', {}).catch(() => ({ passwordSet: true }))) as {
     passwordSet: boolean;
   };
@@ -107,7 +110,8 @@ export async function firstBootSetup(ui: Ui, rpc: AdminRpc): Promise<string | nu
   const cfg = (await rpc.call('config.get', {})) as { found: Found[] };
   const box = background(ui, cfg.found);
   try {
-    if ((await askPassword(ui, rpc)) === null) return 'Setup cancelled: no password set.';
+    if ((await askPassword(ui, rpc, notice)) === null)
+      return 'Setup cancelled: no password is set yet, and this screen needs one.';
     const phrase = await askPhrase(ui, rpc);
     const vm = await askFirstVm(ui, rpc, cfg.found);
     return `Password set.${phrase}${vm}`;

@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import type { Config, VmConfig } from '../config/schema.js';
 import { createCommandBackend } from '../session/backends/command.js';
 import { Supervisor } from '../session/supervisor.js';
+import type { RestartPolicy } from '../session/vm-state.js';
 import type { Logger } from '../util/log.js';
 import type { Switcher } from './switcher.js';
 
@@ -10,8 +11,20 @@ export const ADMIN = 'admin';
 const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', 'cli', 'main.js');
 
 /**
+ * Any exit brings the admin screen back (xterm exits 0 whatever `kvmux admin` did, and quitting is
+ * no reason to leave a no-shell appliance without it): at once, then slower if it keeps exiting.
+ */
+export const ADMIN_RESTART_POLICY: RestartPolicy = {
+  baseMs: 500,
+  maxMs: 10_000,
+  maxCrashes: Number.POSITIVE_INFINITY,
+  windowMs: 60_000,
+  restartCleanExits: true,
+};
+
+/**
  * The admin screen: xterm running `kvmux admin` on its own display (listed last in the menu),
- * supervised like a VM so it comes back when someone quits it.
+ * supervised like a VM so it comes back when someone quits it or it crashes.
  */
 export function createAdminScreen(opts: {
   config: Pick<Config, 'runDir' | 'stateDir' | 'admin'>;
@@ -38,5 +51,6 @@ export function createAdminScreen(opts: {
     backends: { command: createCommandBackend() },
     displayFor: () => opts.switcher.displayInfo(ADMIN),
     log: opts.log,
+    policy: ADMIN_RESTART_POLICY,
   });
 }

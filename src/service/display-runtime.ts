@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import type { Config } from '../config/schema.js';
-import { errText } from '../util/errors.js';
+import { DisplayError, errText } from '../util/errors.js';
 import { type Logger, silentLogger } from '../util/log.js';
 import { JsonRecordStore } from '../util/record-store.js';
 import { type KioskWm, startKioskWm } from '../x/kiosk-wm.js';
@@ -45,6 +45,12 @@ export class DisplayRuntime {
   private live: LiveDisplay | null = null;
   private waiting: Array<(d: LiveDisplay) => void> = [];
   private stopping = false;
+  private leaveRunning = false;
+  /** The start in progress, if any: stop() waits for it so it cannot leave a server behind. */
+  private starting: Promise<LiveDisplay> | null = null;
+  /** Started only when something waits for it (`ready()`), not by startOrRetry. */
+  private lazy = false;
+  private requested = false;
   private failures = 0;
   private readonly log: Logger;
   private readonly records: JsonRecordStore<XServerRecord>;
@@ -58,16 +64,35 @@ export class DisplayRuntime {
     return this.live;
   }
 
-  /** Resolves with the display once its server, WM and sink are up. */
+  /** Resolves with the display once its server, WM and sink are up; starts an on-demand one. */
   ready(): Promise<LiveDisplay> {
     if (this.live) return Promise.resolve(this.live);
-    return new Promise((resolve) => this.waiting.push(resolve));
+    const waiting = new Promise<LiveDisplay>((resolve) => this.waiting.push(resolve));
+    if (this.lazy && !this.requested && !this.stopping) {
+      this.requested = true;
+      this.startOrRetry();
+    }
+    return waiting;
+  }
+
+  /**
+   * Start this display only when something needs it (a found image's VM starting), not before;
+   * unless an earlier kvmux left its server running (with its VM): that one is adopted at once.
+   */
+  onDemand(): void {
+    this.lazy = this.records.load(this.opts.name) === null;
   }
 
   /** Adopt a server recorded by an earlier kvmux if it still runs, else start a new one. */
-  async start(): Promise<LiveDisplay> {
-    const server = this.adopt() ?? (await this.launch());
-    return this.attach(server);
+  start(): Promise<LiveDisplay> {
+    this.requested = true;
+    const run = (async () => this.attach(this.adopt() ?? (await this.launch())))();
+    this.starting = run;
+    const done = () => {
+      if (this.starting === run) this.starting = null;
+    };
+    run.then(done, done);
+    return run;
   }
 
   private adopt(): XServer | null {
@@ -98,6 +123,7 @@ export class DisplayRuntime {
 
   private async attach(server: XServer): Promise<LiveDisplay> {
     const log = this.log;
+    if (this.stopping) return this.discard(server);
     this.records.put(this.opts.name, server.record());
     let wm: KioskWm;
     let sink: XtestSink;
@@ -108,6 +134,11 @@ export class DisplayRuntime {
       await server.stop();
       throw err;
     }
+    if (this.stopping) {
+      await wm.stop().catch(() => {});
+      await sink.close().catch(() => {});
+      return this.discard(server);
+    }
     const live: LiveDisplay = { name: this.opts.name, server, wm, sink };
     this.live = live;
     this.failures = 0;
@@ -116,6 +147,16 @@ export class DisplayRuntime {
     this.opts.onChange?.(this.opts.name, live);
     void server.exited.then((exit) => this.onExit(live, exit));
     return live;
+  }
+
+  /** stop() came while this server was starting: it goes too (or stays for adoption). */
+  private async discard(server: XServer): Promise<never> {
+    if (!this.leaveRunning) {
+      await server.stop();
+      if (server.vt !== null) releaseVt(server.vt);
+      this.records.remove(this.opts.name);
+    }
+    throw new DisplayError(this.opts.name, 'stopped while it was starting');
   }
 
   private onExit(live: LiveDisplay, exit: { code: number | null; signal: string | null }): void {
@@ -132,7 +173,9 @@ export class DisplayRuntime {
 
   /** Start now; when that fails, keep retrying with backoff (its VM waits in `ready()`). */
   startOrRetry(): void {
+    if (this.lazy && !this.requested) return;
     this.start().catch((err: unknown) => {
+      if (this.stopping) return;
       this.log.error({ err: errText(err) }, 'X server failed to start');
       this.scheduleRestart();
     });
@@ -154,6 +197,8 @@ export class DisplayRuntime {
    */
   async stop(opts: { leaveRunning?: boolean } = {}): Promise<void> {
     this.stopping = true;
+    this.leaveRunning = opts.leaveRunning ?? false;
+    await this.starting?.catch(() => {});
     const live = this.live;
     if (!live) return;
     await live.wm.stop().catch(() => {});

@@ -16,10 +16,10 @@ import {
 } from '../config/overlay.js';
 import type { Config, VmConfig } from '../config/schema.js';
 import type { NetworkManager } from '../net/manager.js';
-import { allVms } from '../session/images.js';
+import { allVms, IMAGE_PATTERN } from '../session/images.js';
 import type { Supervisor } from '../session/supervisor.js';
 import { vboxMachineName, withVboxSettings } from '../session/vbox-settings.js';
-import { ConfigError, errnoName, RpcCode, RpcError } from '../util/errors.js';
+import { ConfigError, ConflictError, errnoName, errText, RpcCode, RpcError } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import type { ConsoleInput } from './console-input.js';
 import type { Switcher } from './switcher.js';
@@ -44,6 +44,19 @@ export interface ChangeResult {
 
 const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
 
+const RESCAN_QUIET_MS = 300;
+const RESCAN_MAX_WAIT_MS = 2000;
+
+/**
+ * Which folder events can change the VMs: an image or sidecar name coming or going (`rename`), or a
+ * sidecar edited in place. Writes into an image (a running guest's own disk) cannot, and are ignored.
+ */
+export function affectsImages(event: string, file: string | null): boolean {
+  if (file === null) return true;
+  if (/\.yaml$/i.test(file)) return true;
+  return event === 'rename' && IMAGE_PATTERN.test(file);
+}
+
 /**
  * The VM catalogue: which VMs exist (the config, kvmux's own layer, found images) and the one way
  * a VM joins or leaves the running service. Every change is validated first (schema, semantics,
@@ -61,6 +74,7 @@ export class VmCatalogue extends EventEmitter<{
   private queue: Promise<unknown> = Promise.resolve();
   private watchers: FSWatcher[] = [];
   private rescanTimer: NodeJS.Timeout | undefined;
+  private firstEventAt: number | undefined;
   private closed = false;
   /** After start-up a joining VM's display is started at once (before, startAll does it). */
   private live = false;
@@ -95,7 +109,9 @@ export class VmCatalogue extends EventEmitter<{
   watchImages(): void {
     for (const dir of this.opts.base.imageDirs) {
       try {
-        const w = watch(dir, { persistent: false }, () => this.scheduleRescan());
+        const w = watch(dir, { persistent: false }, (event, file) => {
+          if (affectsImages(event, file)) this.scheduleRescan();
+        });
         w.on('error', (err) => this.opts.log.warn({ dir, err: errnoName(err) }, 'image folder watch failed'));
         this.watchers.push(w);
       } catch (err) {
@@ -104,11 +120,23 @@ export class VmCatalogue extends EventEmitter<{
     }
   }
 
-  /** Coalesce a burst of inotify events (a copy writes many times) into one rescan. */
+  /**
+   * Coalesce a burst of events into one rescan, RESCAN_QUIET_MS after the last; but never later than
+   * RESCAN_MAX_WAIT_MS after the first, so a folder that never goes quiet is still rescanned.
+   */
   private scheduleRescan(): void {
     if (this.closed) return;
+    const now = Date.now();
+    this.firstEventAt ??= now;
+    const delay = Math.max(0, Math.min(RESCAN_QUIET_MS, this.firstEventAt + RESCAN_MAX_WAIT_MS - now));
     clearTimeout(this.rescanTimer);
-    this.rescanTimer = setTimeout(() => void this.rescan().catch(() => {}), 300);
+    this.rescanTimer = setTimeout(() => {
+      this.firstEventAt = undefined;
+      this.opts.log.debug('image folder changed: rescanning');
+      void this.rescan().catch((err: unknown) =>
+        this.opts.log.warn({ err: errText(err) }, 'image folder rescan failed'),
+      );
+    }, delay);
     this.rescanTimer.unref();
   }
 
@@ -261,8 +289,9 @@ export class VmCatalogue extends EventEmitter<{
   }
 
   /**
-   * Validate `overlay` (throws -32602 with the problems, nothing written), write it when asked,
-   * then make the running set match: removed VMs leave, new ones join, changed ones are updated.
+   * Validate `overlay` (throws -32602 with the problems, nothing written) and plan the change: a
+   * VM that would have to leave while it runs refuses a written change (-32009, nothing written)
+   * and stays through a rescan. Then write it when asked and make the running set match.
    */
   private async reconcile(overlay: Overlay, write: boolean): Promise<void> {
     let next: { vms: VmConfig[]; problems: string[] };
@@ -273,19 +302,20 @@ export class VmCatalogue extends EventEmitter<{
       throw err;
     }
     const before = new Map(this.vmList.map((v) => [v.name, v]));
-    const after = new Map(next.vms.map((v) => [v.name, v]));
-    for (const [name] of before) {
-      if (after.has(name)) continue;
-      const st = this.opts.supervisor.get(name).state;
-      if (!write && st !== 'stopped' && st !== 'crashed') {
-        // a found image vanished under a running VM: keep it until it stops
-        next.vms.push(before.get(name) as VmConfig);
-        after.set(name, before.get(name) as VmConfig);
+    const leaving = this.plan(before, next.vms, write);
+    const { supervisor } = this.opts;
+    // out of the supervisor before the write: no vm.start can slip in between the check and the write
+    for (const vm of leaving) supervisor.removeVm(vm.name);
+    if (write) {
+      try {
+        await saveOverlay(this.opts.base.stateDir, overlay);
+      } catch (err) {
+        for (const vm of leaving) supervisor.addVm(vm);
+        throw err;
       }
     }
-    if (write) await saveOverlay(this.opts.base.stateDir, overlay);
     this.overlay = overlay;
-    for (const [name] of before) if (!after.has(name)) await this.detach(name);
+    for (const vm of leaving) await this.detach(vm.name);
     for (const vm of next.vms) {
       const old = before.get(vm.name);
       if (!old) this.attach(vm);
@@ -295,12 +325,29 @@ export class VmCatalogue extends EventEmitter<{
     for (const p of next.problems) this.opts.log.warn({ problem: p }, 'image discovery');
   }
 
+  /** The VMs that leave; one that cannot (it runs) refuses a written change, or stays (`next` keeps it). */
+  private plan(before: Map<string, VmConfig>, next: VmConfig[], write: boolean): VmConfig[] {
+    const { supervisor } = this.opts;
+    const after = new Set(next.map((v) => v.name));
+    const leaving = [...before.values()].filter((v) => !after.has(v.name));
+    const busy = leaving.filter((v) => !supervisor.removable(v.name));
+    if (write && busy.length > 0) {
+      const what = busy.map((v) => `VM "${v.name}" is ${supervisor.get(v.name).state}`).join(', ');
+      throw new ConflictError(`${what}: this change would remove it; stop it first (nothing was changed)`);
+    }
+    // a found image vanished under a running VM: keep it until it stops
+    next.push(...busy);
+    return leaving.filter((v) => !busy.includes(v));
+  }
+
   /** The one way a VM joins: supervisor, blocked keys, display; then `added` (guest channel). */
   private attach(vm: VmConfig): void {
     const { supervisor, switcher, input, log } = this.opts;
     supervisor.addVm(vm);
     input.setBlocked(vm.name, supervisor.hostKeys(vm.name));
-    switcher.add(vm.name, 'vm');
+    const display = switcher.add(vm.name, 'vm');
+    // a found image's X server starts with its VM: a folder of images must not mean as many servers
+    if (!this.isConfigured(vm.name)) display.onDemand();
     this.emit('added', vm);
     log.info({ vm: vm.name, backend: vm.backend }, 'VM added');
     if (!this.live) return; // at start-up, startAll and autostart do the rest
@@ -319,9 +366,9 @@ export class VmCatalogue extends EventEmitter<{
     this.opts.log.info({ vm: vm.name }, 'VM changed');
   }
 
+  /** The rest of leaving, once the supervisor has let it go (reconcile). */
   private async detach(name: string): Promise<void> {
-    const { supervisor, switcher, input, net, log } = this.opts;
-    supervisor.removeVm(name);
+    const { switcher, input, net, log } = this.opts;
     input.setBlocked(name, []);
     this.emit('removed', name);
     await net?.detachVm(name).catch(() => {});

@@ -69,11 +69,19 @@ export class Supervisor extends EventEmitter<{ state: [VmStatus] }> {
     );
   }
 
-  /** Forget a stopped VM (deleted); its record goes too. */
+  /** Nothing runs or launches: the VM may leave (a crashed one waiting to relaunch counts). */
+  removable(name: string): boolean {
+    const r = this.runner(name);
+    return !r.busy && (r.state === 'stopped' || r.state === 'crashed');
+  }
+
+  /** Forget a stopped or crashed VM (deleted); its record goes too. */
   removeVm(name: string): void {
     const r = this.runner(name);
-    if (r.busy || r.state !== 'stopped')
+    if (!this.removable(name))
       throw new BackendError(name, `cannot remove a VM that is ${r.state}: stop it first`);
+    // a crashed VM's relaunch timer must not fire for a VM that is gone
+    if (r.state === 'crashed') r.dispatch({ type: 'stop', force: false });
     r.clearTimer();
     this.runners.delete(name);
     this.records.remove(name);

@@ -10,6 +10,8 @@ export interface RestartPolicy {
   readonly maxMs: number;
   readonly maxCrashes: number;
   readonly windowMs: number;
+  /** A clean exit restarts too, with the same backoff (a screen that must always be there). */
+  readonly restartCleanExits?: boolean;
 }
 
 export const DEFAULT_RESTART_POLICY: RestartPolicy = {
@@ -109,7 +111,8 @@ const HANDLERS: Readonly<Record<VmEvent['type'], Handler>> = {
     if (s.state === 'stopping') return s.restartAfterStop ? launch(s) : step({ ...s, state: 'stopped' });
     if (s.state !== 'running' && s.state !== 'starting') return step(s);
     // The guest powered itself off (QEMU exits 0): that is a stop, not a crash.
-    if (ev.type === 'exited' && ev.clean) return step({ ...s, state: 'stopped', retryAtMs: null });
+    if (ev.type === 'exited' && ev.clean && !policy.restartCleanExits)
+      return step({ ...s, state: 'stopped', retryAtMs: null });
     return crashed(s, now, policy);
   },
   tick: (s, _ev, now) =>

@@ -1,0 +1,86 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { type Config, configSchema } from '../../src/config/schema.js';
+import { Switcher } from '../../src/service/switcher.js';
+import { tempDir } from '../helpers/temp.js';
+import { ownXvfbs } from './helpers/own-x-servers.js';
+
+/** Displays that are removed while their X server is still coming up (real Xvfb on :150…). */
+const switchers: Switcher[] = [];
+
+afterEach(async () => {
+  for (const s of switchers.splice(0)) await s.stop();
+});
+
+function setup(dir = tempDir('kvmux-display-rt-')): { config: Config; switcher: Switcher } {
+  const config = configSchema.parse({
+    runDir: join(dir, 'run'),
+    stateDir: join(dir, 'state'),
+    console: 'virtual',
+    x: { firstDisplay: 150 },
+  });
+  const switcher = new Switcher({ config });
+  switchers.push(switcher);
+  return { config, switcher };
+}
+
+async function until(fn: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 200 && !fn(); i++) await new Promise((r) => setTimeout(r, 25));
+  if (!fn()) throw new Error(`timed out: ${what}`);
+}
+
+describe('display runtime start and stop', () => {
+  it('a display removed right after it was asked to start leaves no X server and no record', async () => {
+    const { config, switcher } = setup();
+    const before = ownXvfbs();
+    switcher.add('img', 'vm');
+    switcher.startLater('img');
+    await switcher.remove('img');
+    expect(ownXvfbs()).toEqual(before);
+    expect(existsSync(join(config.stateDir, 'displays', 'img.json'))).toBe(false);
+  }, 30_000);
+
+  it('a display removed while its window manager connects stops the server it just got', async () => {
+    const { config, switcher } = setup();
+    const before = ownXvfbs();
+    const record = join(config.stateDir, 'displays', 'img.json');
+    switcher.add('img', 'vm');
+    switcher.startLater('img');
+    // the server is up and recorded; the WM and XTEST sink are still to come
+    await until(() => existsSync(record), 'the X server record');
+    expect(switcher.live('img')).toBeNull();
+    await switcher.remove('img');
+    expect(ownXvfbs()).toEqual(before);
+    expect(existsSync(record)).toBe(false);
+  }, 30_000);
+
+  it('an on-demand display starts only once something waits for it', async () => {
+    const { switcher } = setup();
+    const before = ownXvfbs();
+    switcher.add('found', 'vm').onDemand();
+    switcher.startLater('found');
+    await new Promise((r) => setTimeout(r, 300));
+    expect(ownXvfbs()).toEqual(before);
+    const info = await switcher.displayInfo('found');
+    expect(info.display).toMatch(/^:\d+$/);
+    expect(ownXvfbs().length).toBe(before.length + 1);
+    await switcher.remove('found');
+    expect(ownXvfbs()).toEqual(before);
+  }, 30_000);
+
+  it('an on-demand display whose server an earlier kvmux left running is adopted at once', async () => {
+    const dir = tempDir('kvmux-display-rt-');
+    const first = setup(dir).switcher;
+    first.add('found', 'vm');
+    first.startLater('found');
+    await until(() => first.live('found') !== null, 'the first display');
+    const pid = first.live('found')?.server.pid;
+    await first.stop({ leaveRunning: true });
+    const { switcher } = setup(dir);
+    switcher.add('found', 'vm').onDemand();
+    switcher.startLater('found');
+    await until(() => switcher.live('found') !== null, 'the adopted display');
+    expect(switcher.live('found')?.server.pid).toBe(pid);
+  }, 30_000);
+});
