@@ -45,6 +45,13 @@ export const qemuSchema = z.strictObject({
   tablet: z.boolean().default(true),
   /** Serial console (guest ttyS1 under QEMU 7.2) logged to runDir/vm/NAME/serial.log. */
   serialLog: z.boolean().default(true),
+  /** Bandwidth cap of vm.migrate and vm.save streams (QMP max-bandwidth); absent = QEMU's default. */
+  migrationBandwidthMiB: z
+    .number()
+    .int()
+    .min(1)
+    .max(1 << 20)
+    .optional(),
   extraArgs: z.array(z.string()).default([]),
 });
 
@@ -61,6 +68,30 @@ export const virtualboxSchema = z.strictObject({
   virtualBoxVm: z.string().min(1).optional(),
 });
 
+/** A cpuset list as the kernel writes it: "0", "0-1", "0,2-3". */
+export const cpusetSchema = z
+  .string()
+  .regex(/^\d{1,4}(-\d{1,4})?(,\d{1,4}(-\d{1,4})?)*$/, 'must be a CPU list like "0-1" or "0,2"');
+
+/**
+ * Per-VM resources, enforced by cgroups on the VM's process tree (v2: cpu.max, cpuset.cpus,
+ * memory.max, io.weight; v1 fallback: cfs quota, cpuset, memory limit, blkio weight). Absent = no limit.
+ */
+export const resourcesSchema = z.strictObject({
+  /** CPU time as a number of CPUs, e.g. 0.5 = half of one CPU, 2 = two full CPUs. */
+  cpuQuota: z.number().min(0.01).max(256).optional(),
+  cpuset: cpusetSchema.optional(),
+  /** Hard memory ceiling of the whole VM process (QEMU: guest RAM plus QEMU itself). */
+  memoryMaxMiB: z
+    .number()
+    .int()
+    .min(8)
+    .max(1 << 22)
+    .optional(),
+  /** Proportional block-I/O weight, 1..10000 (cgroup v2 scale; default 100). */
+  ioWeight: z.number().int().min(1).max(10_000).optional(),
+});
+
 export const vmSchema = z.strictObject({
   name: nameSchema,
   backend: z.enum(['qemu', 'command', 'virtualbox']),
@@ -72,6 +103,7 @@ export const vmSchema = z.strictObject({
   autostart: z.boolean().default(true),
   /** Extra chords to swallow while this VM's display is active, e.g. "ctrl+alt+h". */
   blockedKeys: z.array(z.string()).default([]),
+  resources: resourcesSchema.optional(),
 });
 
 export const networkSchema = z.strictObject({
@@ -161,3 +193,4 @@ export type NicConfig = z.infer<typeof nicSchema>;
 export type NetworkConfig = z.infer<typeof networkSchema>;
 export type PolicyRule = z.infer<typeof policyRuleSchema>;
 export type QemuConfig = z.infer<typeof qemuSchema>;
+export type Resources = z.infer<typeof resourcesSchema>;
