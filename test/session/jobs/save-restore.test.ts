@@ -30,7 +30,8 @@ async function waitCount(atLeast: number, timeoutMs = 60_000): Promise<number[]>
   for (;;) {
     const c = counts(serial());
     if (c.length >= atLeast) return c;
-    if (Date.now() > end) throw new Error(`no ${atLeast} counts on the serial console: ${serial().slice(-300)}`);
+    if (Date.now() > end)
+      throw new Error(`no ${atLeast} counts on the serial console: ${serial().slice(-300)}`);
     await sleep(100);
   }
 }
@@ -91,7 +92,9 @@ describe('vm.save and vm.restore of a running QEMU guest', () => {
     expect(r.job).toMatchObject({ kind: 'restore', status: 'completed' });
     expect(sup.get('tux')).toMatchObject({ state: 'running', savedAt: null });
     const after = await waitCount(3);
-    process.stderr.write(`[save-restore] saved at count ${last}, restored counts ${after.slice(0, 3).join(',')}\n`);
+    process.stderr.write(
+      `[save-restore] saved at count ${last}, restored counts ${after.slice(0, 3).join(',')}\n`,
+    );
     // the guest's memory came back: it counts on from `last`, a fresh boot would start at 1
     expect(after[0]).toBeGreaterThanOrEqual(last);
     expect(after[0]).toBeLessThanOrEqual(last + 2);
@@ -104,7 +107,9 @@ describe('vm.save and vm.restore of a running QEMU guest', () => {
     await sup.save('tux');
     const t = new Date(Date.now() + 5000);
     utimesSync(disk, t, t);
-    await expect(sup.restore('tux')).rejects.toThrow(/does not match its disk: disk .* changed since the save/);
+    await expect(sup.restore('tux')).rejects.toThrow(
+      /does not match its disk: disk .* changed since the save/,
+    );
     expect(sup.get('tux')).toMatchObject({ state: 'stopped' });
     expect(sup.get('tux').savedAt).not.toBeNull();
   }, 120_000);
