@@ -117,6 +117,28 @@ export class CgroupResources {
     return parseApplied(this.mode, files);
   }
 
+  /** CPU time the VM's whole tree used, in µs (v2 cpu.stat usage_usec, v1 cpuacct.usage ns). */
+  cpuUsageUs(vm: string): number | null {
+    const dirs = this.dirs(vm);
+    if (this.mode === 'v2') {
+      const m = /usage_usec (\d+)/.exec(read(join(dirs.get('') ?? '', 'cpu.stat')));
+      return m ? Number(m[1]) : null;
+    }
+    const ns = read(join(dirs.get('cpuacct') ?? '', 'cpuacct.usage'));
+    return ns ? Math.round(Number(ns) / 1000) : null;
+  }
+
+  /** OOM kills inside the VM's cgroup so far (v2 memory.events, v1 memory.oom_control). */
+  oomKills(vm: string): number {
+    const dirs = this.dirs(vm);
+    const text =
+      this.mode === 'v2'
+        ? read(join(dirs.get('') ?? '', 'memory.events'))
+        : read(join(dirs.get('memory') ?? '', 'memory.oom_control'));
+    const m = /oom_kill (\d+)/.exec(text);
+    return m ? Number(m[1]) : 0;
+  }
+
   /** Every pid in the VM's cgroup (the whole tree, for freezing and tests). */
   pids(vm: string): number[] {
     const dir = this.dirs(vm).get(this.mode === 'v2' ? '' : 'cpu');
