@@ -105,10 +105,12 @@ describe.runIf(layout)('per-VM resources through cgroups', () => {
     const end = Date.now() + 20_000;
     while (sup.get('hog').state === 'running' && Date.now() < end) await sleep(100);
     const hog = sup.get('hog');
-    process.stderr.write(
-      `[cgroup] hog ended: ${hog.state} ${hog.lastError}; oom kills ${res.oomKills('hog')}\n`,
-    );
+    process.stderr.write(`[cgroup] hog (pid ${hogPid}) ended: ${hog.state}, ${hog.lastError}\n`);
     expect(hog.lastError).toMatch(/signal SIGKILL/);
+    // the kernel says who killed it: the memory cgroup's OOM killer, not the host's
+    expect(execFileSync('dmesg', { encoding: 'utf8' })).toMatch(
+      new RegExp(`Memory cgroup out of memory: Killed process ${hogPid}\\b`),
+    );
     expect(sup.get('calm')).toMatchObject({ state: 'running', pid: calm });
     expect(sup.get('burn').state).toBe('running');
   }, 30_000);
