@@ -201,10 +201,16 @@ export class Supervisor extends EventEmitter<{ state: [VmStatus] }> {
     r.startIncoming({ kind: 'receive', uri: from, target: from });
     const st = await this.settle(name);
     if (st.state !== 'running') throw new BackendError(name, `did not start: ${st.lastError ?? st.state}`);
+    await r.incomingListening();
     void r
       .incomingResult()
       .catch((err: unknown) => this.log.warn({ vm: name, err: errText(err) }, 'receive failed'));
     return st;
+  }
+
+  /** The end of a receive started with `receive` (throws when it failed). */
+  incomingOf(name: string): Promise<JobView> {
+    return this.runner(name).incomingResult();
   }
 
   /** Re-attach to VMs recorded in stateDir that still run; returns the adopted names. */

@@ -83,6 +83,7 @@ export class VmRunner {
   private jobRecord: JobRecord | null = null;
   private incoming: Incoming | null = null;
   private incomingDone: Promise<JobView> | null = null;
+  private listening: Promise<void> | null = null;
   private saved: SavedMeta | null;
 
   private config: VmConfig;
@@ -179,6 +180,12 @@ export class VmRunner {
     this.incoming = incoming;
     this.incomingDone = null;
     this.dispatch({ type: 'start' });
+  }
+
+  /** Resolves once the incoming QEMU takes the stream (a receiver listens); throws when it failed first. */
+  async incomingListening(): Promise<void> {
+    if (!this.listening) throw new BackendError(this.vm.name, 'is not taking a stream');
+    return this.listening;
   }
 
   /** The end of the stream a startIncoming launch takes; throws when it failed (the VM is stopped then). */
@@ -306,7 +313,12 @@ export class VmRunner {
 
   /** Follow an incoming stream; a failed one must not reboot the guest fresh: the VM is stopped. */
   private follow(incoming: Incoming): Promise<JobView> {
-    const done = takeIncoming(this.jobHost(), incoming.kind, incoming.uri, incoming.target);
+    let listening = () => {};
+    const ready = new Promise<void>((resolve) => {
+      listening = resolve;
+    });
+    const done = takeIncoming(this.jobHost(), incoming.kind, incoming.uri, incoming.target, listening);
+    this.listening = Promise.race([ready, done.then(() => {})]);
     done.catch((err: unknown) => {
       this.lastError = errText(err);
       this.deps.log.error({ vm: this.vm.name, err: this.lastError }, `${incoming.kind} failed`);

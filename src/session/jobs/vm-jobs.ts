@@ -109,6 +109,7 @@ export async function takeIncoming(
   kind: JobKind,
   uri: string,
   target: string,
+  onListening: () => void = () => {},
 ): Promise<JobView> {
   const qmp = await qmpOf(host);
   const job = newJob(kind, target, new Date());
@@ -116,6 +117,7 @@ export async function takeIncoming(
   let end: JobView;
   try {
     await receiveStream(qmp, uri);
+    onListening();
     end = await watchIncoming(qmp, job, { onProgress: (v) => host.setJob(v) });
     if (end.status === 'completed') await resumeGuest(qmp);
   } catch (err) {
