@@ -92,10 +92,42 @@ export const resourcesSchema = z.strictObject({
   ioWeight: z.number().int().min(1).max(10_000).optional(),
 });
 
+/** One DISKS entry of a subhost config: `dev:part:image` (the first one is the root filesystem). */
+export const subhostDiskSchema = z.strictObject({
+  /** Name inside the subhost, e.g. vda; the partition is mounted at /mnt/<dev><part>. */
+  dev: z.string().regex(/^[a-z][a-z0-9]{0,15}$/),
+  /** Partition number in the image; 0 = the image is itself a filesystem. */
+  part: z.number().int().min(0).max(128),
+  image: z.string().min(1),
+});
+
+/**
+ * A namespace "subhost" (seed 003) on systemd-nspawn: an overlay root (read-only `root` below a
+ * per-subhost upper layer in stateDir), its own netns with a veth per NIC on kvmux's anonymous
+ * bridges, its console in a terminal on its display.
+ */
+export const subhostSchema = z.strictObject({
+  /** The root filesystem directory (the read-only base when `overlay` is on). */
+  root: z.string().min(1).optional(),
+  /** Writable layer over `root`; default <stateDir>/subhost/<name>/upper. */
+  upper: z.string().min(1).optional(),
+  overlay: z.boolean().default(true),
+  /** Extra partitions, loop-mounted and bound in at /mnt/<dev><part>; a first one with part>0 and no root is the root. */
+  disks: z.array(subhostDiskSchema).default([]),
+  /** What nspawn sends the subhost's init on a graceful stop (systemd: SIGRTMIN+3, busybox: SIGUSR2 or SIGTERM). */
+  killSignal: z
+    .string()
+    .regex(/^SIG[A-Z0-9+]+$/)
+    .default('SIGRTMIN+3'),
+  /** The seed's subhost config file this entry came from (kvmux import-subhost), for people. */
+  importedFrom: z.string().optional(),
+});
+
 export const vmSchema = z.strictObject({
   name: nameSchema,
-  backend: z.enum(['qemu', 'command', 'virtualbox']),
+  backend: z.enum(['qemu', 'command', 'virtualbox', 'subhost']),
   qemu: qemuSchema.optional(),
+  subhost: subhostSchema.optional(),
   virtualbox: virtualboxSchema.optional(),
   command: z.array(z.string().min(1)).min(1).optional(),
   nics: z.array(nicSchema).default([]),
@@ -194,3 +226,4 @@ export type NetworkConfig = z.infer<typeof networkSchema>;
 export type PolicyRule = z.infer<typeof policyRuleSchema>;
 export type QemuConfig = z.infer<typeof qemuSchema>;
 export type Resources = z.infer<typeof resourcesSchema>;
+export type SubhostConfig = z.infer<typeof subhostSchema>;

@@ -46,6 +46,13 @@ export function jobMethods(supervisor: Supervisor, catalogue: VmCatalogue): RpcM
         })),
     }),
     defineMethod({
+      name: 'vm.hibernate',
+      params: byName,
+      summary:
+        'freeze every process of a running VM or subhost (cgroup freezer; mounts, netns, memory kept); vm.start wakes it',
+      handler: (p) => onVm(supervisor, p.name, () => supervisor.hibernate(p.name)),
+    }),
+    defineMethod({
       name: 'vm.save',
       params: byName,
       summary: 'QEMU: pause, stream the state to a gzip file in stateDir (disks stamped), stop the VM',

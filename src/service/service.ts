@@ -11,6 +11,7 @@ import { netMethods } from '../net/methods.js';
 import { CgroupResources, detectCgroups } from '../resources/cgroup.js';
 import { createCommandBackend } from '../session/backends/command.js';
 import { createQemuBackend } from '../session/backends/qemu.js';
+import { createSubhostBackend } from '../session/backends/subhost.js';
 import { createVirtualboxBackend } from '../session/backends/virtualbox.js';
 import { Supervisor } from '../session/supervisor.js';
 import { type Logger, type LogRing, silentLogger } from '../util/log.js';
@@ -163,17 +164,26 @@ function cgroupResources(log: Logger): CgroupResources | null {
 }
 
 function newSupervisor(cfg: Config, log: Logger, switcher: Switcher, net: NetworkManager | null): Supervisor {
+  const resources = cgroupResources(log);
   return new Supervisor({
     config: { runDir: cfg.runDir, stateDir: cfg.stateDir, vms: [] },
     backends: {
       qemu: createQemuBackend({ log }),
       command: createCommandBackend(),
       virtualbox: createVirtualboxBackend({ log }),
+      subhost: createSubhostBackend({
+        stateDir: cfg.stateDir,
+        net: () => net,
+        resources: () => resources,
+        stopTimeoutMs: cfg.vmStopTimeoutSeconds * 1000,
+        log,
+      }),
     },
     displayFor: (vm) => switcher.displayInfo(vm.name),
     stopTimeoutMs: cfg.vmStopTimeoutSeconds * 1000,
-    tapsFor: (vm) => (net && vm.nics.length > 0 ? net.attachVm(vm) : []),
-    resources: cgroupResources(log),
+    // a subhost's NICs are veths into its own netns, made by its backend
+    tapsFor: (vm) => (net && vm.nics.length > 0 && vm.backend !== 'subhost' ? net.attachVm(vm) : []),
+    resources,
     log,
   });
 }

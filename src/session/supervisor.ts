@@ -124,7 +124,10 @@ export class Supervisor extends EventEmitter<{ state: [VmStatus] }> {
 
   /** Start and wait until it runs; throws when the launch fails. */
   async start(name: string): Promise<VmStatus> {
-    this.runner(name).dispatch({ type: 'start' });
+    const r = this.runner(name);
+    // start wakes a hibernated VM
+    if (r.status().frozen) r.freeze(false);
+    r.dispatch({ type: 'start' });
     const st = await this.settle(name);
     if (st.state !== 'running') throw new BackendError(name, `did not start: ${st.lastError ?? st.state}`);
     return st;
@@ -146,6 +149,17 @@ export class Supervisor extends EventEmitter<{ state: [VmStatus] }> {
   /** Live where the backend can (QEMU balloon up to the boot size); otherwise on next start. */
   async setMemory(name: string, memoryMiB: number): Promise<{ live: boolean; memoryMiB: number }> {
     return { live: await this.runner(name).setMemory(memoryMiB), memoryMiB };
+  }
+
+  /** Hibernate in memory: every process of the VM frozen (cgroup freezer); `start` thaws it. */
+  hibernate(name: string): VmStatus {
+    const r = this.runner(name);
+    if (!r.freeze(true))
+      throw new BackendError(
+        name,
+        `cannot hibernate: it is ${r.state}${this.opts.resources ? '' : ' (no cgroups on this host)'}`,
+      );
+    return r.status();
   }
 
   /** Limits of a running VM changed live (cgroup); false when it is not running. */

@@ -41,6 +41,8 @@ export interface VmStatus {
   readonly job: JobView | null;
   /** When the VM was saved to disk (vm.save), while that saved state waits for vm.restore. */
   readonly savedAt: string | null;
+  /** Hibernated in memory (cgroup freezer): every process stopped, mounts and netns kept. */
+  readonly frozen: boolean;
 }
 
 /** A launch that takes a migration stream instead of booting. */
@@ -85,6 +87,7 @@ export class VmRunner {
   private incomingDone: Promise<JobView> | null = null;
   private listening: Promise<void> | null = null;
   private saved: SavedMeta | null;
+  private frozen = false;
 
   private config: VmConfig;
 
@@ -138,6 +141,7 @@ export class VmRunner {
       resources: this.vm.resources ?? null,
       job: this.job,
       savedAt: this.saved?.savedAt ?? null,
+      frozen: this.frozen,
     };
   }
 
@@ -152,6 +156,16 @@ export class VmRunner {
     const live = this.handle !== null && (this.deps.resources?.update(this.vm.name, r) ?? false);
     this.deps.onState(this.status());
     return live;
+  }
+
+  /** Hibernate (freeze every process of the VM's cgroup) or wake it; false when not running. */
+  freeze(frozen: boolean): boolean {
+    const res = this.deps.resources;
+    if (!this.handle || !res) return false;
+    res.freeze(this.vm.name, frozen);
+    this.frozen = frozen;
+    this.deps.onState(this.status());
+    return true;
   }
 
   /** vm.save: the state goes to stateDir/saved, the VM ends stopped. */
@@ -350,6 +364,7 @@ export class VmRunner {
     handle.detach();
     this.deps.records.remove(this.vm.name);
     this.deps.resources?.release(this.vm.name);
+    this.frozen = false;
     this.jobRecord = null;
     this.deps.log.info({ vm: this.vm.name, pid: handle.pid, ...exit }, 'VM process exited');
     if (!exit.clean && this.life.state !== 'stopping')
