@@ -131,6 +131,11 @@ export function checkSemantics(cfg: Config): Problem[] {
     if (seen.has(vm.name))
       problems.push({ path: ['vms', i, 'name'], message: `duplicate VM name "${vm.name}"` });
     seen.add(vm.name);
+    if (vm.backend === 'subhost' && !vm.subhost?.root && !vm.subhost?.disks[0])
+      problems.push({
+        path: ['vms', i, 'subhost'],
+        message: 'backend "subhost" needs subhost.root or a DISKS root',
+      });
     if (vm.backend === 'command' && !vm.command)
       problems.push({ path: ['vms', i, 'command'], message: 'required for backend "command"' });
     if (vm.backend === 'qemu' && !vm.qemu?.disk && !vm.qemu?.kernel)

@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { writeFileAtomic } from '../util/atomic-file.js';
 import { ConfigError, errnoName } from '../util/errors.js';
 import { checkSemantics, loadConfigFile, type ParsedYaml, parseYamlWith } from './config.js';
-import { type Config, nameSchema, type VmConfig, vmSchema } from './schema.js';
+import { type Config, nameSchema, type Resources, type VmConfig, vmSchema } from './schema.js';
 
 /**
  * Configuration as state: kvmux's own writable layer in `<stateDir>/config.yaml`, over the
@@ -171,6 +171,8 @@ export interface VmPatch {
   readonly autostart?: boolean | undefined;
   readonly guestChannel?: boolean | undefined;
   readonly blockedKeys?: string[] | undefined;
+  /** Replaces the VM's limits; an empty object removes them. */
+  readonly resources?: Resources | undefined;
 }
 
 type Defined<T> = { [K in keyof T]?: Exclude<T[K], undefined> };
@@ -213,6 +215,10 @@ export function patchVm(vm: VmConfig, patch: VmPatch): VmConfig {
   const next: VmConfig = { ...vm, ...defined({ nics: patch.nics, autostart: patch.autostart }) };
   if (patch.guestChannel !== undefined) next.guestChannel = patch.guestChannel;
   if (patch.blockedKeys !== undefined) next.blockedKeys = patch.blockedKeys;
+  if (patch.resources !== undefined) {
+    if (Object.keys(patch.resources).length === 0) delete next.resources;
+    else next.resources = patch.resources;
+  }
   if (vm.backend === 'qemu') {
     const q = vm.qemu ?? vmSchema.shape.qemu.unwrap().parse({});
     next.qemu = { ...q, ...sizes, ...(patch.disk !== undefined ? { disk: patch.disk } : {}) };

@@ -45,6 +45,13 @@ export const qemuSchema = z.strictObject({
   tablet: z.boolean().default(true),
   /** Serial console (guest ttyS1 under QEMU 7.2) logged to runDir/vm/NAME/serial.log. */
   serialLog: z.boolean().default(true),
+  /** Bandwidth cap of vm.migrate and vm.save streams (QMP max-bandwidth); absent = QEMU's default. */
+  migrationBandwidthMiB: z
+    .number()
+    .int()
+    .min(1)
+    .max(1 << 20)
+    .optional(),
   extraArgs: z.array(z.string()).default([]),
 });
 
@@ -61,10 +68,66 @@ export const virtualboxSchema = z.strictObject({
   virtualBoxVm: z.string().min(1).optional(),
 });
 
+/** A cpuset list as the kernel writes it: "0", "0-1", "0,2-3". */
+export const cpusetSchema = z
+  .string()
+  .regex(/^\d{1,4}(-\d{1,4})?(,\d{1,4}(-\d{1,4})?)*$/, 'must be a CPU list like "0-1" or "0,2"');
+
+/**
+ * Per-VM resources, enforced by cgroups on the VM's process tree (v2: cpu.max, cpuset.cpus,
+ * memory.max, io.weight; v1 fallback: cfs quota, cpuset, memory limit, blkio weight). Absent = no limit.
+ */
+export const resourcesSchema = z.strictObject({
+  /** CPU time as a number of CPUs, e.g. 0.5 = half of one CPU, 2 = two full CPUs. */
+  cpuQuota: z.number().min(0.01).max(256).optional(),
+  cpuset: cpusetSchema.optional(),
+  /** Hard memory ceiling of the whole VM process (QEMU: guest RAM plus QEMU itself). */
+  memoryMaxMiB: z
+    .number()
+    .int()
+    .min(8)
+    .max(1 << 22)
+    .optional(),
+  /** Proportional block-I/O weight, 1..10000 (cgroup v2 scale; default 100). */
+  ioWeight: z.number().int().min(1).max(10_000).optional(),
+});
+
+/** One DISKS entry of a subhost config: `dev:part:image` (the first one is the root filesystem). */
+export const subhostDiskSchema = z.strictObject({
+  /** Name inside the subhost, e.g. vda; the partition is mounted at /mnt/<dev><part>. */
+  dev: z.string().regex(/^[a-z][a-z0-9]{0,15}$/),
+  /** Partition number in the image; 0 = the image is itself a filesystem. */
+  part: z.number().int().min(0).max(128),
+  image: z.string().min(1),
+});
+
+/**
+ * A namespace "subhost" (seed 003) on systemd-nspawn: an overlay root (read-only `root` below a
+ * per-subhost upper layer in stateDir), its own netns with a veth per NIC on kvmux's anonymous
+ * bridges, its console in a terminal on its display.
+ */
+export const subhostSchema = z.strictObject({
+  /** The root filesystem directory (the read-only base when `overlay` is on). */
+  root: z.string().min(1).optional(),
+  /** Writable layer over `root`; default <stateDir>/subhost/<name>/upper. */
+  upper: z.string().min(1).optional(),
+  overlay: z.boolean().default(true),
+  /** Extra partitions, loop-mounted and bound in at /mnt/<dev><part>; a first one with part>0 and no root is the root. */
+  disks: z.array(subhostDiskSchema).default([]),
+  /** What nspawn sends the subhost's init on a graceful stop (systemd: SIGRTMIN+3, busybox: SIGUSR2 or SIGTERM). */
+  killSignal: z
+    .string()
+    .regex(/^SIG[A-Z0-9+]+$/)
+    .default('SIGRTMIN+3'),
+  /** The seed's subhost config file this entry came from (kvmux import-subhost), for people. */
+  importedFrom: z.string().optional(),
+});
+
 export const vmSchema = z.strictObject({
   name: nameSchema,
-  backend: z.enum(['qemu', 'command', 'virtualbox']),
+  backend: z.enum(['qemu', 'command', 'virtualbox', 'subhost']),
   qemu: qemuSchema.optional(),
+  subhost: subhostSchema.optional(),
   virtualbox: virtualboxSchema.optional(),
   command: z.array(z.string().min(1)).min(1).optional(),
   nics: z.array(nicSchema).default([]),
@@ -72,6 +135,7 @@ export const vmSchema = z.strictObject({
   autostart: z.boolean().default(true),
   /** Extra chords to swallow while this VM's display is active, e.g. "ctrl+alt+h". */
   blockedKeys: z.array(z.string()).default([]),
+  resources: resourcesSchema.optional(),
 });
 
 export const networkSchema = z.strictObject({
@@ -161,3 +225,5 @@ export type NicConfig = z.infer<typeof nicSchema>;
 export type NetworkConfig = z.infer<typeof networkSchema>;
 export type PolicyRule = z.infer<typeof policyRuleSchema>;
 export type QemuConfig = z.infer<typeof qemuSchema>;
+export type Resources = z.infer<typeof resourcesSchema>;
+export type SubhostConfig = z.infer<typeof subhostSchema>;

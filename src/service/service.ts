@@ -8,8 +8,10 @@ import { type ControlPlane, startControlPlane } from '../control/plane.js';
 import type { MenuItem } from '../menu/model.js';
 import { NetworkManager } from '../net/manager.js';
 import { netMethods } from '../net/methods.js';
+import { CgroupResources, detectCgroups } from '../resources/cgroup.js';
 import { createCommandBackend } from '../session/backends/command.js';
 import { createQemuBackend } from '../session/backends/qemu.js';
+import { createSubhostBackend } from '../session/backends/subhost.js';
 import { createVirtualboxBackend } from '../session/backends/virtualbox.js';
 import { Supervisor } from '../session/supervisor.js';
 import { type Logger, type LogRing, silentLogger } from '../util/log.js';
@@ -19,6 +21,7 @@ import { configMethods } from './config-methods.js';
 import { ConsoleInput } from './console-input.js';
 import type { LiveDisplay } from './display-runtime.js';
 import { HostPhrase, phraseMethods } from './host-phrase.js';
+import { jobMethods } from './job-methods.js';
 import type { MenuView } from './menu-controller.js';
 import { serviceMethods } from './methods.js';
 import { type OriginalVt, rememberOriginalVt } from './original-vt.js';
@@ -105,6 +108,7 @@ export class Service implements MenuViewHost {
         methods: [
           ...serviceMethods(api),
           ...configMethods(catalogue),
+          ...jobMethods(supervisor, catalogue),
           ...passwdMethods({ path: passwdPath(cfg.stateDir) }),
           ...phraseMethods(this.hostPhrase),
           ...netMethods({ list: () => net?.list() ?? Promise.resolve([]) }),
@@ -151,17 +155,35 @@ export class Service implements MenuViewHost {
   }
 }
 
+/** Per-VM cgroups: v2 where the host has it, else the v1 fallback; none when neither is usable. */
+function cgroupResources(log: Logger): CgroupResources | null {
+  const layout = detectCgroups(process.env['KVMUX_CGROUP_ROOT'] ?? '/sys/fs/cgroup');
+  if (!layout) log.warn('no usable cgroup hierarchy: VM resources are not enforced');
+  else log.info({ cgroup: layout.mode, root: layout.root }, 'VM resources through cgroups');
+  return layout ? new CgroupResources({ layout, log }) : null;
+}
+
 function newSupervisor(cfg: Config, log: Logger, switcher: Switcher, net: NetworkManager | null): Supervisor {
+  const resources = cgroupResources(log);
   return new Supervisor({
     config: { runDir: cfg.runDir, stateDir: cfg.stateDir, vms: [] },
     backends: {
       qemu: createQemuBackend({ log }),
       command: createCommandBackend(),
       virtualbox: createVirtualboxBackend({ log }),
+      subhost: createSubhostBackend({
+        stateDir: cfg.stateDir,
+        net: () => net,
+        resources: () => resources,
+        stopTimeoutMs: cfg.vmStopTimeoutSeconds * 1000,
+        log,
+      }),
     },
     displayFor: (vm) => switcher.displayInfo(vm.name),
     stopTimeoutMs: cfg.vmStopTimeoutSeconds * 1000,
-    tapsFor: (vm) => (net && vm.nics.length > 0 ? net.attachVm(vm) : []),
+    // a subhost's NICs are veths into its own netns, made by its backend
+    tapsFor: (vm) => (net && vm.nics.length > 0 && vm.backend !== 'subhost' ? net.attachVm(vm) : []),
+    resources,
     log,
   });
 }

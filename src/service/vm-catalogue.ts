@@ -14,7 +14,7 @@ import {
   withoutVm,
   withVm,
 } from '../config/overlay.js';
-import type { Config, VmConfig } from '../config/schema.js';
+import type { Config, Resources, VmConfig } from '../config/schema.js';
 import type { NetworkManager } from '../net/manager.js';
 import { allVms, IMAGE_PATTERN } from '../session/images.js';
 import type { Supervisor } from '../session/supervisor.js';
@@ -189,6 +189,10 @@ export class VmCatalogue extends EventEmitter<{
       for (const [field, value] of Object.entries(patch)) {
         if (value === undefined) continue;
         if (field === 'autostart' || field === 'blockedKeys') live.push(field);
+        else if (field === 'resources')
+          (running && this.opts.supervisor.setResources(name, next.resources ?? {}) ? live : nextStart).push(
+            field,
+          );
         else if (field === 'memoryMiB' && running) {
           const r = await this.opts.supervisor
             .setMemory(name, value as number)
@@ -207,6 +211,12 @@ export class VmCatalogue extends EventEmitter<{
       live: r.live.includes('memoryMiB') && this.opts.supervisor.get(name).state !== 'stopped',
       memoryMiB,
     };
+  }
+
+  /** vm.setResources: the limits are kept in kvmux's layer and applied live to a running VM. */
+  async setResources(name: string, resources: Resources): Promise<{ live: boolean; resources: Resources }> {
+    const r = await this.update(name, { resources });
+    return { live: r.live.includes('resources'), resources: r.vm.resources ?? {} };
   }
 
   delete(name: string): Promise<{ name: string; disk: string | null }> {

@@ -1,9 +1,20 @@
 import { EventEmitter } from 'node:events';
 import { mkdirSync } from 'node:fs';
-import type { Config, VmConfig } from '../config/schema.js';
-import { BackendError, errnoName } from '../util/errors.js';
+import type { Config, Resources, VmConfig } from '../config/schema.js';
+import type { CgroupResources } from '../resources/cgroup.js';
+import type { AppliedResources } from '../resources/limits.js';
+import { BackendError, errnoName, errText } from '../util/errors.js';
 import { type Logger, silentLogger } from '../util/log.js';
 import type { Backend, LaunchContext, VmState } from './backends/backend.js';
+import type { JobView } from './jobs/job.js';
+import {
+  diskStamps,
+  dropSaved,
+  restoreUri,
+  type SavedMeta,
+  savePaths,
+  stampMismatch,
+} from './jobs/saved-state.js';
 import { vmDirOf } from './vm-paths.js';
 import { VmRecordStore } from './vm-records.js';
 import { VmRunner, type VmStatus } from './vm-runner.js';
@@ -33,6 +44,8 @@ export interface SupervisorOptions {
   /** Graceful stop timeout handed to the backend (default: the backend's own). */
   readonly stopTimeoutMs?: number;
   readonly now?: () => number;
+  /** Per-VM cgroups (resources, freezer); absent = no limits. */
+  readonly resources?: CgroupResources | null;
 }
 
 const SETTLED: ReadonlySet<VmState> = new Set(['running', 'stopped', 'crashed']);
@@ -57,8 +70,10 @@ export class Supervisor extends EventEmitter<{ state: [VmStatus] }> {
       vm.name,
       new VmRunner(vm, {
         backend: () => this.backend(vm),
-        context: (v, memoryMiB, display) => this.context(v, memoryMiB, display),
+        context: (v, memoryMiB, display, incoming) => this.context(v, memoryMiB, display, incoming),
         records: this.records,
+        stateDir: this.opts.config.stateDir,
+        resources: this.opts.resources ?? null,
         log: this.log,
         policy: this.opts.policy ?? DEFAULT_RESTART_POLICY,
         now: this.opts.now ?? Date.now,
@@ -117,7 +132,10 @@ export class Supervisor extends EventEmitter<{ state: [VmStatus] }> {
 
   /** Start and wait until it runs; throws when the launch fails. */
   async start(name: string): Promise<VmStatus> {
-    this.runner(name).dispatch({ type: 'start' });
+    const r = this.runner(name);
+    // start wakes a hibernated VM
+    if (r.status().frozen) r.freeze(false);
+    r.dispatch({ type: 'start' });
     const st = await this.settle(name);
     if (st.state !== 'running') throw new BackendError(name, `did not start: ${st.lastError ?? st.state}`);
     return st;
@@ -139,6 +157,82 @@ export class Supervisor extends EventEmitter<{ state: [VmStatus] }> {
   /** Live where the backend can (QEMU balloon up to the boot size); otherwise on next start. */
   async setMemory(name: string, memoryMiB: number): Promise<{ live: boolean; memoryMiB: number }> {
     return { live: await this.runner(name).setMemory(memoryMiB), memoryMiB };
+  }
+
+  /** Hibernate in memory: every process of the VM frozen (cgroup freezer); `start` thaws it. */
+  hibernate(name: string): VmStatus {
+    const r = this.runner(name);
+    if (!r.freeze(true))
+      throw new BackendError(
+        name,
+        `cannot hibernate: it is ${r.state}${this.opts.resources ? '' : ' (no cgroups on this host)'}`,
+      );
+    return r.status();
+  }
+
+  /** Limits of a running VM changed live (cgroup); false when it is not running. */
+  setResources(name: string, r: Resources): boolean {
+    return this.runner(name).setResources(r);
+  }
+
+  /** What the kernel enforces for the VM now (read back from its cgroup); null when none. */
+  appliedResources(name: string): AppliedResources | null {
+    this.runner(name);
+    return this.opts.resources?.read(name) ?? null;
+  }
+
+  get cgroupMode(): string | null {
+    return this.opts.resources?.mode ?? null;
+  }
+
+  /** Save a running QEMU VM to stateDir/saved (paused, streamed, disks stamped); it ends stopped. */
+  async save(name: string): Promise<SavedMeta> {
+    const meta = await this.runner(name).save();
+    await this.settle(name);
+    return meta;
+  }
+
+  /** Start a saved VM from its saved state; refused when its disks changed since the save. */
+  async restore(name: string): Promise<{ status: VmStatus; job: JobView; saved: SavedMeta }> {
+    const r = this.runner(name);
+    const saved = r.savedState();
+    if (!saved) throw new BackendError(name, 'has no saved state (vm.save first)');
+    const disks = r.vm.qemu?.disk ? [r.vm.qemu.disk] : [];
+    const why = stampMismatch(saved.disks, diskStamps(disks));
+    if (why) throw new BackendError(name, `saved state does not match its disk: ${why}`);
+    const { file } = savePaths(this.opts.config.stateDir, name);
+    r.startIncoming({ kind: 'restore', uri: restoreUri(file), target: file });
+    const st = await this.settle(name);
+    if (st.state !== 'running') throw new BackendError(name, `did not start: ${st.lastError ?? st.state}`);
+    const job = await r.incomingResult();
+    // the guest runs on from the stream and writes its disk: the saved state is spent
+    dropSaved(this.opts.config.stateDir, name);
+    r.savedState();
+    return { status: this.get(name), job, saved };
+  }
+
+  /** Send a running QEMU VM to a kvmux that receives on `to`; here it ends stopped. */
+  async migrate(name: string, to: string): Promise<{ status: VmStatus; job: JobView }> {
+    const job = await this.runner(name).migrate(to);
+    return { status: await this.settle(name), job };
+  }
+
+  /** Start this VM listening for a migration on `from` (tcp:HOST:PORT or unix:PATH); resolves once listening. */
+  async receive(name: string, from: string): Promise<VmStatus> {
+    const r = this.runner(name);
+    r.startIncoming({ kind: 'receive', uri: from, target: from });
+    const st = await this.settle(name);
+    if (st.state !== 'running') throw new BackendError(name, `did not start: ${st.lastError ?? st.state}`);
+    await r.incomingListening();
+    void r
+      .incomingResult()
+      .catch((err: unknown) => this.log.warn({ vm: name, err: errText(err) }, 'receive failed'));
+    return st;
+  }
+
+  /** The end of a receive started with `receive` (throws when it failed). */
+  incomingOf(name: string): Promise<JobView> {
+    return this.runner(name).incomingResult();
   }
 
   /** Re-attach to VMs recorded in stateDir that still run; returns the adopted names. */
@@ -190,7 +284,12 @@ export class Supervisor extends EventEmitter<{ state: [VmStatus] }> {
     return b;
   }
 
-  private async context(vm: VmConfig, memoryMiB: number | null, adoptOn?: string): Promise<LaunchContext> {
+  private async context(
+    vm: VmConfig,
+    memoryMiB: number | null,
+    adoptOn?: string,
+    incoming?: boolean,
+  ): Promise<LaunchContext> {
     const vmDir = vmDirOf(this.opts.config.runDir, vm.name);
     mkdirSync(vmDir, { recursive: true, mode: 0o700 });
     const d = adoptOn ? { display: adoptOn, width: 0, height: 0 } : await this.opts.displayFor(vm);
@@ -198,7 +297,10 @@ export class Supervisor extends EventEmitter<{ state: [VmStatus] }> {
     const taps = adoptOn ? [] : ((await this.opts.tapsFor?.(vm)) ?? []);
     const configured = vm.qemu?.memoryMiB ?? vm.virtualbox?.memoryMiB ?? null;
     const changed = memoryMiB !== null && memoryMiB !== configured;
+    const cgroupProcs = adoptOn ? undefined : this.cgroupFor(vm);
     return {
+      ...(cgroupProcs ? { cgroupProcs } : {}),
+      ...(incoming ? { incoming } : {}),
       display: d.display,
       width: d.width,
       height: d.height,
@@ -206,6 +308,16 @@ export class Supervisor extends EventEmitter<{ state: [VmStatus] }> {
       taps,
       ...(changed ? { memoryMiB } : {}),
     };
+  }
+
+  /** The VM's cgroup, made with its limits before launch; a host without cgroups runs it unlimited. */
+  private cgroupFor(vm: VmConfig): string[] | undefined {
+    try {
+      return this.opts.resources?.prepare(vm.name, vm.resources ?? {});
+    } catch (err) {
+      this.log.warn({ vm: vm.name, err: errText(err) }, 'cgroup not prepared: the VM runs without limits');
+      return undefined;
+    }
   }
 
   /** Resolves with the status once the VM is running, stopped or crashed. */

@@ -1,7 +1,11 @@
-import type { VmConfig } from '../config/schema.js';
-import { errnoName, errText } from '../util/errors.js';
+import type { Resources, VmConfig } from '../config/schema.js';
+import type { CgroupResources } from '../resources/cgroup.js';
+import { BackendError, errnoName, errText } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import type { Backend, LaunchContext, VmExit, VmHandle, VmRecord, VmState } from './backends/backend.js';
+import type { JobKind, JobRecord, JobView } from './jobs/job.js';
+import { readSaved, type SavedMeta } from './jobs/saved-state.js';
+import { type JobHost, migrateVm, saveVm, takeIncoming } from './jobs/vm-jobs.js';
 import type { VmRecordStore } from './vm-records.js';
 import {
   INITIAL_LIFECYCLE,
@@ -31,13 +35,36 @@ export interface VmStatus {
   readonly gaveUp: boolean;
   readonly nextRestartAt: string | null;
   readonly lastError: string | null;
+  /** Configured limits (cgroup), or null when none. */
+  readonly resources: Resources | null;
+  /** The running or last save/restore/migrate/receive job of this VM (progress for the admin screen). */
+  readonly job: JobView | null;
+  /** When the VM was saved to disk (vm.save), while that saved state waits for vm.restore. */
+  readonly savedAt: string | null;
+  /** Hibernated in memory (cgroup freezer): every process stopped, mounts and netns kept. */
+  readonly frozen: boolean;
+}
+
+/** A launch that takes a migration stream instead of booting. */
+export interface Incoming {
+  readonly kind: Extract<JobKind, 'restore' | 'receive'>;
+  readonly uri: string;
+  readonly target: string;
 }
 
 export interface RunnerDeps {
   readonly backend: () => Backend;
   /** Launch context; `display` given = adoption (reuse what exists, create nothing). */
-  readonly context: (vm: VmConfig, memoryMiB: number | null, display?: string) => Promise<LaunchContext>;
+  readonly context: (
+    vm: VmConfig,
+    memoryMiB: number | null,
+    display?: string,
+    incoming?: boolean,
+  ) => Promise<LaunchContext>;
   readonly records: VmRecordStore;
+  readonly stateDir: string;
+  /** Per-VM cgroups; null where the host has none usable. */
+  readonly resources: CgroupResources | null;
   readonly log: Logger;
   readonly policy: RestartPolicy;
   readonly now: () => number;
@@ -54,6 +81,13 @@ export class VmRunner {
   private timer: NodeJS.Timeout | null = null;
   private memoryMiB: number | null;
   private lastError: string | null = null;
+  private job: JobView | null = null;
+  private jobRecord: JobRecord | null = null;
+  private incoming: Incoming | null = null;
+  private incomingDone: Promise<JobView> | null = null;
+  private listening: Promise<void> | null = null;
+  private saved: SavedMeta | null;
+  private frozen = false;
 
   private config: VmConfig;
 
@@ -63,6 +97,7 @@ export class VmRunner {
   ) {
     this.config = vm;
     this.memoryMiB = vm.qemu?.memoryMiB ?? vm.virtualbox?.memoryMiB ?? null;
+    this.saved = readSaved(deps.stateDir, vm.name);
   }
 
   /** The entry the next launch uses. */
@@ -103,7 +138,99 @@ export class VmRunner {
       gaveUp: this.life.gaveUp,
       nextRestartAt: this.life.retryAtMs === null ? null : new Date(this.life.retryAtMs).toISOString(),
       lastError: this.lastError,
+      resources: this.vm.resources ?? null,
+      job: this.job,
+      savedAt: this.saved?.savedAt ?? null,
+      frozen: this.frozen,
     };
+  }
+
+  /** The saved state waiting for vm.restore (re-read: a save or restore changes it). */
+  savedState(): SavedMeta | null {
+    this.saved = readSaved(this.deps.stateDir, this.vm.name);
+    return this.saved;
+  }
+
+  /** Change the cgroup limits of the running VM; false when it has no cgroup (not running). */
+  setResources(r: Resources): boolean {
+    const live = this.handle !== null && (this.deps.resources?.update(this.vm.name, r) ?? false);
+    this.deps.onState(this.status());
+    return live;
+  }
+
+  /** Hibernate (freeze every process of the VM's cgroup) or wake it; false when not running. */
+  freeze(frozen: boolean): boolean {
+    const res = this.deps.resources;
+    if (!this.handle || !res) return false;
+    res.freeze(this.vm.name, frozen);
+    this.frozen = frozen;
+    this.deps.onState(this.status());
+    return true;
+  }
+
+  /** vm.save: the state goes to stateDir/saved, the VM ends stopped. */
+  async save(): Promise<SavedMeta> {
+    this.needNoJob();
+    const q = this.vm.qemu;
+    const meta = await saveVm(this.jobHost(), {
+      disks: q?.disk ? [q.disk] : [],
+      memoryMiB: this.memoryMiB,
+      bandwidthMiB: q?.migrationBandwidthMiB,
+    });
+    this.saved = meta;
+    return meta;
+  }
+
+  /** vm.migrate: the guest moves to a kvmux receiving on `to`; here the VM ends stopped. */
+  migrate(to: string): Promise<JobView> {
+    this.needNoJob();
+    return migrateVm(this.jobHost(), to, this.vm.qemu?.migrationBandwidthMiB);
+  }
+
+  /** Launch waiting for a stream (restore, receive); `incomingResult` follows it. */
+  startIncoming(incoming: Incoming): void {
+    if (this.busy || (this.state !== 'stopped' && this.state !== 'crashed'))
+      throw new BackendError(this.vm.name, `is ${this.state}: stop it before a ${incoming.kind}`);
+    this.incoming = incoming;
+    this.incomingDone = null;
+    this.dispatch({ type: 'start' });
+  }
+
+  /** Resolves once the incoming QEMU takes the stream (a receiver listens); throws when it failed first. */
+  async incomingListening(): Promise<void> {
+    if (!this.listening) throw new BackendError(this.vm.name, 'is not taking a stream');
+    return this.listening;
+  }
+
+  /** The end of the stream a startIncoming launch takes; throws when it failed (the VM is stopped then). */
+  async incomingResult(): Promise<JobView> {
+    if (!this.incomingDone) throw new BackendError(this.vm.name, 'is not taking a stream');
+    return this.incomingDone;
+  }
+
+  private needNoJob(): void {
+    if (this.job?.status === 'active')
+      throw new BackendError(this.vm.name, `a ${this.job.kind} is in progress`);
+  }
+
+  private jobHost(): JobHost {
+    return {
+      name: this.vm.name,
+      stateDir: this.deps.stateDir,
+      handle: () => this.handle,
+      setJob: (view, record) => {
+        this.job = view;
+        if (record === undefined) return;
+        this.jobRecord = record;
+        if (this.handle) this.deps.records.save(this.recordOf(this.handle));
+        this.deps.onState(this.status());
+      },
+    };
+  }
+
+  private recordOf(handle: VmHandle): VmRecord {
+    const { job: _old, ...rest } = handle.record;
+    return this.jobRecord ? { ...rest, job: this.jobRecord } : rest;
   }
 
   dispatch(ev: VmEvent): void {
@@ -151,6 +278,7 @@ export class VmRunner {
       return false;
     }
     if (record.memoryMiB !== undefined) this.memoryMiB ??= record.memoryMiB;
+    this.jobRecord = record.job ?? null;
     this.attach(handle);
     log.info({ vm: this.vm.name, pid: handle.pid }, 'adopted running VM');
     this.dispatch({ type: 'adopted' });
@@ -171,8 +299,10 @@ export class VmRunner {
   private launch(): void {
     const gen = ++this.gen;
     const { log } = this.deps;
+    const incoming = this.incoming;
+    this.incoming = null;
     const attempt = (async () => {
-      const ctx = await this.deps.context(this.vm, this.memoryMiB);
+      const ctx = await this.deps.context(this.vm, this.memoryMiB, undefined, incoming !== null);
       const handle = await this.deps.backend().start(this.vm, ctx);
       if (gen !== this.gen || this.deps.closed()) {
         await handle.stop({ force: true });
@@ -181,6 +311,7 @@ export class VmRunner {
       this.attach(handle);
       this.lastError = null;
       this.dispatch({ type: 'launched' });
+      if (incoming) this.incomingDone = this.follow(incoming);
       return handle;
     })().catch((err: unknown) => {
       this.lastError = errText(err);
@@ -194,10 +325,37 @@ export class VmRunner {
     });
   }
 
+  /** Follow an incoming stream; a failed one must not reboot the guest fresh: the VM is stopped. */
+  private follow(incoming: Incoming): Promise<JobView> {
+    let listening = () => {};
+    const ready = new Promise<void>((resolve) => {
+      listening = resolve;
+    });
+    const done = takeIncoming(this.jobHost(), incoming.kind, incoming.uri, incoming.target, listening);
+    this.listening = Promise.race([ready, done.then(() => {})]);
+    done.catch((err: unknown) => {
+      this.lastError = errText(err);
+      this.deps.log.error({ vm: this.vm.name, err: this.lastError }, `${incoming.kind} failed`);
+      this.dispatch({ type: 'stop', force: true });
+    });
+    return done;
+  }
+
   private attach(handle: VmHandle): void {
     this.handle = handle;
-    this.deps.records.save(handle.record);
+    this.deps.records.save(this.recordOf(handle));
+    this.joinCgroup(handle.pid);
     void handle.exited.then((exit) => this.onExit(handle, exit));
+  }
+
+  /** Launched processes joined before exec; this covers adoption and backends that could not. */
+  private joinCgroup(pid: number): void {
+    try {
+      this.deps.resources?.apply(this.vm.name, pid, this.vm.resources ?? {});
+    } catch (err) {
+      this.lastError = errText(err);
+      this.deps.log.warn({ vm: this.vm.name, err: this.lastError }, 'resources not applied');
+    }
   }
 
   private onExit(handle: VmHandle, exit: VmExit): void {
@@ -205,6 +363,9 @@ export class VmRunner {
     this.handle = null;
     handle.detach();
     this.deps.records.remove(this.vm.name);
+    this.deps.resources?.release(this.vm.name);
+    this.frozen = false;
+    this.jobRecord = null;
     this.deps.log.info({ vm: this.vm.name, pid: handle.pid, ...exit }, 'VM process exited');
     if (!exit.clean && this.life.state !== 'stopping')
       this.lastError = `exited (code ${exit.code}, signal ${exit.signal})`;

@@ -1,4 +1,6 @@
 import type { VmConfig } from '../../config/schema.js';
+import type { JobRecord } from '../jobs/job.js';
+import type { QmpClient } from '../qmp.js';
 
 export type VmState = 'stopped' | 'starting' | 'running' | 'stopping' | 'crashed';
 
@@ -15,6 +17,10 @@ export interface LaunchContext {
   readonly taps: ReadonlyArray<{ ifname: string; mac: string }>;
   /** Memory to start with when it differs from the config (a setMemory that could not apply live). */
   readonly memoryMiB?: number;
+  /** cgroup.procs files the VM process joins before exec (resources); absent = no cgroup. */
+  readonly cgroupProcs?: readonly string[];
+  /** Start waiting for a migration stream (QEMU `-incoming defer`) instead of booting: restore, receive. */
+  readonly incoming?: boolean;
 }
 
 /** Recorded in stateDir so a restarted kvmux can re-adopt the running VM. */
@@ -31,6 +37,8 @@ export interface VmRecord {
   readonly memoryMiB?: number;
   /** ISO time the VM was launched (for humans; identity is pid + startTime). */
   readonly startedAt?: string;
+  /** A save/restore/migrate/receive in progress: a restarted kvmux finishes or undoes it. */
+  readonly job?: JobRecord;
 }
 
 /** How a VM process ended: a clean exit (guest powered off, program quit with 0) is not a crash. */
@@ -54,6 +62,8 @@ export interface VmHandle {
   status(): Promise<string>;
   /** Drop connections (QMP) without stopping the VM: used at service shutdown for adoption later. */
   detach(): void;
+  /** QEMU only: the QMP connection (reconnected when needed), for save and migration jobs. */
+  qmp?(): Promise<QmpClient | null>;
 }
 
 export interface Backend {

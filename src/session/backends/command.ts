@@ -21,6 +21,7 @@ export function createCommandBackend(opts: CommandBackendOptions = {}): Backend 
       logFile: join(ctx.vmDir, 'command.log'),
       env: { ...process.env, DISPLAY: ctx.display, KVMUX_VM: vm.name, KVMUX_VM_DIR: ctx.vmDir },
       cwd: ctx.vmDir,
+      ...(ctx.cgroupProcs ? { cgroupProcs: ctx.cgroupProcs } : {}),
     });
     const record: VmRecord = {
       name: vm.name,

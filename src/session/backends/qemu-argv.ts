@@ -135,6 +135,8 @@ export function qemuArgv(vm: VmConfig, q: QemuConfig, ctx: LaunchContext, opts: 
     ...bootArgs(q),
     ...nicArgs(ctx.taps),
     ...(vm.guestChannel ? guestChannelArgs(paths.control) : []),
+    // the stream's URI comes later over QMP (migrate-incoming), once kvmux knows it
+    ...(ctx.incoming ? ['-incoming', 'defer'] : []),
     ...q.extraArgs,
   ];
 }

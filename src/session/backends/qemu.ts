@@ -65,6 +65,7 @@ export function createQemuBackend(opts: QemuBackendOptions = {}): Backend {
       argv,
       logFile,
       env: { ...process.env, DISPLAY: ctx.display },
+      ...(ctx.cgroupProcs ? { cgroupProcs: ctx.cgroupProcs } : {}),
     });
     const qmp = await Promise.race([
       QmpClient.connect(paths.qmp, { label: vm.name, timeoutMs: timeouts.qmp }),
@@ -89,7 +90,7 @@ export function createQemuBackend(opts: QemuBackendOptions = {}): Backend {
       startedAt: new Date().toISOString(),
     };
     const handle = new QemuHandle(record, proc.exited, qmp, timeouts.powerdown, log);
-    if (target < boot)
+    if (target < boot && !ctx.incoming)
       await handle
         .setMemory(target)
         .catch((err: unknown) => log.warn({ vm: vm.name, err: errnoName(err) }, 'initial balloon failed'));
@@ -124,35 +125,37 @@ class QemuHandle implements VmHandle {
   constructor(
     readonly record: VmRecord,
     processExited: Promise<VmExit>,
-    private qmp: QmpClient | null,
+    private client: QmpClient | null,
     private readonly powerdownTimeoutMs: number,
     private readonly log: Logger,
   ) {
     this.pid = record.pid;
     // An adopted QEMU's exit code is not ours to read: QMP's SHUTDOWN {guest: true} tells a clean end.
     this.exited = processExited.then((e) => (this.guestShutdown && !e.signal ? { ...e, clean: true } : e));
-    qmp?.on('event', (ev) => this.onEvent(ev));
+    client?.on('event', (ev) => this.onEvent(ev));
   }
 
   /** The QMP connection, reconnected when it dropped while QEMU still runs (null when it cannot be). */
-  private async connected(): Promise<QmpClient | null> {
-    if (this.qmp && !this.qmp.isClosed) return this.qmp;
+  async qmp(): Promise<QmpClient | null> {
+    if (this.client && !this.client.isClosed) return this.client;
     const { pid, startTime, name } = this.record;
     const path = this.record.sockets['qmp'];
     if (this.detached || !path || !recordAlive(pid, startTime)) return null;
-    this.qmp = await QmpClient.connect(path, { label: name, timeoutMs: 2000 }).catch(() => null);
-    this.qmp?.on('event', (ev) => this.onEvent(ev));
-    return this.qmp;
+    this.client = await QmpClient.connect(path, { label: name, timeoutMs: 2000 }).catch(() => null);
+    this.client?.on('event', (ev) => this.onEvent(ev));
+    return this.client;
   }
 
   private onEvent(ev: QmpEvent): void {
-    if (ev.event === 'SHUTDOWN' && ev.data?.['guest'] === true) this.guestShutdown = true;
+    // a guest poweroff, or kvmux's own quit once a save or migration moved the guest elsewhere
+    if (ev.event === 'SHUTDOWN' && (ev.data?.['guest'] === true || ev.data?.['reason'] === 'host-qmp-quit'))
+      this.guestShutdown = true;
     this.log.info({ vm: this.record.name, event: ev.event, data: ev.data }, 'QMP event');
   }
 
   async stop(opts: { force: boolean; timeoutMs?: number }): Promise<void> {
     const { pid, startTime, name } = this.record;
-    const qmp = opts.force ? null : await this.connected();
+    const qmp = opts.force ? null : await this.qmp();
     if (qmp) {
       await qmp.execute('system_powerdown').catch((err: unknown) => {
         this.log.warn({ vm: name, err: errnoName(err) }, 'system_powerdown failed');
@@ -167,26 +170,26 @@ class QemuHandle implements VmHandle {
   async setMemory(memoryMiB: number): Promise<boolean> {
     const max = this.record.memoryMiB;
     if (max === undefined || memoryMiB > max) return false;
-    const qmp = await this.connected();
+    const qmp = await this.qmp();
     if (!qmp) return false;
     await qmp.execute('balloon', { value: memoryMiB * 1024 * 1024 });
     return true;
   }
 
   async status(): Promise<string> {
-    const qmp = await this.connected();
+    const qmp = await this.qmp();
     if (!qmp) return 'unknown';
     return (await qmp.execute<{ status: string }>('query-status')).status;
   }
 
   /** The QMP connection, for callers that need more than the handle offers (null when lost). */
   get qmpClient(): QmpClient | null {
-    return this.qmp && !this.qmp.isClosed ? this.qmp : null;
+    return this.client && !this.client.isClosed ? this.client : null;
   }
 
   detach(): void {
     this.detached = true;
-    this.qmp?.close();
-    this.qmp = null;
+    this.client?.close();
+    this.client = null;
   }
 }

@@ -20,17 +20,33 @@ export interface SpawnOptions {
   readonly env?: NodeJS.ProcessEnv;
   readonly logFile: string;
   readonly cwd?: string;
+  /** cgroup.procs files the process joins before it execs, so nothing it forks escapes its limits. */
+  readonly cgroupProcs?: readonly string[];
+}
+
+/** `sh` writes its own pid into each cgroup, then execs the command (same pid, same start time). */
+const JOIN_CGROUPS =
+  'IFS=:; for f in $KVMUX_CGROUP_PROCS; do echo $$ > "$f" || exit 125; done; unset KVMUX_CGROUP_PROCS; exec "$@"';
+
+function withCgroups(opts: SpawnOptions): { argv: readonly string[]; env: NodeJS.ProcessEnv } {
+  const env = opts.env ?? process.env;
+  if (!opts.cgroupProcs?.length) return { argv: opts.argv, env };
+  return {
+    argv: ['/bin/sh', '-c', JOIN_CGROUPS, 'kvmux-cgroup', ...opts.argv],
+    env: { ...env, KVMUX_CGROUP_PROCS: opts.cgroupProcs.join(':') },
+  };
 }
 
 export async function spawnDetached(opts: SpawnOptions): Promise<Spawned> {
-  const [cmd, ...args] = opts.argv;
-  if (!cmd) throw new BackendError(opts.vm, 'empty command line');
+  if (!opts.argv[0]) throw new BackendError(opts.vm, 'empty command line');
+  const { argv, env } = withCgroups(opts);
+  const [cmd = '', ...args] = argv;
   const fd = openSync(opts.logFile, 'a', 0o600);
   try {
     const child = spawn(cmd, args, {
       detached: true,
       stdio: ['ignore', fd, fd],
-      env: opts.env ?? process.env,
+      env,
       ...(opts.cwd ? { cwd: opts.cwd } : {}),
     });
     const pid = await new Promise<number>((resolve, reject) => {

@@ -66,6 +66,7 @@ export function createVirtualboxBackend(opts: VirtualboxBackendOptions = {}): Ba
       argv: [bins.virtualBoxVm, ...vboxStartArgs(vm)],
       logFile: join(ctx.vmDir, 'virtualbox.log'),
       env: { ...env, DISPLAY: ctx.display },
+      ...(ctx.cgroupProcs ? { cgroupProcs: ctx.cgroupProcs } : {}),
     });
     const record: VmRecord = {
       name: vm.name,

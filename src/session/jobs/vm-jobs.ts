@@ -1,0 +1,132 @@
+import { rmSync } from 'node:fs';
+import { BackendError, errText } from '../../util/errors.js';
+import type { VmHandle } from '../backends/backend.js';
+import type { QmpClient } from '../qmp.js';
+import { failedJob, type JobKind, type JobRecord, type JobView, newJob } from './job.js';
+import { receiveStream, resumeAfterFailure, resumeGuest, sendStream, watchIncoming } from './qemu-stream.js';
+import {
+  commitSaved,
+  diskStamps,
+  prepareSaveDir,
+  restoreUri,
+  type SavedMeta,
+  saveUri,
+} from './saved-state.js';
+
+/**
+ * The four jobs on one VM, as steps against its QMP: each records itself in the VM record first
+ * (so a kvmux that dies half-way can finish or undo it, see adopt-job.ts) and clears that at the end.
+ */
+export interface JobHost {
+  readonly name: string;
+  readonly stateDir: string;
+  handle(): VmHandle | null;
+  /** The job as vm.list shows it; `record` (when given) is persisted in the VM record, null clears it. */
+  setJob(view: JobView, record?: JobRecord | null): void;
+}
+
+export interface SaveInfo {
+  readonly disks: readonly string[];
+  readonly memoryMiB: number | null;
+  readonly bandwidthMiB?: number | undefined;
+}
+
+async function qmpOf(host: JobHost): Promise<QmpClient> {
+  const handle = host.handle();
+  if (!handle) throw new BackendError(host.name, 'is not running');
+  if (!handle.qmp) throw new BackendError(host.name, `its backend cannot save or migrate (only qemu can)`);
+  const qmp = await handle.qmp();
+  if (!qmp) throw new BackendError(host.name, 'QMP is not reachable');
+  return qmp;
+}
+
+/** Ends QEMU once its state lives elsewhere (a file, another host): the exit is a clean stop. */
+async function quit(host: JobHost, qmp: QmpClient): Promise<void> {
+  const handle = host.handle();
+  await qmp.execute('quit').catch(() => {});
+  if (handle) await handle.exited;
+}
+
+/** Pause, stream the memory and devices to a gzip file, stamp the disks, quit. */
+export async function saveVm(host: JobHost, info: SaveInfo): Promise<SavedMeta> {
+  const qmp = await qmpOf(host);
+  const paths = prepareSaveDir(host.stateDir, host.name);
+  const job = newJob('save', paths.file, new Date());
+  host.setJob(job, { kind: 'save', target: paths.file, partial: paths.partial, startedAt: job.startedAt });
+  // paused first: the stream is one pass, and the disks stop changing before they are stamped
+  await qmp.execute('stop');
+  let end: JobView;
+  try {
+    end = await sendStream(qmp, saveUri(paths.partial), job, {
+      bandwidthMiB: info.bandwidthMiB,
+      onProgress: (v) => host.setJob(v),
+    });
+  } catch (err) {
+    end = failedJob(job, errText(err));
+  }
+  if (end.status !== 'completed') {
+    rmSync(paths.partial, { force: true });
+    await resumeAfterFailure(qmp);
+    host.setJob(end, null);
+    throw new BackendError(host.name, `save failed: ${end.error ?? end.qemuStatus}`);
+  }
+  const meta = commitSaved(host.stateDir, {
+    vm: host.name,
+    memoryMiB: info.memoryMiB,
+    disks: diskStamps(info.disks),
+  });
+  host.setJob(end, null);
+  await quit(host, qmp);
+  return meta;
+}
+
+/** Live-migrate to a kvmux that is receiving on `to`; the guest runs there, this QEMU quits. */
+export async function migrateVm(host: JobHost, to: string, bandwidthMiB?: number): Promise<JobView> {
+  const qmp = await qmpOf(host);
+  const job = newJob('migrate', to, new Date());
+  host.setJob(job, { kind: 'migrate', target: to, startedAt: job.startedAt });
+  let end: JobView;
+  try {
+    end = await sendStream(qmp, to, job, { bandwidthMiB, onProgress: (v) => host.setJob(v) });
+  } catch (err) {
+    end = failedJob(job, errText(err));
+  }
+  host.setJob(end, null);
+  if (end.status !== 'completed') {
+    await resumeAfterFailure(qmp);
+    throw new BackendError(host.name, `migration to ${to} failed: ${end.error ?? end.qemuStatus}`);
+  }
+  await quit(host, qmp);
+  return end;
+}
+
+/**
+ * A QEMU started with `-incoming defer`: take the stream (restore: from the saved file; receive:
+ * listening on `uri`), follow it, run the guest. Resolves with the final view; failure throws.
+ */
+export async function takeIncoming(
+  host: JobHost,
+  kind: JobKind,
+  uri: string,
+  target: string,
+  onListening: () => void = () => {},
+): Promise<JobView> {
+  const qmp = await qmpOf(host);
+  const job = newJob(kind, target, new Date());
+  host.setJob(job, { kind, target, startedAt: job.startedAt });
+  let end: JobView;
+  try {
+    await receiveStream(qmp, uri);
+    onListening();
+    end = await watchIncoming(qmp, job, { onProgress: (v) => host.setJob(v) });
+    if (end.status === 'completed') await resumeGuest(qmp);
+  } catch (err) {
+    end = failedJob(job, errText(err));
+  }
+  host.setJob(end, null);
+  if (end.status !== 'completed')
+    throw new BackendError(host.name, `${kind} from ${target} failed: ${end.error ?? end.qemuStatus}`);
+  return end;
+}
+
+export const restoreSource = (file: string) => restoreUri(file);

@@ -1,0 +1,124 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, rmdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { configSchema } from '../../src/config/schema.js';
+import { CgroupResources, detectCgroups } from '../../src/resources/cgroup.js';
+import { V1_CONTROLLERS } from '../../src/resources/limits.js';
+import { createCommandBackend } from '../../src/session/backends/command.js';
+import { Supervisor } from '../../src/session/supervisor.js';
+import { loudSkip } from '../helpers/skips.js';
+import { tempDir } from '../helpers/temp.js';
+
+/**
+ * Real cgroups, through the supervisor: a CPU burner held to its quota, memory.max enforced by an
+ * OOM kill inside the VM's cgroup (kvmux and its other VMs unaffected), live changes, freeze/thaw.
+ * Measured over the cgroup's own CPU accounting. Which cgroup version ran is printed.
+ */
+const layout = detectCgroups();
+const group = `kvmux-test-${process.pid}`;
+const dir = tempDir('kvmux-cgroup-');
+let sup: Supervisor;
+let res: CgroupResources;
+
+const burner = ['/bin/sh', '-c', 'while :; do :; done'];
+// allocates and touches 256 MiB in 16 MiB steps, then sleeps: far above its 48 MiB ceiling
+const hog = [
+  process.execPath,
+  '-e',
+  'const a=[];for(let i=0;i<16;i++)a.push(Buffer.alloc(16<<20,1));setInterval(()=>{},1e6)',
+];
+
+beforeAll(() => {
+  if (!layout) return;
+  process.stderr.write(`[cgroup] running on cgroup ${layout.mode} (${layout.root})\n`);
+  res = new CgroupResources({ layout, group });
+  const config = configSchema.parse({
+    runDir: join(dir, 'run'),
+    stateDir: join(dir, 'state'),
+    vms: [
+      { name: 'burn', backend: 'command', command: burner, resources: { cpuQuota: 0.3, cpuset: '0' } },
+      { name: 'hog', backend: 'command', command: hog, resources: { memoryMaxMiB: 48 } },
+      { name: 'calm', backend: 'command', command: ['/bin/sleep', '600'] },
+    ],
+  });
+  sup = new Supervisor({
+    config,
+    backends: { command: createCommandBackend({ termTimeoutMs: 1000 }) },
+    displayFor: () => ({ display: ':99', width: 0, height: 0 }),
+    resources: res,
+  });
+});
+
+afterAll(async () => {
+  await sup?.shutdown({ force: true });
+  if (!layout) return;
+  const parents =
+    layout.mode === 'v2'
+      ? [join(layout.root, group)]
+      : V1_CONTROLLERS.map((c) => join(layout.root, c, group));
+  for (const p of parents) if (existsSync(p)) rmdirSync(p);
+});
+
+/** The cgroup's CPU use over `ms`, in CPUs. */
+async function cpuOver(name: string, ms: number): Promise<number> {
+  const a = res.cpuUsageUs(name) ?? 0;
+  const t = performance.now();
+  await sleep(ms);
+  return ((res.cpuUsageUs(name) ?? 0) - a) / ((performance.now() - t) * 1000);
+}
+
+describe.runIf(layout)('per-VM resources through cgroups', () => {
+  it('a CPU burner is held to its quota, which changes live and reads back', async () => {
+    const st = await sup.start('burn');
+    expect(res.pids('burn')).toContain(st.pid);
+    const used = await cpuOver('burn', 2000);
+    process.stderr.write(`[cgroup] burner at quota 0.3 used ${used.toFixed(3)} CPUs\n`);
+    // enforcement can only hold it down: at most the quota (+10% for period edges)
+    expect(used).toBeLessThanOrEqual(0.33);
+    expect(used).toBeGreaterThan(0.05);
+    expect(sup.appliedResources('burn')).toMatchObject({ cpuQuota: 0.3, cpuset: '0' });
+
+    expect(sup.setResources('burn', { cpuQuota: 0.1 })).toBe(true);
+    expect(sup.appliedResources('burn')).toMatchObject({ cpuQuota: 0.1, cpuset: '0-1' });
+    expect(await cpuOver('burn', 1500)).toBeLessThanOrEqual(0.11);
+  }, 30_000);
+
+  it('freeze stops the whole tree and thaw lets it run again', async () => {
+    res.freeze('burn', true);
+    await sleep(200);
+    expect(res.frozen('burn')).toBe(true);
+    expect(await cpuOver('burn', 700)).toBeLessThan(0.005);
+    res.freeze('burn', false);
+    expect(await cpuOver('burn', 700)).toBeGreaterThan(0.02);
+  }, 30_000);
+
+  it('memory.max is enforced by an OOM kill inside; kvmux and the other VMs go on', async () => {
+    await sup.start('calm');
+    const calm = sup.get('calm').pid;
+    let hogPid = 0;
+    sup.on('state', (st) => {
+      if (st.name === 'hog' && st.pid) hogPid = st.pid;
+    });
+    await sup.start('hog').catch(() => {});
+    const end = Date.now() + 20_000;
+    while (sup.get('hog').state === 'running' && Date.now() < end) await sleep(100);
+    const hog = sup.get('hog');
+    process.stderr.write(`[cgroup] hog (pid ${hogPid}) ended: ${hog.state}, ${hog.lastError}\n`);
+    expect(hog.lastError).toMatch(/signal SIGKILL/);
+    // the kernel says who killed it: the memory cgroup's OOM killer, not the host's
+    expect(execFileSync('dmesg', { encoding: 'utf8' })).toMatch(
+      new RegExp(`Memory cgroup out of memory: Killed process ${hogPid}\\b`),
+    );
+    expect(sup.get('calm')).toMatchObject({ state: 'running', pid: calm });
+    expect(sup.get('burn').state).toBe('running');
+  }, 30_000);
+
+  it('a stopped VM leaves no cgroup behind', async () => {
+    await sup.stop('burn', { force: true });
+    expect([...res.dirs('burn').values()].filter((d) => existsSync(d))).toEqual([]);
+  }, 30_000);
+});
+
+if (!layout) loudSkip('cgroup resources', 'no usable cgroup v2 or v1 hierarchy under /sys/fs/cgroup');
