@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,9 +7,14 @@ import { vmSchema } from '../../src/config/schema.js';
 import { allVms, discoverImages, nameFromFile } from '../../src/session/images.js';
 import { tempDir } from '../helpers/temp.js';
 
+/** Empty .qcow2/.vdi entries become real (1 MiB) images: discovery inspects every disk. */
 function imageDir(files: Record<string, string>): string {
   const dir = tempDir('kvmux-images-');
-  for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
+  for (const [name, text] of Object.entries(files)) {
+    const fmt = /\.(qcow2|vdi)$/.exec(name)?.[1];
+    if (fmt && text === '') execFileSync('qemu-img', ['create', '-q', '-f', fmt, join(dir, name), '1M']);
+    else writeFileSync(join(dir, name), text);
+  }
   return dir;
 }
 
