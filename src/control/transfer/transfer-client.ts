@@ -86,7 +86,8 @@ export async function receiveFile(
   });
   const { downloadId, size } = begin;
   const binary = o.binary ?? true;
-  const chunkBytes = o.chunkBytes ?? (binary ? 4 << 20 : 2 << 20);
+  // at most 8 MiB of replies in flight: the host drops a peer with 16 MiB of unread output
+  const chunkBytes = o.chunkBytes ?? 2 << 20;
   const inFlight = o.inFlight ?? 4;
   const tmp = join(dirname(o.out), `.${basename(o.out)}.${randomBytes(4).toString('hex')}.part`);
   const fh = await open(tmp, 'wx', 0o600);
