@@ -27,7 +27,9 @@ describe('line splitter', () => {
 describe('binary attachments (#bin N)', () => {
   const withBin = (evs: FrameEvent[]) =>
     evs.map((e) =>
-      e.type === 'line' ? `${e.line.toString()}${e.binary ? `+${e.binary.toString('hex')}` : ''}` : `!${e.limit}`,
+      e.type === 'line'
+        ? `${e.line.toString()}${e.binary ? `+${e.binary.toString('hex')}` : ''}`
+        : `!${e.limit}`,
     );
   const frame = Buffer.concat([
     Buffer.from('#bin 4\n'),
