@@ -83,6 +83,7 @@ export class Connection {
           item.type === 'line'
             ? await this.respond(item.line, item.binary)
             : errorResponse(null, invalidRequest(`line longer than ${item.limit} bytes`));
+        if (resp && isBinary(resp)) await this.roomForBulk();
         if (resp) this.send(resp);
         if (this.queue.length < HIGH_WATER && this.stream.isPaused()) this.stream.resume();
       }
@@ -93,10 +94,12 @@ export class Connection {
 
   private send(resp: RpcResponse): void {
     if (this.stream.destroyed) return;
+    let bulk = 0;
     if ('result' in resp && resp.result instanceof BinaryReply) {
       const { result, data } = resp.result;
       this.stream.write(binaryHeader(data.length));
       this.stream.write(data);
+      bulk = data.length;
       resp = { ...resp, result: { ...result, binary: data.length } };
     }
     let text: string;
@@ -108,9 +111,41 @@ export class Connection {
       );
     }
     this.stream.write(`${text}\n`);
-    if (this.stream.writableLength > this.core.limits.maxWriteBacklog) {
+    // bulk bytes the peer asked for wait in roomForBulk instead; only the rest counts as not reading
+    if (this.stream.writableLength - bulk > this.core.limits.maxWriteBacklog) {
       this.core.log.warn({ from: this.who }, 'control peer is not reading its replies; dropping it');
       this.stream.destroy();
+    }
+  }
+
+  /**
+   * Before a bulk reply (a download chunk): wait until the peer has read most of what is queued,
+   * so a slow reader slows the transfer instead of growing memory; one that reads nothing for
+   * a minute is dropped.
+   */
+  private async roomForBulk(): Promise<void> {
+    const limit = this.core.limits.maxWriteBacklog / 2;
+    while (!this.stream.destroyed && this.stream.writableLength > limit) {
+      let timer: NodeJS.Timeout | undefined;
+      const drained = await Promise.race([
+        new Promise<boolean>((r) => {
+          const done = () => {
+            this.stream.off('drain', done);
+            this.stream.off('close', done);
+            r(true);
+          };
+          this.stream.once('drain', done);
+          this.stream.once('close', done);
+        }),
+        new Promise<boolean>((r) => {
+          timer = setTimeout(() => r(false), 60_000);
+        }),
+      ]);
+      clearTimeout(timer);
+      if (!drained) {
+        this.core.log.warn({ from: this.who }, 'control peer stopped reading a download; dropping it');
+        this.stream.destroy();
+      }
     }
   }
 
@@ -259,6 +294,8 @@ export class Connection {
     });
   }
 }
+
+const isBinary = (resp: RpcResponse) => 'result' in resp && resp.result instanceof BinaryReply;
 
 function parseParams(method: RpcMethod, params: RpcRequest['params']): unknown {
   if (Array.isArray(params))
