@@ -179,6 +179,8 @@ export async function importImage(
     const name = imageFileSchema.parse(p.name ?? `${stem}.qcow2`);
     return { paths: await withReservation(ctx, st.size * 2, () => importOva(p.path, name, ctx)) };
   }
+  if (!['.qcow2', '.raw', '.img', '.vdi', '.iso', '.vbox'].includes(ext))
+    throw bad(`path: ${basename(p.path)}: import takes .qcow2, .raw, .img, .vdi, .iso, .ova or .vbox`);
   const name = p.name ?? basename(p.path);
   if (!imageFileSchema.safeParse(name).success) throw bad(`name: "${name}" is not a plain image file name`);
   if (ext === '.vbox') {
@@ -194,8 +196,6 @@ export async function importImage(
     const total = sizes.reduce((a, b) => a + b, st.size);
     return { paths: await withReservation(ctx, total, () => importVbox(p.path, name, ctx)) };
   }
-  if (!['.qcow2', '.raw', '.img', '.vdi', '.iso'].includes(ext))
-    throw bad(`path: ${basename(p.path)}: import takes .qcow2, .raw, .img, .vdi, .iso, .ova or .vbox`);
   const final = join(ctx.dir, name);
   await withReservation(ctx, st.size, () => copyDisk(p.path, final, ctx));
   return { paths: [final] };
