@@ -10,7 +10,7 @@ import { imageDownloadMethods } from '../../src/control/transfer/download.js';
 import type { ImageUser } from '../../src/control/transfer/image-files.js';
 import { imageMethods } from '../../src/control/transfer/image-methods.js';
 import { SpaceLedger } from '../../src/control/transfer/space-ledger.js';
-import { receiveFile, sendFile } from '../../src/control/transfer/transfer-client.js';
+import { receiveFile } from '../../src/control/transfer/transfer-client.js';
 import { imageUploadMethods } from '../../src/control/transfer/upload.js';
 import { RpcError } from '../../src/util/errors.js';
 import { startServer, tempDir } from './helpers.js';
