@@ -114,4 +114,40 @@ describe('image discovery', () => {
     mkdirSync(join(dir, 'folder.img'));
     expect(discoverImages([dir]).vms).toEqual([]);
   });
+
+  it('refuses a found disk that names a host file, and says why', () => {
+    const dir = imageDir({ 'ok.qcow2': '', 'plain.img': '' });
+    execFileSync('qemu-img', [
+      'create',
+      '-q',
+      '-f',
+      'qcow2',
+      '-b',
+      '/etc/shadow',
+      '-F',
+      'raw',
+      join(dir, 'evil.qcow2'),
+      '1M',
+    ]);
+    const { vms, problems } = discoverImages([dir]);
+    expect(vms.map((v) => v.name)).toEqual(['ok', 'plain']);
+    expect(problems).toEqual([
+      expect.stringMatching(/evil.qcow2: has a backing file \(\/etc\/shadow\): refused/),
+    ]);
+    // the admin may allow backing files for the images they drop in
+    expect(discoverImages([dir], [], { imageDefaults: { allowBackingFiles: true } }).vms).toHaveLength(3);
+  });
+
+  it('autostarts found images by imageDefaults.autostart unless their sidecar says otherwise', () => {
+    const dir = imageDir({ 'a.img': '', 'b.img': '', 'b.img.yaml': 'autostart: false\n' });
+    const auto = (d: object) => discoverImages([dir], [], d).vms.map((v) => [v.name, v.autostart]);
+    expect(auto({})).toEqual([
+      ['a', false],
+      ['b', false],
+    ]);
+    expect(auto({ imageDefaults: { autostart: true } })).toEqual([
+      ['a', true],
+      ['b', false],
+    ]);
+  });
 });
