@@ -145,7 +145,7 @@ export function imageUploadMethods(opts: ImageUploadOptions): RpcMethod[] {
           if (bad) throw new RpcError(RpcCode.invalidParams, `image "${basename(meta.finalPath)}" ${bad}`);
           // recorded before the file appears, so discovery never sees a guest's upload as the admin's
           if (stateDir)
-            await recordOrigin(stateDir, await realTarget(meta.finalPath), (await stat(tmp)).ino, meta.by);
+            await recordOrigin(stateDir, await realTarget(meta.finalPath), await stat(tmp), meta.by);
         },
       });
       log.info({ path: meta.finalPath, size: transfer.size, by: meta.by ?? 'local' }, 'image uploaded');
