@@ -1,36 +1,47 @@
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { coreMethods } from '../src/control/core-methods.js';
 import { connectSocket } from '../src/control/rpc/client.js';
 import { createControlServer } from '../src/control/rpc/server.js';
+import { imageDownloadMethods } from '../src/control/transfer/download.js';
 import { imageUploadMethods } from '../src/control/transfer/upload.js';
 import { summarize } from './stats.js';
 
 /**
- * Control plane figures over the real local socket: image upload MB/s (base64 JSON-RPC chunks,
- * sha256 while writing, fsync + rename at commit) and RPC round trip. The uploading client is a
+ * Control plane figures over the real local socket: image upload MB/s (base64 JSON-RPC chunks or
+ * #bin attachments, sha256 while writing, fsync + inspection + rename at commit), image download
+ * MB/s (sha256 checked by the receiving process) and RPC round trip. The uploading client is a
  * separate node process, as `kvmux ctl` or a guest would be. Images land on the disk holding
  * os.tmpdir(). Goal: ≥100 MB/s.
  */
 const TOTAL = 256 << 20;
 
-/** Plain-JS uploader run with `node -e`: argv = socket, name, total, chunkBytes, inFlight. */
+/**
+ * Plain-JS uploader run with `node -e`: argv = socket, name, total, chunkBytes, inFlight, mode
+ * (base64 JSON `data`, or `binary`: a `#bin N` attachment before each chunk line).
+ */
 const UPLOADER = `
 const net = require('node:net'), crypto = require('node:crypto');
-const [sock, name, total, chunk, inFlight] = process.argv.slice(1);
+const [sock, name, total, chunk, inFlight, mode] = process.argv.slice(1);
 const T = +total, C = +chunk, W = +inFlight, block = crypto.randomBytes(C), b64 = block.toString('base64');
 const h = crypto.createHash('sha256'); for (let i = 0; i < T / C; i++) h.update(block);
 const s = net.connect(sock); let buf = '', id = 0; const waiting = new Map();
 s.on('data', (d) => { buf += d; let i; while ((i = buf.indexOf('\\n')) >= 0) { const m = JSON.parse(buf.slice(0, i)); buf = buf.slice(i + 1);
   const w = waiting.get(m.id); waiting.delete(m.id); m.error ? w.rej(new Error(m.error.message)) : w.res(m.result); } });
-const call = (method, params) => new Promise((res, rej) => { waiting.set(++id, { res, rej }); s.write(JSON.stringify({ jsonrpc: '2.0', id, method, params }) + '\\n'); });
+const call = (method, params, bin) => new Promise((res, rej) => { waiting.set(++id, { res, rej });
+  if (bin) { s.write('#bin ' + bin.length + '\\n'); s.write(bin); }
+  s.write(JSON.stringify({ jsonrpc: '2.0', id, method, params }) + '\\n'); });
 s.on('connect', async () => {
   const t0 = performance.now();
   const { uploadId } = await call('image.upload.begin', { name, size: T, sha256: h.digest('hex') });
   const win = [];
-  for (let i = 0; i < T / C; i++) { win.push(call('image.upload.chunk', { uploadId, offset: i * C, data: b64 })); if (win.length >= W) await win.shift(); }
+  for (let i = 0; i < T / C; i++) {
+    win.push(mode === 'binary' ? call('image.upload.chunk', { uploadId, offset: i * C }, block) : call('image.upload.chunk', { uploadId, offset: i * C, data: b64 }));
+    if (win.length >= W) await win.shift(); }
   await Promise.all(win);
   const t1 = performance.now();
   await call('image.upload.commit', { uploadId });
@@ -39,7 +50,7 @@ s.on('connect', async () => {
   s.end();
 });`;
 
-function upload(sock: string, name: string, chunk: number, inFlight: number) {
+function upload(sock: string, name: string, chunk: number, inFlight: number, mode: 'base64' | 'binary') {
   return new Promise<{ MBps: number; chunksMBps: number; commitMs: number }>((resolve, reject) => {
     const child = spawn(process.execPath, [
       '-e',
@@ -49,6 +60,7 @@ function upload(sock: string, name: string, chunk: number, inFlight: number) {
       String(TOTAL),
       String(chunk),
       String(inFlight),
+      mode,
     ]);
     let out = '';
     let err = '';
@@ -67,24 +79,126 @@ function upload(sock: string, name: string, chunk: number, inFlight: number) {
   });
 }
 
+/**
+ * Plain-JS downloader (a separate process, as on the receiving host): argv = socket, name, out,
+ * chunkBytes, inFlight. Binary attachments, chunks written at their offsets, sha256 of the written
+ * bytes checked against begin's before the file counts. Prints timings and the verdict.
+ */
+const DOWNLOADER = `
+const net = require('node:net'), crypto = require('node:crypto'), fs = require('node:fs');
+const [sock, name, out, chunk, inFlight] = process.argv.slice(1);
+const C = +chunk, W = +inFlight;
+const s = net.connect(sock); let acc = Buffer.alloc(0), want = -1, parts = [], got = 0, bin = null, id = 0; const waiting = new Map();
+s.on('data', (d) => {
+  for (;;) {
+    if (want >= 0) { const take = Math.min(want - got, d.length); parts.push(d.subarray(0, take)); got += take; d = d.subarray(take);
+      if (got < want) return; bin = Buffer.concat(parts); parts = []; got = 0; want = -1; continue; }
+    acc = acc.length ? Buffer.concat([acc, d]) : d; d = Buffer.alloc(0);
+    const i = acc.indexOf(10); if (i < 0) return;
+    const line = acc.subarray(0, i).toString(); d = acc.subarray(i + 1); acc = Buffer.alloc(0);
+    if (line.startsWith('#bin ')) { want = +line.slice(5); continue; }
+    const m = JSON.parse(line); const w = waiting.get(m.id); waiting.delete(m.id);
+    m.error ? w.rej(new Error(m.error.message)) : w.res({ result: m.result, bin }); bin = null; } });
+const call = (method, params) => new Promise((res, rej) => { waiting.set(++id, { res, rej }); s.write(JSON.stringify({ jsonrpc: '2.0', id, method, params }) + '\\n'); });
+s.on('connect', async () => {
+  const t0 = performance.now();
+  const { result: b } = await call('image.download.begin', { name });
+  const t1 = performance.now();
+  const fd = fs.openSync(out, 'w'); const h = crypto.createHash('sha256'); const win = [];
+  for (let off = 0; off < b.size; off += C) {
+    win.push(call('image.download.chunk', { downloadId: b.downloadId, offset: off, length: Math.min(C, b.size - off), binary: true }).then((r) => [off, r.bin]));
+    if (win.length >= W) { const [o, data] = await win.shift(); h.update(data); fs.writeSync(fd, data, 0, data.length, o); } }
+  for (const p of win) { const [o, data] = await p; h.update(data); fs.writeSync(fd, data, 0, data.length, o); }
+  fs.fsyncSync(fd); fs.closeSync(fd);
+  const ok = h.digest('hex') === b.sha256;
+  const t2 = performance.now();
+  await call('image.download.end', { downloadId: b.downloadId });
+  process.stdout.write(JSON.stringify({ beginMs: t1 - t0, totalMs: t2 - t0, size: b.size, sha256Verified: ok }));
+  s.end(); });`;
+
+function child(args: string[]): Promise<{ out: string; ms: number }> {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const c = spawn(process.execPath, args);
+    let out = '';
+    let err = '';
+    c.stdout.on('data', (d) => (out += d));
+    c.stderr.on('data', (d) => (err += d));
+    c.on('close', (code) =>
+      code === 0 ? resolve({ out, ms: performance.now() - t0 }) : reject(new Error(`child failed: ${err}`)),
+    );
+  });
+}
+
+/** The same machine's sha256 speed on one core, in this run: both ends hash, so no transfer beats it. */
+function sha256Ceiling(): number {
+  const block = randomBytes(64 << 20);
+  const t0 = performance.now();
+  createHash('sha256').update(block).digest();
+  return mbps(block.length, performance.now() - t0);
+}
+
+const mbps = (bytes: number, ms: number) => Number((bytes / 1e6 / (ms / 1000)).toFixed(1));
+
+/** 256 MiB image out of the image folder: hash not cached (begin hashes it), cached, and through the real CLI. */
+async function downloads(sock: string, images: string, dir: string): Promise<Record<string, unknown>> {
+  const name = 'download.img';
+  writeFileSync(join(images, name), randomBytes(TOTAL));
+  const out = join(dir, 'received.img');
+  const res: Record<string, unknown> = {};
+  for (const label of ['binary4MiB_pipelined4_hashAtBegin', 'binary4MiB_pipelined4_hashCached']) {
+    const r = JSON.parse((await child(['-e', DOWNLOADER, sock, name, out, String(4 << 20), '4'])).out) as {
+      beginMs: number;
+      totalMs: number;
+      size: number;
+      sha256Verified: boolean;
+    };
+    res[label] = {
+      MBps: mbps(r.size, r.totalMs),
+      beginMs: Math.round(r.beginMs),
+      sha256Verified: r.sha256Verified,
+    };
+    rmSync(out);
+  }
+  const cli = join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli', 'main.js');
+  const r = await child([cli, 'image', 'download', name, '--out', out, '--socket', sock]);
+  const printed = JSON.parse(r.out) as { size: number; sha256: string };
+  res['cli_kvmux_image_download'] = {
+    MBps: mbps(printed.size, r.ms),
+    wallMs: Math.round(r.ms),
+    note: 'whole `kvmux image download` process: node start, connect, transfer, sha256 check, rename',
+    sha256Verified: printed.sha256 === createHash('sha256').update(readFileSync(out)).digest('hex'),
+  };
+  rmSync(out);
+  rmSync(join(images, name));
+  return res;
+}
+
 export async function run(): Promise<Record<string, unknown>> {
   const dir = mkdtempSync(join(tmpdir(), 'kvmux-bench-ctl-'));
   const images = join(dir, 'images');
   mkdirSync(images);
   const server = createControlServer();
-  server.register([...coreMethods({}), ...imageUploadMethods({ imageDirs: () => [images] })]);
+  server.register([
+    ...coreMethods({}),
+    ...imageUploadMethods({ imageDirs: () => [images] }),
+    ...imageDownloadMethods({ imageDirs: () => [images] }),
+  ]);
   const sock = join(dir, 'control.sock');
   await server.listen(sock);
   try {
     const uploads: Record<string, unknown> = {};
-    for (const [label, chunk, inFlight] of [
-      ['chunk2MiB_sequential', 2 << 20, 1],
-      ['chunk2MiB_pipelined4', 2 << 20, 4],
-      ['chunk1MiB_pipelined4', 1 << 20, 4],
+    for (const [label, chunk, inFlight, mode] of [
+      ['chunk2MiB_sequential', 2 << 20, 1, 'base64'],
+      ['chunk2MiB_pipelined4', 2 << 20, 4, 'base64'],
+      ['chunk1MiB_pipelined4', 1 << 20, 4, 'base64'],
+      ['binary2MiB_pipelined4', 2 << 20, 4, 'binary'],
+      ['binary4MiB_pipelined4', 4 << 20, 4, 'binary'],
     ] as const) {
-      uploads[label] = await upload(sock, `${label}.img`, chunk, inFlight);
+      uploads[label] = await upload(sock, `${label}.img`, chunk, inFlight, mode);
       rmSync(join(images, `${label}.img`));
     }
+    const download = await downloads(sock, images, dir);
     const c = await connectSocket(sock);
     const rtt: number[] = [];
     for (let i = 0; i < 2000; i++) {
@@ -93,7 +207,15 @@ export async function run(): Promise<Record<string, unknown>> {
       rtt.push(performance.now() - t0);
     }
     c.close();
-    return { uploadBytes: TOTAL, goalMBps: 100, upload: uploads, pingRoundTripMs: summarize(rtt.slice(100)) };
+    return {
+      bytes: TOTAL,
+      sha256OneCoreMBps: sha256Ceiling(),
+      goalMBps: 100,
+      note: 'upload MBps includes the commit (fsync, inspection, rename); the host checks the sha256 of uploads, the client that of downloads',
+      upload: uploads,
+      download,
+      pingRoundTripMs: summarize(rtt.slice(100)),
+    };
   } finally {
     await server.close();
     rmSync(dir, { recursive: true, force: true });

@@ -78,6 +78,36 @@ export function buildProgram(): Command {
     .option('-d, --device <path...>', 'devices or FIFOs to read (default: from config)')
     .action(lazy(() => import('./monitor.js')));
 
+  const image = program.command('image').description('move disk images to and from the host');
+  const imageCmd = <A extends unknown[]>(
+    pick: (m: typeof import('./image.js')) => (...args: A) => Promise<number>,
+  ) => lazy(async () => ({ default: pick(await import('./image.js')) }));
+  image
+    .command('upload')
+    .description('upload a disk image into the first image folder (sha256 checked by the host)')
+    .argument('<file>', 'local image file')
+    .option('-n, --name <name>', 'file name on the host (default: the local name)')
+    .option('--replace', 'replace an existing image of that name (refused while a VM runs from it)')
+    .option('--base64', 'send base64 JSON chunks instead of binary attachments')
+    .addOption(configOption())
+    .addOption(socketOption())
+    .action(imageCmd((m) => m.upload));
+  image
+    .command('download')
+    .description('download an image from the image folders (sha256 checked here)')
+    .argument('<name>', 'image file name on the host, e.g. alpha.qcow2')
+    .option('-o, --out <file>', 'where to write it (default: ./NAME)')
+    .option('--base64', 'receive base64 JSON chunks instead of binary attachments')
+    .addOption(configOption())
+    .addOption(socketOption())
+    .action(imageCmd((m) => m.download));
+  image
+    .command('list')
+    .description('images with size, sha256 and the VMs using each')
+    .addOption(configOption())
+    .addOption(socketOption())
+    .action(imageCmd((m) => m.list));
+
   const config = program.command('config').description('config helpers');
   config
     .command('schema')

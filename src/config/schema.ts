@@ -214,6 +214,21 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
   hostUpdate: z.strictObject({ bootDir: z.string().default('/boot/kvmux') }).prefault({}),
+  /** Found images (admin-dropped disks) and uploads: defaults and limits. */
+  imageDefaults: z
+    .strictObject({
+      /** Found images without a sidecar saying otherwise start with kvmux; never images a guest uploaded. */
+      autostart: z.boolean().default(false),
+      /** Images with a backing file are refused unless this is on (data files and foreign extents always are). */
+      allowBackingFiles: z.boolean().default(false),
+      /** What one VM may hold in open uploads plus images it uploaded (MiB); absent = no quota beyond free space. */
+      guestQuotaMiB: z.number().int().min(1).optional(),
+      /** Space always left free on an image folder's filesystem by uploads (MiB). */
+      reserveMiB: z.number().int().min(0).default(256),
+      /** An upload or download with no call for this long is aborted and its space released. */
+      transferIdleSeconds: z.number().int().min(5).max(86400).default(300),
+    })
+    .prefault({}),
   vms: z.array(vmSchema).default([]),
   networks: z.array(networkSchema).default([]),
   policy: z.array(policyRuleSchema).default([]),

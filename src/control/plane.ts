@@ -9,8 +9,12 @@ import { attachGuestChannel, type GuestChannel } from './guest-channel.js';
 import type { ConfirmFn, ControlLimits } from './rpc/core.js';
 import type { RpcMethod } from './rpc/method.js';
 import { type ControlServer, createControlServer } from './rpc/server.js';
-import { hostUpdateMethods } from './transfer/host-update.js';
-import { imageUploadMethods } from './transfer/upload.js';
+import { imageDownloadMethods } from './transfer/download.js';
+import { hostUpdateMethods, SLOTS, slotDir } from './transfer/host-update.js';
+import type { ImageUser } from './transfer/image-files.js';
+import { imageMethods } from './transfer/image-methods.js';
+import { SpaceLedger } from './transfer/space-ledger.js';
+import { imageUploadMethods, sweepStaleUploads } from './transfer/upload.js';
 
 /**
  * The whole control plane from a config: local socket, password, policy, audit, the methods this
@@ -24,6 +28,10 @@ export interface ControlPlaneHooks {
   onImageAdded?: (path: string) => void | Promise<void>;
   /** True when a running VM uses this disk image: uploads may not replace it then. */
   imageInUse?: (path: string) => boolean | Promise<boolean>;
+  /** The VMs that use an image (real path): image.list, image.delete, image.download. */
+  imageUsers?: (realPath: string) => ImageUser[];
+  /** After image.delete or image.import: rescan the image folders. */
+  onImagesChanged?: () => void | Promise<void>;
   /** Extra rows (vm.list, display.switch, …); more can be added later with `server.register`. */
   methods?: readonly RpcMethod[];
   log?: Logger;
@@ -59,15 +67,31 @@ export async function startControlPlane(
     ...(hooks.confirm ? { confirm: hooks.confirm } : {}),
     ...(hooks.limits ? { limits: hooks.limits } : {}),
   });
+  // a crash or power cut mid-upload leaves temp files that no session owns any more
+  await sweepStaleUploads([...cfg.imageDirs, ...SLOTS.map((s) => slotDir(cfg.hostUpdate.bootDir, s))], log);
+  const ledger = new SpaceLedger();
+  const images = {
+    imageDirs: () => cfg.imageDirs,
+    stateDir: () => cfg.stateDir,
+    imageDefaults: () => cfg.imageDefaults,
+    idleMs: () => cfg.imageDefaults.transferIdleSeconds * 1000,
+    ledger,
+    log,
+    ...(hooks.imageUsers ? { users: hooks.imageUsers } : {}),
+  };
   server.register([
     ...coreMethods({ audit, methods: () => server.methods.keys() }),
     ...imageUploadMethods({
-      imageDirs: () => cfg.imageDirs,
-      log,
+      ...images,
       ...(hooks.onImageAdded ? { onImageAdded: hooks.onImageAdded } : {}),
       ...(hooks.imageInUse ? { inUse: hooks.imageInUse } : {}),
     }),
-    ...hostUpdateMethods({ bootDir: () => cfg.hostUpdate.bootDir, log }),
+    ...imageDownloadMethods(images),
+    ...imageMethods({
+      ...images,
+      ...(hooks.onImagesChanged ? { onImagesChanged: hooks.onImagesChanged } : {}),
+    }),
+    ...hostUpdateMethods({ bootDir: () => cfg.hostUpdate.bootDir, idleMs: images.idleMs, log }),
     ...(hooks.methods ?? []),
   ]);
   const socketPath = join(cfg.runDir, 'control.sock');

@@ -105,6 +105,8 @@ export class Service implements MenuViewHost {
         confirm: (vm, method, params) => input.menu.confirm(vm, method, params),
         onImageAdded: () => catalogue.rescan(),
         imageInUse: (path) => catalogue.imageInUse(path),
+        imageUsers: (path) => catalogue.imageUsers(path),
+        onImagesChanged: () => catalogue.rescan(),
         methods: [
           ...serviceMethods(api),
           ...configMethods(catalogue),

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { type FSWatcher, watch } from 'node:fs';
+import { type FSWatcher, realpathSync, watch } from 'node:fs';
 import { resolve } from 'node:path';
 import { checkSemantics } from '../config/config.js';
 import {
@@ -147,16 +147,21 @@ export class VmCatalogue extends EventEmitter<{
     });
   }
 
-  /** An image upload must never replace the disk of a VM that is not stopped. */
+  /** An image upload must never replace the disk of a VM that is not stopped (real paths: image folders may be symlinks). */
   imageInUse(path: string): boolean {
-    const target = resolve(path);
-    return this.vmList.some(
-      (vm) =>
-        diskOf(vm) !== undefined &&
-        resolve(diskOf(vm) ?? '') === target &&
-        this.opts.supervisor.has(vm.name) &&
-        this.opts.supervisor.get(vm.name).state !== 'stopped',
-    );
+    return this.imageUsers(path).some((u) => u.state !== 'stopped');
+  }
+
+  /** The VMs whose disk (or .vbox) is `path`, compared by real path, with their state. */
+  imageUsers(path: string): Array<{ name: string; state: string; configured: boolean }> {
+    const target = realOrResolved(path);
+    return this.vmList
+      .filter((vm) => diskOf(vm) !== undefined && realOrResolved(diskOf(vm) ?? '') === target)
+      .map((vm) => ({
+        name: vm.name,
+        state: this.opts.supervisor.has(vm.name) ? this.opts.supervisor.get(vm.name).state : 'stopped',
+        configured: this.isConfigured(vm.name),
+      }));
   }
 
   create(req: VmCreate): Promise<ChangeResult> {
@@ -384,6 +389,14 @@ export class VmCatalogue extends EventEmitter<{
     await net?.detachVm(name).catch(() => {});
     await switcher.remove(name);
     log.info({ vm: name }, 'VM removed');
+  }
+}
+
+function realOrResolved(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    return resolve(path);
   }
 }
 

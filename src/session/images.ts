@@ -3,10 +3,14 @@ import { basename, join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { type Config, nameSchema, type VmConfig, vmSchema } from '../config/schema.js';
+import { inspectImageSync } from './image-inspect.js';
+import { type ImageOrigins, readOrigins, uploadedBy } from './image-origins.js';
 
 /**
- * Image discovery: every disk image in `imageDirs` becomes a VM (stopped unless its sidecar says
- * autostart), with an optional sidecar `<image>.yaml` (or `<stem>.yaml`) holding its settings.
+ * Image discovery: every disk image in `imageDirs` becomes a VM (stopped unless its sidecar or
+ * `imageDefaults.autostart` says autostart), with an optional sidecar `<image>.yaml` (or
+ * `<stem>.yaml`) holding its settings. Images a guest uploaded take neither; disks that name other
+ * files (backing, data file, extents) are refused.
  * Explicit `vms` entries win over images with the same name or disk.
  */
 export const IMAGE_PATTERN = /\.(qcow2|raw|img|vdi|vbox)$/i;
@@ -17,6 +21,15 @@ export const sidecarSchema = vmSchema.extend({
   backend: vmSchema.shape.backend.optional(),
   autostart: z.boolean().default(false),
 });
+
+/** What discovery needs besides the folders: who uploaded what, and the admin's defaults. */
+export interface DiscoveryOptions {
+  /** stateDir/image-origins.json: images a guest uploaded get no sidecar and no autostart. */
+  readonly stateDir?: string;
+  readonly imageDefaults?: Partial<Pick<Config['imageDefaults'], 'autostart' | 'allowBackingFiles'>>;
+  /** Inspect disks for backing/data files (default on; pure-logic tests turn it off). */
+  readonly inspect?: boolean;
+}
 
 export interface DiscoveryResult {
   readonly vms: VmConfig[];
@@ -64,14 +77,31 @@ function readSidecar(path: string): { value?: z.infer<typeof sidecarSchema>; pro
   };
 }
 
-function vmFromImage(image: string, name: string, side: z.infer<typeof sidecarSchema> | undefined): VmConfig {
+function vmFromImage(
+  image: string,
+  name: string,
+  side: z.infer<typeof sidecarSchema> | undefined,
+  autostart: boolean,
+): VmConfig {
   const isVbox = /\.vbox$/i.test(image);
   const backend = side?.backend ?? (isVbox ? 'virtualbox' : 'qemu');
-  const base = { ...(side ?? {}), name: side?.name ?? name, backend, autostart: side?.autostart ?? false };
+  const base = {
+    ...(side ?? {}),
+    name: side?.name ?? name,
+    backend,
+    autostart: side?.autostart ?? autostart,
+  };
   if (backend === 'qemu') return vmSchema.parse({ ...base, qemu: { ...(side?.qemu ?? {}), disk: image } });
   if (backend === 'virtualbox')
     return vmSchema.parse({ ...base, virtualbox: { vmName: name, ...(side?.virtualbox ?? {}) } });
   return vmSchema.parse(base);
+}
+
+/** A found disk as it will be opened: refused when it names another file. .vbox files are XML, not disks. */
+function imageProblem(image: string, opts: DiscoveryOptions): string | null {
+  if (opts.inspect === false || /\.vbox$/i.test(image)) return null;
+  const bad = inspectImageSync(image, { allowBackingFiles: opts.imageDefaults?.allowBackingFiles ?? false });
+  return bad ? `${image}: ${bad}` : null;
 }
 
 function listImages(dir: string, problems: string[]): string[] {
@@ -90,15 +120,24 @@ function listImages(dir: string, problems: string[]): string[] {
 export function discoverImages(
   imageDirs: readonly string[],
   explicit: readonly VmConfig[] = [],
+  opts: DiscoveryOptions = {},
 ): DiscoveryResult {
   const problems: string[] = [];
   const taken = new Set(explicit.map((v) => v.name));
   const explicitDisks = new Set(explicit.flatMap((v) => (v.qemu?.disk ? [resolve(v.qemu.disk)] : [])));
+  const origins: ImageOrigins = opts.stateDir ? readOrigins(opts.stateDir) : {};
   const vms: VmConfig[] = [];
   for (const dir of imageDirs) {
     for (const image of listImages(dir, problems)) {
       if (explicitDisks.has(image)) continue;
-      const side = sidecarPath(image);
+      const bad = imageProblem(image, opts);
+      if (bad) {
+        problems.push(bad);
+        continue;
+      }
+      // a guest's upload never inherits a sidecar (matched by name, it could be another image's)
+      const byGuest = uploadedBy(origins, image) !== null;
+      const side = byGuest ? null : sidecarPath(image);
       const sidecar = side ? readSidecar(side) : { problems: [] };
       if (sidecar.problems.length > 0) {
         problems.push(...sidecar.problems);
@@ -107,8 +146,9 @@ export function discoverImages(
       const derived = sidecar.value?.name ?? nameFromFile(image);
       if (explicit.some((v) => v.name === derived)) continue;
       const name = uniqueName(derived, taken);
+      const autostart = !byGuest && (opts.imageDefaults?.autostart ?? false);
       try {
-        vms.push(vmFromImage(image, name, sidecar.value ? { ...sidecar.value, name } : undefined));
+        vms.push(vmFromImage(image, name, sidecar.value ? { ...sidecar.value, name } : undefined, autostart));
         taken.add(name);
       } catch (err) {
         problems.push(`${image}: cannot make a VM of it: ${(err as Error).message.split('\n')[0]}`);
@@ -119,7 +159,14 @@ export function discoverImages(
 }
 
 /** The config's VMs followed by those discovered in its imageDirs. */
-export function allVms(config: Pick<Config, 'imageDirs' | 'vms'>): DiscoveryResult {
-  const found = discoverImages(config.imageDirs, config.vms);
+export function allVms(
+  config: Pick<Config, 'imageDirs' | 'vms'> & Partial<Pick<Config, 'stateDir' | 'imageDefaults'>>,
+  opts: Pick<DiscoveryOptions, 'inspect'> = {},
+): DiscoveryResult {
+  const found = discoverImages(config.imageDirs, config.vms, {
+    ...opts,
+    ...(config.stateDir ? { stateDir: config.stateDir } : {}),
+    ...(config.imageDefaults ? { imageDefaults: config.imageDefaults } : {}),
+  });
   return { vms: [...config.vms, ...found.vms], problems: found.problems };
 }

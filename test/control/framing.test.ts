@@ -24,6 +24,50 @@ describe('line splitter', () => {
   });
 });
 
+describe('binary attachments (#bin N)', () => {
+  const withBin = (evs: FrameEvent[]) =>
+    evs.map((e) =>
+      e.type === 'line'
+        ? `${e.line.toString()}${e.binary ? `+${e.binary.toString('hex')}` : ''}`
+        : `!${e.limit}`,
+    );
+  const frame = Buffer.concat([
+    Buffer.from('#bin 4\n'),
+    Buffer.from([0x0a, 0x00, 0x23, 0xff]), // raw bytes may hold newlines and '#'
+    Buffer.from('{"id":1}\nplain\n'),
+  ]);
+
+  it('hands the raw bytes to the next line, however the stream is cut', () => {
+    for (let cut = 0; cut <= frame.length; cut++) {
+      const s = new LineSplitter(100);
+      const evs = [...s.push(frame.subarray(0, cut)), ...s.push(frame.subarray(cut))];
+      expect(withBin(evs), `cut at ${cut}`).toEqual(['{"id":1}+0a0023ff', 'plain']);
+    }
+  });
+
+  it('byte by byte too, and an empty attachment is allowed', () => {
+    const s = new LineSplitter(100);
+    const evs: FrameEvent[] = [];
+    for (const b of Buffer.concat([frame, Buffer.from('#bin 0\nx\n')])) evs.push(...s.push(Buffer.from([b])));
+    expect(withBin(evs)).toEqual(['{"id":1}+0a0023ff', 'plain', 'x+']);
+  });
+
+  it('drops an attachment over the limit, reports it, and stays in step', () => {
+    const s = new LineSplitter(3);
+    const evs = s.push(Buffer.from('#bin 5\n\n\n\n\n\nok\n'));
+    expect(withBin(evs)).toEqual(['!3', 'ok']);
+  });
+
+  it('leaves lines that only look like a header alone', () => {
+    const s = new LineSplitter(100);
+    expect(withBin(s.push(Buffer.from('#bin x\n#bin 12345678901\n#binary 3\n')))).toEqual([
+      '#bin x',
+      '#bin 12345678901',
+      '#binary 3',
+    ]);
+  });
+});
+
 describe('json depth', () => {
   const cases: [string, number][] = [
     ['1', 0],

@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfigText } from '../../src/config/config.js';
@@ -74,7 +74,7 @@ function clientFiles(outDir: string): Record<string, GuestFile> {
 
 const ADMIN_SCRIPT = `
 import { openDevice } from './src/control/rpc/client.js';
-import { sendFile } from './src/control/transfer/transfer-client.js';
+import { receiveFile, sendFile } from './src/control/transfer/transfer-client.js';
 const [port, password, image] = process.argv.slice(2);
 const c = openDevice(port);
 try { await c.call('vm.list'); } catch (e) { console.log('PRE ' + JSON.stringify({ code: e.code })); }
@@ -83,6 +83,14 @@ console.log('LIST ' + JSON.stringify(await c.call('vm.list')));
 const t0 = Date.now();
 const done = await sendFile(c, { prefix: 'image.upload', file: image, begin: { name: 'made-in-guest.raw' } });
 console.log('UPLOAD ' + JSON.stringify({ ...done, ms: Date.now() - t0 }));
+const b64 = await sendFile(c, { prefix: 'image.upload', file: image, binary: false, begin: { name: 'base64.raw' } });
+console.log('BASE64 ' + JSON.stringify(b64));
+const back = await receiveFile(c, { name: 'made-in-guest.raw', out: '/tmp/back.raw' });
+console.log('DOWNLOAD ' + JSON.stringify(back));
+try {
+  await sendFile(c, { prefix: 'image.upload', file: '/app/evil.qcow2', begin: { name: 'evil.qcow2' } });
+  console.log('EVIL ' + JSON.stringify({ accepted: true }));
+} catch (e) { console.log('EVIL ' + JSON.stringify({ code: e.code, message: e.message })); }
 c.close();
 `;
 
@@ -106,14 +114,23 @@ vms:
   - { name: ${VM}, backend: qemu, guestChannel: true, qemu: { kernel: ${findKernel().path}, accel: tcg } }
 policy:
   - { from: ${VM}, method: "image.upload.*", action: allow }
+  - { from: ${VM}, method: "image.download.*", action: allow }
   - { from: "*", method: vm.list, action: allow }
 `);
     mkdirSync(dirname(controlSocketOf(runDir, VM)), { recursive: true });
     plane = await startControlPlane(config, { methods: [testVmList] });
+    // a disk whose header names /etc/shadow as its backing file (made on the host, sent by the guest)
+    const evil = join(t.dir, 'evil.qcow2');
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', '/etc/shadow', '-F', 'raw', evil, '1M']);
     const initrd = await buildInitramfs({
       outDir: join(t.dir, 'initrd'),
       modules: ['virtio_pci', 'virtio_console'],
-      files: { ...nodeFiles(), ...clientFiles(join(t.dir, 'js')), '/app/admin.mjs': ADMIN_SCRIPT },
+      files: {
+        ...nodeFiles(),
+        ...clientFiles(join(t.dir, 'js')),
+        '/app/admin.mjs': ADMIN_SCRIPT,
+        '/app/evil.qcow2': { data: readFileSync(evil), mode: 0o644 },
+      },
       init: `
 ${findVirtioPortShell('org.kvmux.control')}
 dd if=/dev/urandom of=/tmp/img.raw bs=1024 count=3000 2>/dev/null
@@ -155,6 +172,23 @@ echo "NODE-EXIT $?"
     const path = join(t.dir, 'images', 'made-in-guest.raw');
     expect(up).toMatchObject({ path, size: 3000 * 1024, sha256: line('SHA') });
     expect(createHash('sha256').update(readFileSync(path)).digest('hex')).toBe(line('SHA'));
+  });
+
+  it('uploads as base64 too, and downloads it back with the sha256 checked in the guest', () => {
+    expect(JSON.parse(line('BASE64'))).toMatchObject({ size: 3000 * 1024, sha256: line('SHA') });
+    expect(JSON.parse(line('DOWNLOAD'))).toEqual({
+      path: '/tmp/back.raw',
+      size: 3000 * 1024,
+      sha256: line('SHA'),
+    });
+  });
+
+  it('is refused a qcow2 whose backing file is /etc/shadow, and nothing of it is left', () => {
+    expect(JSON.parse(line('EVIL'))).toEqual({
+      code: -32602,
+      message: expect.stringMatching(/backing file \(\/etc\/shadow\).*refused/),
+    });
+    expect(readdirSync(join(t.dir, 'images')).sort()).toEqual(['base64.raw', 'made-in-guest.raw']);
   });
 
   it('lets node exit on its own once the client is closed', () => {

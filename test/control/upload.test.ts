@@ -75,13 +75,13 @@ describe('image upload over the local socket', () => {
 
   it('stores the exact bytes under the final name and announces it', async () => {
     const data = randomBytes((5 << 20) + 17);
-    const up = await upload(client, 'new-vm.qcow2', data);
+    const up = await upload(client, 'new-vm.img', data);
     expect(readdirSync(images)).toHaveLength(1); // only the temp file so far
     expect(readdirSync(images)[0]).toMatch(/^\.kvmux-upload-[0-9a-f]+\.part$/);
     const r = await up.commit();
-    expect(r).toEqual({ path: join(images, 'new-vm.qcow2'), size: data.length, sha256: sha(data) });
+    expect(r).toEqual({ path: join(images, 'new-vm.img'), size: data.length, sha256: sha(data) });
     expect(readFileSync(r.path).equals(data)).toBe(true);
-    expect(readdirSync(images)).toEqual(['new-vm.qcow2']);
+    expect(readdirSync(images)).toEqual(['new-vm.img']);
     expect(added).toEqual([r.path]);
   });
 
@@ -220,7 +220,7 @@ describe('image upload onto a full disk', () => {
 
   it('refuses at begin when the image cannot fit, and cleans up on ENOSPC mid-way', async () => {
     const { server, sock } = await startServer(t.dir);
-    server.register(imageUploadMethods({ imageDirs: () => [mnt] }));
+    server.register(imageUploadMethods({ imageDirs: () => [mnt], imageDefaults: () => ({ reserveMiB: 0 }) }));
     const client = await connectSocket(sock);
     try {
       const big = randomBytes(3 << 20);

@@ -182,6 +182,19 @@ describe('run the appliance without a shell', () => {
       ['auth.passwd', { new: 'other' }, -32602],
       ['auth.passwd', { old: 'wrong', new: 'other' }, -32001],
       ['menu.phrase', { phrase: 7 }, -32602],
+      ['image.delete', { name: 'disk1.img' }, -32009], // the configured VM "web" names it
+      ['image.delete', { name: '../state/admin.passwd' }, -32602],
+      ['image.delete', { name: 'a/disk1.img' }, -32602],
+      ['image.delete', { name: 'nope.img' }, -32004],
+      ['image.list', { sha256: 'yes' }, -32602],
+      ['image.download.begin', { name: 5 }, -32602],
+      ['image.download.begin', { name: '..img' }, -32602],
+      ['image.download.begin', { name: 'nope.img' }, -32004],
+      ['image.download.chunk', { downloadId: 'f'.repeat(32), offset: 0, length: 1 }, -32004],
+      ['image.import', { path: 'disk1.img' }, -32602],
+      ['image.import', { path: other, name: 'disk1.img' }, -32009],
+      ['image.import', { path: `${imageDir}/../other.img` }, -32602],
+      ['image.import', { path: join(k.dir, 'gone.img') }, -32004],
     ];
     for (const [method, params, code] of cases) {
       const err = await k.call(method, params).then(
@@ -192,6 +205,8 @@ describe('run the appliance without a shell', () => {
     }
     expect(diskState()).toBe(before);
     expect(await row('web')).toMatchObject({ cpus: 3, memoryMiB: 384 });
+    const images = await k.call<Array<{ name: string; usedBy: string[] }>>('image.list', {});
+    expect(images.map((i) => [i.name, i.usedBy])).toEqual([['disk1.img', ['web']]]);
   });
 
   it('deletes the VM from the admin display; the image survives and is found again', async () => {

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,9 +7,14 @@ import { vmSchema } from '../../src/config/schema.js';
 import { allVms, discoverImages, nameFromFile } from '../../src/session/images.js';
 import { tempDir } from '../helpers/temp.js';
 
+/** Empty .qcow2/.vdi entries become real (1 MiB) images: discovery inspects every disk. */
 function imageDir(files: Record<string, string>): string {
   const dir = tempDir('kvmux-images-');
-  for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
+  for (const [name, text] of Object.entries(files)) {
+    const fmt = /\.(qcow2|vdi)$/.exec(name)?.[1];
+    if (fmt && text === '') execFileSync('qemu-img', ['create', '-q', '-f', fmt, join(dir, name), '1M']);
+    else writeFileSync(join(dir, name), text);
+  }
   return dir;
 }
 
@@ -107,5 +113,41 @@ describe('image discovery', () => {
     const dir = imageDir({});
     mkdirSync(join(dir, 'folder.img'));
     expect(discoverImages([dir]).vms).toEqual([]);
+  });
+
+  it('refuses a found disk that names a host file, and says why', () => {
+    const dir = imageDir({ 'ok.qcow2': '', 'plain.img': '' });
+    execFileSync('qemu-img', [
+      'create',
+      '-q',
+      '-f',
+      'qcow2',
+      '-b',
+      '/etc/shadow',
+      '-F',
+      'raw',
+      join(dir, 'evil.qcow2'),
+      '1M',
+    ]);
+    const { vms, problems } = discoverImages([dir]);
+    expect(vms.map((v) => v.name)).toEqual(['ok', 'plain']);
+    expect(problems).toEqual([
+      expect.stringMatching(/evil.qcow2: has a backing file \(\/etc\/shadow\): refused/),
+    ]);
+    // the admin may allow backing files for the images they drop in
+    expect(discoverImages([dir], [], { imageDefaults: { allowBackingFiles: true } }).vms).toHaveLength(3);
+  });
+
+  it('autostarts found images by imageDefaults.autostart unless their sidecar says otherwise', () => {
+    const dir = imageDir({ 'a.img': '', 'b.img': '', 'b.img.yaml': 'autostart: false\n' });
+    const auto = (d: object) => discoverImages([dir], [], d).vms.map((v) => [v.name, v.autostart]);
+    expect(auto({})).toEqual([
+      ['a', false],
+      ['b', false],
+    ]);
+    expect(auto({ imageDefaults: { autostart: true } })).toEqual([
+      ['a', true],
+      ['b', false],
+    ]);
   });
 });

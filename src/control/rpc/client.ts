@@ -4,7 +4,7 @@ import { Duplex } from 'node:stream';
 import { isatty, ReadStream, WriteStream } from 'node:tty';
 import { KvmuxError, RpcCode, RpcError } from '../../util/errors.js';
 import { DeviceStream } from './device-stream.js';
-import { LineSplitter } from './framing.js';
+import { binaryHeader, LineSplitter } from './framing.js';
 
 /**
  * JSON-RPC client over any byte stream: the local unix socket, or inside a guest the channel's
@@ -18,6 +18,8 @@ export interface RpcClientOptions {
 }
 
 interface Pending {
+  /** callBinary: resolve with {result, binary} instead of the bare result. */
+  raw?: boolean;
   resolve(v: unknown): void;
   reject(e: unknown): void;
   timer: NodeJS.Timeout;
@@ -54,6 +56,33 @@ export class RpcClient {
     });
   }
 
+  /**
+   * Call with raw bytes attached (`#bin N` framing, no base64) and/or accept raw bytes back
+   * (e.g. `image.download.chunk {binary: true}`).
+   */
+  callBinary<T = unknown>(
+    method: string,
+    params: unknown,
+    payload?: Buffer,
+    timeoutMs = this.opts.timeoutMs ?? 30_000,
+  ): Promise<{ result: T; binary: Buffer | undefined }> {
+    if (this.closedError) return Promise.reject(this.closedError);
+    const id = this.nextId++;
+    const body = `${JSON.stringify({ jsonrpc: '2.0', id, method, params })}\n`;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new KvmuxError(`${method}: no reply within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.pending.set(id, { raw: true, resolve: resolve as (v: unknown) => void, reject, timer });
+      if (payload) {
+        this.stream.write(binaryHeader(payload.length));
+        this.stream.write(payload);
+      }
+      this.stream.write(body);
+    });
+  }
+
   /** Fire and forget (a JSON-RPC notification: the server sends no reply). */
   notify(method: string, params?: unknown): void {
     this.stream.write(
@@ -81,7 +110,7 @@ export class RpcClient {
       clearTimeout(p.timer);
       if (msg.error)
         p.reject(new RpcError(msg.error.code ?? RpcCode.internal, msg.error.message, msg.error.data));
-      else p.resolve(msg.result);
+      else p.resolve(p.raw ? { result: msg.result, binary: ev.binary } : msg.result);
     }
   }
 

@@ -13,13 +13,13 @@ import {
   requestSchema,
   salvageId,
 } from './envelope.js';
-import { jsonDepth, LineSplitter } from './framing.js';
-import type { CallContext, Caller, RpcMethod } from './method.js';
+import { binaryHeader, jsonDepth, LineSplitter } from './framing.js';
+import { BinaryReply, type CallContext, type Caller, type RpcMethod } from './method.js';
 import { initialRate, type RateState, takeToken } from './rate.js';
 
 const HIGH_WATER = 4;
 
-type Item = { type: 'line'; line: Buffer } | { type: 'overflow'; limit: number };
+type Item = { type: 'line'; line: Buffer; binary?: Buffer } | { type: 'overflow'; limit: number };
 
 /** One peer (local client or guest channel): framing, auth state, rate limit, ordered dispatch. */
 export class Connection {
@@ -31,6 +31,7 @@ export class Connection {
   private rate: RateState;
   private readonly abort = new AbortController();
   private readonly ctx: CallContext;
+  private sessionEnders = new Set<() => void>();
   readonly closed: Promise<void>;
 
   constructor(
@@ -41,9 +42,17 @@ export class Connection {
     this.splitter = new LineSplitter(core.limits.maxLineBytes);
     this.lastActivityMs = core.now();
     this.rate = initialRate(core.limits.rate, core.now());
-    this.ctx = { caller, signal: this.abort.signal, connection: new Map() };
+    this.ctx = {
+      caller,
+      signal: this.abort.signal,
+      connection: new Map(),
+      onSessionEnd: (fn) => void this.sessionEnders.add(fn),
+    };
     this.closed = new Promise((resolve) => stream.once('close', () => resolve()));
-    void this.closed.then(() => this.abort.abort(new KvmuxError(`${this.who}: channel closed`)));
+    void this.closed.then(() => {
+      this.endSession();
+      this.abort.abort(new KvmuxError(`${this.who}: channel closed`));
+    });
     stream.on('data', (chunk: Buffer) => this.onData(chunk));
     stream.on('error', (err) =>
       core.log.debug({ from: this.who, err: err.message }, 'control channel error'),
@@ -72,8 +81,9 @@ export class Connection {
         if (this.stream.destroyed) return;
         const resp =
           item.type === 'line'
-            ? await this.respond(item.line)
+            ? await this.respond(item.line, item.binary)
             : errorResponse(null, invalidRequest(`line longer than ${item.limit} bytes`));
+        if (resp && isBinary(resp)) await this.roomForBulk();
         if (resp) this.send(resp);
         if (this.queue.length < HIGH_WATER && this.stream.isPaused()) this.stream.resume();
       }
@@ -84,6 +94,14 @@ export class Connection {
 
   private send(resp: RpcResponse): void {
     if (this.stream.destroyed) return;
+    let bulk = 0;
+    if ('result' in resp && resp.result instanceof BinaryReply) {
+      const { result, data } = resp.result;
+      this.stream.write(binaryHeader(data.length));
+      this.stream.write(data);
+      bulk = data.length;
+      resp = { ...resp, result: { ...result, binary: data.length } };
+    }
     let text: string;
     try {
       text = JSON.stringify(resp);
@@ -93,13 +111,45 @@ export class Connection {
       );
     }
     this.stream.write(`${text}\n`);
-    if (this.stream.writableLength > this.core.limits.maxWriteBacklog) {
+    // bulk bytes the peer asked for wait in roomForBulk instead; only the rest counts as not reading
+    if (this.stream.writableLength - bulk > this.core.limits.maxWriteBacklog) {
       this.core.log.warn({ from: this.who }, 'control peer is not reading its replies; dropping it');
       this.stream.destroy();
     }
   }
 
-  private async respond(line: Buffer): Promise<RpcResponse | null> {
+  /**
+   * Before a bulk reply (a download chunk): wait until the peer has read most of what is queued,
+   * so a slow reader slows the transfer instead of growing memory; one that reads nothing for
+   * a minute is dropped.
+   */
+  private async roomForBulk(): Promise<void> {
+    const limit = this.core.limits.maxWriteBacklog / 2;
+    while (!this.stream.destroyed && this.stream.writableLength > limit) {
+      let timer: NodeJS.Timeout | undefined;
+      const drained = await Promise.race([
+        new Promise<boolean>((r) => {
+          const done = () => {
+            this.stream.off('drain', done);
+            this.stream.off('close', done);
+            r(true);
+          };
+          this.stream.once('drain', done);
+          this.stream.once('close', done);
+        }),
+        new Promise<boolean>((r) => {
+          timer = setTimeout(() => r(false), 60_000);
+        }),
+      ]);
+      clearTimeout(timer);
+      if (!drained) {
+        this.core.log.warn({ from: this.who }, 'control peer stopped reading a download; dropping it');
+        this.stream.destroy();
+      }
+    }
+  }
+
+  private async respond(line: Buffer, binary?: Buffer): Promise<RpcResponse | null> {
     // every line costs a token, garbage included; a flooding guest's garbage then gets no reply at all
     const withinRate = this.takeToken();
     const bad = (resp: RpcResponse) => (withinRate ? resp : null);
@@ -127,7 +177,7 @@ export class Connection {
       const err = new RpcError(RpcCode.tooManyRequests, `${this.who}: too many requests; slow down`);
       return req.id === undefined ? null : errorResponse(req.id, err);
     }
-    const outcome = await this.execute(req).then(
+    const outcome = await this.execute(req, binary).then(
       (result) => ({ ok: true as const, result }),
       (err: unknown) => ({ ok: false as const, error: this.toRpcError(req, err) }),
     );
@@ -136,7 +186,7 @@ export class Connection {
     return outcome.ok ? okResponse(req.id, outcome.result) : errorResponse(req.id, outcome.error);
   }
 
-  private async execute(req: RpcRequest): Promise<unknown> {
+  private async execute(req: RpcRequest, binary?: Buffer): Promise<unknown> {
     const guest = this.caller.kind === 'guest';
     if (req.method === 'auth.login') return this.login(req.params);
     if (req.method === 'auth.logout') return this.logout();
@@ -144,7 +194,7 @@ export class Connection {
     const method = this.core.methods.get(req.method);
     if (!method) throw new RpcError(RpcCode.methodNotFound, `method "${req.method}" not found`);
     if (this.caller.kind === 'guest') await this.authorize(this.caller.vm, req);
-    return method.handler(parseParams(method, req.params), this.ctx);
+    return method.handler(parseParams(method, req.params), binary ? { ...this.ctx, binary } : this.ctx);
   }
 
   /** Guest channels only: the local root socket is not rate-limited. */
@@ -157,13 +207,28 @@ export class Connection {
 
   private logout(): { ok: true } {
     this.authed = false;
+    this.endSession();
     return { ok: true };
+  }
+
+  /** Whatever the ended session held (open transfers) is let go. */
+  private endSession(): void {
+    const enders = [...this.sessionEnders];
+    this.sessionEnders.clear();
+    for (const fn of enders) {
+      try {
+        fn();
+      } catch (err) {
+        this.core.log.warn({ from: this.who, err }, 'session-end hook failed');
+      }
+    }
   }
 
   private checkSession(): void {
     const now = this.core.now();
     if (this.authed && now - this.lastActivityMs > this.core.limits.idleMs) {
       this.authed = false;
+      this.endSession();
       throw new RpcError(RpcCode.unauthorized, 'session expired after idle time: call auth.login again');
     }
     if (!this.authed) throw new RpcError(RpcCode.unauthorized, 'not logged in: call auth.login first');
@@ -229,6 +294,8 @@ export class Connection {
     });
   }
 }
+
+const isBinary = (resp: RpcResponse) => 'result' in resp && resp.result instanceof BinaryReply;
 
 function parseParams(method: RpcMethod, params: RpcRequest['params']): unknown {
   if (Array.isArray(params))

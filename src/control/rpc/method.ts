@@ -9,6 +9,21 @@ export interface CallContext {
   readonly signal: AbortSignal;
   /** Per-connection scratch space, e.g. uploads opened on this connection. */
   readonly connection: Map<string, unknown>;
+  /** Raw bytes sent with this request (`#bin N` framing), if any. */
+  readonly binary?: Buffer;
+  /**
+   * Run `fn` once when the caller's session ends: logout, idle expiry or channel close (a guest),
+   * channel close (the local socket). Transfers hold space only while their session lives.
+   */
+  onSessionEnd(fn: () => void): void;
+}
+
+/** A result that travels with raw bytes (`#bin N` + bytes before the reply line). */
+export class BinaryReply {
+  constructor(
+    readonly result: Record<string, unknown>,
+    readonly data: Buffer,
+  ) {}
 }
 
 /** One row of the method table: name → zod schema → handler. */

@@ -46,6 +46,8 @@ export interface HostUpdateOptions {
   /** The slot running now; default from /proc/cmdline, then `<bootDir>/current`, then "a". */
   currentSlot?: () => Promise<Slot>;
   maxImageBytes?: number;
+  /** An open update untouched this long is aborted and the staging slot freed. */
+  idleMs?: () => number;
   log?: Logger;
 }
 
@@ -109,13 +111,21 @@ interface Meta {
   bootDir: string;
   slot: Slot;
   version: string | null;
+  /** Who holds the staging slot: a guest's hold ends on its idle/logout, and the local socket may take it over. */
+  holder: Holder;
+}
+
+interface Holder {
+  by: string;
+  cancel: () => void;
 }
 
 export function hostUpdateMethods(opts: HostUpdateOptions): RpcMethod[] {
   const log = opts.log ?? silentLogger;
   const maxBytes = opts.maxImageBytes ?? 16 * 2 ** 30;
   const current = (bootDir: string) => (opts.currentSlot ? opts.currentSlot() : defaultCurrent(bootDir));
-  let staging = false;
+  /** The one transfer staging into the other slot, host-wide. */
+  let staging: Holder | null = null;
 
   const status = async () => {
     const bootDir = opts.bootDir();
@@ -133,11 +143,20 @@ export function hostUpdateMethods(opts: HostUpdateOptions): RpcMethod[] {
     prefix: 'host.update',
     beginParams,
     maxPerConnection: 1,
-    async prepare(p) {
+    ...(opts.idleMs ? { idleMs: opts.idleMs } : {}),
+    async prepare(p, ctx) {
       if (p.size > maxBytes)
         throw new RpcError(RpcCode.invalidParams, `invalid params: size: above ${maxBytes}`);
-      if (staging) throw new RpcError(RpcCode.conflict, 'a host update is already being staged');
-      staging = true;
+      const by = ctx.caller.kind === 'guest' ? ctx.caller.vm : 'local';
+      if (staging && !(by === 'local' && staging.by !== 'local'))
+        throw new RpcError(RpcCode.conflict, `a host update is already being staged (by ${staging.by})`);
+      // the root socket outranks a guest: a guest's staging never locks the admin out
+      if (staging) {
+        log.warn({ from: staging.by }, 'host update staging taken over by the local socket');
+        staging.cancel();
+      }
+      const holder: Holder = { by, cancel: () => undefined };
+      staging = holder;
       try {
         const bootDir = opts.bootDir();
         const slot = other(await current(bootDir));
@@ -146,15 +165,18 @@ export function hostUpdateMethods(opts: HostUpdateOptions): RpcMethod[] {
           dir: slotDir(bootDir, slot),
           size: p.size,
           sha256: p.sha256,
-          meta: { bootDir, slot, version: p.version ?? null },
+          meta: { bootDir, slot, version: p.version ?? null, holder },
         };
       } catch (err) {
-        staging = false;
+        if (staging === holder) staging = null;
         throw err;
       }
     },
-    released() {
-      staging = false;
+    opened(meta, _transfer, cancel) {
+      meta.holder.cancel = cancel;
+    },
+    released(meta) {
+      if (staging === meta.holder) staging = null;
     },
     async finish(t, meta) {
       await t.commit(slotImage(meta.bootDir, meta.slot), {
