@@ -6,10 +6,11 @@ import { openAuditLog } from './auth/audit.js';
 import { fileAuthenticator, passwdPath } from './auth/auth.js';
 import { coreMethods } from './core-methods.js';
 import { attachGuestChannel, type GuestChannel } from './guest-channel.js';
+import { type PowerAction, powerMethods } from './power.js';
 import type { ConfirmFn, ControlLimits } from './rpc/core.js';
 import type { RpcMethod } from './rpc/method.js';
 import { type ControlServer, createControlServer } from './rpc/server.js';
-import { hostUpdateMethods } from './transfer/host-update.js';
+import { hostUpdateMethods, hostUpdateView } from './transfer/host-update.js';
 import { imageUploadMethods } from './transfer/upload.js';
 
 /**
@@ -28,6 +29,8 @@ export interface ControlPlaneHooks {
   methods?: readonly RpcMethod[];
   log?: Logger;
   limits?: Partial<ControlLimits>;
+  /** Carries out host.reboot/host.shutdown/host.update.apply; default systemctl (tests inject). */
+  power?: (action: PowerAction) => Promise<void>;
 }
 
 export interface ControlPlane {
@@ -68,6 +71,11 @@ export async function startControlPlane(
       ...(hooks.imageInUse ? { inUse: hooks.imageInUse } : {}),
     }),
     ...hostUpdateMethods({ bootDir: () => cfg.hostUpdate.bootDir, log }),
+    ...powerMethods({
+      update: hostUpdateView({ bootDir: () => cfg.hostUpdate.bootDir }),
+      log,
+      ...(hooks.power ? { act: hooks.power } : {}),
+    }),
     ...(hooks.methods ?? []),
   ]);
   const socketPath = join(cfg.runDir, 'control.sock');
