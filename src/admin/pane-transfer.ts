@@ -84,9 +84,16 @@ export function hostUpdatePane(): Pane {
       return 'rollback done: the previous slot boots next';
     });
   };
+  const power = async (ctx: PaneCtx, question: string, what: string, method: string, done: string) => {
+    if (!(await ctx.ui.confirm(question))) return;
+    act(ctx, what, async () => {
+      await ctx.rpc.call(method);
+      return done;
+    });
+  };
   return {
     title: 'Host update',
-    hint: 'u upload new host image  b roll back  F5 refresh',
+    hint: 'u upload new host image  b roll back  a apply (reboot into it)  R reboot  P power off  F5 refresh',
     async load(ctx) {
       const s = await callOptional(ctx.rpc, 'host.update.status').catch((e: unknown) => ({
         error: errText(e),
@@ -99,6 +106,30 @@ export function hostUpdatePane(): Pane {
     onKey(ch, _key, ctx) {
       if (ch === 'u') void stage(ctx);
       else if (ch === 'b') void rollback(ctx);
+      else if (ch === 'a')
+        void power(
+          ctx,
+          'Reboot now into the staged host image? Every VM is shut down first.',
+          'apply',
+          'host.update.apply',
+          'rebooting into the staged slot',
+        );
+      else if (ch === 'R')
+        void power(
+          ctx,
+          'Reboot the host now? Every VM is shut down first.',
+          'reboot',
+          'host.reboot',
+          'rebooting',
+        );
+      else if (ch === 'P')
+        void power(
+          ctx,
+          'Power the host off now? Every VM is shut down first.',
+          'power off',
+          'host.shutdown',
+          'powering off',
+        );
       else return false;
       return true;
     },

@@ -78,7 +78,9 @@ export function buildProgram(): Command {
     .option('-d, --device <path...>', 'devices or FIFOs to read (default: from config)')
     .action(lazy(() => import('./monitor.js')));
 
-  const image = program.command('image').description('move disk images to and from the host');
+  const image = program
+    .command('image')
+    .description('disk images: move them to and from the host, and build the bootable kvmux appliance');
   const imageCmd = <A extends unknown[]>(
     pick: (m: typeof import('./image.js')) => (...args: A) => Promise<number>,
   ) => lazy(async () => ({ default: pick(await import('./image.js')) }));
@@ -107,6 +109,24 @@ export function buildProgram(): Command {
     .addOption(configOption())
     .addOption(socketOption())
     .action(imageCmd((m) => m.list));
+  image
+    .command('build')
+    .description(
+      'build vmlinuz, initrd.img, root.squashfs and a bootable BIOS+UEFI disk.img (GRUB; partitions boot, ' +
+        'slot A, slot B, data) from the Debian apt sources in /etc/apt. Needs root, mmdebstrap, ' +
+        'squashfs-tools, grub-pc-bin, grub-efi-amd64-bin, mtools, dosfstools. The root is cached in ' +
+        '--cache-dir; rebuilding the same inputs gives the same root.squashfs (SOURCE_DATE_EPOCH). ' +
+        'Write disk.img to a USB stick with `dd if=disk.img of=/dev/sdX bs=4M conv=fsync`.',
+    )
+    .requiredOption('-o, --out <dir>', 'output folder')
+    .option(
+      '-c, --config <file>',
+      'host config baked in as /etc/kvmux/kvmux.yaml (default: no VMs, state on /data)',
+    )
+    .option('--splash <ppm>', 'boot logo, binary PPM (P6); default: KVMUX in block letters')
+    .option('--cache-dir <dir>', 'cache of the Debian root and Node (default /var/tmp/kvmux-image-cache)')
+    .option('--no-disk', 'skip disk.img')
+    .action(lazy(() => import('./image-build.js')));
 
   const config = program.command('config').description('config helpers');
   config

@@ -6,11 +6,12 @@ import { openAuditLog } from './auth/audit.js';
 import { fileAuthenticator, passwdPath } from './auth/auth.js';
 import { coreMethods } from './core-methods.js';
 import { attachGuestChannel, type GuestChannel } from './guest-channel.js';
+import { type PowerAction, powerMethods } from './power.js';
 import type { ConfirmFn, ControlLimits } from './rpc/core.js';
 import type { RpcMethod } from './rpc/method.js';
 import { type ControlServer, createControlServer } from './rpc/server.js';
 import { imageDownloadMethods } from './transfer/download.js';
-import { hostUpdateMethods, SLOTS, slotDir } from './transfer/host-update.js';
+import { hostUpdateMethods, hostUpdateView, SLOTS, slotDir } from './transfer/host-update.js';
 import type { ImageUser } from './transfer/image-files.js';
 import { imageMethods } from './transfer/image-methods.js';
 import { SpaceLedger } from './transfer/space-ledger.js';
@@ -36,6 +37,8 @@ export interface ControlPlaneHooks {
   methods?: readonly RpcMethod[];
   log?: Logger;
   limits?: Partial<ControlLimits>;
+  /** Carries out host.reboot/host.shutdown/host.update.apply; default systemctl (tests inject). */
+  power?: (action: PowerAction) => Promise<void>;
 }
 
 export interface ControlPlane {
@@ -92,6 +95,11 @@ export async function startControlPlane(
       ...(hooks.onImagesChanged ? { onImagesChanged: hooks.onImagesChanged } : {}),
     }),
     ...hostUpdateMethods({ bootDir: () => cfg.hostUpdate.bootDir, idleMs: images.idleMs, log }),
+    ...powerMethods({
+      update: hostUpdateView({ bootDir: () => cfg.hostUpdate.bootDir }),
+      log,
+      ...(hooks.power ? { act: hooks.power } : {}),
+    }),
     ...(hooks.methods ?? []),
   ]);
   const socketPath = join(cfg.runDir, 'control.sock');

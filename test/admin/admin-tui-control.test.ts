@@ -2,11 +2,13 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join, resolve } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
 import { fileAuthenticator, writePasswordFile } from '../../src/control/auth/auth.js';
+import { type PowerAction, powerMethods } from '../../src/control/power.js';
 import { defineMethod } from '../../src/control/rpc/method.js';
 import { type ControlServer, createControlServer } from '../../src/control/rpc/server.js';
+import { hostUpdateView } from '../../src/control/transfer/host-update.js';
 import { imageUploadMethods } from '../../src/control/transfer/upload.js';
 import { RpcCode, RpcError } from '../../src/util/errors.js';
 import { tempDir } from '../helpers/temp.js';
@@ -60,6 +62,7 @@ describe('kvmux admin --remote against the real control server', () => {
   let control: ControlServer;
   let channel: Server;
   let tmux: TmuxSession;
+  const powered: PowerAction[] = [];
   const vms = [
     { name: 'alpha', backend: 'qemu', state: 'running', pid: 100, memoryMiB: 512 },
     { name: 'beta', backend: 'qemu', state: 'running', pid: 101, memoryMiB: 256 },
@@ -71,7 +74,17 @@ describe('kvmux admin --remote against the real control server', () => {
     mkdirSync(join(dir, 'images'));
     await writePasswordFile(passwd, 'correct horse', { N: 1 << 10, r: 8, p: 1 });
     control = createControlServer({
-      methods: [...fakeVmMethods(vms), ...imageUploadMethods({ imageDirs: () => [join(dir, 'images')] })],
+      methods: [
+        ...fakeVmMethods(vms),
+        ...imageUploadMethods({ imageDirs: () => [join(dir, 'images')] }),
+        ...powerMethods({
+          update: hostUpdateView({ bootDir: () => join(dir, 'boot') }),
+          delayMs: 0,
+          act: async (a) => {
+            powered.push(a);
+          },
+        }),
+      ],
       policy: [{ from: 'ops', method: '*', action: 'allow' }],
       authenticator: fileAuthenticator(passwd),
       lockout: { threshold: 3, lockMs: 60_000, maxLockMs: 60_000 },
@@ -125,6 +138,25 @@ describe('kvmux admin --remote against the real control server', () => {
     tmux.keys('Enter');
     await tmux.waitFor(/upload delta\.img: committed, sha256 verified by the host/);
     expect(readFileSync(join(dir, 'images', 'delta.img')).equals(bytes)).toBe(true);
+  });
+
+  it('reboots and powers off the host only after a yes on the admin screen', async () => {
+    tmux.keys('3'); // the host update pane (the menu has the focus after the upload)
+    await tmux.waitFor(/A\/B slots/);
+    tmux.keys('R');
+    await tmux.waitFor(/Reboot the host now\? Every VM is shut down first\./);
+    tmux.keys('Escape');
+    tmux.keys('P');
+    await tmux.waitFor(/Power the host off now\?/);
+    tmux.keys('Escape');
+    await new Promise((r) => setTimeout(r, 500));
+    expect(powered).toEqual([]);
+    tmux.keys('R');
+    await tmux.waitFor(/Reboot the host now\?/);
+    tmux.keys('Enter');
+    await tmux.waitFor(/rebooting/);
+    await vi.waitFor(() => expect(powered).toEqual(['reboot']));
+    tmux.keys('2'); // back where the next test starts: "Upload image", the menu focused
   });
 
   it('shows the real lockout after repeated failures', async () => {

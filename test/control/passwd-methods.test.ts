@@ -11,6 +11,7 @@ const ctx = (caller: Caller): CallContext => ({
   caller,
   signal: new AbortController().signal,
   connection: new Map(),
+  onSessionEnd: () => {},
 });
 
 function setup() {

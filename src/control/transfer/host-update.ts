@@ -120,6 +120,22 @@ interface Holder {
   cancel: () => void;
 }
 
+/** Where the boot pointers stand: the running slot and the one the next boot takes. */
+export interface HostUpdateView {
+  pointers(): Promise<{ bootDir: string; current: Slot; next: Slot }>;
+}
+
+export function hostUpdateView(opts: HostUpdateOptions): HostUpdateView {
+  return {
+    async pointers() {
+      const bootDir = opts.bootDir();
+      const current = await (opts.currentSlot ? opts.currentSlot() : defaultCurrent(bootDir));
+      const next = (await readSlotFile(join(bootDir, 'next'))) ?? current;
+      return { bootDir, current, next };
+    },
+  };
+}
+
 export function hostUpdateMethods(opts: HostUpdateOptions): RpcMethod[] {
   const log = opts.log ?? silentLogger;
   const maxBytes = opts.maxImageBytes ?? 16 * 2 ** 30;
@@ -203,6 +219,8 @@ export function hostUpdateMethods(opts: HostUpdateOptions): RpcMethod[] {
         `${JSON.stringify(record)}\n`,
         0o644,
       );
+      // a fresh image in this slot: forget the old image's failed boots (the initrd's counter)
+      await rm(join(meta.bootDir, `tries-${meta.slot}`), { force: true });
       await writeNext(meta.bootDir, meta.slot);
       log.info(
         { slot: meta.slot, version: meta.version, sha256: t.sha256 },

@@ -1,0 +1,88 @@
+import { BOOT_DIR } from './layout.js';
+
+/** A file the build writes into the root tree (path absolute inside the image). */
+export interface TreeFile {
+  path: string;
+  content: string;
+  mode: number;
+}
+/** A symlink the build makes inside the root tree (a systemd enable or mask). */
+export interface TreeLink {
+  path: string;
+  target: string;
+}
+
+/**
+ * Runs as kvmux.service's ExecStartPost: waits for the service to say `ready`, prints "kvmux ready"
+ * on ttyS0 (the serial log) and resets this slot's boot counter: the slot is good.
+ */
+export const READY_SCRIPT = `#!/bin/sh
+B=${BOOT_DIR}
+slot=$(head -c 1 $B/current 2>/dev/null)
+i=0
+while [ $i -lt 1200 ]; do
+  if /usr/local/bin/kvmux ctl service.status 2>/dev/null | grep -Eq '"ready": ?true'; then
+    if [ -n "$slot" ] && mountpoint -q $B; then
+      echo 0 > $B/.tries-$slot.tmp && sync && mv $B/.tries-$slot.tmp $B/tries-$slot && sync
+    fi
+    echo "kvmux ready (slot \${slot:-?})" > /dev/ttyS0 2>/dev/null
+    echo "kvmux ready (slot \${slot:-?})"
+    exit 0
+  fi
+  i=$((i + 1))
+  sleep 1
+done
+echo "kvmux not ready after 1200 s" >&2
+exit 1
+`;
+
+/** What makes a Debian root an appliance: the unit, its ready hook, the kiosk settings. */
+export function applianceFiles(unitText: string): { files: TreeFile[]; links: TreeLink[] } {
+  const files: TreeFile[] = [
+    { path: '/etc/systemd/system/kvmux.service', content: unitText, mode: 0o644 },
+    {
+      path: '/etc/systemd/system/kvmux.service.d/appliance.conf',
+      content: `[Service]
+Environment=PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin
+# the first start under software emulation takes long; the ready hook never fails the service
+TimeoutStartSec=infinity
+ExecStartPost=-/usr/lib/kvmux/appliance-ready
+`,
+      mode: 0o644,
+    },
+    { path: '/usr/lib/kvmux/appliance-ready', content: READY_SCRIPT, mode: 0o755 },
+    { path: '/etc/sysctl.d/90-kvmux.conf', content: 'kernel.sysrq = 0\n', mode: 0o644 },
+    { path: '/etc/hostname', content: 'kvmux\n', mode: 0o644 },
+    { path: '/etc/fstab', content: '# mounts come from the kvmux initrd (boot, slots, data)\n', mode: 0o644 },
+    {
+      path: '/etc/systemd/logind.conf.d/90-kvmux.conf',
+      content: "[Login]\n# no login prompt on any VT: the console is kvmux's\nNAutoVTs=0\nReserveVT=0\n",
+      mode: 0o644,
+    },
+    {
+      path: '/etc/systemd/journald.conf.d/90-kvmux.conf',
+      content: '[Journal]\nStorage=volatile\nRuntimeMaxUse=32M\n',
+      mode: 0o644,
+    },
+    {
+      path: '/etc/systemd/system.conf.d/90-kvmux.conf',
+      content:
+        '[Manager]\n# boot status on the serial console only; tty1 keeps the splash until Xorg takes over\nShowStatus=no\nCtrlAltDelBurstAction=none\n',
+      mode: 0o644,
+    },
+  ];
+  const links: TreeLink[] = [
+    {
+      path: '/etc/systemd/system/multi-user.target.wants/kvmux.service',
+      target: '/etc/systemd/system/kvmux.service',
+    },
+    { path: '/etc/systemd/system/default.target', target: '/lib/systemd/system/multi-user.target' },
+    // a bare VT must never reboot the host, nor offer a login
+    { path: '/etc/systemd/system/ctrl-alt-del.target', target: '/dev/null' },
+    { path: '/etc/systemd/system/getty@.service', target: '/dev/null' },
+    { path: '/etc/systemd/system/autovt@.service', target: '/dev/null' },
+    { path: '/etc/systemd/system/serial-getty@.service', target: '/dev/null' },
+    { path: '/etc/systemd/system/getty.target', target: '/dev/null' },
+  ];
+  return { files, links };
+}
