@@ -149,6 +149,13 @@ export const configSchema = z.strictObject({
       idleLockSeconds: z.number().int().min(10).default(300),
     })
     .prefault({}),
+  /** The control audit log (stateDir/audit.log): rotated by size, N old files kept. */
+  audit: z
+    .strictObject({
+      maxFileMiB: z.number().int().min(1).max(4096).default(16),
+      keepFiles: z.number().int().min(0).max(100).default(4),
+    })
+    .prefault({}),
   hostUpdate: z.strictObject({ bootDir: z.string().default('/boot/kvmux') }).prefault({}),
   vms: z.array(vmSchema).default([]),
   networks: z.array(networkSchema).default([]),

@@ -50,7 +50,10 @@ export async function startControlPlane(
 ): Promise<ControlPlane> {
   let cfg = initial;
   const log = hooks.log ?? silentLogger;
-  const audit = await openAuditLog(cfg.stateDir);
+  const audit = await openAuditLog(cfg.stateDir, {
+    maxFileBytes: cfg.audit.maxFileMiB << 20,
+    keepFiles: cfg.audit.keepFiles,
+  });
   const server = createControlServer({
     policy: cfg.policy,
     authenticator: fileAuthenticator(passwdPath(cfg.stateDir)),

@@ -1,6 +1,6 @@
 import type { Duplex } from 'node:stream';
 import { KvmuxError, RpcCode, RpcError } from '../../util/errors.js';
-import { summarizeParams } from '../auth/audit.js';
+import { keyNamesOnly, summarizeParams } from '../auth/audit.js';
 import { checkPassword, LOCAL_LOCKOUT_KEY, parseLogin } from '../auth/login.js';
 import type { ServerCore } from './core.js';
 import {
@@ -142,7 +142,10 @@ export class Connection {
     if (req.method === 'auth.logout') return this.logout();
     if (guest) this.checkSession();
     const method = this.core.methods.get(req.method);
-    if (!method) throw new RpcError(RpcCode.methodNotFound, `method "${req.method}" not found`);
+    if (!method) {
+      const name = req.method.length > 64 ? `${req.method.slice(0, 64)}…` : req.method;
+      throw new RpcError(RpcCode.methodNotFound, `method "${name}" not found`);
+    }
     if (this.caller.kind === 'guest') await this.authorize(this.caller.vm, req);
     return method.handler(parseParams(method, req.params), this.ctx);
   }
@@ -219,14 +222,19 @@ export class Connection {
   private auditCall(req: RpcRequest, error: RpcError | null): void {
     const audit = this.core.audit;
     if (!audit || (this.caller.kind === 'local' && req.method.endsWith('.chunk'))) return;
-    void audit.append({
-      time: new Date().toISOString(),
-      from: this.who,
-      method: req.method,
-      params: summarizeParams(req.params ?? {}),
-      outcome: error ? 'error' : 'ok',
-      ...(error ? { code: error.code, message: error.message } : {}),
-    });
+    // before login a guest has earned no more than a capped, rate-limited line of key names
+    const unauthenticated = this.caller.kind === 'guest' && !this.authed;
+    void audit.append(
+      {
+        time: new Date().toISOString(),
+        from: this.who,
+        method: req.method,
+        params: unauthenticated ? keyNamesOnly(req.params ?? {}) : summarizeParams(req.params ?? {}),
+        outcome: error ? 'error' : 'ok',
+        ...(error ? { code: error.code, message: error.message } : {}),
+      },
+      { unauthenticated },
+    );
   }
 }
 

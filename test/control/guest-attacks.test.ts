@@ -1,0 +1,114 @@
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { openAuditLog } from '../../src/control/auth/audit.js';
+import { coreMethods } from '../../src/control/core-methods.js';
+import { attachGuestChannel, type GuestChannel } from '../../src/control/guest-channel.js';
+import type { ControlServer, ControlServerOptions } from '../../src/control/rpc/server.js';
+import { fakeQemuChardev, type LinePeer, PASSWORD, startServer, tempDir } from './helpers.js';
+
+/**
+ * Issue 11: the guest takes the attacker's side. Each test performs the attack through the host
+ * end of a real guest channel (the socket QEMU's chardev listens on) and checks the host held.
+ */
+describe('guest attacks', () => {
+  let t: ReturnType<typeof tempDir>;
+  let server: ControlServer;
+  const channels: GuestChannel[] = [];
+  const chardevs: { close(): Promise<void> }[] = [];
+
+  async function start(opts: ControlServerOptions = {}) {
+    ({ server } = await startServer(t.dir, opts));
+    server.register(coreMethods({}));
+  }
+
+  async function guest(vm: string): Promise<LinePeer> {
+    const path = join(t.dir, 'vm', `${vm}.sock`);
+    mkdirSync(join(t.dir, 'vm'), { recursive: true });
+    const qemu = await fakeQemuChardev(path);
+    chardevs.push(qemu);
+    channels.push(attachGuestChannel(server, { vm, path, minBackoffMs: 20, maxBackoffMs: 100 }));
+    return qemu.nextPeer();
+  }
+
+  beforeEach(() => {
+    t = tempDir();
+  });
+  afterEach(async () => {
+    for (const c of channels.splice(0)) c.close();
+    await Promise.all(chardevs.splice(0).map((q) => q.close()));
+    await server?.close();
+    t.cleanup();
+  });
+
+  it('finding 2: an unauthenticated flood leaves the audit log small', async () => {
+    await start();
+    const peer = await guest('alpha');
+    // key names are the guest's to choose: 16 keys of 10 KB each, values the same
+    const keys = Object.fromEntries(
+      Array.from({ length: 16 }, (_, i) => [`${'k'.repeat(10_000)}${i}`, 'v'.repeat(10_000)]),
+    );
+    const line = `${JSON.stringify({ jsonrpc: '2.0', method: 'vm.list', params: keys })}\n`;
+    // notifications: no replies to read, 100 of them (under the channel's burst of 400)
+    for (let i = 0; i < 100; i++) peer.send(line);
+    expect((await peer.call('auth.login', { password: 'guess' }, 'end')).error?.code).toBe(-32001);
+    await server.close();
+    const log = readFileSync(join(t.dir, 'state', 'audit.log'), 'utf8');
+    expect(log.length).toBeLessThan(64 << 10);
+    const entries = log
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    const suppressed = entries
+      .filter((e) => e.method === 'audit.suppressed')
+      .reduce((n, e) => n + e.params.count, 0);
+    // every call is accounted for: written, or counted in an "N entries suppressed" line
+    expect(entries.filter((e) => e.method !== 'audit.suppressed').length + suppressed).toBe(101);
+    expect(suppressed).toBeGreaterThan(50);
+    // key names only, never the password or its length
+    expect(log).not.toContain('guess');
+    expect(log).not.toContain('vvvv');
+    expect(log).not.toMatch(/redacted \d/);
+  });
+
+  it('finding 2: audit.tail of a 100 MiB log answers without dropping the admin', async () => {
+    // a log written by an older kvmux: 50 lines of 2 MiB each (a guest's 2 MiB method names)
+    mkdirSync(join(t.dir, 'state'), { recursive: true });
+    const fd = openSync(join(t.dir, 'state', 'audit.log'), 'w');
+    const big = `${JSON.stringify({ time: 't', from: 'evil', method: 'x'.repeat(2 << 20), params: {}, outcome: 'error' })}\n`;
+    for (let i = 0; i < 50; i++) writeSync(fd, big);
+    writeSync(
+      fd,
+      `${JSON.stringify({ time: 'last', from: 'alpha', method: 'vm.list', params: {}, outcome: 'ok' })}\n`,
+    );
+    closeSync(fd);
+    expect(statSync(join(t.dir, 'state', 'audit.log')).size).toBeGreaterThan(100 << 20);
+    // configured large enough that this log is still the live one
+    const audit = await openAuditLog(join(t.dir, 'state'), { maxFileBytes: 1 << 30 });
+    ({ server } = await startServer(t.dir, {
+      audit,
+      policy: [{ from: 'alpha', method: 'audit.tail', action: 'allow' }],
+      limits: { maxWriteBacklog: 1 << 20 },
+    }));
+    server.register(coreMethods({ audit }));
+    const peer = await guest('alpha');
+    await peer.call('auth.login', { password: PASSWORD });
+    const r = await peer.call('audit.tail', { lines: 100 });
+    expect(r.error).toBeUndefined();
+    expect(r.result.map((e: { time: string }) => e.time)).toContain('last');
+    expect((await peer.call('audit.tail', { lines: 1 })).result).toHaveLength(1);
+    expect(peer.closed).toBe(false);
+  });
+
+  it('finding 2: the audit log rotates by size and keeps N files', async () => {
+    const dir = join(t.dir, 'rot');
+    const log = await openAuditLog(dir, { maxFileBytes: 4096, keepFiles: 2 });
+    for (let i = 0; i < 200; i++) {
+      await log.append({ time: `t${i}`, from: 'local', method: 'vm.list', params: { i }, outcome: 'ok' });
+    }
+    expect((await log.tail(1))[0]!.time).toBe('t199');
+    await log.close();
+    expect(readdirSync(dir).sort()).toEqual(['audit.log', 'audit.log.1', 'audit.log.2']);
+    for (const f of readdirSync(dir)) expect(statSync(join(dir, f)).size).toBeLessThanOrEqual(4096);
+  });
+});
