@@ -92,6 +92,8 @@ export const policyRuleSchema = z.strictObject({
   from: z.string().min(1),
   method: z.string().min(1),
   action: z.enum(['allow', 'deny', 'ask']),
+  /** What the call may name (`params.name`): `self`, a VM/display name or a glob. Default: `self` for vm.* and display.switch, `*` otherwise. */
+  target: z.string().min(1).optional(),
 });
 
 export const configSchema = z.strictObject({

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { nameSchema, nicSchema } from '../config/schema.js';
 import { defineMethod, type RpcMethod } from '../control/rpc/method.js';
 import { RpcCode, RpcError } from '../util/errors.js';
+import { checkGuestMemory } from './memory-bounds.js';
 import { diskOf, type VmCatalogue } from './vm-catalogue.js';
 
 const memoryMiB = z
@@ -79,8 +80,11 @@ export function configMethods(catalogue: VmCatalogue): RpcMethod[] {
       params: createParams,
       summary:
         'a new VM from a disk image (file name in an image folder or absolute path); kept across restarts',
-      handler: (p, ctx) =>
-        catalogue.create({ ...p, disk: resolveDisk(p.disk, imageDirs(), ctx.caller.kind === 'guest') }),
+      handler: (p, ctx) => {
+        const guest = ctx.caller.kind === 'guest';
+        if (guest && p.memoryMiB !== undefined) checkGuestMemory(p.name, p.memoryMiB, undefined);
+        return catalogue.create({ ...p, disk: resolveDisk(p.disk, imageDirs(), guest) });
+      },
     }),
     defineMethod({
       name: 'vm.update',
@@ -89,7 +93,10 @@ export function configMethods(catalogue: VmCatalogue): RpcMethod[] {
         'change memory, cpus, disk, nics, autostart, guestChannel, blockedKeys: live where possible (live[]), else at next start (nextStart[])',
       handler: (p, ctx) => {
         const { name, ...patch } = p;
-        if (!catalogue.find(name)) throw new RpcError(RpcCode.notFound, `no VM named "${name}"`);
+        const vm = catalogue.find(name);
+        if (!vm) throw new RpcError(RpcCode.notFound, `no VM named "${name}"`);
+        if (ctx.caller.kind === 'guest' && patch.memoryMiB !== undefined)
+          checkGuestMemory(name, patch.memoryMiB, vm);
         const d =
           patch.disk === undefined
             ? {}

@@ -72,7 +72,7 @@ describe('kvmux admin --remote against the real control server', () => {
     await writePasswordFile(passwd, 'correct horse', { N: 1 << 10, r: 8, p: 1 });
     control = createControlServer({
       methods: [...fakeVmMethods(vms), ...imageUploadMethods({ imageDirs: () => [join(dir, 'images')] })],
-      policy: [{ from: 'ops', method: '*', action: 'allow' }],
+      policy: [{ from: 'ops', method: '*', action: 'allow', target: '*' }],
       authenticator: fileAuthenticator(passwd),
       lockout: { threshold: 3, lockMs: 60_000, maxLockMs: 60_000 },
     });

@@ -5,6 +5,7 @@ import { openAuditLog } from '../../src/control/auth/audit.js';
 import { coreMethods } from '../../src/control/core-methods.js';
 import { attachGuestChannel, type GuestChannel } from '../../src/control/guest-channel.js';
 import type { ControlServer, ControlServerOptions } from '../../src/control/rpc/server.js';
+import { type ServiceApi, serviceMethods } from '../../src/service/methods.js';
 import { fakeQemuChardev, type LinePeer, PASSWORD, startServer, tempDir } from './helpers.js';
 
 /**
@@ -110,5 +111,92 @@ describe('guest attacks', () => {
     await log.close();
     expect(readdirSync(dir).sort()).toEqual(['audit.log', 'audit.log.1', 'audit.log.2']);
     for (const f of readdirSync(dir)) expect(statSync(join(dir, f)).size).toBeLessThanOrEqual(4096);
+  });
+
+  /** The service's real vm.* and display.* rows over a recording stand-in for the service. */
+  function recordingApi(calls: string[]): ServiceApi {
+    const vm = (name: string) => ({ name, backend: 'qemu', state: 'running', pid: 1, memoryMiB: 512 });
+    return {
+      status: () => ({}),
+      displays: () =>
+        ['alpha', 'beta', 'admin'].map((name) => ({ name, display: ':1', vt: null, active: false })),
+      switchTo: async (name) => {
+        calls.push(`switch ${name}`);
+        return { name, vt: null, ms: 0 };
+      },
+      screenshot: async () => ({ path: '', width: 0, height: 0 }),
+      menuState: () => ({ open: false, items: [], selected: null }),
+      vms: () => [],
+      hasVm: (name) => name === 'alpha' || name === 'beta',
+      startVm: async (name) => vm(name) as never,
+      stopVm: async (name) => {
+        calls.push(`stop ${name}`);
+        return vm(name) as never;
+      },
+      restartVm: async (name) => vm(name) as never,
+      setMemory: async (name, memoryMiB) => {
+        calls.push(`memory ${name} ${memoryMiB}`);
+        return { live: true, memoryMiB };
+      },
+      vmConfig: (name) => ({ name, backend: 'qemu', qemu: { memoryMiB: 512, maxMemoryMiB: 1024 } }) as never,
+      logTail: () => [],
+      screenshotDir: t.dir,
+    };
+  }
+
+  async function serviceServer(policy: ControlServerOptions['policy'], asked: unknown[][] = []) {
+    const calls: string[] = [];
+    ({ server } = await startServer(t.dir, {
+      methods: serviceMethods(recordingApi(calls)),
+      policy,
+      confirm: async (...args) => {
+        asked.push(args);
+        return false;
+      },
+    }));
+    const peer = await guest('alpha');
+    await peer.call('auth.login', { password: PASSWORD });
+    return { peer, calls };
+  }
+
+  it('finding 6: a VM allowed vm.stop cannot stop another VM', async () => {
+    const { peer, calls } = await serviceServer([{ from: 'alpha', method: 'vm.*', action: 'allow' }]);
+    const r = await peer.call('vm.stop', { name: 'beta', force: true });
+    expect(r.error).toMatchObject({
+      code: -32003,
+      message: 'policy forbids alpha to call "vm.stop" on "beta"',
+    });
+    expect((await peer.call('vm.stop', { name: 'alpha' })).error).toBeUndefined();
+    expect(calls).toEqual(['stop alpha']);
+  });
+
+  it('finding 6: a rule names its targets; a glob reaches only what it matches', async () => {
+    const { peer, calls } = await serviceServer([
+      { from: 'alpha', method: 'vm.stop', action: 'allow', target: 'b*' },
+    ]);
+    expect((await peer.call('vm.stop', { name: 'beta' })).error).toBeUndefined();
+    expect((await peer.call('vm.stop', { name: 'alpha' })).error?.code).toBe(-32003);
+    expect(calls).toEqual(['stop beta']);
+  });
+
+  it('finding 6: display.switch through a wildcard rule asks the console first', async () => {
+    const asked: unknown[][] = [];
+    const { peer, calls } = await serviceServer(
+      [{ from: 'alpha', method: '*', action: 'allow', target: '*' }],
+      asked,
+    );
+    expect((await peer.call('display.switch', { name: 'alpha' })).error?.code).toBe(-32003);
+    expect(asked.map((a) => a[1])).toEqual(['display.switch']);
+    expect(calls).toEqual([]);
+  });
+
+  it('finding 6: a guest cannot set memory outside 64 MiB .. the VM ceiling', async () => {
+    const { peer, calls } = await serviceServer([{ from: 'alpha', method: 'vm.*', action: 'allow' }]);
+    for (const memoryMiB of [16, 63, 1025, 1 << 22]) {
+      const r = await peer.call('vm.setMemory', { name: 'alpha', memoryMiB });
+      expect(r.error?.code, `${memoryMiB}`).toBe(-32602);
+    }
+    expect((await peer.call('vm.setMemory', { name: 'alpha', memoryMiB: 1024 })).error).toBeUndefined();
+    expect(calls).toEqual(['memory alpha 1024']);
   });
 });

@@ -7,7 +7,7 @@ import type { ControlServer } from '../../src/control/rpc/server.js';
 import { fakeQemuChardev, type LinePeer, PASSWORD, startServer, tempDir } from './helpers.js';
 
 const policy = [
-  { from: 'alpha', method: 'vm.*', action: 'allow' as const },
+  { from: 'alpha', method: 'vm.*', action: 'allow' as const, target: '*' },
   { from: 'alpha', method: 'test.ask', action: 'ask' as const },
   { from: '*', method: 'vm.list', action: 'allow' as const },
   { from: '*', method: 'service.ping', action: 'allow' as const },

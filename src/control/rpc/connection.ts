@@ -2,6 +2,7 @@ import type { Duplex } from 'node:stream';
 import { KvmuxError, RpcCode, RpcError } from '../../util/errors.js';
 import { keyNamesOnly, summarizeParams } from '../auth/audit.js';
 import { checkPassword, LOCAL_LOCKOUT_KEY, parseLogin } from '../auth/login.js';
+import { targetOf } from '../auth/policy.js';
 import type { ServerCore } from './core.js';
 import {
   describeIssues,
@@ -146,8 +147,10 @@ export class Connection {
       const name = req.method.length > 64 ? `${req.method.slice(0, 64)}…` : req.method;
       throw new RpcError(RpcCode.methodNotFound, `method "${name}" not found`);
     }
-    if (this.caller.kind === 'guest') await this.authorize(this.caller.vm, req);
-    return method.handler(parseParams(method, req.params), this.ctx);
+    // parsed first: the policy's target is the name the call would really act on
+    const params = parseParams(method, req.params);
+    if (this.caller.kind === 'guest') await this.authorize(this.caller.vm, req, targetOf(params));
+    return method.handler(params, this.ctx);
   }
 
   /** Guest channels only: the local root socket is not rate-limited. */
@@ -173,10 +176,11 @@ export class Connection {
     this.lastActivityMs = now;
   }
 
-  private async authorize(vm: string, req: RpcRequest): Promise<void> {
-    const decision = this.core.policy.decide(vm, req.method);
+  private async authorize(vm: string, req: RpcRequest, target: string | null): Promise<void> {
+    const decision = this.core.policy.decide(vm, req.method, target);
     if (decision.action === 'allow') return;
-    const forbidden = new RpcError(RpcCode.forbidden, `policy forbids ${vm} to call "${req.method}"`);
+    const on = target === null || target === vm ? '' : ` on "${target}"`;
+    const forbidden = new RpcError(RpcCode.forbidden, `policy forbids ${vm} to call "${req.method}"${on}`);
     if (decision.action === 'deny') throw forbidden;
     if (!(await this.ask(vm, req))) throw forbidden;
   }
