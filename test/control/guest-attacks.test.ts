@@ -2,6 +2,7 @@ import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, wr
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { openAuditLog } from '../../src/control/auth/audit.js';
+import type { PolicyRule } from '../../src/control/auth/policy.js';
 import { coreMethods } from '../../src/control/core-methods.js';
 import { attachGuestChannel, type GuestChannel } from '../../src/control/guest-channel.js';
 import type { ControlServer, ControlServerOptions } from '../../src/control/rpc/server.js';
@@ -144,7 +145,7 @@ describe('guest attacks', () => {
     };
   }
 
-  async function serviceServer(policy: ControlServerOptions['policy'], asked: unknown[][] = []) {
+  async function serviceServer(policy: readonly PolicyRule[], asked: unknown[][] = []) {
     const calls: string[] = [];
     ({ server } = await startServer(t.dir, {
       methods: serviceMethods(recordingApi(calls)),
