@@ -143,6 +143,10 @@ export const configSchema = z.strictObject({
        * typist's gap (e.g. 250) lets `ScrLk ScrLk <digit>` switch without the menu flashing.
        */
       showDelayMs: z.number().int().min(0).max(2000).default(0),
+      /** A guest's `ask` question unanswered this long is a deny (stays below the session idle timeout). */
+      askTimeoutSeconds: z.number().int().min(5).max(600).default(60),
+      /** After the console denies a VM's question, that VM's next questions are refused this long. */
+      askCooldownSeconds: z.number().int().min(0).max(3600).default(30),
     })
     .prefault({}),
   admin: z

@@ -60,7 +60,8 @@ export async function startControlPlane(
     audit,
     log,
     ...(hooks.confirm ? { confirm: hooks.confirm } : {}),
-    ...(hooks.limits ? { limits: hooks.limits } : {}),
+    // the channel's backstop answers a little after the console dialog's own timeout
+    limits: { confirmTimeoutMs: (cfg.menu.askTimeoutSeconds + 10) * 1000, ...hooks.limits },
   });
   server.register([
     ...coreMethods({ audit, methods: () => server.methods.keys() }),

@@ -6,6 +6,8 @@ import type { PolicyRule } from '../../src/control/auth/policy.js';
 import { coreMethods } from '../../src/control/core-methods.js';
 import { attachGuestChannel, type GuestChannel } from '../../src/control/guest-channel.js';
 import type { ControlServer, ControlServerOptions } from '../../src/control/rpc/server.js';
+import { EV, keyCode } from '../../src/input/codes.js';
+import { MenuController, type MenuView } from '../../src/service/menu-controller.js';
 import { type ServiceApi, serviceMethods } from '../../src/service/methods.js';
 import { fakeQemuChardev, type LinePeer, PASSWORD, startServer, tempDir } from './helpers.js';
 
@@ -24,8 +26,9 @@ describe('guest attacks', () => {
     server.register(coreMethods({}));
   }
 
+  let ports = 0;
   async function guest(vm: string): Promise<LinePeer> {
-    const path = join(t.dir, 'vm', `${vm}.sock`);
+    const path = join(t.dir, 'vm', `${vm}-${++ports}.sock`);
     mkdirSync(join(t.dir, 'vm'), { recursive: true });
     const qemu = await fakeQemuChardev(path);
     chardevs.push(qemu);
@@ -199,5 +202,86 @@ describe('guest attacks', () => {
     }
     expect((await peer.call('vm.setMemory', { name: 'alpha', memoryMiB: 1024 })).error).toBeUndefined();
     expect(calls).toEqual(['memory alpha 1024']);
+  });
+
+  /** The console's real ask dialog logic over a view that records what it would draw. */
+  function console_() {
+    const log: string[] = [];
+    const view: MenuView = {
+      showMenu: (d) => {
+        log.push(`menu on ${d}`);
+        return null;
+      },
+      redrawMenu: () => undefined,
+      showAsk: (d, r) => log.push(`ask on ${d}: ${r.from} ${r.method} ${JSON.stringify(r.params)}`),
+      hide: () => log.push('hide'),
+    };
+    const items = ['alpha', 'beta'].map((name) => ({ name, kind: 'vm' as const, state: 'running' as const }));
+    const menu = new MenuController({
+      view,
+      leds: null,
+      items: () => items,
+      active: () => 'alpha',
+      ledMask: () => 0,
+      choose: () => undefined,
+      setInputCaptured: () => undefined,
+      now: () => Date.now(),
+      askCooldownMs: 60_000,
+    });
+    const key = (name: string) => menu.input({ type: EV.KEY, code: keyCode(name)!, value: 1, timeMs: 0 });
+    return { log, menu, key };
+  }
+
+  const until = async (fn: () => boolean, what: string) => {
+    const end = Date.now() + 5000;
+    while (!fn()) {
+      if (Date.now() > end) throw new Error(`timed out: ${what}`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  };
+
+  it('finding 3: a guest cannot hold the console with questions', async () => {
+    const con = console_();
+    const calls: string[] = [];
+    ({ server } = await startServer(t.dir, {
+      methods: serviceMethods(recordingApi(calls)),
+      policy: [{ from: '*', method: 'vm.stop', action: 'ask', target: '*' }],
+      confirm: (vm, method, params, signal) => con.menu.confirm(vm, method, params, signal),
+    }));
+    const first = await guest('alpha');
+    // a second port into the same VM (a VirtualBox UART, a reconnect race): still one question
+    const second = await guest('alpha');
+    for (const p of [first, second]) await p.call('auth.login', { password: PASSWORD });
+    first.send(
+      `${JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'vm.stop', params: { name: 'beta', force: true } })}\n`,
+    );
+    await until(() => con.log.length > 0, 'the question on screen');
+    // the whole request is shown, force included
+    expect(con.log).toEqual(['ask on alpha: alpha vm.stop {"name":"beta","force":true}']);
+    const again = await second.call('vm.stop', { name: 'alpha' }, 8);
+    expect(again.error?.code).toBe(-32029);
+
+    // double Scroll Lock: the menu opens over the question, which waits; closing the menu brings it back
+    con.menu.open();
+    expect(con.log.slice(1)).toEqual(['hide', 'menu on alpha']);
+    con.key('esc');
+    expect(con.log.at(-1)).toMatch(/^ask on alpha: alpha vm.stop/);
+
+    con.key('esc'); // deny
+    expect((await first.next()).error?.code).toBe(-32003);
+    // a denied VM waits out the cooldown: refused at once, nothing shown
+    const shown = con.log.length;
+    expect((await first.call('vm.stop', { name: 'beta' }, 9)).error?.code).toBe(-32029);
+    expect(con.log.length).toBe(shown);
+    expect(calls).toEqual([]);
+
+    // a question whose channel closes is dropped from the console
+    const beta = await guest('beta');
+    await beta.call('auth.login', { password: PASSWORD });
+    beta.send(`${JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'vm.stop', params: { name: 'alpha' } })}\n`);
+    await until(() => con.log.at(-1)!.startsWith('ask on alpha: beta'), "beta's question");
+    beta.close();
+    await until(() => con.log.at(-1) === 'hide', 'the question dropped');
+    expect(calls).toEqual([]);
   });
 });

@@ -44,7 +44,7 @@ describe('guest channel', () => {
       policy,
       now: () => clock,
       confirm: async (...args) => {
-        asked.push(args);
+        asked.push(args.slice(0, 3));
         return answer;
       },
       limits: { idleMs: 60_000, rate: { perSecond: 1, burst: 30 } },

@@ -43,6 +43,15 @@ export function summarizeParams(params: unknown, depth = 0): unknown {
   return out;
 }
 
+/** `params` with every secret replaced, nothing else cut: for the console's `ask` dialog. */
+export function redactSecrets(params: unknown): unknown {
+  if (params === null || typeof params !== 'object') return params;
+  if (Array.isArray(params)) return params.map(redactSecrets);
+  return Object.fromEntries(
+    Object.entries(params).map(([k, v]) => [k, SECRET_KEY.test(k) ? '[redacted]' : redactSecrets(v)]),
+  );
+}
+
 /** What an unauthenticated caller sent, as key names only: it has not earned more disk than that. */
 export function keyNamesOnly(params: unknown): unknown {
   if (params === null || typeof params !== 'object') return typeof params;

@@ -1,6 +1,6 @@
 import type { Duplex } from 'node:stream';
 import { KvmuxError, RpcCode, RpcError } from '../../util/errors.js';
-import { keyNamesOnly, summarizeParams } from '../auth/audit.js';
+import { keyNamesOnly, redactSecrets, summarizeParams } from '../auth/audit.js';
 import { checkPassword, LOCAL_LOCKOUT_KEY, parseLogin } from '../auth/login.js';
 import { targetOf } from '../auth/policy.js';
 import type { ServerCore } from './core.js';
@@ -149,7 +149,7 @@ export class Connection {
     }
     // parsed first: the policy's target is the name the call would really act on
     const params = parseParams(method, req.params);
-    if (this.caller.kind === 'guest') await this.authorize(this.caller.vm, req, targetOf(params));
+    if (this.caller.kind === 'guest') await this.authorize(this.caller.vm, req, params);
     return method.handler(params, this.ctx);
   }
 
@@ -176,16 +176,17 @@ export class Connection {
     this.lastActivityMs = now;
   }
 
-  private async authorize(vm: string, req: RpcRequest, target: string | null): Promise<void> {
+  private async authorize(vm: string, req: RpcRequest, params: unknown): Promise<void> {
+    const target = targetOf(params);
     const decision = this.core.policy.decide(vm, req.method, target);
     if (decision.action === 'allow') return;
     const on = target === null || target === vm ? '' : ` on "${target}"`;
     const forbidden = new RpcError(RpcCode.forbidden, `policy forbids ${vm} to call "${req.method}"${on}`);
     if (decision.action === 'deny') throw forbidden;
-    if (!(await this.ask(vm, req))) throw forbidden;
+    if (!(await this.ask(vm, req.method, params))) throw forbidden;
   }
 
-  private async ask(vm: string, req: RpcRequest): Promise<boolean> {
+  private async ask(vm: string, method: string, params: unknown): Promise<boolean> {
     const confirm = this.core.confirm;
     if (!confirm) return false;
     let timer: NodeJS.Timeout | undefined;
@@ -193,9 +194,11 @@ export class Connection {
       timer = setTimeout(() => resolve(false), this.core.limits.confirmTimeoutMs);
     });
     try {
-      return await Promise.race([confirm(vm, req.method, summarizeParams(req.params ?? {})), timeout]);
+      const asked = confirm(vm, method, redactSecrets(params), this.abort.signal);
+      return await Promise.race([asked, timeout]);
     } catch (err) {
-      this.core.log.warn({ vm, method: req.method, err }, 'confirmation failed; denying');
+      if (err instanceof RpcError) throw err;
+      this.core.log.warn({ vm, method, err }, 'confirmation failed; denying');
       return false;
     } finally {
       clearTimeout(timer);
