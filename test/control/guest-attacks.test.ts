@@ -1,6 +1,6 @@
 import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { openAuditLog } from '../../src/control/auth/audit.js';
 import type { PolicyRule } from '../../src/control/auth/policy.js';
 import { coreMethods } from '../../src/control/core-methods.js';
@@ -283,5 +283,48 @@ describe('guest attacks', () => {
     beta.close();
     await until(() => con.log.at(-1) === 'hide', 'the question dropped');
     expect(calls).toEqual([]);
+  });
+
+  it('finding 5: over-rate lines are dropped before anything parses them', async () => {
+    const clock = 5_000_000; // frozen: the bucket never refills during the flood
+    await start({ now: () => clock, limits: { rate: { perSecond: 1, burst: 30 } } });
+    const peer = await guest('alpha');
+    const parse = vi.spyOn(JSON, 'parse');
+    try {
+      const garbage = [
+        `{"jsonrpc":"2.0","method":"vm.list","params":{"x":"${'y'.repeat(3000)}"}}`,
+        `${'['.repeat(30)}1${']'.repeat(30)}`,
+        `{"a":${'"b",'.repeat(500)}`,
+      ];
+      for (let i = 0; i < 3000; i++) peer.send(`${garbage[i % 3]}\n`);
+      peer.send(`${JSON.stringify({ jsonrpc: '2.0', id: 'last', method: 'service.ping' })}\n`);
+      let r = await peer.next();
+      while (r.id !== 'last') r = await peer.next();
+      expect(r.error?.code).toBe(-32029);
+      // only the 30 lines within the burst were parsed
+      // the host's parses, not this test's own parsing of the replies it reads
+      const hostParses = parse.mock.calls.filter(
+        ([text]) => typeof text === 'string' && !text.startsWith('{"jsonrpc":"2.0","id"'),
+      );
+      expect(hostParses.length).toBeLessThanOrEqual(30);
+    } finally {
+      parse.mockRestore();
+    }
+  });
+
+  it('finding 5: a guest past its byte budget is paused, not read', async () => {
+    await start({
+      limits: {
+        rate: { perSecond: 100_000, burst: 100_000 },
+        bytes: { perSecond: 64 << 10, burst: 64 << 10 },
+      },
+    });
+    const peer = await guest('alpha');
+    const line = `${'x'.repeat(511)}\n`; // not JSON: -32700 each, while within the budget
+    peer.send(line.repeat(4096)); // 2 MiB
+    await new Promise((r) => setTimeout(r, 500));
+    const answered = peer.pendingLines();
+    expect(answered).toBeGreaterThan(0);
+    expect(answered).toBeLessThan(1024);
   });
 });

@@ -22,8 +22,10 @@ export interface ControlLimits {
   /** Longest request line; 4 MiB fits a 2 MiB chunk as base64 (2.67 MiB) plus envelope. */
   maxLineBytes: number;
   maxDepth: number;
-  /** Per guest channel. */
+  /** Per guest channel: lines (garbage included), counted before anything parses them. */
   rate: RateConfig;
+  /** Per guest channel: bytes per second and burst; past it the channel is paused (backpressure). */
+  bytes: RateConfig;
   /** A guest session logs out after this long without a request. */
   idleMs: number;
   /** An unanswered `ask` is a deny after this long: a backstop a little past the dialog's own timeout. */
@@ -36,6 +38,7 @@ export const defaultLimits: ControlLimits = {
   maxLineBytes: 4 << 20,
   maxDepth: 32,
   rate: { perSecond: 200, burst: 400 },
+  bytes: { perSecond: 32 << 20, burst: 64 << 20 },
   idleMs: 15 * 60_000,
   confirmTimeoutMs: 70_000,
   maxWriteBacklog: 16 << 20,
