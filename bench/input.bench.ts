@@ -140,7 +140,7 @@ function perEventCost(pairs: number) {
 }
 
 /** One key at a time: write a record into the FIFO, time until the sink gets the key (poll wake-up + pipeline). */
-async function fifoLatency(samples: number) {
+export async function fifoLatency(samples: number, raw?: number[]) {
   const dir = mkdtempSync(join(tmpdir(), 'kvmux-bench-lat-'));
   const fifo = join(dir, 'in.fifo');
   execFileSync('mkfifo', [fifo]);
@@ -172,6 +172,7 @@ async function fifoLatency(samples: number) {
   sources.close();
   pipeline.close();
   rmSync(dir, { recursive: true, force: true });
+  raw?.push(...micros);
   return { ...summarize(micros), unit: 'µs from FIFO write to sink.key()' };
 }
 

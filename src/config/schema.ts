@@ -156,6 +156,8 @@ export const policyRuleSchema = z.strictObject({
   from: z.string().min(1),
   method: z.string().min(1),
   action: z.enum(['allow', 'deny', 'ask']),
+  /** What the call may name (`params.name`): `self`, a VM/display name or a glob. Default: `self` for vm.* and display.switch, `*` otherwise. */
+  target: z.string().min(1).optional(),
 });
 
 export const configSchema = z.strictObject({
@@ -205,12 +207,23 @@ export const configSchema = z.strictObject({
        * typist's gap (e.g. 250) lets `ScrLk ScrLk <digit>` switch without the menu flashing.
        */
       showDelayMs: z.number().int().min(0).max(2000).default(0),
+      /** A guest's `ask` question unanswered this long is a deny (stays below the session idle timeout). */
+      askTimeoutSeconds: z.number().int().min(5).max(600).default(60),
+      /** After the console denies a VM's question, that VM's next questions are refused this long. */
+      askCooldownSeconds: z.number().int().min(0).max(3600).default(30),
     })
     .prefault({}),
   admin: z
     .strictObject({
       enabled: z.boolean().default(true),
       idleLockSeconds: z.number().int().min(10).default(300),
+    })
+    .prefault({}),
+  /** The control audit log (stateDir/audit.log): rotated by size, N old files kept. */
+  audit: z
+    .strictObject({
+      maxFileMiB: z.number().int().min(1).max(4096).default(16),
+      keepFiles: z.number().int().min(0).max(100).default(4),
     })
     .prefault({}),
   hostUpdate: z.strictObject({ bootDir: z.string().default('/boot/kvmux') }).prefault({}),

@@ -61,14 +61,18 @@ export async function startControlPlane(
 ): Promise<ControlPlane> {
   let cfg = initial;
   const log = hooks.log ?? silentLogger;
-  const audit = await openAuditLog(cfg.stateDir);
+  const audit = await openAuditLog(cfg.stateDir, {
+    maxFileBytes: cfg.audit.maxFileMiB << 20,
+    keepFiles: cfg.audit.keepFiles,
+  });
   const server = createControlServer({
     policy: cfg.policy,
     authenticator: fileAuthenticator(passwdPath(cfg.stateDir)),
     audit,
     log,
     ...(hooks.confirm ? { confirm: hooks.confirm } : {}),
-    ...(hooks.limits ? { limits: hooks.limits } : {}),
+    // the channel's backstop answers a little after the console dialog's own timeout
+    limits: { confirmTimeoutMs: (cfg.menu.askTimeoutSeconds + 10) * 1000, ...hooks.limits },
   });
   // a crash or power cut mid-upload leaves temp files that no session owns any more
   await sweepStaleUploads([...cfg.imageDirs, ...SLOTS.map((s) => slotDir(cfg.hostUpdate.bootDir, s))], log);

@@ -1,5 +1,5 @@
 import type { AskRequest } from './ask.js';
-import { askText } from './ask.js';
+import { askText, wrap } from './ask.js';
 import { type ItemState, itemNumber, type MenuItem, type RowHit } from './model.js';
 
 /**
@@ -221,31 +221,33 @@ export function layoutMenu(inp: MenuLayoutInput): MenuLayout {
   return { window: win, ops, rows, parts };
 }
 
-/** The `ask` dialog in the same style: title band, the question, the hint. */
+/**
+ * The `ask` dialog in the same style: title band, the question, every param on its own wrapped
+ * line(s) (nothing cut off: a hidden `replace: true` would make the question a lie), the hint.
+ */
 export function layoutAsk(req: AskRequest, font: FontMetrics, screen: Size): MenuLayout {
   const lh = lineHeight(font);
   const pad = 2 * font.charWidth;
-  const { question, hint } = askText(req);
+  const { question, details, hint } = askText(req);
   const title = `${MENU_TITLE} \xb7 confirm`;
-  const cols = columns([question, hint, title], font, screen, 30);
+  const cols = columns([question, ...details, hint, title], font, screen, 30);
+  const body = [question, ...details].flatMap((l) => wrap(l, cols));
   const innerW = cols * font.charWidth + 2 * pad;
-  const win = centred(innerW, lh * 3 + 2 * 6, screen);
+  const win = centred(innerW, lh * (body.length + 2) + 2 * 6, screen);
   const ops = frame(win, title, font, pad);
   const qY = BORDER + lh + 6;
-  ops.push({
-    op: 'text',
-    color: 'text',
-    x: BORDER + pad,
-    y: qY + 4 + font.ascent,
-    text: fitText(question, cols),
+  const line = (text: string, i: number, color: 'text' | 'dim') =>
+    ops.push({
+      op: 'text',
+      color,
+      x: BORDER + pad,
+      y: qY + lh * i + 4 + font.ascent,
+      text: fitText(text, cols),
+    });
+  body.forEach((text, i) => {
+    line(text, i, 'text');
   });
-  ops.push({
-    op: 'text',
-    color: 'dim',
-    x: BORDER + pad,
-    y: qY + lh + 4 + font.ascent,
-    text: fitText(hint, cols),
-  });
+  line(hint, body.length, 'dim');
   return {
     window: win,
     ops,
@@ -255,8 +257,8 @@ export function layoutAsk(req: AskRequest, font: FontMetrics, screen: Size): Men
       question: {
         x: BORDER + pad,
         y: qY,
-        width: fitText(question, cols).length * font.charWidth,
-        height: lh,
+        width: Math.max(...body.map((l) => l.length)) * font.charWidth,
+        height: lh * body.length,
       },
     },
   };

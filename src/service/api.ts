@@ -108,6 +108,10 @@ export class Api implements ServiceApi {
     return this.p.catalogue.setMemory(name, memoryMiB);
   }
 
+  vmConfig(name: string) {
+    return this.p.catalogue.find(name);
+  }
+
   logTail(lines: number): unknown[] {
     return this.p.ring?.tail(lines) ?? [];
   }

@@ -5,6 +5,7 @@ import { nameSchema, nicSchema } from '../config/schema.js';
 import { type CallContext, defineMethod, type RpcMethod } from '../control/rpc/method.js';
 import { IMAGE_PATTERN } from '../session/images.js';
 import { RpcCode, RpcError } from '../util/errors.js';
+import { checkGuestMemory } from './memory-bounds.js';
 import { diskOf, type VmCatalogue } from './vm-catalogue.js';
 
 const memoryMiB = z
@@ -135,8 +136,10 @@ export function configMethods(catalogue: VmCatalogue): RpcMethod[] {
       summary:
         'a new VM from a disk image (file name in an image folder or absolute path); kept across restarts',
       handler: (p, ctx) => {
+        const guest = isGuest(ctx);
+        if (guest && p.memoryMiB !== undefined) checkGuestMemory(p.name, p.memoryMiB, undefined);
         refuseGuestNics(ctx, p.nics);
-        return catalogue.create({ ...p, disk: resolveDisk(p.disk, imageDirs(), isGuest(ctx)) });
+        return catalogue.create({ ...p, disk: resolveDisk(p.disk, imageDirs(), guest) });
       },
     }),
     defineMethod({
@@ -146,7 +149,9 @@ export function configMethods(catalogue: VmCatalogue): RpcMethod[] {
         'change memory, cpus, disk, nics, autostart, guestChannel, blockedKeys: live where possible (live[]), else at next start (nextStart[])',
       handler: (p, ctx) => {
         const { name, ...patch } = p;
-        if (!catalogue.find(name)) throw new RpcError(RpcCode.notFound, `no VM named "${name}"`);
+        const vm = catalogue.find(name);
+        if (!vm) throw new RpcError(RpcCode.notFound, `no VM named "${name}"`);
+        if (isGuest(ctx) && patch.memoryMiB !== undefined) checkGuestMemory(name, patch.memoryMiB, vm);
         refuseGuestNics(ctx, patch.nics);
         if (patch.disk === undefined) return catalogue.update(name, patch);
         const disk = resolveDisk(patch.disk, imageDirs(), isGuest(ctx));

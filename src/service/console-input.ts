@@ -63,6 +63,8 @@ export class ConsoleInput {
       setInputCaptured: (captured) => this.pipeline.setMenuOpen(captured), // the one writer of "menu open"
       now: () => performance.now(),
       showDelayMs: config.menu.showDelayMs,
+      askTimeoutMs: config.menu.askTimeoutSeconds * 1000,
+      askCooldownMs: config.menu.askCooldownSeconds * 1000,
     });
     this.sources = new InputSources({ ...sourcesOptions(config.input), log }, this.pipeline);
     // input follows a switch at once; the menu closes

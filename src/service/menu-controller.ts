@@ -4,7 +4,7 @@ const BTN_LEFT = BTN_MOUSE;
 
 import type { InputEvent } from '../input/event.js';
 import type { MenuPointer } from '../input/pipeline.js';
-import { type AskRequest, type AskState, askStep, initialAsk } from '../menu/ask.js';
+import { type AnswerWhy, type AskRequest, type AskState, askStep, initialAsk } from '../menu/ask.js';
 import {
   initialMenu,
   type MenuAction,
@@ -15,6 +15,7 @@ import {
   type RowHit,
 } from '../menu/model.js';
 import type { TrustLeds } from '../menu/trust-leds.js';
+import { RpcCode, RpcError } from '../util/errors.js';
 
 /** Where the menu is on screen: clickable rows in window pixels, the window, the screen size. */
 export interface MenuGeometry {
@@ -52,6 +53,10 @@ export interface MenuControllerDeps {
   readonly now: () => number;
   /** Delay before the menu is mapped (config menu.showDelayMs); a direct switch cancels it. */
   readonly showDelayMs?: number;
+  /** An unanswered question is a deny after this long (config menu.askTimeoutSeconds). */
+  readonly askTimeoutMs?: number;
+  /** After a deny, that VM's questions are refused this long (config menu.askCooldownSeconds). */
+  readonly askCooldownMs?: number;
 }
 
 /**
@@ -61,8 +66,8 @@ export interface MenuControllerDeps {
  */
 export class MenuController {
   private menu: MenuState = initialMenu();
-  private ask: AskState = initialAsk();
-  private readonly answers = new Map<string, (allow: boolean) => void>();
+  private ask: AskState;
+  private readonly answers = new Map<string, (allow: boolean, why: AnswerWhy) => void>();
   private askTimer: NodeJS.Timeout | undefined;
   private shownOn: string | null = null;
   private seq = 0;
@@ -71,7 +76,14 @@ export class MenuController {
   private showTimer: NodeJS.Timeout | undefined;
   private cursor = { x: 0, y: 0 };
 
-  constructor(private readonly deps: MenuControllerDeps) {}
+  constructor(private readonly deps: MenuControllerDeps) {
+    this.ask = initialAsk(deps.askTimeoutMs, deps.askCooldownMs);
+  }
+
+  /** A question is on screen and the keyboard answers it (not paused behind the menu). */
+  private get asking(): boolean {
+    return this.ask.current !== null && !this.ask.paused;
+  }
 
   get isOpen(): boolean {
     return this.menu.open;
@@ -83,7 +95,8 @@ export class MenuController {
 
   /** Double tap of the hotkey (the pipeline already counts the menu as open). */
   open(): void {
-    if (this.ask.current) return;
+    // the menu always wins: a question on screen waits behind it
+    if (this.asking) this.stepAsk({ kind: 'pause' });
     this.apply(menuStep(this.menu, { kind: 'items', items: this.deps.items() }).state, []);
     const r = menuStep(this.menu, { kind: 'open', active: this.deps.active() });
     this.apply(r.state, r.actions);
@@ -103,7 +116,7 @@ export class MenuController {
   }
 
   input(ev: InputEvent): void {
-    if (this.ask.current) {
+    if (this.asking) {
       if (ev.type === EV.KEY) this.stepAsk({ kind: 'key', code: ev.code, value: ev.value });
       return;
     }
@@ -122,7 +135,7 @@ export class MenuController {
    */
   pointerMoved(p: MenuPointer): void {
     const g = this.geometry;
-    if (!g || this.ask.current) return;
+    if (!g || this.asking) return;
     const clamp = (v: number, max: number) => Math.max(0, Math.min(max - 1, v));
     const { width, height } = g.screen;
     this.cursor =
@@ -142,11 +155,24 @@ export class MenuController {
     this.apply(r.state, r.actions);
   }
 
-  /** The policy's `ask`: resolves true only if the person at the keyboard allows it. */
-  confirm(from: string, method: string, params: unknown): Promise<boolean> {
+  /**
+   * The policy's `ask`: resolves true only if the person at the keyboard allows it. Rejects with
+   * -32029 when that VM already has a question pending or was denied a moment ago; `signal`
+   * (the channel closed) drops the question.
+   */
+  confirm(from: string, method: string, params: unknown, signal?: AbortSignal): Promise<boolean> {
     const id = `ask-${++this.seq}`;
-    return new Promise((resolve) => {
-      this.answers.set(id, resolve);
+    return new Promise((resolve, reject) => {
+      if (signal?.aborted) return resolve(false);
+      const onAbort = () => this.stepAsk({ kind: 'cancel', id });
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.answers.set(id, (allow, why) => {
+        signal?.removeEventListener('abort', onAbort);
+        if (why === 'busy' || why === 'cooldown') reject(refusal(from, why));
+        else resolve(allow);
+      });
+      // a question arriving while the menu is open waits behind it
+      if (this.menu.open && !this.ask.paused) this.stepAsk({ kind: 'pause' });
       this.stepAsk({ kind: 'ask', request: { id, from, method, params } });
     });
   }
@@ -156,14 +182,13 @@ export class MenuController {
     this.ask = r.state;
     for (const a of r.actions) {
       if (a.kind === 'show') {
-        if (this.menu.open) this.dismiss();
         const display = this.deps.active();
         if (display) this.deps.view.showAsk(display, a.request);
         this.capture(display);
       } else if (a.kind === 'hide') {
         this.release();
       } else {
-        this.answers.get(a.id)?.(a.allow);
+        this.answers.get(a.id)?.(a.allow, a.why);
         this.answers.delete(a.id);
       }
     }
@@ -177,6 +202,7 @@ export class MenuController {
   }
 
   private apply(state: MenuState, actions: readonly MenuAction[]): void {
+    const wasOpen = this.menu.open;
     this.menu = state;
     for (const a of actions) {
       if (a.kind === 'show') this.show();
@@ -184,6 +210,8 @@ export class MenuController {
       else if (a.kind === 'close') this.release();
       else this.deps.choose(a.name);
     }
+    // the menu closed: a question that waited behind it comes back
+    if (wasOpen && !this.menu.open && this.ask.paused) this.stepAsk({ kind: 'resume' });
   }
 
   private show(): void {
@@ -228,4 +256,12 @@ export class MenuController {
     if (this.shownOn !== null) this.deps.leds?.restore(active ? this.deps.ledMask(active) : undefined);
     this.shownOn = null;
   }
+}
+
+function refusal(from: string, why: 'busy' | 'cooldown'): RpcError {
+  const text =
+    why === 'busy'
+      ? `${from} already has a question waiting at the console`
+      : `the console denied ${from} a moment ago; ask again later`;
+  return new RpcError(RpcCode.tooManyRequests, text);
 }

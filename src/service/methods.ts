@@ -1,9 +1,10 @@
 import { isAbsolute, join } from 'node:path';
 import { z } from 'zod';
-import { nameSchema } from '../config/schema.js';
+import { nameSchema, type VmConfig } from '../config/schema.js';
 import { defineMethod, type RpcMethod } from '../control/rpc/method.js';
 import type { VmStatus } from '../session/supervisor.js';
 import { BackendError, RpcCode, RpcError } from '../util/errors.js';
+import { checkGuestMemory } from './memory-bounds.js';
 
 /** What the service's own RPC rows need from it; the Service implements this. */
 export interface ServiceApi {
@@ -18,6 +19,8 @@ export interface ServiceApi {
   stopVm(name: string, force: boolean): Promise<VmStatus>;
   restartVm(name: string): Promise<VmStatus>;
   setMemory(name: string, memoryMiB: number): Promise<{ live: boolean; memoryMiB: number }>;
+  /** The VM's config, for limits on what a guest may ask (memory bounds). */
+  vmConfig(name: string): VmConfig | undefined;
   logTail(lines: number): unknown[];
   screenshotDir: string;
 }
@@ -129,7 +132,11 @@ export function serviceMethods(api: ServiceApi): RpcMethod[] {
           .max(1 << 22),
       }),
       summary: 'change memory: live where the backend can (live: true), else on next start',
-      handler: (p) => vmCall(api, p.name, () => api.setMemory(p.name, p.memoryMiB)),
+      handler: (p, ctx) =>
+        vmCall(api, p.name, () => {
+          if (ctx.caller.kind === 'guest') checkGuestMemory(p.name, p.memoryMiB, api.vmConfig(p.name));
+          return api.setMemory(p.name, p.memoryMiB);
+        }),
     }),
   ];
 }

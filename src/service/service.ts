@@ -102,7 +102,7 @@ export class Service implements MenuViewHost {
       { ...cfg, vms: [] },
       {
         log,
-        confirm: (vm, method, params) => input.menu.confirm(vm, method, params),
+        confirm: (vm, method, params, signal) => input.menu.confirm(vm, method, params, signal),
         onImageAdded: () => catalogue.rescan(),
         imageInUse: (path) => catalogue.imageInUse(path),
         imageUsers: (path) => catalogue.imageUsers(path),

@@ -85,7 +85,7 @@ describe('kvmux admin --remote against the real control server', () => {
           },
         }),
       ],
-      policy: [{ from: 'ops', method: '*', action: 'allow' }],
+      policy: [{ from: 'ops', method: '*', action: 'allow', target: '*' }],
       authenticator: fileAuthenticator(passwd),
       lockout: { threshold: 3, lockMs: 60_000, maxLockMs: 60_000 },
     });

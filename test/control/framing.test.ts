@@ -87,3 +87,18 @@ describe('json depth', () => {
     expect(jsonDepth(Buffer.from('['.repeat(1_000_000)), 32)).toBe(33);
   });
 });
+
+describe('leadingId (over-rate lines: the id without a parse)', async () => {
+  const { leadingId } = await import('../../src/control/rpc/connection.js');
+  it.each([
+    ['{"jsonrpc":"2.0","id":7,"method":"x"}', 7],
+    ['{"jsonrpc":"2.0","id":"abc","method":"x"}', 'abc'],
+    ['{ "id" : -3, "jsonrpc":"2.0"}', -3],
+    ['{"method":"x","id":7}', undefined],
+    ['{"jsonrpc":"2.0","id":"a\\"b"}', undefined],
+    ['[[[[', undefined],
+    ['not json', undefined],
+  ])('%s → %j', (line, want) => {
+    expect(leadingId(Buffer.from(line))).toBe(want);
+  });
+});

@@ -78,3 +78,36 @@ describe('policy', () => {
     expect(p.decide('a.c', 'x').action).toBe('allow');
   });
 });
+
+describe('policy targets', () => {
+  const rules: PolicyRule[] = [
+    { from: 'alpha', method: 'vm.stop', action: 'allow', target: 'b*' },
+    { from: 'alpha', method: 'vm.*', action: 'allow' },
+    { from: 'alpha', method: 'display.*', action: 'allow', target: '*' },
+    { from: 'gamma', method: 'display.switch', action: 'allow' },
+    { from: 'gamma', method: 'vm.restart', action: 'allow', target: 'self' },
+    { from: 'gamma', method: 'image.*', action: 'allow' },
+  ];
+  const cases: [string, string, string | null, string, number | null][] = [
+    ['alpha', 'vm.stop', 'beta', 'allow', 0],
+    ['alpha', 'vm.stop', 'bravo', 'allow', 0],
+    ['alpha', 'vm.stop', 'alpha', 'allow', 1],
+    ['alpha', 'vm.stop', 'gamma', 'deny', null],
+    ['alpha', 'vm.start', 'beta', 'deny', null],
+    ['alpha', 'vm.start', 'alpha', 'allow', 1],
+    ['alpha', 'vm.list', null, 'allow', 1],
+    // display.switch through a glob rule asks; display.list does not
+    ['alpha', 'display.switch', 'beta', 'ask', 2],
+    ['alpha', 'display.list', null, 'allow', 2],
+    // named exactly: allowed, but only onto itself (display.switch defaults to self)
+    ['gamma', 'display.switch', 'gamma', 'allow', 3],
+    ['gamma', 'display.switch', 'admin', 'deny', null],
+    ['gamma', 'vm.restart', 'gamma', 'allow', 4],
+    ['gamma', 'vm.restart', 'alpha', 'deny', null],
+    // non-vm methods keep `*` as their default target
+    ['gamma', 'image.delete', 'disk.qcow2', 'allow', 5],
+  ];
+  it.each(cases)('%s calling %s on %s → %s (rule %s)', (vm, method, target, action, rule) => {
+    expect(decide(rules, vm, method, target)).toEqual({ action, rule });
+  });
+});

@@ -14,12 +14,13 @@ const show = (a: AskAction) =>
 describe('ask confirmation model', () => {
   it('words the question with the caller, method and params', () => {
     expect(askText(req('1'))).toEqual({
-      question: 'VM alpha asks to call vm.stop {name: beta}',
+      question: 'VM alpha asks to call vm.stop',
+      details: ['  name: beta'],
       hint: 'Enter allow  \xb7  Esc deny',
     });
     expect(summarizeParams({ name: 'b', force: true })).toBe('{name: b, force: true}');
     expect(summarizeParams(undefined)).toBe('');
-    expect(summarizeParams({ data: 'x'.repeat(100) }).endsWith('...')).toBe(true);
+    expect(summarizeParams({ data: 'x'.repeat(300) })).toMatch(/\.\.\.\(300 chars\)}$/);
   });
 
   it('shows a request and sets a deadline', () => {
@@ -66,7 +67,7 @@ describe('ask confirmation model', () => {
 
   it('a cancelled request is denied, whether shown or queued', () => {
     let s = askStep(initialAsk(), { kind: 'ask', request: req('1') }, 0).state;
-    s = askStep(s, { kind: 'ask', request: req('2') }, 0).state;
+    s = askStep(s, { kind: 'ask', request: req('2', 'beta') }, 0).state;
     const queued = askStep(s, { kind: 'cancel', id: '2' }, 1);
     expect(queued.actions.map(show)).toEqual(['2 deny (cancelled)']);
     const shown = askStep(queued.state, { kind: 'cancel', id: '1' }, 2);
@@ -76,5 +77,60 @@ describe('ask confirmation model', () => {
 
   it('keys with nothing pending do nothing', () => {
     expect(askStep(initialAsk(), key('enter'), 0).actions).toEqual([]);
+  });
+
+  it('shows every param, wrapped, however long the one before it is', () => {
+    const t = askText({
+      id: '1',
+      from: 'alpha',
+      method: 'image.upload.begin',
+      params: { name: `${'a'.repeat(500)}.qcow2`, size: 1, sha256: 'f'.repeat(64), replace: true },
+    });
+    expect(t.details.every((l) => l.length <= 72)).toBe(true);
+    expect(t.details).toContain('  replace: true');
+    expect(t.details.join('')).toContain('(506 chars)');
+  });
+
+  it('refuses a second question from the same VM at once, shown or queued', () => {
+    let s = askStep(initialAsk(), { kind: 'ask', request: req('1') }, 0).state;
+    expect(askStep(s, { kind: 'ask', request: req('2') }, 1).actions.map(show)).toEqual(['2 deny (busy)']);
+    s = askStep(s, { kind: 'ask', request: req('3', 'beta') }, 1).state;
+    expect(askStep(s, { kind: 'ask', request: req('4', 'beta') }, 1).actions.map(show)).toEqual([
+      '4 deny (busy)',
+    ]);
+  });
+
+  it('refuses a denied VM during the cooldown (Esc or timeout), not after it, and not after an allow', () => {
+    let s = askStep(initialAsk(1000, 5000), { kind: 'ask', request: req('1') }, 0).state;
+    s = askStep(s, key('esc'), 10).state;
+    expect(askStep(s, { kind: 'ask', request: req('2') }, 5009).actions.map(show)).toEqual([
+      '2 deny (cooldown)',
+    ]);
+    expect(askStep(s, { kind: 'ask', request: req('2', 'beta') }, 20).actions.map(show)).toEqual(['show 2']);
+    s = askStep(s, { kind: 'ask', request: req('3') }, 5010).state;
+    s = askStep(s, { kind: 'tick' }, 6010).state;
+    expect(askStep(s, { kind: 'ask', request: req('4') }, 6020).actions.map(show)).toEqual([
+      '4 deny (cooldown)',
+    ]);
+    s = askStep(s, { kind: 'ask', request: req('5', 'beta') }, 6020).state;
+    s = askStep(s, key('enter'), 6030).state;
+    expect(askStep(s, { kind: 'ask', request: req('6', 'beta') }, 6040).actions.map(show)).toEqual([
+      'show 6',
+    ]);
+  });
+
+  it('waits behind the menu: pause hides it and ignores keys, resume shows it again', () => {
+    let s = askStep(initialAsk(1000), { kind: 'ask', request: req('1') }, 0).state;
+    const paused = askStep(s, { kind: 'pause' }, 10);
+    expect(paused.actions.map(show)).toEqual(['hide']);
+    s = paused.state;
+    expect(askStep(s, key('enter'), 20).actions).toEqual([]);
+    // a question arriving behind the menu is not shown either
+    s = askStep(s, { kind: 'ask', request: req('2', 'beta') }, 30).state;
+    expect(askStep(s, { kind: 'resume' }, 40).actions.map(show)).toEqual(['show 1']);
+    // its deadline kept running behind the menu
+    const timedOut = askStep(s, { kind: 'tick' }, 1000);
+    expect(timedOut.actions.map(show)).toEqual(['1 deny (timeout)']);
+    expect(askStep(timedOut.state, { kind: 'resume' }, 1001).actions.map(show)).toEqual(['show 2']);
   });
 });

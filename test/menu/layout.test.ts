@@ -118,9 +118,24 @@ describe('menu layout', () => {
     const texts = l.ops.filter((o) => o.op === 'text').map((o) => o.text);
     expect(texts).toEqual([
       'kvmux \xb7 confirm',
-      'VM alpha asks to call vm.stop {name: beta}',
+      'VM alpha asks to call vm.stop',
+      '  name: beta',
       'Enter allow  \xb7  Esc deny',
     ]);
     expect(l.ops[0]).toMatchObject({ op: 'rect', color: 'border', x: 0, y: 0 });
+  });
+
+  it('wraps a long request onto more lines inside the screen, hiding nothing', () => {
+    const name = `${'x'.repeat(200)}.qcow2`;
+    const l = layoutAsk(
+      { id: '1', from: 'alpha', method: 'image.upload.begin', params: { name, replace: true } },
+      font,
+      { width: 400, height: 768 },
+    );
+    const texts = l.ops.filter((o) => o.op === 'text').map((o) => o.text);
+    expect(texts).toContain('  replace: true');
+    expect(texts.join('').replace(/\s+/g, '')).toContain(`name:${name}`);
+    expect(texts.every((t) => !t.endsWith('...'))).toBe(true);
+    expect(l.window.x + l.window.width).toBeLessThanOrEqual(400);
   });
 });

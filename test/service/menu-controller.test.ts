@@ -140,12 +140,33 @@ describe('menu controller', () => {
     const first = c.confirm('alpha', 'vm.stop', { name: 'beta' });
     expect(view.log).toEqual(['ask on alpha: alpha vm.stop']);
     expect(captured).toEqual([true]);
-    c.open(); // a double tap while a question is shown does not replace it
     c.input(key('enter'));
     expect(await first).toBe(true);
     const second = c.confirm('alpha', 'host.update.commit', {});
     c.input(key('esc'));
     expect(await second).toBe(false);
     expect(captured.at(-1)).toBe(false);
+  });
+
+  it('opens the menu over a question, which waits behind it and comes back when the menu closes', async () => {
+    const { c, view } = setup();
+    const answer = c.confirm('beta', 'vm.stop', { name: 'beta' });
+    c.open();
+    await flush();
+    expect(view.log).toEqual(['ask on alpha: beta vm.stop', 'hide', 'show on alpha: alpha']);
+    c.input(key('enter')); // chooses alpha in the menu, does not answer the question
+    expect(view.log.at(-1)).toBe('ask on alpha: beta vm.stop');
+    c.input(key('esc'));
+    expect(await answer).toBe(false);
+  });
+
+  it('refuses a second question from a VM with -32029 at once, and drops one whose caller left', async () => {
+    const { c, view } = setup();
+    const gone = new AbortController();
+    const first = c.confirm('beta', 'vm.stop', { name: 'beta' }, gone.signal);
+    await expect(c.confirm('beta', 'vm.start', { name: 'beta' })).rejects.toMatchObject({ code: -32029 });
+    gone.abort();
+    expect(await first).toBe(false);
+    expect(view.log.at(-1)).toBe('hide');
   });
 });

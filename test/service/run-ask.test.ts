@@ -70,7 +70,11 @@ beforeAll(async () => {
         ],
       },
     ],
-    extra: { policy: [{ from: 'asker', method: 'vm.stop', action: 'ask' }] },
+    extra: {
+      policy: [{ from: 'asker', method: 'vm.stop', action: 'ask', target: 'victim' }],
+      // the guest asks again right after the deny: no cooldown here (guest-attacks tests it)
+      menu: { askCooldownSeconds: 0 },
+    },
   });
 }, 90_000);
 

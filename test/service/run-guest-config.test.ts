@@ -51,7 +51,7 @@ beforeAll(async () => {
       // the second folder is an unplugged USB disk: it must not break requests naming the first
       imageDirs: [images, join(dir, 'unplugged')],
       menu: { phrase: PHRASE },
-      policy: [{ from: 'mallory', method: '*', action: 'allow' }],
+      policy: [{ from: 'mallory', method: '*', action: 'allow', target: '*' }],
     },
   });
   const sock = join(k.dir, 'run', 'vm', 'mallory', 'control.sock');

@@ -27,13 +27,17 @@ export interface ScryptParams {
   p: number;
 }
 
-/** 2^15 × 8 × 128 B = 32 MiB and ~100 ms per guess: slow for a guesser, fine for one login. */
-export const defaultScrypt: ScryptParams = { N: 1 << 15, r: 8, p: 1 };
+/**
+ * 2^17 × 8 × 128 B = 128 MiB and a few hundred ms per guess: slow for a guesser, fine for one
+ * login. Hashes made with smaller parameters still verify and are re-hashed at the next login.
+ */
+export const defaultScrypt: ScryptParams = { N: 1 << 17, r: 8, p: 1 };
 const KEYLEN = 32;
 
 export const MAX_PASSWORD_BYTES = 1024;
 
 function derive(password: string, salt: Buffer, p: ScryptParams): Promise<Buffer> {
+  // Node's default maxmem (32 MiB) refuses N=2^17; scrypt needs 128·N·r bytes, twice that is room
   const maxmem = 256 * p.N * p.r + (1 << 20);
   return new Promise((resolve, reject) =>
     scrypt(password, salt, KEYLEN, { N: p.N, r: p.r, p: p.p, maxmem }, (err, key) =>
@@ -94,12 +98,20 @@ export interface Authenticator {
   check(password: string): Promise<boolean>;
 }
 
-export function fileAuthenticator(path: string): Authenticator {
+/** True when `stored` was made with weaker parameters than `target`. */
+export function needsRehash(stored: ScryptParams, target: ScryptParams = defaultScrypt): boolean {
+  return stored.N < target.N || stored.r < target.r || stored.p < target.p;
+}
+
+export function fileAuthenticator(path: string, target: ScryptParams = defaultScrypt): Authenticator {
   return {
     async check(password) {
       const stored = await readPasswordFile(path);
       if (!stored) return false;
-      return verifyPassword(password, stored);
+      const ok = await verifyPassword(password, stored);
+      // the one moment kvmux holds the plain password: upgrade an old hash (atomic rewrite)
+      if (ok && needsRehash(stored, target)) await writePasswordFile(path, password, target);
+      return ok;
     },
   };
 }

@@ -1,7 +1,8 @@
 import type { Duplex } from 'node:stream';
 import { KvmuxError, RpcCode, RpcError } from '../../util/errors.js';
-import { summarizeParams } from '../auth/audit.js';
+import { keyNamesOnly, redactSecrets, summarizeParams } from '../auth/audit.js';
 import { checkPassword, LOCAL_LOCKOUT_KEY, parseLogin } from '../auth/login.js';
+import { targetOf } from '../auth/policy.js';
 import type { ServerCore } from './core.js';
 import {
   describeIssues,
@@ -19,7 +20,23 @@ import { initialRate, type RateState, takeToken } from './rate.js';
 
 const HIGH_WATER = 4;
 
-type Item = { type: 'line'; line: Buffer; binary?: Buffer } | { type: 'overflow'; limit: number };
+/** `limited`: over the rate; answered -32029 if it carries an id, never handled. */
+type Item =
+  | { type: 'line'; line: Buffer; binary?: Buffer }
+  | { type: 'overflow'; limit: number }
+  | { type: 'limited'; line: Buffer };
+
+/** An over-rate line this short is scanned for its id (to answer -32029); longer ones are dropped unread. */
+const LIMITED_PARSE_BYTES = 1024;
+const LEADING_ID = /^\{\s*(?:"jsonrpc"\s*:\s*"2\.0"\s*,\s*)?"id"\s*:\s*(-?\d{1,15}|"[^"\\]{0,256}")/;
+
+/** The id of a request that starts with it (after an optional jsonrpc member): a bounded regex, no parse. */
+export function leadingId(line: Buffer): number | string | undefined {
+  const m = LEADING_ID.exec(line.subarray(0, 320).toString('latin1'));
+  if (!m) return undefined;
+  const v = m[1]!;
+  return v.startsWith('"') ? v.slice(1, -1) : Number(v);
+}
 
 /** One peer (local client or guest channel): framing, auth state, rate limit, ordered dispatch. */
 export class Connection {
@@ -29,6 +46,8 @@ export class Connection {
   private authed = false;
   private lastActivityMs: number;
   private rate: RateState;
+  private bytes: RateState;
+  private resumeTimer: NodeJS.Timeout | undefined;
   private readonly abort = new AbortController();
   private readonly ctx: CallContext;
   private sessionEnders = new Set<() => void>();
@@ -42,6 +61,7 @@ export class Connection {
     this.splitter = new LineSplitter(core.limits.maxLineBytes);
     this.lastActivityMs = core.now();
     this.rate = initialRate(core.limits.rate, core.now());
+    this.bytes = initialRate(core.limits.bytes, core.now());
     this.ctx = {
       caller,
       signal: this.abort.signal,
@@ -50,6 +70,7 @@ export class Connection {
     };
     this.closed = new Promise((resolve) => stream.once('close', () => resolve()));
     void this.closed.then(() => {
+      clearTimeout(this.resumeTimer);
       this.endSession();
       this.abort.abort(new KvmuxError(`${this.who}: channel closed`));
     });
@@ -67,10 +88,38 @@ export class Connection {
     this.stream.destroy();
   }
 
+  /**
+   * Rate limits apply here, before any line is parsed or even depth-scanned: a flooding guest costs
+   * the splitter's indexOf and a token count per line, and its over-rate lines never reach the pump.
+   */
   private onData(chunk: Buffer): void {
-    for (const ev of this.splitter.push(chunk)) this.queue.push(ev);
+    this.spendBytes(chunk.length);
+    for (const ev of this.splitter.push(chunk)) {
+      if (this.takeToken()) this.queue.push(ev);
+      else if (ev.type === 'line' && ev.line.length <= LIMITED_PARSE_BYTES)
+        this.queue.push({ type: 'limited', line: ev.line });
+    }
     if (this.queue.length >= HIGH_WATER) this.stream.pause();
     void this.pump();
+  }
+
+  /** Guest channels: past the byte budget, stop reading until it refills (the guest's writes block). */
+  private spendBytes(n: number): void {
+    if (this.caller.kind !== 'guest') return;
+    const cfg = this.core.limits.bytes;
+    const now = this.core.now();
+    const refilled = Math.min(
+      cfg.burst,
+      this.bytes.tokens + ((now - this.bytes.atMs) / 1000) * cfg.perSecond,
+    );
+    this.bytes = { tokens: refilled - n, atMs: now };
+    if (this.bytes.tokens >= 0 || this.resumeTimer) return;
+    this.stream.pause();
+    const waitMs = Math.ceil((-this.bytes.tokens / cfg.perSecond) * 1000);
+    this.resumeTimer = setTimeout(() => {
+      this.resumeTimer = undefined;
+      if (this.queue.length < HIGH_WATER && !this.stream.destroyed) this.stream.resume();
+    }, waitMs);
   }
 
   private async pump(): Promise<void> {
@@ -82,10 +131,13 @@ export class Connection {
         const resp =
           item.type === 'line'
             ? await this.respond(item.line, item.binary)
-            : errorResponse(null, invalidRequest(`line longer than ${item.limit} bytes`));
+            : item.type === 'limited'
+              ? this.limited(item.line)
+              : errorResponse(null, invalidRequest(`line longer than ${item.limit} bytes`));
         if (resp && isBinary(resp)) await this.roomForBulk();
         if (resp) this.send(resp);
-        if (this.queue.length < HIGH_WATER && this.stream.isPaused()) this.stream.resume();
+        if (this.queue.length < HIGH_WATER && this.stream.isPaused() && !this.resumeTimer)
+          this.stream.resume();
       }
     } finally {
       this.pumping = false;
@@ -149,34 +201,37 @@ export class Connection {
     }
   }
 
+  /**
+   * An over-rate line is never parsed: -32029 goes to a request whose id shows in its first bytes
+   * (`{"jsonrpc":"2.0","id":7,…` as clients write them); every other line gets silence.
+   */
+  private limited(line: Buffer): RpcResponse | null {
+    const id = leadingId(line);
+    if (id === undefined) return null;
+    return errorResponse(
+      id,
+      new RpcError(RpcCode.tooManyRequests, `${this.who}: too many requests; slow down`),
+    );
+  }
+
+  /** A line within the rate (the token was taken on arrival). */
   private async respond(line: Buffer, binary?: Buffer): Promise<RpcResponse | null> {
-    // every line costs a token, garbage included; a flooding guest's garbage then gets no reply at all
-    const withinRate = this.takeToken();
-    const bad = (resp: RpcResponse) => (withinRate ? resp : null);
     const { maxDepth } = this.core.limits;
     if (jsonDepth(line, maxDepth) > maxDepth) {
-      return bad(errorResponse(null, invalidRequest(`JSON nested deeper than ${maxDepth} levels`)));
+      return errorResponse(null, invalidRequest(`JSON nested deeper than ${maxDepth} levels`));
     }
     let raw: unknown;
     try {
       raw = JSON.parse(line.toString('utf8'));
     } catch {
-      return bad(
-        errorResponse(null, new RpcError(RpcCode.parseError, 'parse error: line is not valid JSON')),
-      );
+      return errorResponse(null, new RpcError(RpcCode.parseError, 'parse error: line is not valid JSON'));
     }
     if (Array.isArray(raw)) {
-      return bad(
-        errorResponse(null, invalidRequest('batch arrays are not supported; send one request per line')),
-      );
+      return errorResponse(null, invalidRequest('batch arrays are not supported; send one request per line'));
     }
     const env = requestSchema.safeParse(raw);
-    if (!env.success) return bad(errorResponse(salvageId(raw), invalidRequest(describeIssues(env.error))));
+    if (!env.success) return errorResponse(salvageId(raw), invalidRequest(describeIssues(env.error)));
     const req = env.data;
-    if (!withinRate) {
-      const err = new RpcError(RpcCode.tooManyRequests, `${this.who}: too many requests; slow down`);
-      return req.id === undefined ? null : errorResponse(req.id, err);
-    }
     const outcome = await this.execute(req, binary).then(
       (result) => ({ ok: true as const, result }),
       (err: unknown) => ({ ok: false as const, error: this.toRpcError(req, err) }),
@@ -192,9 +247,14 @@ export class Connection {
     if (req.method === 'auth.logout') return this.logout();
     if (guest) this.checkSession();
     const method = this.core.methods.get(req.method);
-    if (!method) throw new RpcError(RpcCode.methodNotFound, `method "${req.method}" not found`);
-    if (this.caller.kind === 'guest') await this.authorize(this.caller.vm, req);
-    return method.handler(parseParams(method, req.params), binary ? { ...this.ctx, binary } : this.ctx);
+    if (!method) {
+      const name = req.method.length > 64 ? `${req.method.slice(0, 64)}…` : req.method;
+      throw new RpcError(RpcCode.methodNotFound, `method "${name}" not found`);
+    }
+    // parsed first: the policy's target is the name the call would really act on
+    const params = parseParams(method, req.params);
+    if (this.caller.kind === 'guest') await this.authorize(this.caller.vm, req, params);
+    return method.handler(params, binary ? { ...this.ctx, binary } : this.ctx);
   }
 
   /** Guest channels only: the local root socket is not rate-limited. */
@@ -235,15 +295,17 @@ export class Connection {
     this.lastActivityMs = now;
   }
 
-  private async authorize(vm: string, req: RpcRequest): Promise<void> {
-    const decision = this.core.policy.decide(vm, req.method);
+  private async authorize(vm: string, req: RpcRequest, params: unknown): Promise<void> {
+    const target = targetOf(params);
+    const decision = this.core.policy.decide(vm, req.method, target);
     if (decision.action === 'allow') return;
-    const forbidden = new RpcError(RpcCode.forbidden, `policy forbids ${vm} to call "${req.method}"`);
+    const on = target === null || target === vm ? '' : ` on "${target}"`;
+    const forbidden = new RpcError(RpcCode.forbidden, `policy forbids ${vm} to call "${req.method}"${on}`);
     if (decision.action === 'deny') throw forbidden;
-    if (!(await this.ask(vm, req))) throw forbidden;
+    if (!(await this.ask(vm, req.method, params))) throw forbidden;
   }
 
-  private async ask(vm: string, req: RpcRequest): Promise<boolean> {
+  private async ask(vm: string, method: string, params: unknown): Promise<boolean> {
     const confirm = this.core.confirm;
     if (!confirm) return false;
     let timer: NodeJS.Timeout | undefined;
@@ -251,9 +313,11 @@ export class Connection {
       timer = setTimeout(() => resolve(false), this.core.limits.confirmTimeoutMs);
     });
     try {
-      return await Promise.race([confirm(vm, req.method, summarizeParams(req.params ?? {})), timeout]);
+      const asked = confirm(vm, method, redactSecrets(params), this.abort.signal);
+      return await Promise.race([asked, timeout]);
     } catch (err) {
-      this.core.log.warn({ vm, method: req.method, err }, 'confirmation failed; denying');
+      if (err instanceof RpcError) throw err;
+      this.core.log.warn({ vm, method, err }, 'confirmation failed; denying');
       return false;
     } finally {
       clearTimeout(timer);
@@ -284,14 +348,19 @@ export class Connection {
   private auditCall(req: RpcRequest, error: RpcError | null): void {
     const audit = this.core.audit;
     if (!audit || (this.caller.kind === 'local' && req.method.endsWith('.chunk'))) return;
-    void audit.append({
-      time: new Date().toISOString(),
-      from: this.who,
-      method: req.method,
-      params: summarizeParams(req.params ?? {}),
-      outcome: error ? 'error' : 'ok',
-      ...(error ? { code: error.code, message: error.message } : {}),
-    });
+    // before login a guest has earned no more than a capped, rate-limited line of key names
+    const unauthenticated = this.caller.kind === 'guest' && !this.authed;
+    void audit.append(
+      {
+        time: new Date().toISOString(),
+        from: this.who,
+        method: req.method,
+        params: unauthenticated ? keyNamesOnly(req.params ?? {}) : summarizeParams(req.params ?? {}),
+        outcome: error ? 'error' : 'ok',
+        ...(error ? { code: error.code, message: error.message } : {}),
+      },
+      { unauthenticated },
+    );
   }
 }
 

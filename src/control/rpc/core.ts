@@ -6,17 +6,29 @@ import type { CompiledPolicy } from '../auth/policy.js';
 import type { RpcMethod } from './method.js';
 import type { RateConfig } from './rate.js';
 
-export type ConfirmFn = (vm: string, method: string, paramsSummary: unknown) => Promise<boolean>;
+/**
+ * Asks the console. `params` are the parsed params with secrets redacted; `signal` aborts when the
+ * caller's channel closes (drop the question). May reject with an RpcError (e.g. -32029: that VM
+ * already has a question pending, or was just denied), which the caller gets as is.
+ */
+export type ConfirmFn = (
+  vm: string,
+  method: string,
+  params: unknown,
+  signal?: AbortSignal,
+) => Promise<boolean>;
 
 export interface ControlLimits {
   /** Longest request line; 4 MiB fits a 2 MiB chunk as base64 (2.67 MiB) plus envelope. */
   maxLineBytes: number;
   maxDepth: number;
-  /** Per guest channel. */
+  /** Per guest channel: lines (garbage included), counted before anything parses them. */
   rate: RateConfig;
+  /** Per guest channel: bytes per second and burst; past it the channel is paused (backpressure). */
+  bytes: RateConfig;
   /** A guest session logs out after this long without a request. */
   idleMs: number;
-  /** An unanswered `ask` is a deny after this long. */
+  /** An unanswered `ask` is a deny after this long: a backstop a little past the dialog's own timeout. */
   confirmTimeoutMs: number;
   /** A peer that stops reading is dropped once this much output is queued. */
   maxWriteBacklog: number;
@@ -26,8 +38,9 @@ export const defaultLimits: ControlLimits = {
   maxLineBytes: 4 << 20,
   maxDepth: 32,
   rate: { perSecond: 200, burst: 400 },
+  bytes: { perSecond: 32 << 20, burst: 64 << 20 },
   idleMs: 15 * 60_000,
-  confirmTimeoutMs: 120_000,
+  confirmTimeoutMs: 70_000,
   maxWriteBacklog: 16 << 20,
 };
 
