@@ -91,9 +91,9 @@ const names = (r: Rig) => r.catalogue.vms.map((v) => v.name).sort();
 
 describe('VM catalogue changes against running VMs', () => {
   it('refuses a change that would remove a running found VM, writes nothing, and later changes still work', async () => {
-    const r = rig(['c.qcow2', 'd.qcow2']);
+    const r = rig(['c.img', 'd.img']);
     const c = await r.supervisor.start('c');
-    await expect(r.catalogue.create({ name: 'x', disk: join(r.images, 'c.qcow2') })).rejects.toMatchObject({
+    await expect(r.catalogue.create({ name: 'x', disk: join(r.images, 'c.img') })).rejects.toMatchObject({
       rpcCode: -32009,
       message: expect.stringContaining('VM "c" is running'),
     });
@@ -102,20 +102,20 @@ describe('VM catalogue changes against running VMs', () => {
     expect(r.supervisor.has('x')).toBe(false);
     expect(isAlive(c.pid!)).toBe(true);
     // the refused change blocks nothing: another VM can be made from the other found image
-    await r.catalogue.create({ name: 'y', disk: join(r.images, 'd.qcow2') });
+    await r.catalogue.create({ name: 'y', disk: join(r.images, 'd.img') });
     expect(names(r)).toEqual(['c', 'y']);
     expect(readFileSync(overlayPath(r.config.stateDir), 'utf8')).toContain('name: y');
     await r.catalogue.rescan();
     expect(names(r)).toEqual(['c', 'y']);
     // once c is stopped its image can become x
     await r.supervisor.stop('c', { force: true });
-    await r.catalogue.create({ name: 'x', disk: join(r.images, 'c.qcow2') });
+    await r.catalogue.create({ name: 'x', disk: join(r.images, 'c.img') });
     expect(names(r)).toEqual(['x', 'y']);
     expect(r.supervisor.has('c')).toBe(false);
   }, 30_000);
 
   it('deletes a crashed VM for good: gone from the list and never relaunched', async () => {
-    const r = rig(['a.qcow2']);
+    const r = rig(['a.img']);
     const a = await r.supervisor.start('a');
     const crashed = new Promise<void>((resolve) =>
       r.supervisor.on('state', (st) => st.name === 'a' && st.state === 'crashed' && resolve()),
@@ -134,7 +134,7 @@ describe('VM catalogue hot-add', () => {
   it('an image dropped into a folder becomes a VM whose X server starts only with the VM', async () => {
     const r = rig([], { displays: true });
     const before = ownXvfbs();
-    writeFileSync(join(r.images, 'new.qcow2'), '');
+    writeFileSync(join(r.images, 'new.img'), '');
     await r.catalogue.rescan();
     expect(names(r)).toEqual(['new']);
     expect(r.switcher.list().map((d) => d.name)).toEqual(['new']);
@@ -182,14 +182,14 @@ describe('watched image folders', () => {
 
   it('a guest writing its own image every 100 ms causes no rescans, and an image dropped in meanwhile appears', async () => {
     const { log, lines } = keptLog();
-    const r = rig(['busy.qcow2'], { log });
+    const r = rig(['busy.img'], { log });
     r.catalogue.watchImages();
-    const stop = busyWriter(() => appendFileSync(join(r.images, 'busy.qcow2'), 'x'));
+    const stop = busyWriter(() => appendFileSync(join(r.images, 'busy.img'), 'x'));
     try {
       // longer than the longest a rescan may be held back (2 s)
       await new Promise((resolve) => setTimeout(resolve, 2500));
       expect(lines.filter((l) => l.includes('rescanning'))).toEqual([]);
-      writeFileSync(join(r.images, 'new.qcow2'), '');
+      writeFileSync(join(r.images, 'new.img'), '');
       await until(() => names(r).includes('new'), 'the new image listed');
     } finally {
       stop();
@@ -198,12 +198,12 @@ describe('watched image folders', () => {
   }, 30_000);
 
   it('a sidecar rewritten every 100 ms does not hold back an image dropped in', async () => {
-    const r = rig(['busy.qcow2']);
+    const r = rig(['busy.img']);
     r.catalogue.watchImages();
     const stop = busyWriter((n) => writeFileSync(join(r.images, 'busy.yaml'), `autostart: false # ${n}\n`));
     try {
       await new Promise((resolve) => setTimeout(resolve, 500));
-      writeFileSync(join(r.images, 'new.qcow2'), '');
+      writeFileSync(join(r.images, 'new.img'), '');
       await until(() => names(r).includes('new'), 'the new image listed');
     } finally {
       stop();
