@@ -25,7 +25,13 @@ const tick: VmEvent = { type: 'tick' };
 describe('clean exits', () => {
   it('stop a VM whose guest powered itself off', () => {
     const vmPolicy = { baseMs: 1000, maxMs: 8000, maxCrashes: 4, windowMs: 60_000 };
-    expect(run(vmPolicy, [[0, { type: 'start' }], [10, launched], [500, quit]])).toEqual([
+    expect(
+      run(vmPolicy, [
+        [0, { type: 'start' }],
+        [10, launched],
+        [500, quit],
+      ]),
+    ).toEqual([
       ['starting', null],
       ['running', null],
       ['stopped', null],
@@ -33,7 +39,10 @@ describe('clean exits', () => {
   });
 
   it('bring the admin screen back every time, sooner at first and slower when it keeps quitting', () => {
-    const steps: Array<[number, VmEvent]> = [[0, { type: 'start' }], [10, launched]];
+    const steps: Array<[number, VmEvent]> = [
+      [0, { type: 'start' }],
+      [10, launched],
+    ];
     // quit ten times, each right after it came back
     let t = 10;
     for (let i = 0; i < 10; i++) {
