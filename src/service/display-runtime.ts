@@ -151,7 +151,8 @@ export class DisplayRuntime {
 
   /** stop() came while this server was starting: it goes too (or stays for adoption). */
   private async discard(server: XServer): Promise<never> {
-    if (!this.leaveRunning) {
+    if (this.leaveRunning) this.records.put(this.opts.name, server.record());
+    else {
       await server.stop();
       if (server.vt !== null) releaseVt(server.vt);
       this.records.remove(this.opts.name);

@@ -231,13 +231,18 @@ export class MenuController {
 
   private paint(display: string): void {
     const shown = this.deps.view.showMenu(display, this.menu);
-    void Promise.resolve(shown).then((g) => {
-      this.geometry = g;
-      if (!g) return;
-      // the pointer starts in the middle of the menu's own window
-      this.cursor = { x: g.window.x + g.window.width / 2, y: g.window.y + g.window.height / 2 };
-      this.menu = menuStep(this.menu, { kind: 'rows', rows: g.rows }).state;
-    });
+    void Promise.resolve(shown)
+      .then((g) => {
+        this.geometry = g;
+        if (!g) return;
+        // the pointer starts in the middle of the menu's own window
+        this.cursor = { x: g.window.x + g.window.width / 2, y: g.window.y + g.window.height / 2 };
+        this.menu = menuStep(this.menu, { kind: 'rows', rows: g.rows }).state;
+      })
+      // a view that fails is a menu not shown (the view logs why); it must never end the process
+      .catch(() => {
+        this.geometry = null;
+      });
   }
 
   private capture(display: string | null): void {

@@ -21,7 +21,10 @@ export interface MenuViewHost {
  * created when the display comes up and kept, so opening is configure + map + paint.
  */
 export function createOverlayMenuView(service: MenuViewHost): MenuView {
-  const menus = new Map<string, { display: string; phrase: string; menu: Promise<OverlayMenu> }>();
+  const menus = new Map<
+    string,
+    { server: LiveDisplay['server']; phrase: string; menu: Promise<OverlayMenu> }
+  >();
   let shown: OverlayMenu | null = null;
   let generation = 0;
 
@@ -30,8 +33,8 @@ export function createOverlayMenuView(service: MenuViewHost): MenuView {
     if (!live) return null;
     const cached = menus.get(name);
     const phrase = service.phrase();
-    // a restarted X server (or a changed phrase) gets a fresh overlay
-    if (cached && cached.display === live.server.display && cached.phrase === phrase) return cached.menu;
+    // a restarted X server (often on the same display number) or a changed phrase gets a fresh overlay
+    if (cached && cached.server === live.server && cached.phrase === phrase) return cached.menu;
     if (cached) void cached.menu.then((m) => m.destroy()).catch(() => {});
     const menu = OverlayMenu.create({
       display: live.server.display,
@@ -39,7 +42,7 @@ export function createOverlayMenuView(service: MenuViewHost): MenuView {
       fonts: [service.config.menu.font],
       log: service.log,
     });
-    menus.set(name, { display: live.server.display, phrase, menu });
+    menus.set(name, { server: live.server, phrase, menu });
     menu.catch((err: unknown) => {
       service.log.warn({ display: name, err: errText(err) }, 'menu overlay unavailable');
       menus.delete(name);
@@ -55,25 +58,33 @@ export function createOverlayMenuView(service: MenuViewHost): MenuView {
   return {
     async showMenu(display: string, state: MenuState): Promise<MenuGeometry | null> {
       const gen = ++generation;
-      const menu = await menuFor(display);
-      if (!menu || gen !== generation) return null;
-      hideShown();
-      shown = menu;
-      const rows = menu.open(state);
-      const conn = menu.overlay.conn;
-      return { rows, window: menu.layout!.window, screen: { width: conn.width, height: conn.height } };
+      try {
+        const menu = await menuFor(display);
+        if (!menu || gen !== generation) return null;
+        hideShown();
+        shown = menu;
+        const rows = menu.open(state);
+        const conn = menu.overlay.conn;
+        return { rows, window: menu.layout!.window, screen: { width: conn.width, height: conn.height } };
+      } catch (err) {
+        // the X server went away under the overlay: no menu this time, and never an unhandled rejection
+        service.log.warn({ display, err: errText(err) }, 'menu could not be shown');
+        return null;
+      }
     },
     redrawMenu(state: MenuState): void {
       shown?.update(state);
     },
     showAsk(display: string, request: AskRequest): void {
       const gen = ++generation;
-      void menuFor(display)?.then((menu) => {
-        if (gen !== generation) return;
-        hideShown();
-        shown = menu;
-        menu.ask(request);
-      });
+      void menuFor(display)
+        ?.then((menu) => {
+          if (gen !== generation) return;
+          hideShown();
+          shown = menu;
+          menu.ask(request);
+        })
+        .catch((err: unknown) => service.log.warn({ display, err: errText(err) }, 'ask could not be shown'));
     },
     hide(): void {
       generation++;

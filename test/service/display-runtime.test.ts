@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type Config, configSchema } from '../../src/config/schema.js';
@@ -82,5 +82,21 @@ describe('display runtime start and stop', () => {
     switcher.startLater('found');
     await until(() => switcher.live('found') !== null, 'the adopted display');
     expect(switcher.live('found')?.server.pid).toBe(pid);
+  }, 30_000);
+
+  it('a leave-running stop while a display starts keeps its server recorded for the next kvmux', async () => {
+    const { config, switcher } = setup();
+    const before = ownXvfbs();
+    switcher.add('img', 'vm');
+    switcher.startLater('img');
+    await switcher.stop({ leaveRunning: true });
+    const left = ownXvfbs().filter((p) => !before.includes(p));
+    try {
+      expect(left).toHaveLength(1);
+      const record = join(config.stateDir, 'displays', 'img.json');
+      expect((JSON.parse(readFileSync(record, 'utf8')) as { pid: number }).pid).toBe(left[0]);
+    } finally {
+      for (const pid of left) process.kill(pid, 'SIGTERM');
+    }
   }, 30_000);
 });
