@@ -87,6 +87,8 @@ describe('image uploads from a hostile guest', () => {
         imageDefaults: () => defaults,
         ledger,
         inUse: (p) => inUse(p),
+        users: (p) =>
+          p.endsWith('/admins.img') ? [{ name: 'office', state: 'stopped', configured: true }] : [],
       }),
       ...hostUpdateMethods({ bootDir: () => boot, currentSlot: async () => 'a' }),
     ]);
@@ -201,6 +203,28 @@ describe('image uploads from a hostile guest', () => {
     // the admin copying a disk over the name makes it the admin's again
     execFileSync('cp', ['--remove-destination', src, join(images, 'desk.img')]);
     expect(found()[0]).toEqual(['desk.img', true, true]);
+  });
+
+  it('never lets a guest replace the disk of a configured VM, even a stopped one', async () => {
+    writeFileSync(join(images, 'admins.img'), 'office disk');
+    const src = join(t.dir, 'mine.raw');
+    writeFileSync(src, randomBytes(4096));
+    const g = await guest('alpha');
+    const [code, msg] = await codeOf(
+      sendFile(g, { prefix: 'image.upload', file: src, begin: { name: 'admins.img', replace: true } }),
+    );
+    expect([code, msg]).toEqual([
+      -32009,
+      'image "admins.img" is the disk of configured VM "office": a guest may not replace it',
+    ]);
+    expect(readFileSync(join(images, 'admins.img'), 'utf8')).toBe('office disk');
+    // the admin may
+    await sendFile(await local(), {
+      prefix: 'image.upload',
+      file: src,
+      begin: { name: 'admins.img', replace: true },
+    });
+    expect(readFileSync(join(images, 'admins.img')).length).toBe(4096);
   });
 
   it('compares real paths when refusing to replace a running VM disk (symlinked image folder)', async () => {
