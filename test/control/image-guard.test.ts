@@ -253,6 +253,16 @@ describe('image uploads from a hostile guest', () => {
     expect(readFileSync(join(images, 'running.img'), 'utf8')).toBe('live');
   });
 
+  it('refuses a guest that declares more than the image disk has free, holding nothing', async () => {
+    const g = await guest('alpha');
+    const [code, msg] = await codeOf(
+      g.call('image.upload.begin', { name: 'fill.img', size: 2 ** 40, sha256: sha(Buffer.alloc(0)) }),
+    );
+    expect(code).toBe(-32602);
+    expect(msg).toMatch(/not enough space: 1099511627776 bytes declared/);
+    expect([ledger.count, visible(images)]).toEqual([0, []]);
+  });
+
   it('holds a guest to its quota, counting open uploads and the images it stored', async () => {
     defaults['guestQuotaMiB'] = 2;
     const g = await guest('alpha');
