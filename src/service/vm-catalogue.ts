@@ -16,7 +16,8 @@ import {
 } from '../config/overlay.js';
 import type { Config, VmConfig } from '../config/schema.js';
 import type { NetworkManager } from '../net/manager.js';
-import { allVms } from '../session/images.js';
+import { prefetchInspections } from '../session/image-inspect.js';
+import { allVms, imageFilesIn } from '../session/images.js';
 import type { Supervisor } from '../session/supervisor.js';
 import { vboxMachineName, withVboxSettings } from '../session/vbox-settings.js';
 import { ConfigError, errnoName, RpcCode, RpcError } from '../util/errors.js';
@@ -270,6 +271,10 @@ export class VmCatalogue extends EventEmitter<{
    * then make the running set match: removed VMs leave, new ones join, changed ones are updated.
    */
   private async reconcile(overlay: Overlay, write: boolean): Promise<void> {
+    const { imageDirs, imageDefaults } = this.opts.base;
+    await prefetchInspections(imageFilesIn(imageDirs), {
+      allowBackingFiles: imageDefaults.allowBackingFiles,
+    });
     let next: { vms: VmConfig[]; problems: string[] };
     try {
       next = this.resolveAll(overlay);
