@@ -146,8 +146,12 @@ async function downloads(sock: string, images: string, dir: string): Promise<Rec
   writeFileSync(join(images, name), randomBytes(TOTAL));
   const out = join(dir, 'received.img');
   const res: Record<string, unknown> = {};
-  for (const label of ['binary4MiB_pipelined4_hashAtBegin', 'binary4MiB_pipelined4_hashCached']) {
-    const r = JSON.parse((await child(['-e', DOWNLOADER, sock, name, out, String(4 << 20), '4'])).out) as {
+  for (const [label, chunk] of [
+    ['binary4MiB_pipelined4_hashAtBegin', 4 << 20],
+    ['binary4MiB_pipelined4_hashCached', 4 << 20],
+    ['binary2MiB_pipelined4_hashCached', 2 << 20],
+  ] as const) {
+    const r = JSON.parse((await child(['-e', DOWNLOADER, sock, name, out, String(chunk), '4'])).out) as {
       beginMs: number;
       totalMs: number;
       size: number;

@@ -45,8 +45,10 @@ export function uploadPane(): Pane {
     render() {
       const intro = [
         'Uploads a disk image (qcow2, raw, img, vdi) in 1 MiB chunks.',
-        'The sha256 is computed here first; the host checks it before the',
-        'image appears (as a stopped VM unless its sidecar says autostart).',
+        'The sha256 is computed here first; the host checks it, and refuses',
+        'disks that name other files (backing or data files), before the',
+        'image appears as a stopped VM. From a guest it never takes a sidecar',
+        'or autostart: the admin decides what it becomes.',
         '',
         'Press {bold}u{/bold} or {bold}Enter{/bold} to choose a file.',
       ];

@@ -45,7 +45,9 @@ export class Api implements ServiceApi {
       ready: this.p.ready(),
       active: switcher.active,
       displays: switcher.entries.length,
-      displaysReady: switcher.entries.filter((e) => e.display).length,
+      // up, or on demand and not asked for yet (a found image's display starts with its VM)
+      displaysReady: switcher.entries.filter((e) => e.display).length + switcher.idleOnDemand,
+      displaysOnDemand: switcher.idleOnDemand,
       vms: {
         total: vms.length,
         running: count('running'),

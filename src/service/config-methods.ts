@@ -3,6 +3,7 @@ import { basename, isAbsolute, join, normalize, resolve, sep } from 'node:path';
 import { z } from 'zod';
 import { nameSchema, nicSchema } from '../config/schema.js';
 import { type CallContext, defineMethod, type RpcMethod } from '../control/rpc/method.js';
+import { inspectImage } from '../session/image-inspect.js';
 import { IMAGE_PATTERN } from '../session/images.js';
 import { RpcCode, RpcError } from '../util/errors.js';
 import { checkGuestMemory } from './memory-bounds.js';
@@ -94,6 +95,16 @@ export function resolveDisk(raw: string, imageDirs: readonly string[], guest: bo
   return found;
 }
 
+/**
+ * What is inside the disk, as QEMU would open it: a qcow2 naming a backing file or data file (a
+ * host file, another VM's disk, /dev/sda) is refused like an upload or a found image would be.
+ */
+async function checkContent(disk: string, allowBackingFiles: boolean): Promise<void> {
+  if (/\.vbox$/i.test(disk)) return; // VirtualBox settings, not a disk QEMU opens
+  const problem = await inspectImage(disk, { allowBackingFiles });
+  if (problem) throw new RpcError(RpcCode.invalidParams, `disk: ${disk}: refused: ${problem}`);
+}
+
 /** The other VM whose disk is the same file as `disk` (real paths: symlinked folders count). */
 function diskOwner(catalogue: VmCatalogue, disk: string, except: string): string | undefined {
   const target = real(disk) ?? resolve(disk);
@@ -135,11 +146,13 @@ export function configMethods(catalogue: VmCatalogue): RpcMethod[] {
       params: createParams,
       summary:
         'a new VM from a disk image (file name in an image folder or absolute path); kept across restarts',
-      handler: (p, ctx) => {
+      handler: async (p, ctx) => {
         const guest = isGuest(ctx);
         if (guest && p.memoryMiB !== undefined) checkGuestMemory(p.name, p.memoryMiB, undefined);
         refuseGuestNics(ctx, p.nics);
-        return catalogue.create({ ...p, disk: resolveDisk(p.disk, imageDirs(), guest) });
+        const disk = resolveDisk(p.disk, imageDirs(), guest);
+        await checkContent(disk, catalogue.config.imageDefaults.allowBackingFiles);
+        return catalogue.create({ ...p, disk });
       },
     }),
     defineMethod({
@@ -147,7 +160,7 @@ export function configMethods(catalogue: VmCatalogue): RpcMethod[] {
       params: updateParams,
       summary:
         'change memory, cpus, disk, nics, autostart, guestChannel, blockedKeys: live where possible (live[]), else at next start (nextStart[])',
-      handler: (p, ctx) => {
+      handler: async (p, ctx) => {
         const { name, ...patch } = p;
         const vm = catalogue.find(name);
         if (!vm) throw new RpcError(RpcCode.notFound, `no VM named "${name}"`);
@@ -155,6 +168,7 @@ export function configMethods(catalogue: VmCatalogue): RpcMethod[] {
         refuseGuestNics(ctx, patch.nics);
         if (patch.disk === undefined) return catalogue.update(name, patch);
         const disk = resolveDisk(patch.disk, imageDirs(), isGuest(ctx));
+        await checkContent(disk, catalogue.config.imageDefaults.allowBackingFiles);
         const owner = diskOwner(catalogue, disk, name);
         if (owner && catalogue.isConfigured(owner))
           throw new RpcError(RpcCode.conflict, `disk ${disk} is used by VM "${owner}"`);

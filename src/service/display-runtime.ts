@@ -64,6 +64,11 @@ export class DisplayRuntime {
     return this.live;
   }
 
+  /** An on-demand display nothing has asked for yet: no server, and none is due. */
+  get idleOnDemand(): boolean {
+    return this.lazy && !this.requested && !this.live;
+  }
+
   /** Resolves with the display once its server, WM and sink are up; starts an on-demand one. */
   ready(): Promise<LiveDisplay> {
     if (this.live) return Promise.resolve(this.live);

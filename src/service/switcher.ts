@@ -148,6 +148,11 @@ export class Switcher extends EventEmitter<{
     return up[i]?.name;
   }
 
+  /** Displays that start only when their VM does (found images) and have not been asked for yet. */
+  get idleOnDemand(): number {
+    return [...this.runtimes.values()].filter((rt) => rt.idleOnDemand).length;
+  }
+
   list(): Array<{ name: string; display: string; vt: number | null; active: boolean }> {
     return listDisplays(this.table);
   }

@@ -16,7 +16,8 @@ import {
 } from '../config/overlay.js';
 import type { Config, Resources, VmConfig } from '../config/schema.js';
 import type { NetworkManager } from '../net/manager.js';
-import { allVms, IMAGE_PATTERN } from '../session/images.js';
+import { prefetchInspections } from '../session/image-inspect.js';
+import { allVms, IMAGE_PATTERN, imageFilesIn } from '../session/images.js';
 import type { Supervisor } from '../session/supervisor.js';
 import { vboxMachineName, withVboxSettings } from '../session/vbox-settings.js';
 import { ConfigError, ConflictError, errnoName, errText, RpcCode, RpcError } from '../util/errors.js';
@@ -309,6 +310,10 @@ export class VmCatalogue extends EventEmitter<{
    * and stays through a rescan. Then write it when asked and make the running set match.
    */
   private async reconcile(overlay: Overlay, write: boolean): Promise<void> {
+    const { imageDirs, imageDefaults } = this.opts.base;
+    await prefetchInspections(imageFilesIn(imageDirs), {
+      allowBackingFiles: imageDefaults.allowBackingFiles,
+    });
     let next: { vms: VmConfig[]; problems: string[] };
     try {
       next = this.resolveAll(overlay);

@@ -110,15 +110,37 @@ export async function inspectImage(
 
 const cache = new Map<string, { key: string; verdict: string | null }>();
 
+function cacheKey(path: string, opts: InspectOptions): { real: string; key: string } | null {
+  const st = statSync(path, { throwIfNoEntry: false });
+  if (!st) return null;
+  const key = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${opts.allowBackingFiles === true}`;
+  return { real: realpathSync(path), key };
+}
+
+/**
+ * Fill the cache without blocking the event loop (qemu-img runs as a child process), so that the
+ * synchronous check in discovery only reads the cache: a rescan while someone types stays smooth.
+ */
+export async function prefetchInspections(
+  paths: readonly string[],
+  opts: InspectOptions = {},
+): Promise<void> {
+  for (const path of paths) {
+    const k = cacheKey(path, opts);
+    if (!k || cache.get(k.real)?.key === k.key) continue;
+    const verdict = await inspectImage(path, opts);
+    cache.set(k.real, { key: k.key, verdict });
+  }
+}
+
 /**
  * Discovery's synchronous check, cached by (inode, size, mtime): an unchanged image is inspected
- * once, a rewritten one again.
+ * once, a rewritten one again. Misses (start-up) run qemu-img synchronously.
  */
 export function inspectImageSync(path: string, opts: InspectOptions = {}): string | null {
-  const st = statSync(path, { throwIfNoEntry: false });
-  if (!st) return 'gone';
-  const real = realpathSync(path);
-  const key = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${opts.allowBackingFiles === true}`;
+  const k = cacheKey(path, opts);
+  if (!k) return 'gone';
+  const { real, key } = k;
   const hit = cache.get(real);
   if (hit && hit.key === key) return hit.verdict;
   const format = diskFormat(path);

@@ -117,6 +117,11 @@ function listImages(dir: string, problems: string[]): string[] {
   }
 }
 
+/** The disks discovery will inspect, for prefetchInspections (a rescan then never blocks on qemu-img). */
+export function imageFilesIn(imageDirs: readonly string[]): string[] {
+  return imageDirs.flatMap((d) => listImages(d, [])).filter((p) => !/\.vbox$/i.test(p));
+}
+
 export function discoverImages(
   imageDirs: readonly string[],
   explicit: readonly VmConfig[] = [],

@@ -87,6 +87,8 @@ describe('image uploads from a hostile guest', () => {
         imageDefaults: () => defaults,
         ledger,
         inUse: (p) => inUse(p),
+        users: (p) =>
+          p.endsWith('/admins.img') ? [{ name: 'office', state: 'stopped', configured: true }] : [],
       }),
       ...hostUpdateMethods({ bootDir: () => boot, currentSlot: async () => 'a' }),
     ]);
@@ -203,6 +205,28 @@ describe('image uploads from a hostile guest', () => {
     expect(found()[0]).toEqual(['desk.img', true, true]);
   });
 
+  it('never lets a guest replace the disk of a configured VM, even a stopped one', async () => {
+    writeFileSync(join(images, 'admins.img'), 'office disk');
+    const src = join(t.dir, 'mine.raw');
+    writeFileSync(src, randomBytes(4096));
+    const g = await guest('alpha');
+    const [code, msg] = await codeOf(
+      sendFile(g, { prefix: 'image.upload', file: src, begin: { name: 'admins.img', replace: true } }),
+    );
+    expect([code, msg]).toEqual([
+      -32009,
+      'image "admins.img" is the disk of configured VM "office": a guest may not replace it',
+    ]);
+    expect(readFileSync(join(images, 'admins.img'), 'utf8')).toBe('office disk');
+    // the admin may
+    await sendFile(await local(), {
+      prefix: 'image.upload',
+      file: src,
+      begin: { name: 'admins.img', replace: true },
+    });
+    expect(readFileSync(join(images, 'admins.img')).length).toBe(4096);
+  });
+
   it('compares real paths when refusing to replace a running VM disk (symlinked image folder)', async () => {
     const link = join(t.dir, 'images-link');
     symlinkSync(images, link);
@@ -227,6 +251,16 @@ describe('image uploads from a hostile guest', () => {
     );
     expect(code).toBe(-32009);
     expect(readFileSync(join(images, 'running.img'), 'utf8')).toBe('live');
+  });
+
+  it('refuses a guest that declares more than the image disk has free, holding nothing', async () => {
+    const g = await guest('alpha');
+    const [code, msg] = await codeOf(
+      g.call('image.upload.begin', { name: 'fill.img', size: 2 ** 40, sha256: sha(Buffer.alloc(0)) }),
+    );
+    expect(code).toBe(-32602);
+    expect(msg).toMatch(/not enough space: 1099511627776 bytes declared/);
+    expect([ledger.count, visible(images)]).toEqual([0, []]);
   });
 
   it('holds a guest to its quota, counting open uploads and the images it stored', async () => {
@@ -312,7 +346,8 @@ describe('uploads and the free space of the image disk', () => {
     execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=8m', 'tmpfs', mnt]);
   });
   afterEach(() => {
-    execFileSync('umount', [mnt]);
+    // lazy: a failed test may leave an upload's file open on it; the mount must go anyway
+    execFileSync('umount', ['-l', mnt]);
     t.cleanup();
   });
 

@@ -318,3 +318,37 @@ describe('image.list, image.delete, image.download, image.import', () => {
     expect(snapshot(images)).toEqual(before);
   });
 });
+
+describe('bulk replies and a slow reader', () => {
+  it('waits for a client that reads slowly instead of dropping it', async () => {
+    const t = tempDir('kvmux-imgm-slow-');
+    const images = join(t.dir, 'images');
+    mkdirSync(images);
+    const data = randomBytes(24 << 20);
+    writeFileSync(join(images, 'big.img'), data);
+    // 4 chunks of 4 MiB in flight are 16 MiB of replies against a 1 MiB backlog
+    const { server, sock } = await startServer(t.dir, { limits: { maxWriteBacklog: 1 << 20 } });
+    server.register(imageDownloadMethods({ imageDirs: () => [images] }));
+    const c = await connectSocket(sock);
+    try {
+      const out = join(t.dir, 'out.img');
+      let pauses = 0;
+      const r = await receiveFile(c, {
+        name: 'big.img',
+        out,
+        chunkBytes: 4 << 20,
+        inFlight: 4,
+        onProgress: () => {
+          // a slow disk on the receiving side: stop reading for a moment after each chunk
+          if (pauses++ % 2 === 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 150);
+        },
+      });
+      expect(r.sha256).toBe(sha(data));
+      expect(server.connections.size).toBe(1);
+    } finally {
+      c.close();
+      await server.close();
+      t.cleanup();
+    }
+  }, 60_000);
+});

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -40,6 +41,18 @@ beforeAll(async () => {
   writeFileSync(join(images, 'spare.img'), Buffer.alloc(1 << 16));
   writeFileSync(join(images, 'spare.yaml'), 'autostart: false\n');
   writeFileSync(join(images, '.kvmux-upload-1234.part'), Buffer.alloc(1 << 12));
+  // a qcow2 whose header sends QEMU to a host file (as if copied in by someone careless)
+  execFileSync('qemu-img', [
+    'create',
+    '-q',
+    '-f',
+    'qcow2',
+    '-F',
+    'raw',
+    '-b',
+    outside,
+    join(images, 'evil.qcow2'),
+  ]);
   k = await startKvmux({
     password: PASSWORD,
     firstDisplay: 176,
@@ -79,6 +92,9 @@ describe('a logged-in guest allowed every method', () => {
       // files in the image folder that are not disk images: a sidecar, an upload in progress
       ['vm.create', { name: 'side', disk: 'spare.yaml' }, -32602],
       ['vm.create', { name: 'part', disk: '.kvmux-upload-1234.part' }, -32602],
+      // a disk whose header names a host file: QEMU as root would read and write it
+      ['vm.create', { name: 'evil', disk: 'evil.qcow2' }, -32602],
+      ['vm.update', { name: 'mallory', disk: 'evil.qcow2' }, -32602],
       // a host file by absolute path, and deleting its own disk that lies outside the folders
       ['vm.create', { name: 'host', disk: outside }, -32003],
       ['vm.delete', { name: 'mallory', deleteDisk: true }, -32003],

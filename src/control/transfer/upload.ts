@@ -9,6 +9,7 @@ import { type Logger, silentLogger } from '../../util/log.js';
 import type { RpcMethod } from '../rpc/method.js';
 import { sha256Schema, TEMP_PREFIX } from './chunked-file.js';
 import { chunkedMethods } from './chunked-methods.js';
+import type { ImageUser } from './image-files.js';
 import { rememberHash } from './image-hash.js';
 import { type Reservation, SpaceLedger } from './space-ledger.js';
 
@@ -50,6 +51,8 @@ export interface ImageUploadOptions {
   onImageAdded?: (path: string) => void | Promise<void>;
   /** True when a running VM uses this image (real path): `replace` is then refused. */
   inUse?: (path: string) => boolean | Promise<boolean>;
+  /** The VMs using an image (real path): a guest may not replace a configured VM's disk. */
+  users?: (realPath: string) => ImageUser[] | Promise<ImageUser[]>;
   /** Open uploads per channel (default 2). */
   maxPerConnection?: number;
   log?: Logger;
@@ -116,6 +119,16 @@ export function imageUploadMethods(opts: ImageUploadOptions): RpcMethod[] {
         throw new RpcError(RpcCode.conflict, `image "${p.name}" is in use by a running VM; stop it first`);
       }
       const by = ctx.caller.kind === 'guest' ? ctx.caller.vm : null;
+      // the admin's VM config (autostart, guest channel) would then run what the guest wrote
+      const owner =
+        by && p.replace
+          ? (await opts.users?.(await realTarget(finalPath)))?.find((u) => u.configured)
+          : undefined;
+      if (owner)
+        throw new RpcError(
+          RpcCode.conflict,
+          `image "${p.name}" is the disk of configured VM "${owner.name}": a guest may not replace it`,
+        );
       const reservation = await reserve(ledger, dir, p.size, by, opts, defaults());
       return {
         dir,
