@@ -5,6 +5,7 @@ import { sleep } from '../../src/demo/fifo-keys.js';
 import { type Kvmux, startKvmux } from '../../src/demo/kvmux-process.js';
 import { connectDisplay } from '../../src/x/connection.js';
 import { distinctColours, encodePng, grab } from '../../src/x/screenshot.js';
+import { actAndSettle } from '../helpers/screen-wait.js';
 import { shotsDir } from '../helpers/temp.js';
 import { xevLogger } from '../service/kvmux-harness.js';
 
@@ -70,12 +71,24 @@ describe('admin display under kvmux run', () => {
 
   /** Type a password, then the keys that stop the first VM (Tab to the pane, t, confirm). */
   async function loginAndStopFirstVm(password: string): Promise<void> {
+    const admin = (await k.call<Array<{ name: string; display: string }>>('display.list')).find(
+      (d) => d.name === 'admin',
+    )!.display;
+    const logins = async () =>
+      (await k.call<Array<{ method: string }>>('audit.tail', { lines: 200 })).filter(
+        (e) => e.method === 'auth.login',
+      ).length;
+    const before = await logins();
     await k.kb.type(password);
     await k.kb.tap('enter');
-    await sleep(1500);
-    await k.kb.tap('tab');
-    await k.kb.tap('t');
-    await sleep(500);
+    // the login is answered (scrypt takes seconds on a loaded machine), then the screen is redrawn
+    await until(async () => (await logins()) > before, 'the login answered');
+    await sleep(1000);
+    // the confirmation dialog must be on screen before Enter, or Enter goes to the pane
+    await actAndSettle(admin, async () => {
+      await k.kb.tap('tab');
+      await k.kb.tap('t');
+    });
     await k.kb.tap('enter');
   }
 

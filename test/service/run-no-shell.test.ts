@@ -6,6 +6,7 @@ import { sleep } from '../../src/demo/fifo-keys.js';
 import { type Kvmux, startKvmux } from '../../src/demo/kvmux-process.js';
 import { connectDisplay } from '../../src/x/connection.js';
 import { distinctColours, grab } from '../../src/x/screenshot.js';
+import { actAndSettle } from '../helpers/screen-wait.js';
 
 /**
  * The appliance as its owner meets it, with no shell: `kvmux run` (built CLI, Xvfb from :160)
@@ -211,12 +212,21 @@ describe('run the appliance without a shell', () => {
 
   it('deletes the VM from the admin display; the image survives and is found again', async () => {
     await showAdmin();
+    const logins = async () =>
+      (await k.call<Array<{ method: string }>>('audit.tail', { lines: 200 })).filter(
+        (e) => e.method === 'auth.login',
+      ).length;
+    const before = await logins();
     await enter('Secret12'); // the lock screen this time
+    await until(async () => (await logins()) > before, 'the login answered');
     await sleep(1000);
+    const admin = (await k.call<Array<{ name: string; display: string }>>('display.list')).find(
+      (d) => d.name === 'admin',
+    )!.display;
     await k.kb.tap('tab');
     await sleep(300);
-    await k.kb.tap('d');
-    await sleep(500);
+    // the confirmation must be on screen before Enter, or Enter goes to the pane
+    await actAndSettle(admin, () => k.kb.tap('d'));
     await k.kb.tap('enter');
     await until(async () => (await row('web')) === undefined, 'web deleted');
     expect(statSync(image).size).toBe(1 << 20);
