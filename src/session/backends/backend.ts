@@ -15,6 +15,8 @@ export interface LaunchContext {
   readonly taps: ReadonlyArray<{ ifname: string; mac: string }>;
   /** Memory to start with when it differs from the config (a setMemory that could not apply live). */
   readonly memoryMiB?: number;
+  /** The guest reset itself (a reboot inside the VM; the process lives on): end its channel session. */
+  readonly onGuestReset?: () => void;
 }
 
 /** Recorded in stateDir so a restarted kvmux can re-adopt the running VM. */

@@ -88,7 +88,7 @@ export function createQemuBackend(opts: QemuBackendOptions = {}): Backend {
       memoryMiB: boot,
       startedAt: new Date().toISOString(),
     };
-    const handle = new QemuHandle(record, proc.exited, qmp, timeouts.powerdown, log);
+    const handle = new QemuHandle(record, proc.exited, qmp, timeouts.powerdown, log, ctx.onGuestReset);
     if (target < boot)
       await handle
         .setMemory(target)
@@ -96,7 +96,7 @@ export function createQemuBackend(opts: QemuBackendOptions = {}): Backend {
     return handle;
   }
 
-  async function adopt(vm: VmConfig, record: VmRecord): Promise<VmHandle | null> {
+  async function adopt(vm: VmConfig, record: VmRecord, ctx?: LaunchContext): Promise<VmHandle | null> {
     if (!recordAlive(record.pid, record.startTime)) return null;
     const exited = watchAdopted(record.pid, record.startTime);
     const qmpPath = record.sockets['qmp'] ?? '';
@@ -109,7 +109,7 @@ export function createQemuBackend(opts: QemuBackendOptions = {}): Backend {
         return null;
       },
     );
-    return new QemuHandle(record, exited, qmp, timeouts.powerdown, log);
+    return new QemuHandle(record, exited, qmp, timeouts.powerdown, log, ctx?.onGuestReset);
   }
 
   return { kind: 'qemu', hostKeys: QEMU_HOST_KEYS, start, adopt };
@@ -127,6 +127,7 @@ class QemuHandle implements VmHandle {
     private qmp: QmpClient | null,
     private readonly powerdownTimeoutMs: number,
     private readonly log: Logger,
+    private readonly onGuestReset?: () => void,
   ) {
     this.pid = record.pid;
     // An adopted QEMU's exit code is not ours to read: QMP's SHUTDOWN {guest: true} tells a clean end.
@@ -147,6 +148,8 @@ class QemuHandle implements VmHandle {
 
   private onEvent(ev: QmpEvent): void {
     if (ev.event === 'SHUTDOWN' && ev.data?.['guest'] === true) this.guestShutdown = true;
+    // a reboot inside the guest keeps QEMU (and the channel socket) alive: the session must still end
+    if (ev.event === 'RESET') this.onGuestReset?.();
     this.log.info({ vm: this.record.name, event: ev.event, data: ev.data }, 'QMP event');
   }
 
