@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { attachGuestChannel } from '../src/control/guest-channel.js';
@@ -49,9 +50,17 @@ export async function run(): Promise<Record<string, unknown>> {
   const flooder = await startFlooder(path);
   const quiet: number[] = [];
   const flooded: number[] = [];
+  const drained: number[] = [];
   try {
     for (let block = 0; block < 4; block++) {
       await fifoLatency(500, quiet);
+      // the same flood read and thrown away by a bare socket: the floor no limit can go under
+      const bare = connect(path);
+      bare.on('data', () => undefined);
+      bare.on('error', () => undefined);
+      await new Promise((r) => setTimeout(r, 200));
+      await fifoLatency(500, drained);
+      bare.destroy();
       const channel = attachGuestChannel(server, { vm: 'flood', path, minBackoffMs: 20 });
       await channel.whenConnected();
       await new Promise((r) => setTimeout(r, 200)); // let the flood reach full speed
@@ -69,11 +78,14 @@ export async function run(): Promise<Record<string, unknown>> {
   }
   const q = summarize(quiet);
   const f = summarize(flooded);
+  const d = summarize(drained);
   return {
     unit: 'µs from FIFO write to sink.key()',
     quiet: q,
     flooded: f,
+    bareSocketDrain: d,
     ratioP99: Number((f.p99 / q.p99).toFixed(2)),
+    ratioP99VsBareDrain: Number((f.p99 / d.p99).toFixed(2)),
     ratioP50: Number((f.p50 / q.p50).toFixed(2)),
     note: 'keyboard latency with one guest flooding garbage into its channel / without; 1.0 = unaffected',
   };

@@ -5,6 +5,7 @@ PKGS=(
   xvfb xserver-xorg-core xserver-xorg-video-dummy x11-utils x11-xserver-utils xdotool imagemagick
   xfonts-base kbd qemu-system-x86 qemu-system-gui qemu-utils busybox-static xterm nftables
   squashfs-tools linux-image-amd64 socat tmux iproute2 cpio procps
+  python3 # tests: raw AF_PACKET frames across a kvmux bridge (test/net/guest-frames)
   fonts-dejavu-core # demo: the caption font of story.png (ImageMagick has no usable default)
 )
 missing=()

@@ -14,6 +14,11 @@ export const nicSchema = z.strictObject({
   mac: macSchema.optional(),
   /** Pinned source addresses (IPv4/IPv6); when set, frames with other sources are dropped. */
   ips: z.array(z.string()).optional(),
+  /**
+   * Server roles this NIC may play on its network; without them kvmux drops, from this VM's port,
+   * IPv6 router advertisements, DHCP/DHCPv6 server replies and VLAN-tagged frames.
+   */
+  allow: z.array(z.enum(['router-advertisements', 'dhcp-server', 'vlan'])).optional(),
 });
 
 export const qemuSchema = z.strictObject({

@@ -94,6 +94,8 @@ export class InputPipeline {
   private guard: GuardState;
   private router: RouterState = routerInit();
   private menuOpen = false;
+  /** Captured input still passes the hotkey (an `ask` question is shown: the menu must stay reachable). */
+  private hotkeyLive = false;
   private timer: unknown;
   private timerAt: number | undefined;
   private closed = false;
@@ -118,7 +120,8 @@ export class InputPipeline {
   feed(ev: InputEvent): void {
     if (this.closed) return;
     const now = this.clock.now();
-    const viaHotkey = !this.menuOpen || this.hk.phase !== 'idle' || this.hk.swallowed.has(ev.code);
+    const viaHotkey =
+      !this.menuOpen || this.hotkeyLive || this.hk.phase !== 'idle' || this.hk.swallowed.has(ev.code);
     if (viaHotkey && ev.type === EV.KEY) {
       const r = hotkeyStep(this.hotkeyOpts, this.hk, ev, now);
       this.hk = r.state;
@@ -140,6 +143,11 @@ export class InputPipeline {
   /** Only the menu's owner writes this (the menu controller in `kvmux run`): input to the menu or not. */
   setMenuOpen(open: boolean): void {
     this.menuOpen = open;
+  }
+
+  /** While captured, still watch for the double tap (set by the menu's owner while a question is shown). */
+  setHotkeyLive(live: boolean): void {
+    this.hotkeyLive = live;
   }
 
   get isMenuOpen(): boolean {

@@ -12,6 +12,17 @@ export interface GuardedPort {
   readonly mac: string;
   /** Pinned source addresses (IPv4/IPv6, optionally /prefix); empty = only the MAC is checked. */
   readonly ips: readonly string[];
+  /** Server roles allowed from this port (config nics[].allow); everything else of the kind is dropped. */
+  readonly allow?: readonly PortRole[];
+}
+
+export type PortRole = 'router-advertisements' | 'dhcp-server' | 'vlan';
+
+/** The MAC-derived (modified EUI-64, RFC 4291) link-local address: fe80::5054:ff:fe12:3456. */
+export function eui64LinkLocal(mac: string): string {
+  const b = mac.split(':').map((h) => Number.parseInt(h, 16));
+  const w = [((b[0]! ^ 0x02) << 8) | b[1]!, (b[2]! << 8) | 0xff, (0xfe << 8) | b[3]!, (b[4]! << 8) | b[5]!];
+  return `fe80::${w.map((x) => x.toString(16)).join(':')}`;
 }
 
 export interface Counter {
@@ -62,7 +73,7 @@ const set = (items: readonly string[]): string => `{ ${items.join(', ')} }`;
  */
 export function portRules(port: GuardedPort): string[] {
   const drop = `counter name "${dropCounterName(port.ifname)}" drop`;
-  const rules = [`ether saddr != ${port.mac} ${drop}`];
+  const rules = [`ether saddr != ${port.mac} ${drop}`, ...roleRules(port, drop)];
   if (port.ips.length === 0) return rules;
   const { v4, v6 } = splitIps(port.ips);
   // fast path first: ordinary traffic from a pinned address leaves after two rules
@@ -72,8 +83,28 @@ export function portRules(port: GuardedPort): string[] {
   rules.push(`ether type arp arp saddr ip != ${set(['0.0.0.0', ...v4])} ${drop}`);
   rules.push('ether type ip ip saddr 0.0.0.0 ip daddr 255.255.255.255 udp sport 68 udp dport 67 return');
   rules.push(v4.length > 0 ? `ether type ip ip saddr != ${set(v4)} ${drop}` : `ether type ip ${drop}`);
-  rules.push(`ether type ip6 ip6 saddr != ${set(['::', 'fe80::/10', ...v6])} ${drop}`);
+  // link-local pinned too: only the MAC-derived address (plus :: for DAD)
+  rules.push(`ether type ip6 ip6 saddr != ${set(['::', eui64LinkLocal(port.mac), ...v6])} ${drop}`);
   rules.push(`ether type != { arp, ip, ip6 } ${drop}`);
+  return rules;
+}
+
+/**
+ * Server roles a guest must not take over from its neighbours unless its NIC allows them: router
+ * advertisements (ICMPv6 134), DHCP and DHCPv6 server replies (UDP sport 67 / 547), and VLAN tags
+ * (802.1Q and 802.1ad), which would carry frames past every other check. Before the pinned fast path.
+ */
+function roleRules(port: GuardedPort, drop: string): string[] {
+  const allow = new Set(port.allow ?? []);
+  const rules: string[] = [];
+  // a trunk's tagged frames: MAC-checked only, the pinned-IP rules cannot see inside the tag
+  if (!allow.has('vlan')) rules.push(`ether type { 8021q, 8021ad } ${drop}`);
+  else if (port.ips.length > 0) rules.push('ether type { 8021q, 8021ad } return');
+  if (!allow.has('router-advertisements')) rules.push(`ether type ip6 icmpv6 type nd-router-advert ${drop}`);
+  if (!allow.has('dhcp-server')) {
+    rules.push(`ether type ip udp sport 67 ${drop}`);
+    rules.push(`ether type ip6 udp sport 547 ${drop}`);
+  }
   return rules;
 }
 

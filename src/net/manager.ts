@@ -2,7 +2,14 @@ import type { Config, NetworkConfig, VmConfig } from '../config/schema.js';
 import { BackendError, NetError } from '../util/errors.js';
 import { type Logger, silentLogger } from '../util/log.js';
 import { anonymize, bridgeNetfilterOff, ensureBridge, ensureTap, ensureVeth, removeLink } from './bridge.js';
-import { applyRuleset, dropCounterName, type GuardedPort, readCounters, splitIps } from './firewall.js';
+import {
+  applyRuleset,
+  dropCounterName,
+  type GuardedPort,
+  type PortRole,
+  readCounters,
+  splitIps,
+} from './firewall.js';
 import { type Link, NetHost } from './ip.js';
 import {
   adoptableNamespace,
@@ -93,7 +100,7 @@ export class NetworkManager {
     network: string,
     nsName: string,
     ifname: string,
-    opts: { mac?: string; ips?: string[] } = {},
+    opts: { mac?: string; ips?: string[]; allow?: PortRole[] } = {},
   ) {
     return this.serial(async (): Promise<TapInfo> => {
       const net = this.network(network, `namespace ${nsName}`);
@@ -107,6 +114,7 @@ export class NetworkManager {
         port,
         mac,
         ips: opts.ips ?? [],
+        allow: opts.allow ?? [],
       };
       splitIps(m.ips);
       await ensureVeth(this.host, this.portSpec(m, net), nsName, ifname, mac);
@@ -258,7 +266,12 @@ export class NetworkManager {
   private async applyFirewall(): Promise<void> {
     const members = [...this.members.values()];
     const guarded = members.filter((m) => this.networks.get(m.network)?.antiSpoof !== false);
-    const ports: GuardedPort[] = guarded.map((m) => ({ ifname: m.port, mac: m.mac, ips: m.ips }));
+    const ports: GuardedPort[] = guarded.map((m) => ({
+      ifname: m.port,
+      mac: m.mac,
+      ips: m.ips,
+      allow: m.allow ?? [],
+    }));
     const uplinks = [...this.networks.values()].flatMap((n) => (n.uplink ? [n.uplink] : []));
     await applyRuleset(this.host, { ports, silentPorts: [...members.map((m) => m.port), ...uplinks] });
   }

@@ -1,4 +1,5 @@
 import type { Config, VmConfig } from '../config/schema.js';
+import type { PortRole } from './firewall.js';
 import type { Link } from './ip.js';
 import { guestMac, tapName } from './names.js';
 
@@ -15,6 +16,8 @@ export interface Member {
   /** The guest's (or namespace interface's) MAC: the only source allowed from `port`. */
   readonly mac: string;
   readonly ips: readonly string[];
+  /** Server roles allowed from this port (nics[].allow). */
+  readonly allow?: readonly PortRole[];
 }
 
 export interface NetListMember {
@@ -65,6 +68,7 @@ export function vmMember(vm: VmConfig, index: number): Member {
     port: tapName(vm.name, index),
     mac: guestMac(vm.name, index, nic?.mac),
     ips: nic?.ips ?? [],
+    allow: nic?.allow ?? [],
   };
 }
 

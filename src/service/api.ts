@@ -9,6 +9,7 @@ import { screenshot } from '../x/screenshot.js';
 import type { ConsoleInput } from './console-input.js';
 import { CpuSampler } from './cpu-sampler.js';
 import type { ServiceApi } from './methods.js';
+import { pruneScreenshots } from './screenshot-store.js';
 import type { Switcher } from './switcher.js';
 import type { VmCatalogue } from './vm-catalogue.js';
 
@@ -26,6 +27,7 @@ export interface ApiParts {
 /** What the control methods see of the running service: status, display and VM rows, screenshots. */
 export class Api implements ServiceApi {
   readonly screenshotDir: string;
+  private shooting: Promise<unknown> = Promise.resolve();
   private readonly startedAt = Date.now();
   private readonly cpu = new CpuSampler();
 
@@ -67,12 +69,18 @@ export class Api implements ServiceApi {
     return this.p.switcher.switchTo(name);
   }
 
-  async screenshot(name: string, path: string) {
-    const live = this.p.switcher.live(name);
-    if (!live) throw new RpcError(RpcCode.conflict, `display "${name}" is not up`);
-    mkdirSync(dirname(path), { recursive: true });
-    const img = await screenshot(live.server.display, path);
-    return { path, width: img.width, height: img.height };
+  /** One at a time (grab + compress are heavy); shots in screenshotDir are capped at SCREENSHOTS_KEPT. */
+  screenshot(name: string, path: string) {
+    const shot = this.shooting.then(async () => {
+      const live = this.p.switcher.live(name);
+      if (!live) throw new RpcError(RpcCode.conflict, `display "${name}" is not up`);
+      mkdirSync(dirname(path), { recursive: true });
+      const img = await screenshot(live.server.display, path);
+      if (dirname(path) === this.screenshotDir) await pruneScreenshots(this.screenshotDir);
+      return { path, width: img.width, height: img.height };
+    });
+    this.shooting = shot.catch(() => undefined);
+    return shot;
   }
 
   menuState() {

@@ -61,6 +61,7 @@ export class ConsoleInput {
       ledMask: (d) => this.pipeline.ledMask(d),
       choose: (name) => show(name, 'menu'),
       setInputCaptured: (captured) => this.pipeline.setMenuOpen(captured), // the one writer of "menu open"
+      setHotkeyLive: (live) => this.pipeline.setHotkeyLive(live),
       now: () => performance.now(),
       showDelayMs: config.menu.showDelayMs,
       askTimeoutMs: config.menu.askTimeoutSeconds * 1000,

@@ -50,6 +50,8 @@ export interface MenuControllerDeps {
   readonly choose: (name: string) => void;
   /** Tell the input pipeline whether keys go to the menu (true) or to displays (false). */
   readonly setInputCaptured: (captured: boolean) => void;
+  /** While a question holds the keys, the double tap must still open the menu over it. */
+  readonly setHotkeyLive?: (live: boolean) => void;
   readonly now: () => number;
   /** Delay before the menu is mapped (config menu.showDelayMs); a direct switch cancels it. */
   readonly showDelayMs?: number;
@@ -185,6 +187,7 @@ export class MenuController {
         const display = this.deps.active();
         if (display) this.deps.view.showAsk(display, a.request);
         this.capture(display);
+        this.deps.setHotkeyLive?.(true);
       } else if (a.kind === 'hide') {
         this.release();
       } else {
@@ -252,6 +255,7 @@ export class MenuController {
   }
 
   private release(): void {
+    this.deps.setHotkeyLive?.(false);
     if (this.showTimer) clearTimeout(this.showTimer);
     this.showTimer = undefined;
     this.geometry = null;

@@ -201,6 +201,8 @@ function wire({ switcher, view, input, net, supervisor, catalogue, plane }: Part
     if (st.state === 'running') plane.resetVm(st.name);
     input.menu.refresh();
   });
+  // a reboot inside the VM ends its guest-channel session like a restart does
+  supervisor.on('reset', (name) => plane.resetVm(name));
   catalogue.on('added', (vm) => vm.guestChannel && plane.attachVm(vm.name));
   catalogue.on('removed', (name) => plane.detachVm(name));
   catalogue.on('channel', (name, on) => (on ? plane.attachVm(name) : plane.detachVm(name)));

@@ -50,7 +50,8 @@ export interface SupervisorOptions {
 
 const SETTLED: ReadonlySet<VmState> = new Set(['running', 'stopped', 'crashed']);
 
-export class Supervisor extends EventEmitter<{ state: [VmStatus] }> {
+/** `reset`: a VM rebooted from inside (QMP RESET); its process, and its channel, live on. */
+export class Supervisor extends EventEmitter<{ state: [VmStatus]; reset: [string] }> {
   private readonly runners = new Map<string, VmRunner>();
   private readonly records: VmRecordStore;
   private readonly log: Logger;
@@ -304,6 +305,7 @@ export class Supervisor extends EventEmitter<{ state: [VmStatus] }> {
       display: d.display,
       width: d.width,
       height: d.height,
+      onGuestReset: () => this.emit('reset', vm.name),
       vmDir,
       taps,
       ...(changed ? { memoryMiB } : {}),

@@ -1,5 +1,6 @@
-import { writeFileSync } from 'node:fs';
-import { deflateSync } from 'node:zlib';
+import { writeFile } from 'node:fs/promises';
+import { promisify } from 'node:util';
+import * as zlib from 'node:zlib';
 import type x11 from 'x11';
 import { XError } from '../util/errors.js';
 import { connectDisplay, type XConnection } from './connection.js';
@@ -81,7 +82,12 @@ const crcTable = Array.from({ length: 256 }, (_, n) => {
   return c >>> 0;
 });
 
+const deflate = promisify(zlib.deflate);
+
 function crc32(buf: Buffer): number {
+  // zlib's native crc32 (Node >= 20.15): the JS loop below costs ms on a screen's worth of bytes
+  const native = (zlib as { crc32?: (b: Buffer) => number }).crc32;
+  if (native) return native(buf) >>> 0;
   let c = 0xffffffff;
   for (const byte of buf) c = crcTable[(c ^ byte) & 0xff]! ^ (c >>> 8);
   return (c ^ 0xffffffff) >>> 0;
@@ -96,7 +102,32 @@ function chunk(type: string, data: Buffer): Buffer {
   return Buffer.concat([head, data, crc]);
 }
 
-/** Pure: an 8-bit RGB PNG. */
+function pngParts(img: RgbImage): { raw: Buffer; ihdr: Buffer } {
+  const row = img.width * 3;
+  const raw = Buffer.alloc((row + 1) * img.height);
+  for (let y = 0; y < img.height; y++) img.rgb.copy(raw, y * (row + 1) + 1, y * row, (y + 1) * row);
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(img.width, 0);
+  ihdr.writeUInt32BE(img.height, 4);
+  ihdr.set([8, 2, 0, 0, 0], 8);
+  return { raw, ihdr };
+}
+
+const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+
+/** An 8-bit RGB PNG, compressed on libuv's thread pool: the event loop (and the keyboard) keeps going. */
+export async function encodePngAsync(img: RgbImage): Promise<Buffer> {
+  const { raw, ihdr } = pngParts(img);
+  const idat = await deflate(raw, { level: 3 });
+  return Buffer.concat([
+    PNG_SIGNATURE,
+    chunk('IHDR', ihdr),
+    chunk('IDAT', idat),
+    chunk('IEND', Buffer.alloc(0)),
+  ]);
+}
+
+/** Pure: an 8-bit RGB PNG (synchronous; tests and tools). */
 export function encodePng(img: RgbImage): Buffer {
   const row = img.width * 3;
   const raw = Buffer.alloc((row + 1) * img.height);
@@ -109,7 +140,7 @@ export function encodePng(img: RgbImage): Buffer {
   return Buffer.concat([
     signature,
     chunk('IHDR', ihdr),
-    chunk('IDAT', deflateSync(raw, { level: 3 })),
+    chunk('IDAT', zlib.deflateSync(raw, { level: 3 })),
     chunk('IEND', Buffer.alloc(0)),
   ]);
 }
@@ -119,7 +150,7 @@ export async function screenshot(display: string | XConnection, path: string): P
   const conn = typeof display === 'string' ? await connectDisplay(display) : display;
   try {
     const img = await grab(conn);
-    writeFileSync(path, encodePng(img));
+    await writeFile(path, await encodePngAsync(img), { mode: 0o600 });
     return img;
   } finally {
     if (typeof display === 'string') await conn.close();

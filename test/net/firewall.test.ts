@@ -1,13 +1,39 @@
 import { describe, expect, it } from 'vitest';
-import { portRules, renderRuleset, splitIps } from '../../src/net/firewall.js';
+import { eui64LinkLocal, portRules, renderRuleset, splitIps } from '../../src/net/firewall.js';
 
 const MAC = '02:11:22:33:44:55';
 
 describe('anti-spoofing rules per port', () => {
-  it('without pinned IPs only the source MAC is checked', () => {
+  const roles = (d: string) => [
+    `ether type { 8021q, 8021ad } ${d}`,
+    `ether type ip6 icmpv6 type nd-router-advert ${d}`,
+    `ether type ip udp sport 67 ${d}`,
+    `ether type ip6 udp sport 547 ${d}`,
+  ];
+
+  it('without pinned IPs the source MAC is checked and server roles are dropped', () => {
+    const d = 'counter name "drop-kvt-a-0" drop';
     expect(portRules({ ifname: 'kvt-a-0', mac: MAC, ips: [] })).toEqual([
-      `ether saddr != ${MAC} counter name "drop-kvt-a-0" drop`,
+      `ether saddr != ${MAC} ${d}`,
+      ...roles(d),
     ]);
+  });
+
+  it('a NIC allowed a role keeps it, and only it', () => {
+    const d = 'counter name "drop-kvt-a-0" drop';
+    const allowed = (allow: ('router-advertisements' | 'dhcp-server' | 'vlan')[]) =>
+      portRules({ ifname: 'kvt-a-0', mac: MAC, ips: [], allow });
+    expect(allowed(['vlan'])).not.toContain(roles(d)[0]);
+    expect(allowed(['router-advertisements'])).not.toContain(roles(d)[1]);
+    expect(allowed(['dhcp-server'])).toEqual([`ether saddr != ${MAC} ${d}`, ...roles(d).slice(0, 2)]);
+  });
+
+  it.each([
+    ['52:54:00:12:34:56', 'fe80::5054:ff:fe12:3456'],
+    ['02:11:22:33:44:55', 'fe80::11:22ff:fe33:4455'],
+    ['00:00:00:00:00:01', 'fe80::200:ff:fe00:1'],
+  ])('derives the EUI-64 link-local address of %s', (mac, want) => {
+    expect(eui64LinkLocal(mac)).toBe(want);
   });
 
   it('pinned IPs check ARP sender MAC/IP, IPv4 and IPv6 sources, and drop other ethertypes', () => {
@@ -15,13 +41,14 @@ describe('anti-spoofing rules per port', () => {
     const d = 'counter name "drop-kvt-b-0" drop';
     expect(rules).toEqual([
       `ether saddr != ${MAC} ${d}`,
+      ...roles(d),
       'ether type ip ip saddr { 10.77.0.2 } return',
       'ether type ip6 ip6 saddr { fd00::2/128 } return',
       `ether type arp arp saddr ether != ${MAC} ${d}`,
       `ether type arp arp saddr ip != { 0.0.0.0, 10.77.0.2 } ${d}`,
       'ether type ip ip saddr 0.0.0.0 ip daddr 255.255.255.255 udp sport 68 udp dport 67 return',
       `ether type ip ip saddr != { 10.77.0.2 } ${d}`,
-      `ether type ip6 ip6 saddr != { ::, fe80::/10, fd00::2/128 } ${d}`,
+      `ether type ip6 ip6 saddr != { ::, fe80::11:22ff:fe33:4455, fd00::2/128 } ${d}`,
       `ether type != { arp, ip, ip6 } ${d}`,
     ]);
   });

@@ -169,4 +169,43 @@ describe('menu controller', () => {
     expect(await first).toBe(false);
     expect(view.log.at(-1)).toBe('hide');
   });
+
+  it('a double Scroll Lock through the real input pipeline opens the menu over a question', async () => {
+    const { InputPipeline } = await import('../../src/input/pipeline.js');
+    const view = new RecordingView();
+    let pipeline: InstanceType<typeof InputPipeline> | undefined;
+    const c = new MenuController({
+      view,
+      leds: null,
+      items: () => items,
+      active: () => 'alpha',
+      ledMask: () => 0,
+      choose: () => undefined,
+      setInputCaptured: (on) => pipeline?.setMenuOpen(on),
+      setHotkeyLive: (on) => pipeline?.setHotkeyLive(on),
+      now: () => 0,
+    });
+    pipeline = new InputPipeline(
+      { windowMs: 500, ctrlAltDelToVm: true },
+      {
+        sinkFor: () => undefined,
+        onMenuOpen: () => c.open(),
+        onDirectSwitch: () => undefined,
+        onCycle: () => undefined,
+        onMenuInput: (e) => c.input(e),
+      },
+    );
+    pipeline.setActive('alpha');
+    const answer = c.confirm('beta', 'vm.stop', { name: 'beta' });
+    expect(pipeline.isMenuOpen).toBe(true); // the question holds the keys
+    for (const v of [1, 0, 1, 0]) pipeline.feed(key('scrolllock', v));
+    await flush();
+    expect(view.log).toEqual(['ask on alpha: beta vm.stop', 'hide', 'show on alpha: alpha']);
+    pipeline.feed(key('esc')); // closes the menu; the question comes back
+    pipeline.feed(key('esc', 0));
+    expect(view.log.at(-1)).toBe('ask on alpha: beta vm.stop');
+    pipeline.feed(key('esc')); // and Esc now answers it
+    expect(await answer).toBe(false);
+    pipeline.close();
+  });
 });

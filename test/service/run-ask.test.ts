@@ -98,6 +98,13 @@ describe('policy ask over a guest channel', () => {
     expect(await victim()).toBe('running');
 
     await until(() => overlayMapped(active.display), 'the second question on screen');
+    // the menu stays reachable: a double Scroll Lock opens it over the question, Esc brings it back
+    const menuOpen = async () => (await k.call<{ open: boolean }>('menu.state')).open;
+    await k.kb.doubleTap();
+    await until(menuOpen, 'the menu over the question');
+    await k.kb.tap('esc');
+    await until(async () => !(await menuOpen()) && overlayMapped(active.display), 'the question back');
+    expect(replies()).toHaveLength(2);
     await k.kb.tap('enter');
     await until(() => replies().length >= 3, 'the second answer');
     expect(JSON.parse(replies()[2]!).result.state).toBe('stopped');

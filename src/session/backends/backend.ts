@@ -21,6 +21,8 @@ export interface LaunchContext {
   readonly cgroupProcs?: readonly string[];
   /** Start waiting for a migration stream (QEMU `-incoming defer`) instead of booting: restore, receive. */
   readonly incoming?: boolean;
+  /** The guest reset itself (a reboot inside the VM; the process lives on): end its channel session. */
+  readonly onGuestReset?: () => void;
 }
 
 /** Recorded in stateDir so a restarted kvmux can re-adopt the running VM. */

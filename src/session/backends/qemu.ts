@@ -89,7 +89,7 @@ export function createQemuBackend(opts: QemuBackendOptions = {}): Backend {
       memoryMiB: boot,
       startedAt: new Date().toISOString(),
     };
-    const handle = new QemuHandle(record, proc.exited, qmp, timeouts.powerdown, log);
+    const handle = new QemuHandle(record, proc.exited, qmp, timeouts.powerdown, log, ctx.onGuestReset);
     if (target < boot && !ctx.incoming)
       await handle
         .setMemory(target)
@@ -97,7 +97,7 @@ export function createQemuBackend(opts: QemuBackendOptions = {}): Backend {
     return handle;
   }
 
-  async function adopt(vm: VmConfig, record: VmRecord): Promise<VmHandle | null> {
+  async function adopt(vm: VmConfig, record: VmRecord, ctx?: LaunchContext): Promise<VmHandle | null> {
     if (!recordAlive(record.pid, record.startTime)) return null;
     const exited = watchAdopted(record.pid, record.startTime);
     const qmpPath = record.sockets['qmp'] ?? '';
@@ -110,7 +110,7 @@ export function createQemuBackend(opts: QemuBackendOptions = {}): Backend {
         return null;
       },
     );
-    return new QemuHandle(record, exited, qmp, timeouts.powerdown, log);
+    return new QemuHandle(record, exited, qmp, timeouts.powerdown, log, ctx?.onGuestReset);
   }
 
   return { kind: 'qemu', hostKeys: QEMU_HOST_KEYS, start, adopt };
@@ -128,6 +128,7 @@ class QemuHandle implements VmHandle {
     private client: QmpClient | null,
     private readonly powerdownTimeoutMs: number,
     private readonly log: Logger,
+    private readonly onGuestReset?: () => void,
   ) {
     this.pid = record.pid;
     // An adopted QEMU's exit code is not ours to read: QMP's SHUTDOWN {guest: true} tells a clean end.
@@ -150,6 +151,8 @@ class QemuHandle implements VmHandle {
     // a guest poweroff, or kvmux's own quit once a save or migration moved the guest elsewhere
     if (ev.event === 'SHUTDOWN' && (ev.data?.['guest'] === true || ev.data?.['reason'] === 'host-qmp-quit'))
       this.guestShutdown = true;
+    // a reboot inside the guest keeps QEMU (and the channel socket) alive: the session must still end
+    if (ev.event === 'RESET') this.onGuestReset?.();
     this.log.info({ vm: this.record.name, event: ev.event, data: ev.data }, 'QMP event');
   }
 
