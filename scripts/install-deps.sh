@@ -5,6 +5,7 @@ PKGS=(
   xvfb xserver-xorg-core xserver-xorg-video-dummy x11-utils x11-xserver-utils xdotool imagemagick
   xfonts-base kbd qemu-system-x86 qemu-system-gui qemu-utils busybox-static xterm nftables
   squashfs-tools linux-image-amd64 socat tmux iproute2 cpio procps
+  systemd-container # subhosts: systemd-nspawn (no systemd as pid 1 needed: --register=no --keep-unit)
   fonts-dejavu-core # demo: the caption font of story.png (ImageMagick has no usable default)
 )
 missing=()

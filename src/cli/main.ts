@@ -78,6 +78,13 @@ export function buildProgram(): Command {
     .option('-d, --device <path...>', 'devices or FIFOs to read (default: from config)')
     .action(lazy(() => import('./monitor.js')));
 
+  program
+    .command('import-subhost')
+    .description('print the VM entry for a seed subhost folder (DIR/config with DISKS and BRIDGES, DIR/root)')
+    .argument('<dir>', 'the subhost folder, e.g. /opt/sub/mysubhost')
+    .option('--base <dir>', 'common read-only base: DIR/root becomes the subhost layer over it')
+    .action(lazy(() => import('./import-subhost.js')));
+
   const config = program.command('config').description('config helpers');
   config
     .command('schema')
