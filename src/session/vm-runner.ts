@@ -90,6 +90,8 @@ export class VmRunner {
   private saved: SavedMeta | null;
   private frozen = false;
   private adoptedJob: Promise<JobView | null> | null = null;
+  /** The last run's cgroup going away: the next launch waits for it, or it could lose its new cgroup. */
+  private releasing: Promise<void> | null = null;
 
   private config: VmConfig;
 
@@ -333,6 +335,7 @@ export class VmRunner {
     const incoming = this.incoming;
     this.incoming = null;
     const attempt = (async () => {
+      await this.releasing;
       const ctx = await this.deps.context(this.vm, this.memoryMiB, undefined, incoming !== null);
       const handle = await this.deps.backend().start(this.vm, ctx);
       if (gen !== this.gen || this.deps.closed()) {
@@ -394,7 +397,7 @@ export class VmRunner {
     this.handle = null;
     handle.detach();
     this.deps.records.remove(this.vm.name);
-    this.deps.resources?.release(this.vm.name);
+    this.releasing = this.deps.resources?.release(this.vm.name) ?? null;
     this.frozen = false;
     this.jobRecord = null;
     this.deps.log.info({ vm: this.vm.name, pid: handle.pid, ...exit }, 'VM process exited');
