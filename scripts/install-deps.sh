@@ -6,6 +6,7 @@ PKGS=(
   xfonts-base kbd qemu-system-x86 qemu-system-gui qemu-utils busybox-static xterm nftables
   squashfs-tools linux-image-amd64 socat tmux iproute2 cpio procps
   python3 # tests: raw AF_PACKET frames across a kvmux bridge (test/net/guest-frames)
+  systemd-container # subhosts: systemd-nspawn (no systemd as pid 1 needed: --register=no --keep-unit)
   fonts-dejavu-core # demo: the caption font of story.png (ImageMagick has no usable default)
 )
 missing=()

@@ -11,6 +11,10 @@ export interface VmRow {
   readonly cpus: number | null;
   readonly cpuPercent: number | null;
   readonly autostart?: boolean;
+  /** cgroup limits in short form (`cpu 0.3 set 0 mem 64M io 500`), '' when none. */
+  readonly limits: string;
+  /** The running or last save/restore/migrate job in short form, '' when none. */
+  readonly job: string;
 }
 
 const str = (v: unknown, d = '-'): string => (typeof v === 'string' && v.length > 0 ? v : d);
@@ -27,12 +31,21 @@ export function vmRows(result: unknown): VmRow[] {
       name: str(r['name'], '?'),
       backend: str(r['backend']),
       // the supervisor stopped restarting a crashing VM: say so, it needs a person
-      state: r['gaveUp'] === true ? 'gave-up' : str(r['state'], 'unknown'),
+      state:
+        r['gaveUp'] === true
+          ? 'gave-up'
+          : r['frozen'] === true
+            ? 'frozen'
+            : r['savedAt'] && r['state'] === 'stopped'
+              ? 'saved'
+              : str(r['state'], 'unknown'),
       pid: num(r['pid']),
       memoryMiB: num(r['memoryMiB']),
       cpus: num(r['cpus']),
       cpuPercent: num(r['cpuPercent']),
       ...(typeof r['autostart'] === 'boolean' ? { autostart: r['autostart'] } : {}),
+      limits: limitsText(r['resources']),
+      job: jobShort(r['job']),
     };
   });
 }
@@ -45,7 +58,66 @@ const STATE_COLOUR: Readonly<Record<string, string>> = {
   stopped: 'white',
   crashed: 'red',
   'gave-up': 'red',
+  frozen: 'cyan',
+  saved: 'cyan',
 };
+
+/** vm.list `resources` → `cpu 0.3 set 0 mem 64M io 500` ('' when no limits). */
+export function limitsText(v: unknown): string {
+  const r = rec(v);
+  const parts = [
+    num(r['cpuQuota']) === null ? '' : `cpu ${num(r['cpuQuota'])}`,
+    typeof r['cpuset'] === 'string' ? `set ${r['cpuset']}` : '',
+    num(r['memoryMaxMiB']) === null ? '' : `mem ${num(r['memoryMaxMiB'])}M`,
+    num(r['ioWeight']) === null ? '' : `io ${num(r['ioWeight'])}`,
+  ];
+  return parts.filter(Boolean).join(' ');
+}
+
+/** vm.list `job` → `migrate 42%`, `save done`, `restore FAILED: why` ('' when none). */
+export function jobShort(v: unknown): string {
+  const j = rec(v);
+  const kind = str(j['kind'], '');
+  if (!kind) return '';
+  if (j['status'] === 'completed') {
+    const down = num(j['downtimeMs']);
+    return `${kind} done${kind === 'migrate' && down !== null ? ` (downtime ${down} ms)` : ''}`;
+  }
+  if (j['status'] === 'failed') return `${kind} FAILED: ${str(j['error'], '?')}`;
+  const pct = num(j['percent']);
+  const done = num(j['transferredBytes']);
+  const total = num(j['totalBytes']);
+  const bar = done !== null && total ? ` ${progressBar(done, total, 10)}` : '';
+  return `${kind} ${pct === null ? str(j['qemuStatus'], '…') : `${Math.floor(pct)}%`}${bar}`;
+}
+
+/**
+ * The admin's limits prompt, `cpu=0.5 cpuset=0-1 mem=256 io=200` (any subset; `none` clears
+ * them), → vm.setResources params, or an error naming the bad word.
+ */
+export function parseLimits(
+  text: string,
+): { ok: true; value: Record<string, number | string> } | { ok: false; error: string } {
+  const value: Record<string, number | string> = {};
+  const words = text.trim().split(/\s+/).filter(Boolean);
+  if (words.length === 1 && words[0] === 'none') return { ok: true, value };
+  const KEYS: Record<string, string> = {
+    cpu: 'cpuQuota',
+    cpuset: 'cpuset',
+    mem: 'memoryMaxMiB',
+    io: 'ioWeight',
+  };
+  for (const w of words) {
+    const [k, v] = w.split('=');
+    const key = k ? KEYS[k] : undefined;
+    if (!key || v === undefined || v === '')
+      return { ok: false, error: `"${w}": use cpu=N cpuset=LIST mem=MiB io=N` };
+    if (key === 'cpuset') value[key] = v;
+    else if (!Number.isFinite(Number(v))) return { ok: false, error: `"${w}": ${k} must be a number` };
+    else value[key] = Number(v);
+  }
+  return { ok: true, value };
+}
 
 const cell = (text: string, width: number): string =>
   text.length > width ? `${text.slice(0, width - 1)}~` : text.padEnd(width);
@@ -63,7 +135,8 @@ export function vmLine(r: VmRow): { text: string; colour: string } {
   ]
     .filter(Boolean)
     .join(' ');
-  const text = `${cell(r.name, W.name)} ${cell(r.backend, W.backend)} ${cell(r.state, W.state)} ${cell(r.pid === null ? '-' : String(r.pid), W.pid)} ${cell(mem, W.mem)} ${cpu || '-'}`;
+  const extra = [r.limits && `[${r.limits}]`, r.job && `<${r.job}>`].filter(Boolean).join(' ');
+  const text = `${cell(r.name, W.name)} ${cell(r.backend, W.backend)} ${cell(r.state, W.state)} ${cell(r.pid === null ? '-' : String(r.pid), W.pid)} ${cell(mem, W.mem)} ${cpu || '-'}${extra ? ` ${extra}` : ''}`;
   return { text, colour: STATE_COLOUR[r.state] ?? 'white' };
 }
 

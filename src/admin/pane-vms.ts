@@ -1,5 +1,14 @@
 import { errText } from '../util/errors.js';
-import { changeMessage, escapeTags, VM_HEADER, type VmRow, vmLine, vmRows } from './format.js';
+import {
+  changeMessage,
+  escapeTags,
+  jobShort,
+  parseLimits,
+  VM_HEADER,
+  type VmRow,
+  vmLine,
+  vmRows,
+} from './format.js';
 import { act, moveSelection, type Pane, type PaneCtx, SEL } from './pane.js';
 
 async function called(ctx: PaneCtx, method: string, name: string, done: string): Promise<string> {
@@ -54,6 +63,44 @@ export function vmsPane(): Pane {
         });
       });
 
+  /** Limits (cgroup): `cpu=0.5 cpuset=0 mem=256 io=200`, `none` clears; live on a running VM. */
+  const setLimits = (ctx: PaneCtx, vm: VmRow) =>
+    void ctx.ui
+      .prompt(`Limits of ${vm.name}`, {
+        initial: vm.limits
+          .replace(/\bset /, 'cpuset=')
+          .replace(/\b(cpu|mem|io) /g, '$1=')
+          .replace(/M\b/, ''),
+        help: 'cpu=CPUs cpuset=LIST mem=MiB io=1..10000 (any of them), or none',
+      })
+      .then((text) => {
+        if (text === null) return;
+        const parsed = parseLimits(text);
+        if (!parsed.ok) return ctx.status(parsed.error, 'error');
+        act(ctx, `${vm.name}: limits`, async () => {
+          const r = (await ctx.rpc.call('vm.setResources', { name: vm.name, ...parsed.value })) as {
+            live?: boolean;
+          };
+          return `${vm.name}: limits set${r.live ? ' (applied live)' : ' (from the next start)'}`;
+        });
+      });
+
+  /** Save, restore and migrate run long: the row shows their progress while they go. */
+  const job = (ctx: PaneCtx, vm: VmRow, method: string, params: object, what: string) =>
+    act(ctx, `${vm.name}: ${what}`, async () => {
+      const r = await ctx.rpc.call(method, { name: vm.name, ...params });
+      return `${vm.name}: ${jobShort((r as { job?: unknown }).job) || `${what} done`}`;
+    });
+
+  const migrate = (ctx: PaneCtx, vm: VmRow) =>
+    void ctx.ui
+      .prompt(`Migrate ${vm.name} to`, {
+        help: 'tcp:HOST:PORT or unix:/path of a kvmux that runs vm.receive',
+      })
+      .then((to) => {
+        if (to) job(ctx, vm, 'vm.migrate', { to: to.trim() }, 'migrate');
+      });
+
   /** A VM from an image found in the image folders (config.get lists them). */
   const create = (ctx: PaneCtx) =>
     void (async () => {
@@ -105,6 +152,17 @@ export function vmsPane(): Pane {
       confirmed(ctx, `Delete VM ${vm.name}? Its disk image is kept.`, `${vm.name}: delete`, 'vm.delete', {
         name: vm.name,
       }),
+    l: (ctx, vm) => setLimits(ctx, vm),
+    h: (ctx, vm) =>
+      act(ctx, `${vm.name}: hibernate`, () =>
+        called(ctx, 'vm.hibernate', vm.name, `${vm.name}: hibernated (s wakes it)`),
+      ),
+    v: (ctx, vm) =>
+      confirmed(ctx, `Save ${vm.name} to disk and stop it?`, `${vm.name}: save`, 'vm.save', {
+        name: vm.name,
+      }),
+    o: (ctx, vm) => job(ctx, vm, 'vm.restore', {}, 'restore'),
+    g: (ctx, vm) => migrate(ctx, vm),
     w: (ctx, vm) =>
       act(ctx, `switch to ${vm.name}`, () =>
         called(ctx, 'display.switch', vm.name, `switched to ${vm.name}`),
@@ -113,7 +171,7 @@ export function vmsPane(): Pane {
 
   return {
     title: 'Virtual machines',
-    hint: 'Up/Down  s start  t stop  f force  r restart  m memory  c cpus  a autostart  n new  d delete  w switch',
+    hint: 'Up/Down  s start  t stop  f force  r restart  m memory  c cpus  l limits  h hibernate  v save  o restore  g migrate  a autostart  n new  d delete  w switch',
     pollMs: 2000,
     async load(ctx) {
       try {

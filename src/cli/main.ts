@@ -127,6 +127,12 @@ export function buildProgram(): Command {
     .option('--cache-dir <dir>', 'cache of the Debian root and Node (default /var/tmp/kvmux-image-cache)')
     .option('--no-disk', 'skip disk.img')
     .action(lazy(() => import('./image-build.js')));
+  program
+    .command('import-subhost')
+    .description('print the VM entry for a seed subhost folder (DIR/config with DISKS and BRIDGES, DIR/root)')
+    .argument('<dir>', 'the subhost folder, e.g. /opt/sub/mysubhost')
+    .option('--base <dir>', 'common read-only base: DIR/root becomes the subhost layer over it')
+    .action(lazy(() => import('./import-subhost.js')));
 
   const config = program.command('config').description('config helpers');
   config

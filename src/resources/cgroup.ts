@@ -1,5 +1,6 @@
 import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Resources } from '../config/schema.js';
 import { BackendError, errnoName } from '../util/errors.js';
 import { type Logger, silentLogger } from '../util/log.js';
@@ -163,14 +164,31 @@ export class CgroupResources {
     return read(join(dirs.get('freezer') ?? '', 'freezer.state')) === 'FROZEN';
   }
 
-  /** Remove the VM's (empty) cgroup; a cgroup still holding processes is left with a warning. */
-  release(vm: string): void {
-    for (const dir of this.dirs(vm).values()) {
+  /**
+   * Remove the VM's cgroup once its main process ended. Whatever it left running inside (a shell's
+   * orphaned child, a subhost daemon) belongs to the VM and is killed; then rmdir, retried while the
+   * kernel still counts the dying tasks.
+   */
+  async release(vm: string): Promise<void> {
+    for (const pid of this.pids(vm)) {
       try {
-        rmdirSync(dir);
-      } catch (err) {
-        if (errnoName(err) !== 'ENOENT')
-          this.log.warn({ vm, dir, err: errnoName(err) }, 'cgroup not removed (still in use?)');
+        process.kill(pid, 'SIGKILL');
+      } catch {}
+    }
+    for (const dir of this.dirs(vm).values()) {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          rmdirSync(dir);
+          break;
+        } catch (err) {
+          const code = errnoName(err);
+          if (code === 'ENOENT') break;
+          if (code !== 'EBUSY' || attempt >= 40) {
+            this.log.warn({ vm, dir, err: code }, 'cgroup not removed (still in use?)');
+            break;
+          }
+          await sleep(50);
+        }
       }
     }
   }

@@ -3,6 +3,7 @@ import type { CgroupResources } from '../resources/cgroup.js';
 import { BackendError, errnoName, errText } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import type { Backend, LaunchContext, VmExit, VmHandle, VmRecord, VmState } from './backends/backend.js';
+import { adoptJob } from './jobs/adopt-job.js';
 import type { JobKind, JobRecord, JobView } from './jobs/job.js';
 import { readSaved, type SavedMeta } from './jobs/saved-state.js';
 import { type JobHost, migrateVm, saveVm, takeIncoming } from './jobs/vm-jobs.js';
@@ -88,6 +89,9 @@ export class VmRunner {
   private listening: Promise<void> | null = null;
   private saved: SavedMeta | null;
   private frozen = false;
+  private adoptedJob: Promise<JobView | null> | null = null;
+  /** The last run's cgroup going away: the next launch waits for it, or it could lose its new cgroup. */
+  private releasing: Promise<void> | null = null;
 
   private config: VmConfig;
 
@@ -208,6 +212,33 @@ export class VmRunner {
     return this.incomingDone;
   }
 
+  /** The job an adopted VM was in the middle of, finished or undone (see jobs/adopt-job.ts). */
+  private async finishAdoptedJob(handle: VmHandle, job: JobRecord): Promise<JobView | null> {
+    const { log } = this.deps;
+    log.info({ vm: this.vm.name, job }, 'adopted VM was mid-job: finishing it');
+    const qmp = await handle.qmp?.();
+    if (!qmp) {
+      log.warn({ vm: this.vm.name, job }, 'no QMP: the recorded job cannot be finished');
+      return null;
+    }
+    const q = this.vm.qemu;
+    const view = await adoptJob(this.jobHost(), qmp, job, {
+      disks: q?.disk ? [q.disk] : [],
+      memoryMiB: this.memoryMiB,
+    }).catch((err: unknown) => {
+      log.error({ vm: this.vm.name, err: errText(err) }, 'finishing the adopted job failed');
+      return null;
+    });
+    this.savedState();
+    log.info({ vm: this.vm.name, job: view }, 'adopted job ended');
+    return view;
+  }
+
+  /** The adopted job's end (tests and the supervisor wait on it); null when there was none. */
+  adoptedJobDone(): Promise<JobView | null> {
+    return this.adoptedJob ?? Promise.resolve(null);
+  }
+
   private needNoJob(): void {
     if (this.job?.status === 'active')
       throw new BackendError(this.vm.name, `a ${this.job.kind} is in progress`);
@@ -282,6 +313,8 @@ export class VmRunner {
     this.attach(handle);
     log.info({ vm: this.vm.name, pid: handle.pid }, 'adopted running VM');
     this.dispatch({ type: 'adopted' });
+    const job = this.jobRecord;
+    if (job) this.adoptedJob = this.finishAdoptedJob(handle, job);
     return true;
   }
 
@@ -302,6 +335,7 @@ export class VmRunner {
     const incoming = this.incoming;
     this.incoming = null;
     const attempt = (async () => {
+      await this.releasing;
       const ctx = await this.deps.context(this.vm, this.memoryMiB, undefined, incoming !== null);
       const handle = await this.deps.backend().start(this.vm, ctx);
       if (gen !== this.gen || this.deps.closed()) {
@@ -363,7 +397,7 @@ export class VmRunner {
     this.handle = null;
     handle.detach();
     this.deps.records.remove(this.vm.name);
-    this.deps.resources?.release(this.vm.name);
+    this.releasing = this.deps.resources?.release(this.vm.name) ?? null;
     this.frozen = false;
     this.jobRecord = null;
     this.deps.log.info({ vm: this.vm.name, pid: handle.pid, ...exit }, 'VM process exited');

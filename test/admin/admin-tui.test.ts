@@ -86,6 +86,26 @@ describe('kvmux admin in tmux', () => {
     expect(control.vms[1]!.memoryMiB).toBe(1024);
   });
 
+  it('sets limits from the VMs pane and shows them on the row', async () => {
+    tmux.keys('l');
+    await tmux.waitFor(/Limits of beta/);
+    tmux.type('cpu=0.3 mem=64');
+    tmux.keys('Enter');
+    const s = await tmux.waitFor(/beta: limits set \(from the next start\)/);
+    expect(control.calls).toContainEqual({
+      method: 'vm.setResources',
+      params: { name: 'beta', cpuQuota: 0.3, memoryMaxMiB: 64 },
+    });
+    expect(await tmux.waitFor(/beta\s+qemu\s+stopped.*\[cpu 0\.3 mem 64M\]/)).toBeTruthy();
+    expect(s).toBeTruthy();
+  });
+
+  it('hibernates a running VM: the row reads frozen', async () => {
+    tmux.keys('Up', 'h');
+    await tmux.waitFor(/alpha\s+qemu\s+frozen/);
+    expect(control.calls).toContainEqual({ method: 'vm.hibernate', params: { name: 'alpha' } });
+  });
+
   it('tolerates methods the service does not provide', async () => {
     tmux.keys('Tab', '5');
     await tmux.waitFor(/audit\.tail is not provided by this service/);

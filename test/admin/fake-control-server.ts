@@ -11,6 +11,8 @@ export interface FakeVm {
   state: string;
   pid: number | null;
   memoryMiB: number;
+  resources?: Record<string, unknown>;
+  frozen?: boolean;
 }
 
 export interface FakeControl {
@@ -71,6 +73,17 @@ export async function startFakeControl(
       const v = vm(p);
       v.memoryMiB = Number(p['memoryMiB']);
       return { live: v.state === 'running' };
+    },
+    'vm.setResources': (p) => {
+      const v = vm(p);
+      const { name: _name, ...r } = p;
+      v.resources = r;
+      return { live: v.state === 'running', resources: r };
+    },
+    'vm.hibernate': (p) => {
+      const v = vm(p);
+      v.frozen = true;
+      return { ...v };
     },
     'vm.update': (p) => {
       const v = vm(p);

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, rmdirSync } from 'node:fs';
+import { existsSync, readFileSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -41,6 +41,7 @@ beforeAll(() => {
       { name: 'burn', backend: 'command', command: burner, resources: { cpuQuota: 0.3, cpuset: '0' } },
       { name: 'hog', backend: 'command', command: hog, resources: { memoryMaxMiB: 48 } },
       { name: 'calm', backend: 'command', command: ['/bin/sleep', '600'] },
+      { name: 'forks', backend: 'command', command: ['/bin/sh', '-c', 'sleep 600 & sleep 600'] },
     ],
   });
   sup = new Supervisor({
@@ -115,9 +116,23 @@ describe.runIf(layout)('per-VM resources through cgroups', () => {
     expect(sup.get('burn').state).toBe('running');
   }, 30_000);
 
-  it('a stopped VM leaves no cgroup behind', async () => {
+  it('a stopped VM leaves no cgroup behind, nor a process it forked', async () => {
     await sup.stop('burn', { force: true });
+    await sleep(300);
     expect([...res.dirs('burn').values()].filter((d) => existsSync(d))).toEqual([]);
+    const st = await sup.start('forks');
+    await sleep(300);
+    const inside = res.pids('forks');
+    expect(inside.length).toBe(3);
+    expect(inside).toContain(st.pid);
+    await sup.stop('forks', { force: true });
+    await sleep(500);
+    expect(
+      inside.filter(
+        (p) => existsSync(`/proc/${p}`) && !readFileSync(`/proc/${p}/stat`, 'utf8').includes(') Z'),
+      ),
+    ).toEqual([]);
+    expect([...res.dirs('forks').values()].filter((d) => existsSync(d))).toEqual([]);
   }, 30_000);
 });
 

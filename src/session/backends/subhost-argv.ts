@@ -45,7 +45,10 @@ export function nspawnArgv(i: NspawnInput): string[] {
     `--directory=${i.root}`,
     // the base stays read-only; everything the subhost writes lands in its own upper layer
     ...(i.sh.overlay ? [`--overlay=${i.root}:${i.upper}:/`] : []),
-    ...(i.netns ? [`--network-namespace-path=/run/netns/${i.netns}`] : ['--private-network']),
+    // its own network universe: it configures its links itself (the host side still filters them)
+    ...(i.netns
+      ? [`--network-namespace-path=/run/netns/${i.netns}`, '--capability=CAP_NET_ADMIN']
+      : ['--private-network']),
     ...i.binds.map((b) => `--bind=${b.host}:${b.inside}`),
     `--kill-signal=${i.sh.killSignal}`,
     '--console=interactive',

@@ -104,6 +104,20 @@ const readdirSafe = (p: string) => {
   }
 };
 
+/** `--offset`/`--sizelimit` of partition `part` (1-based) of a disk image, read with sfdisk. */
+async function partitionRange(image: string, part: number): Promise<string[]> {
+  const r = await execa('sfdisk', ['-J', image]);
+  const table = (
+    JSON.parse(r.stdout) as {
+      partitiontable: { sectorsize?: number; partitions?: Array<{ start: number; size: number }> };
+    }
+  ).partitiontable;
+  const p = table.partitions?.[part - 1];
+  if (!p) throw new BackendError(image, `has no partition ${part}`);
+  const sector = table.sectorsize ?? 512;
+  return ['--offset', String(p.start * sector), '--sizelimit', String(p.size * sector)];
+}
+
 export function createSubhostBackend(opts: SubhostBackendOptions): Backend {
   const log = opts.log ?? silentLogger;
   const prefix = opts.netnsPrefix ?? 'kvmux-';
@@ -116,9 +130,11 @@ export function createSubhostBackend(opts: SubhostBackendOptions): Backend {
     const binds: Array<{ host: string; inside: string }> = [];
     let root = sh.root;
     for (const d of sh.disks) {
-      const loop = (await run(['losetup', '--find', '--show', '--partscan', d.image])).stdout.trim();
-      s.loops.push(loop);
-      const dev = d.part > 0 ? `${loop}p${d.part}` : loop;
+      // a partition is looped by its byte range (from the image's own table): no partition
+      // device nodes needed, which containers and udev-less hosts do not always get
+      const range = d.part > 0 ? await partitionRange(d.image, d.part) : [];
+      const dev = (await run(['losetup', '--find', '--show', ...range, d.image])).stdout.trim();
+      s.loops.push(dev);
       const at = join(paths.disks, `${d.dev}${d.part || ''}`);
       mkdirSync(at, { recursive: true });
       await run(['mount', dev, at]);
