@@ -1,4 +1,4 @@
-import { copyFileSync, existsSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -16,6 +16,7 @@ import {
   putFile,
   readPartFile,
   sharedTestImage,
+  TEST_IMAGE_CONFIG,
   type TestImage,
   whyNoImageTools,
 } from './image-fixture.js';
@@ -143,7 +144,16 @@ describe.skipIf(why !== null)('appliance image', () => {
   it('rebuilds the same inputs into the same root.squashfs, byte for byte', async () => {
     const out = tempDir('kvmux-image-rebuild-');
     const t0 = Date.now();
-    const r = await buildImage({ out, cacheDir: DEFAULT_CACHE_DIR, disk: false, progress: () => {} });
+    const config = join(out, 'host.yaml');
+    writeFileSync(config, TEST_IMAGE_CONFIG);
+    const r = await buildImage({
+      out,
+      config,
+      testProbe: true,
+      cacheDir: DEFAULT_CACHE_DIR,
+      disk: false,
+      progress: () => {},
+    });
     process.stderr.write(
       `[image test] rebuild without disk: ${Math.round((Date.now() - t0) / 1000)} s; ` +
         `root.squashfs ${(statSync(img.squashfs).size / 2 ** 20).toFixed(1)} MiB\n`,
