@@ -6,6 +6,8 @@ PKGS=(
   xfonts-base kbd qemu-system-x86 qemu-system-gui qemu-utils busybox-static xterm nftables
   squashfs-tools linux-image-amd64 socat tmux iproute2 cpio procps
   fonts-dejavu-core # demo: the caption font of story.png (ImageMagick has no usable default)
+  # kvmux image build and its boot tests: the root, GRUB for BIOS and UEFI, the ESP, OVMF
+  mmdebstrap grub-pc-bin grub-efi-amd64-bin grub2-common mtools dosfstools fdisk e2fsprogs ovmf
 )
 missing=()
 for p in "${PKGS[@]}"; do
