@@ -72,6 +72,8 @@ Environment=PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin
 # the first start under software emulation takes long; the ready hook never fails the service
 TimeoutStartSec=infinity
 ExecStartPost=-/usr/lib/kvmux/appliance-ready
+# a headless box logs somewhere: kvmux's JSON log lines also go to the serial console
+StandardError=journal+console
 `,
       mode: 0o644,
     },
@@ -108,13 +110,20 @@ ExecStartPost=-/usr/lib/kvmux/appliance-ready
     { path: '/etc/systemd/system/autovt@.service', target: '/dev/null' },
     { path: '/etc/systemd/system/serial-getty@.service', target: '/dev/null' },
     { path: '/etc/systemd/system/getty.target', target: '/dev/null' },
+    // no background maintenance on a kiosk: nothing to download updates with, nothing to scrub
+    ...['apt-daily.timer', 'apt-daily-upgrade.timer', 'e2scrub_all.timer', 'dpkg-db-backup.timer'].map(
+      (u) => ({
+        path: `/etc/systemd/system/${u}`,
+        target: '/dev/null',
+      }),
+    ),
   ];
   if (opts.testProbe) {
     files.push({ path: '/usr/lib/kvmux/test-probe', content: PROBE_SCRIPT, mode: 0o755 });
     files.push({
       path: '/etc/systemd/system/kvmux-test-probe.service',
       content:
-        '[Unit]\nDescription=kvmux TEST probe on ttyS1 (test images only)\n[Service]\nExecStart=/usr/lib/kvmux/test-probe\nRestart=always\n[Install]\nWantedBy=multi-user.target\n',
+        '[Unit]\nDescription=kvmux TEST probe on ttyS1 (test images only)\nStartLimitIntervalSec=0\n[Service]\nExecStart=/usr/lib/kvmux/test-probe\nRestart=always\nRestartSec=2\n[Install]\nWantedBy=multi-user.target\n',
       mode: 0o644,
     });
     links.push({

@@ -164,7 +164,7 @@ function customiseRoot(
   for (const dir of runtimeDependencyDirs(pkg))
     cpSync(dir, join(lib, relative(pkg, dir)), { recursive: true, dereference: true });
   chmodSync(join(lib, 'dist/src/cli/main.js'), 0o755);
-  symlinkSync('../lib/kvmux/dist/src/cli/main.js', join(root, 'usr/local/bin/kvmux'));
+  symlinkSync('/usr/lib/kvmux/dist/src/cli/main.js', join(root, 'usr/local/bin/kvmux'));
 
   mkdirSync(join(root, 'etc/kvmux'), { recursive: true });
   const config = o.config ? readFileSync(o.config, 'utf8') : defaultApplianceConfig();

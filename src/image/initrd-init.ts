@@ -114,7 +114,7 @@ say "overlay mounted: squashfs (ro) + tmpfs"
 mkdir -p /newroot/boot/kvmux /newroot/data
 mount --move $B /newroot/boot/kvmux
 for s in a b; do
-  mountpoint -q /kvmux/slot-$s && mkdir -p /newroot/boot/kvmux/slot-$s && mount --move /kvmux/slot-$s /newroot/boot/kvmux/slot-$s
+  grep -q " /kvmux/slot-$s " /proc/mounts && mkdir -p /newroot/boot/kvmux/slot-$s && mount --move /kvmux/slot-$s /newroot/boot/kvmux/slot-$s
 done
 DATADEV=$(on_disk ${DATA_LABEL})
 if [ -n "$DATADEV" ] && mount -t ext4 -o rw,noatime "$DATADEV" /newroot/data; then

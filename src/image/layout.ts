@@ -106,7 +106,7 @@ terminal_input console serial
 terminal_output console serial
 insmod all_video
 set gfxmode=1024x768x32,800x600x32,auto
-set gfxpayload=keep
+set gfxpayload=1024x768x32,800x600x32,keep
 probe --fs-uuid --set=bootuuid $root
 echo "kvmux: GRUB loading the kernel from $root"
 linux /vmlinuz ${cmdline} kvmux.boot=UUID=$bootuuid
