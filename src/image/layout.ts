@@ -237,7 +237,7 @@ export function defaultApplianceConfig(): string {
   return `# kvmux appliance default config. VMs are added from the admin screen (Scroll Lock twice → admin)
 # and are kept on the data partition (${DATA_DIR}/kvmux/state/config.yaml).
 console: vt
-x: { driver: modesetting }   # the real KMS driver of the machine's GPU
+x: { driver: modesetting, readySeconds: 120 }   # the real KMS driver of the machine's GPU
 stateDir: ${DATA_DIR}/kvmux/state
 imageDirs: [${DATA_DIR}/images]
 hostUpdate: { bootDir: ${BOOT_DIR} }

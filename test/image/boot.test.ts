@@ -70,7 +70,18 @@ describe.skipIf(why !== null)('appliance image', () => {
     const empty = join(dir, 'empty.img');
     await execa('truncate', ['-s', '64M', empty]);
     boot = bootQemu(
-      ['-drive', `file=${empty},format=raw,if=virtio`, '-drive', `file=${disk},format=raw,if=virtio`],
+      [
+        // Linux sees the empty disk first (vda) and ours second (vdb); the firmware is told to
+        // boot ours, as a person picks the boot disk in a BIOS menu
+        '-drive',
+        `file=${empty},format=raw,if=none,id=empty`,
+        '-device',
+        'virtio-blk-pci,drive=empty',
+        '-drive',
+        `file=${disk},format=raw,if=none,id=kvmux`,
+        '-device',
+        'virtio-blk-pci,drive=kvmux,bootindex=1',
+      ],
       join(dir, 'serial-empty-first.log'),
     );
     const b = boot;
@@ -94,7 +105,7 @@ describe.skipIf(why !== null)('appliance image', () => {
         '-drive',
         `if=none,id=stick,file=${disk},format=raw`,
         '-device',
-        'usb-storage,bus=xhci.0,drive=stick',
+        'usb-storage,bus=xhci.0,drive=stick,bootindex=1',
       ],
       join(dir, 'serial-usb.log'),
     );

@@ -66,7 +66,8 @@ class Probe {
       }
       const line = this.buf.split(/\r?\n/).find((l) => l.startsWith(prefix));
       if (line) return line;
-      if (Date.now() > end) throw new Error(`probe: no ${prefix} answer to ${cmd}; got ${JSON.stringify(this.buf)}`);
+      if (Date.now() > end)
+        throw new Error(`probe: no ${prefix} answer to ${cmd}; got ${JSON.stringify(this.buf)}`);
       await new Promise((r) => setTimeout(r, 200));
     }
   }
@@ -86,138 +87,147 @@ class Probe {
   }
 }
 
-describe.skipIf(why !== null)('appliance console end to end (QEMU TCG, PS/2 keyboard, DRM, screendump)', () => {
-  let img: TestImage;
-  let dir: string;
-  let boot: Boot;
-  let qmp: QmpClient;
-  let probe: Probe;
-  let shotNo = 0;
+describe.skipIf(why !== null)(
+  'appliance console end to end (QEMU TCG, PS/2 keyboard, DRM, screendump)',
+  () => {
+    let img: TestImage;
+    let dir: string;
+    let boot: Boot;
+    let qmp: QmpClient;
+    let probe: Probe;
+    let shotNo = 0;
 
-  const shot = async (): Promise<Shot> => {
-    const file = join(dir, `shot-${shotNo++}.ppm`);
-    await qmp.execute('screendump', { filename: file });
-    return colours(file);
-  };
-  /** Waits until the screen satisfies `ok` (the guest is slow under TCG), returns the last shot. */
-  const screenUntil = async (ok: (s: Shot) => boolean, what: string, timeoutMs = 120_000): Promise<Shot> => {
-    const end = Date.now() + timeoutMs;
-    let s = await shot();
-    while (!ok(s)) {
-      if (Date.now() > end) throw new Error(`screen never showed ${what}: ${JSON.stringify(s)}`);
-      await new Promise((r) => setTimeout(r, 1000));
-      s = await shot();
-    }
-    return s;
-  };
-  const keys = (...names: string[]) =>
-    qmp.execute('send-key', { keys: names.map((k) => ({ type: 'qcode', data: k })), 'hold-time': 60 });
-  const settle = (ms = 8000) => new Promise((r) => setTimeout(r, ms));
+    const shot = async (): Promise<Shot> => {
+      const file = join(dir, `shot-${shotNo++}.ppm`);
+      await qmp.execute('screendump', { filename: file });
+      return colours(file);
+    };
+    /** Waits until the screen satisfies `ok` (the guest is slow under TCG), returns the last shot. */
+    const screenUntil = async (
+      ok: (s: Shot) => boolean,
+      what: string,
+      timeoutMs = 120_000,
+    ): Promise<Shot> => {
+      const end = Date.now() + timeoutMs;
+      let s = await shot();
+      while (!ok(s)) {
+        if (Date.now() > end) throw new Error(`screen never showed ${what}: ${JSON.stringify(s)}`);
+        await new Promise((r) => setTimeout(r, 1000));
+        s = await shot();
+      }
+      return s;
+    };
+    const keys = (...names: string[]) =>
+      qmp.execute('send-key', { keys: names.map((k) => ({ type: 'qcode', data: k })), 'hold-time': 60 });
+    const settle = (ms = 8000) => new Promise((r) => setTimeout(r, ms));
 
-  beforeAll(async () => {
-    img = await sharedTestImage();
-    dir = tempDir('kvmux-image-console-');
-    boot = bootQemu(
-      [
-        '-drive',
-        `file=${img.disk},format=raw,if=virtio,snapshot=on`,
-        '-qmp',
-        `unix:${join(dir, 'qmp.sock')},server=on,wait=off`,
-        '-chardev',
-        `socket,id=probe,path=${join(dir, 'probe.sock')},server=on,wait=off`,
-        '-serial',
-        'chardev:probe',
-      ],
-      join(dir, 'serial.log'),
-    );
-    const t0 = Date.now();
-    await boot.waitFor(/kvmux ready/, 20 * 60_000);
-    process.stderr.write(`[image console] kvmux ready after ${Math.round((Date.now() - t0) / 1000)} s (TCG)\n`);
-    qmp = await QmpClient.connect(join(dir, 'qmp.sock'), { label: 'appliance', timeoutMs: 10_000 });
-    probe = await Probe.open(join(dir, 'probe.sock'));
-  }, 60 * 60_000);
+    beforeAll(async () => {
+      img = await sharedTestImage();
+      dir = tempDir('kvmux-image-console-');
+      boot = bootQemu(
+        [
+          '-drive',
+          `file=${img.disk},format=raw,if=virtio,snapshot=on`,
+          '-qmp',
+          `unix:${join(dir, 'qmp.sock')},server=on,wait=off`,
+          '-chardev',
+          `socket,id=probe,path=${join(dir, 'probe.sock')},server=on,wait=off`,
+          '-serial',
+          'chardev:probe',
+        ],
+        join(dir, 'serial.log'),
+      );
+      const t0 = Date.now();
+      await boot.waitFor(/kvmux ready/, 20 * 60_000);
+      process.stderr.write(
+        `[image console] kvmux ready after ${Math.round((Date.now() - t0) / 1000)} s (TCG)\n`,
+      );
+      qmp = await QmpClient.connect(join(dir, 'qmp.sock'), { label: 'appliance', timeoutMs: 10_000 });
+      probe = await Probe.open(join(dir, 'probe.sock'));
+    }, 60 * 60_000);
 
-  afterAll(async () => {
-    probe?.close();
-    qmp?.close();
-    await boot?.stop();
-  });
+    afterAll(async () => {
+      probe?.close();
+      qmp?.close();
+      await boot?.stop();
+    });
 
-  it('shows the first VM full-screen on the real DRM device, Scroll Lock LED off', async () => {
-    const s = await screenUntil((x) => x.red > 0.9, 'the red VM full-screen');
-    expect(s.red).toBeGreaterThan(0.9);
-    const st = await probe.state();
-    expect(st.xorg).toBeGreaterThanOrEqual(2);
-    expect(st.scrolllock).toMatch(/^\[0/);
-  });
-
-  let vtBefore = '';
-  it('double Scroll Lock draws the menu on the screen and lights the Scroll Lock LED', async () => {
-    vtBefore = (await probe.state()).vt;
-    await keys('scroll_lock');
-    await keys('scroll_lock');
-    const s = await screenUntil((x) => x.other > 0.05 && x.red > 0.2, 'the menu over the red VM');
-    expect(s.other).toBeGreaterThan(0.05);
-    const st = await probe.state();
-    expect(st.scrolllock).toMatch(/1/);
-    expect(st.vt).toBe(vtBefore);
-  });
-
-  it('a choice in the menu changes what the monitor shows: a real modeset to the other VT', async () => {
-    await keys('2');
-    const s = await screenUntil((x) => x.blue > 0.9, 'the blue VM full-screen');
-    expect(s.blue).toBeGreaterThan(0.9);
-    const st = await probe.state();
-    expect(st.vt).not.toBe(vtBefore);
-    expect(st.scrolllock).toMatch(/^\[0/);
-  });
-
-  it('Ctrl+Alt+F1, Ctrl+Alt+Backspace, Alt+SysRq+b and Ctrl+Alt+Del change nothing on the host', async () => {
-    const before = await probe.state();
-    for (const chord of [
-      ['ctrl', 'alt', 'f1'],
-      ['ctrl', 'alt', 'backspace'],
-      ['alt', 'sysrq', 'b'],
-      ['ctrl', 'alt', 'delete'],
-    ]) {
-      await keys(...chord);
-      await settle();
-      const s = await shot();
-      expect(s.blue, chord.join('+')).toBeGreaterThan(0.9);
+    it('shows the first VM full-screen on the real DRM device, Scroll Lock LED off', async () => {
+      const s = await screenUntil((x) => x.red > 0.9, 'the red VM full-screen');
+      expect(s.red).toBeGreaterThan(0.9);
       const st = await probe.state();
-      expect(st.vt, chord.join('+')).toBe(before.vt);
-      expect(st.xorg, chord.join('+')).toBe(before.xorg);
-      expect(st.kvmux, chord.join('+')).toBe(before.kvmux);
-    }
-    expect(boot.child.exitCode).toBeNull(); // -no-reboot: a reboot would have ended QEMU
-    expect(readFileSync(boot.serial, 'utf8').match(/kvmux-initrd: drivers loaded/g)).toHaveLength(1);
-  });
+      expect(st.xorg).toBeGreaterThanOrEqual(2);
+      expect(st.scrolllock).toMatch(/^\[0/);
+    });
 
-  it('kill -9 kvmux: the screen stays, systemd restarts kvmux, it adopts the VMs and switches again', async () => {
-    const before = await probe.state();
-    const vmsBefore = await probe.ask('ctl vm.list', 'CTL ');
-    await probe.ask('kill9', 'KILLED ');
-    let st = before;
-    const end = Date.now() + 10 * 60_000;
-    while (!(st.restarts > before.restarts && st.kvmux > 0 && st.kvmux !== before.kvmux)) {
-      if (Date.now() > end) throw new Error(`kvmux not restarted: ${JSON.stringify(st)}`);
-      await settle(3000);
-      st = await probe.state();
-    }
-    expect((await shot()).blue).toBeGreaterThan(0.9); // X servers and VMs outlived kvmux
-    // adopted: the same VM pids as before the kill
-    const pids = (t: string) => [...t.matchAll(/"pid":\s*(\d+)/g)].map((m) => m[1]);
-    const end2 = Date.now() + 10 * 60_000;
-    let vmsAfter = await probe.ask('ctl vm.list', 'CTL ');
-    while (pids(vmsAfter).length < 2 && Date.now() < end2) {
-      await settle(3000);
-      vmsAfter = await probe.ask('ctl vm.list', 'CTL ');
-    }
-    expect(pids(vmsAfter)).toEqual(pids(vmsBefore));
-    await keys('scroll_lock');
-    await keys('scroll_lock');
-    await settle(2000);
-    await keys('1');
-    await screenUntil((x) => x.red > 0.9, 'the red VM again, switched by the restarted kvmux', 300_000);
-  });
-});
+    let vtBefore = '';
+    it('double Scroll Lock draws the menu on the screen and lights the Scroll Lock LED', async () => {
+      vtBefore = (await probe.state()).vt;
+      await keys('scroll_lock');
+      await keys('scroll_lock');
+      const s = await screenUntil((x) => x.other > 0.05 && x.red > 0.2, 'the menu over the red VM');
+      expect(s.other).toBeGreaterThan(0.05);
+      const st = await probe.state();
+      expect(st.scrolllock).toMatch(/1/);
+      expect(st.vt).toBe(vtBefore);
+    });
+
+    it('a choice in the menu changes what the monitor shows: a real modeset to the other VT', async () => {
+      await keys('2');
+      const s = await screenUntil((x) => x.blue > 0.9, 'the blue VM full-screen');
+      expect(s.blue).toBeGreaterThan(0.9);
+      const st = await probe.state();
+      expect(st.vt).not.toBe(vtBefore);
+      expect(st.scrolllock).toMatch(/^\[0/);
+    });
+
+    it('Ctrl+Alt+F1, Ctrl+Alt+Backspace, Alt+SysRq+b and Ctrl+Alt+Del change nothing on the host', async () => {
+      const before = await probe.state();
+      for (const chord of [
+        ['ctrl', 'alt', 'f1'],
+        ['ctrl', 'alt', 'backspace'],
+        ['alt', 'sysrq', 'b'],
+        ['ctrl', 'alt', 'delete'],
+      ]) {
+        await keys(...chord);
+        await settle();
+        const s = await shot();
+        expect(s.blue, chord.join('+')).toBeGreaterThan(0.9);
+        const st = await probe.state();
+        expect(st.vt, chord.join('+')).toBe(before.vt);
+        expect(st.xorg, chord.join('+')).toBe(before.xorg);
+        expect(st.kvmux, chord.join('+')).toBe(before.kvmux);
+      }
+      expect(boot.child.exitCode).toBeNull(); // -no-reboot: a reboot would have ended QEMU
+      expect(readFileSync(boot.serial, 'utf8').match(/kvmux-initrd: drivers loaded/g)).toHaveLength(1);
+    });
+
+    it('kill -9 kvmux: the screen stays, systemd restarts kvmux, it adopts the VMs and switches again', async () => {
+      const before = await probe.state();
+      const vmsBefore = await probe.ask('ctl vm.list', 'CTL ');
+      await probe.ask('kill9', 'KILLED ');
+      let st = before;
+      const end = Date.now() + 10 * 60_000;
+      while (!(st.restarts > before.restarts && st.kvmux > 0 && st.kvmux !== before.kvmux)) {
+        if (Date.now() > end) throw new Error(`kvmux not restarted: ${JSON.stringify(st)}`);
+        await settle(3000);
+        st = await probe.state();
+      }
+      expect((await shot()).blue).toBeGreaterThan(0.9); // X servers and VMs outlived kvmux
+      // adopted: the same VM pids as before the kill
+      const pids = (t: string) => [...t.matchAll(/"pid":\s*(\d+)/g)].map((m) => m[1]);
+      const end2 = Date.now() + 10 * 60_000;
+      let vmsAfter = await probe.ask('ctl vm.list', 'CTL ');
+      while (pids(vmsAfter).length < 2 && Date.now() < end2) {
+        await settle(3000);
+        vmsAfter = await probe.ask('ctl vm.list', 'CTL ');
+      }
+      expect(pids(vmsAfter)).toEqual(pids(vmsBefore));
+      await keys('scroll_lock');
+      await keys('scroll_lock');
+      await settle(2000);
+      await keys('1');
+      await screenUntil((x) => x.red > 0.9, 'the red VM again, switched by the restarted kvmux', 300_000);
+    });
+  },
+);

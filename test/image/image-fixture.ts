@@ -69,7 +69,7 @@ const TEST_CACHE = '/var/tmp/kvmux-image-test';
  * solid colour each (told apart in a QMP screendump), on Xorg modesetting over QEMU's DRM device.
  */
 export const TEST_IMAGE_CONFIG = `console: vt
-x: { driver: modesetting, width: 1024, height: 768 }
+x: { driver: modesetting, width: 1024, height: 768, readySeconds: 600 }   # TCG: Xorg starts slowly
 stateDir: /data/kvmux/state
 imageDirs: [/data/images]
 hostUpdate: { bootDir: /boot/kvmux }
