@@ -18,7 +18,7 @@ choose_slot() {
   for s in "$first" "$(other "$first")"; do
     t=$(read_tries "$s")
     if [ "$t" -ge "$TRIES" ]; then
-      say "slot $s: bad (started $t times without reaching kvmux ready)"
+      say "slot $s: bad (started $t times, never got ready)"
       continue
     fi
     if ! slot_usable "$s"; then

@@ -31,6 +31,8 @@ const why = whyNoImageTools();
 if (why) loudSkip('appliance image build and boot tests', why);
 
 const BOOT_MS = 20 * 60_000;
+/** the ready hook's line on ttyS0 (not any line that merely mentions readiness) */
+const READY = /kvmux ready \(slot [ab]\)/;
 
 describe.skipIf(why !== null)('appliance image', () => {
   let img: TestImage;
@@ -63,7 +65,9 @@ describe.skipIf(why !== null)('appliance image', () => {
     return log;
   };
 
-  it('boots disk.img through GRUB from behind an empty disk, counts the boot, and resets the counter once ready', async () => {
+  it('boots disk.img through GRUB from behind an empty disk, counts the boot, and resets the counter once ready', {
+    timeout: BOOT_MS + 120_000,
+  }, async () => {
     const bootPart = partitionOffset(img, 'boot');
     // two earlier boots of slot A never got ready: one more is allowed (kvmux.tries=3)
     await putFile(disk, bootPart, '/tries-a', '2\n', dir);
@@ -85,7 +89,7 @@ describe.skipIf(why !== null)('appliance image', () => {
       join(dir, 'serial-empty-first.log'),
     );
     const b = boot;
-    const log = await timed('behind an empty disk (BIOS)', () => b.waitFor(/kvmux ready/, BOOT_MS));
+    const log = await timed('behind an empty disk (BIOS)', () => b.waitFor(READY, BOOT_MS));
     expect(log).toContain('kvmux: GRUB loading the kernel');
     expect(log).toMatch(/kvmux-initrd: boot partition \/dev\/vdb3 on disk vdb/);
     expect(log).toContain('kvmux-initrd: root found: slot a');
@@ -97,7 +101,9 @@ describe.skipIf(why !== null)('appliance image', () => {
     expect((await readPartFile(disk, bootPart, '/current')).trim()).toBe('a');
   });
 
-  it('boots the same disk as USB storage, on slot A again (its counter was reset)', async () => {
+  it('boots the same disk as USB storage, on slot A again (its counter was reset)', {
+    timeout: BOOT_MS + 120_000,
+  }, async () => {
     boot = bootQemu(
       [
         '-device',
@@ -110,13 +116,15 @@ describe.skipIf(why !== null)('appliance image', () => {
       join(dir, 'serial-usb.log'),
     );
     const b = boot;
-    const log = await timed('as USB storage (BIOS)', () => b.waitFor(/kvmux ready/, BOOT_MS));
+    const log = await timed('as USB storage (BIOS)', () => b.waitFor(READY, BOOT_MS));
     expect(log).toMatch(/kvmux-initrd: boot partition \/dev\/sd[a-z]3 on disk sd[a-z]/);
     expect(log).toContain('kvmux-initrd: root found: slot a');
     expect(log).toContain('kvmux ready (slot a)');
   });
 
-  it('rolls back: with slot A corrupted, slot B boots and becomes the boot pointer (UEFI when OVMF is here)', async () => {
+  it('rolls back: with slot A corrupted, slot B boots and becomes the boot pointer (UEFI when OVMF is here)', {
+    timeout: BOOT_MS + 120_000,
+  }, async () => {
     await corruptFile(disk, partitionOffset(img, 'slot-a'), '/root.squashfs');
     const uefi = existsSync(OVMF_CODE) && existsSync(OVMF_VARS);
     if (!uefi) loudSkip('UEFI boot', `${OVMF_CODE} missing (package ovmf): rollback boots with BIOS instead`);
@@ -140,9 +148,7 @@ describe.skipIf(why !== null)('appliance image', () => {
       join(dir, 'serial-rollback.log'),
     );
     const b = boot;
-    const log = await timed(`slot A corrupted (${uefi ? 'UEFI' : 'BIOS'})`, () =>
-      b.waitFor(/kvmux ready/, BOOT_MS),
-    );
+    const log = await timed(`slot A corrupted (${uefi ? 'UEFI' : 'BIOS'})`, () => b.waitFor(READY, BOOT_MS));
     expect(log).toMatch(/kvmux-initrd: slot a: (sha256 mismatch|squashfs mount failed)/);
     expect(log).toContain('kvmux-initrd: slot a: unusable, falling back');
     expect(log).toContain('kvmux-initrd: root found: slot b');
@@ -152,7 +158,9 @@ describe.skipIf(why !== null)('appliance image', () => {
     expect((await readPartFile(disk, partitionOffset(img, 'boot'), '/next')).trim()).toBe('b');
   });
 
-  it('rebuilds the same inputs into the same root.squashfs, byte for byte', async () => {
+  it('rebuilds the same inputs into the same root.squashfs, byte for byte', {
+    timeout: 30 * 60_000,
+  }, async () => {
     const out = tempDir('kvmux-image-rebuild-');
     const t0 = Date.now();
     const config = join(out, 'host.yaml');

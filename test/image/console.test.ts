@@ -138,7 +138,7 @@ describe.skipIf(why !== null)(
         join(dir, 'serial.log'),
       );
       const t0 = Date.now();
-      await boot.waitFor(/kvmux ready/, 20 * 60_000);
+      await boot.waitFor(/kvmux ready \(slot [ab]\)/, 20 * 60_000);
       process.stderr.write(
         `[image console] kvmux ready after ${Math.round((Date.now() - t0) / 1000)} s (TCG)\n`,
       );
