@@ -8,6 +8,8 @@ PKGS=(
   python3 # tests: raw AF_PACKET frames across a kvmux bridge (test/net/guest-frames)
   systemd-container # subhosts: systemd-nspawn (no systemd as pid 1 needed: --register=no --keep-unit)
   fonts-dejavu-core # demo: the caption font of story.png (ImageMagick has no usable default)
+  # kvmux image build and its boot tests: the root, GRUB for BIOS and UEFI, the ESP, OVMF
+  mmdebstrap grub-pc-bin grub-efi-amd64-bin grub2-common mtools dosfstools fdisk e2fsprogs ovmf
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -200,6 +200,8 @@ export const configSchema = z.strictObject({
       firstDisplay: z.number().int().min(1).max(999).default(20),
       /** First VT kvmux allocates from for `console: vt`. */
       firstVt: z.number().int().min(2).max(63).default(8),
+      /** How long an X server may take to start (a slow machine, or one under emulation). */
+      readySeconds: z.number().int().min(1).max(3600).default(20),
     })
     .prefault({}),
   menu: z

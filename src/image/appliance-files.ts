@@ -36,8 +36,33 @@ echo "kvmux not ready after 1200 s" >&2
 exit 1
 `;
 
+/**
+ * TEST IMAGES ONLY (`--test-probe`): a root command loop on ttyS1, the test's second serial port,
+ * so a console end-to-end test can read what only the host knows (active VT, the keyboard's LEDs,
+ * kvmux's pid) and kill kvmux. Never in an image for a real box: it is a root shell by another name.
+ */
+export const PROBE_SCRIPT = `#!/bin/sh
+tty=/dev/ttyS1
+stty -F $tty raw -echo 115200 2>/dev/null
+modprobe input_leds 2>/dev/null
+exec <$tty >$tty 2>&1
+while read -r cmd arg; do
+  case "$cmd" in
+    state)
+      leds=$(for f in /sys/class/leds/*::scrolllock/brightness; do cat "$f" 2>/dev/null; done | tr '\\n' ' ')
+      echo "STATE vt=$(cat /sys/class/tty/tty0/active) scrolllock=[$leds] kvmux=$(systemctl show -p MainPID --value kvmux.service) xorg=$(pidof Xorg | wc -w) restarts=$(systemctl show -p NRestarts --value kvmux.service) uptime=$(cut -d' ' -f1 /proc/uptime)";;
+    kill9) pid=$(systemctl show -p MainPID --value kvmux.service); kill -9 "$pid"; echo "KILLED $pid";;
+    ctl) echo "CTL $(/usr/local/bin/kvmux ctl $arg 2>&1 | tr '\\n' ' ')";;
+    *) echo "UNKNOWN $cmd";;
+  esac
+done
+`;
+
 /** What makes a Debian root an appliance: the unit, its ready hook, the kiosk settings. */
-export function applianceFiles(unitText: string): { files: TreeFile[]; links: TreeLink[] } {
+export function applianceFiles(
+  unitText: string,
+  opts: { testProbe?: boolean } = {},
+): { files: TreeFile[]; links: TreeLink[] } {
   const files: TreeFile[] = [
     { path: '/etc/systemd/system/kvmux.service', content: unitText, mode: 0o644 },
     {
@@ -47,6 +72,8 @@ Environment=PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin
 # the first start under software emulation takes long; the ready hook never fails the service
 TimeoutStartSec=infinity
 ExecStartPost=-/usr/lib/kvmux/appliance-ready
+# a headless box logs somewhere: kvmux's JSON log lines also go to the serial console
+StandardError=journal+console
 `,
       mode: 0o644,
     },
@@ -83,6 +110,26 @@ ExecStartPost=-/usr/lib/kvmux/appliance-ready
     { path: '/etc/systemd/system/autovt@.service', target: '/dev/null' },
     { path: '/etc/systemd/system/serial-getty@.service', target: '/dev/null' },
     { path: '/etc/systemd/system/getty.target', target: '/dev/null' },
+    // no background maintenance on a kiosk: nothing to download updates with, nothing to scrub
+    ...['apt-daily.timer', 'apt-daily-upgrade.timer', 'e2scrub_all.timer', 'dpkg-db-backup.timer'].map(
+      (u) => ({
+        path: `/etc/systemd/system/${u}`,
+        target: '/dev/null',
+      }),
+    ),
   ];
+  if (opts.testProbe) {
+    files.push({ path: '/usr/lib/kvmux/test-probe', content: PROBE_SCRIPT, mode: 0o755 });
+    files.push({
+      path: '/etc/systemd/system/kvmux-test-probe.service',
+      content:
+        '[Unit]\nDescription=kvmux TEST probe on ttyS1 (test images only)\nStartLimitIntervalSec=0\n[Service]\nExecStart=/usr/lib/kvmux/test-probe\nRestart=always\nRestartSec=2\n[Install]\nWantedBy=multi-user.target\n',
+      mode: 0o644,
+    });
+    links.push({
+      path: '/etc/systemd/system/multi-user.target.wants/kvmux-test-probe.service',
+      target: '/etc/systemd/system/kvmux-test-probe.service',
+    });
+  }
   return { files, links };
 }

@@ -47,6 +47,8 @@ export interface BuildOptions {
   disk?: boolean;
   tries?: number;
   verify?: 'sha256' | 'size';
+  /** TEST IMAGES ONLY: a root command loop on ttyS1 (see PROBE_SCRIPT) */
+  testProbe?: boolean;
   progress?: (line: string) => void;
 }
 
@@ -136,7 +138,10 @@ async function rootTarball(
 }
 
 /** Adds kvmux, Node and the appliance settings to the extracted root. Returns the kernel version. */
-function customiseRoot(root: string, o: { config?: string; nodeBin: string; out: string }): string {
+function customiseRoot(
+  root: string,
+  o: { config?: string; nodeBin: string; out: string; testProbe: boolean },
+): string {
   const kernels = readdirSync(join(root, 'boot')).filter((f) => f.startsWith('vmlinuz-'));
   const kver = kernels.sort().at(-1)?.slice('vmlinuz-'.length);
   if (!kver) throw new Error('the root has no /boot/vmlinuz-*: is linux-image-amd64 installed?');
@@ -159,13 +164,15 @@ function customiseRoot(root: string, o: { config?: string; nodeBin: string; out:
   for (const dir of runtimeDependencyDirs(pkg))
     cpSync(dir, join(lib, relative(pkg, dir)), { recursive: true, dereference: true });
   chmodSync(join(lib, 'dist/src/cli/main.js'), 0o755);
-  symlinkSync('../lib/kvmux/dist/src/cli/main.js', join(root, 'usr/local/bin/kvmux'));
+  symlinkSync('/usr/lib/kvmux/dist/src/cli/main.js', join(root, 'usr/local/bin/kvmux'));
 
   mkdirSync(join(root, 'etc/kvmux'), { recursive: true });
   const config = o.config ? readFileSync(o.config, 'utf8') : defaultApplianceConfig();
   writeFileSync(join(root, 'etc/kvmux/kvmux.yaml'), config, { mode: 0o644 });
 
-  const { files, links } = applianceFiles(readFileSync(join(pkg, 'systemd/kvmux.service'), 'utf8'));
+  const { files, links } = applianceFiles(readFileSync(join(pkg, 'systemd/kvmux.service'), 'utf8'), {
+    testProbe: o.testProbe,
+  });
   for (const f of files) {
     mkdirSync(dirname(join(root, f.path)), { recursive: true });
     writeFileSync(join(root, f.path), f.content);
@@ -207,7 +214,12 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
     mkdirSync(root);
     const kver = await step('customise', async () => {
       await execa('tar', ['-xf', tar, '-C', root, '--numeric-owner', '--xattrs', '--xattrs-include=*']);
-      return customiseRoot(root, { ...(opts.config ? { config: opts.config } : {}), nodeBin, out: opts.out });
+      return customiseRoot(root, {
+        ...(opts.config ? { config: opts.config } : {}),
+        nodeBin,
+        out: opts.out,
+        testProbe: opts.testProbe ?? false,
+      });
     });
     say(`kernel ${kver}, Node ${IMAGE_NODE_VERSION}, kvmux ${packageVersion()}`);
     const squash = join(opts.out, 'root.squashfs');
@@ -219,6 +231,8 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
         '-noappend',
         '-comp',
         'zstd',
+        '-Xcompression-level',
+        '6', // level 15 (the default) costs minutes on 2 cores for a few % less
         '-all-time',
         String(epoch),
         '-mkfs-time',

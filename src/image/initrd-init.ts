@@ -18,7 +18,7 @@ choose_slot() {
   for s in "$first" "$(other "$first")"; do
     t=$(read_tries "$s")
     if [ "$t" -ge "$TRIES" ]; then
-      say "slot $s: bad (started $t times without reaching kvmux ready)"
+      say "slot $s: bad (started $t times, never got ready)"
       continue
     fi
     if ! slot_usable "$s"; then
@@ -114,7 +114,7 @@ say "overlay mounted: squashfs (ro) + tmpfs"
 mkdir -p /newroot/boot/kvmux /newroot/data
 mount --move $B /newroot/boot/kvmux
 for s in a b; do
-  mountpoint -q /kvmux/slot-$s && mkdir -p /newroot/boot/kvmux/slot-$s && mount --move /kvmux/slot-$s /newroot/boot/kvmux/slot-$s
+  grep -q " /kvmux/slot-$s " /proc/mounts && mkdir -p /newroot/boot/kvmux/slot-$s && mount --move /kvmux/slot-$s /newroot/boot/kvmux/slot-$s
 done
 DATADEV=$(on_disk ${DATA_LABEL})
 if [ -n "$DATADEV" ] && mount -t ext4 -o rw,noatime "$DATADEV" /newroot/data; then

@@ -20,7 +20,9 @@ export async function moduleLoadOrder(
     if (r.exitCode !== 0)
       throw new Error(`module ${m} not found for kernel ${kver}: ${String(r.stderr).trim()}`);
     for (const line of String(r.stdout).split('\n')) {
-      const path = /^insmod (\S+)/.exec(line.trim())?.[1];
+      const full = /^insmod (\S+)/.exec(line.trim())?.[1];
+      // modprobe -d prints the root's prefix: keep the path as the booted system sees it
+      const path = full?.startsWith(root) ? full.slice(root.length).replace(/^\/*/, '/') : full;
       if (path && !order.includes(path)) order.push(path);
     }
   }

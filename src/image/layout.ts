@@ -106,7 +106,7 @@ terminal_input console serial
 terminal_output console serial
 insmod all_video
 set gfxmode=1024x768x32,800x600x32,auto
-set gfxpayload=keep
+set gfxpayload=1024x768x32,800x600x32,keep
 probe --fs-uuid --set=bootuuid $root
 echo "kvmux: GRUB loading the kernel from $root"
 linux /vmlinuz ${cmdline} kvmux.boot=UUID=$bootuuid
@@ -237,6 +237,7 @@ export function defaultApplianceConfig(): string {
   return `# kvmux appliance default config. VMs are added from the admin screen (Scroll Lock twice → admin)
 # and are kept on the data partition (${DATA_DIR}/kvmux/state/config.yaml).
 console: vt
+x: { driver: modesetting, readySeconds: 120 }   # the real KMS driver of the machine's GPU
 stateDir: ${DATA_DIR}/kvmux/state
 imageDirs: [${DATA_DIR}/images]
 hostUpdate: { bootDir: ${BOOT_DIR} }

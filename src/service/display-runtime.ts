@@ -115,7 +115,7 @@ export class DisplayRuntime {
     const x = config.x;
     const logDir = join(config.runDir, 'x');
     const range: [number, number] = [x.firstDisplay, x.firstDisplay + 79];
-    const base = { logDir, width: x.width, height: x.height, range };
+    const base = { logDir, width: x.width, height: x.height, range, readyTimeoutMs: x.readySeconds * 1000 };
     if (config.console === 'virtual') return startXServer({ kind: 'xvfb', ...base });
     const vt = allocateVt(x.firstVt, 63);
     try {

@@ -65,6 +65,20 @@ export interface TestImage {
 const TEST_CACHE = '/var/tmp/kvmux-image-test';
 
 /**
+ * The test image's host config: the appliance's defaults plus two command VMs whose screens are a
+ * solid colour each (told apart in a QMP screendump), on Xorg modesetting over QEMU's DRM device.
+ */
+export const TEST_IMAGE_CONFIG = `console: vt
+x: { driver: modesetting, width: 1024, height: 768, readySeconds: 600 }   # TCG: Xorg starts slowly
+stateDir: /data/kvmux/state
+imageDirs: [/data/images]
+hostUpdate: { bootDir: /boot/kvmux }
+vms:
+  - { name: red, backend: command, command: [xterm, -bg, red, -fg, red] }
+  - { name: blue, backend: command, command: [xterm, -bg, blue, -fg, blue] }
+`;
+
+/**
  * One image per run of the suite, shared by the image tests, cached under a key of everything that
  * goes into it (kvmux's built code, the unit, the package list, the apt sources, Node's version).
  * A different key replaces the cached one, so /var/tmp holds one test image at most.
@@ -76,6 +90,7 @@ export async function sharedTestImage(): Promise<TestImage> {
   h.update(readFileSync(join(pkg, 'package.json')));
   h.update(readFileSync(join(pkg, 'systemd/kvmux.service')));
   h.update(JSON.stringify({ ROOT_PACKAGES, sources: machineSources('bookworm'), IMAGE_NODE_VERSION }));
+  h.update(TEST_IMAGE_CONFIG);
   const key = h.digest('hex').slice(0, 16);
   const dir = join(TEST_CACHE, key);
   const result = (built: boolean): TestImage => ({
@@ -90,8 +105,13 @@ export async function sharedTestImage(): Promise<TestImage> {
   for (const old of readdirSync(TEST_CACHE)) rmSync(join(TEST_CACHE, old), { recursive: true, force: true });
   const partial = `${dir}.partial`;
   const t0 = Date.now();
+  mkdirSync(partial, { recursive: true });
+  const config = join(partial, 'host.yaml');
+  writeFileSync(config, TEST_IMAGE_CONFIG);
   const r = await buildImage({
     out: partial,
+    config,
+    testProbe: true,
     cacheDir: DEFAULT_CACHE_DIR,
     progress: (s) => process.stderr.write(`[image test build] ${s}\n`),
   });

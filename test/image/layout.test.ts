@@ -186,5 +186,7 @@ describe('image payload', () => {
     const cfg = parseConfigText(defaultApplianceConfig());
     expect(cfg.stateDir).toBe('/data/kvmux/state');
     expect(cfg.hostUpdate.bootDir).toBe('/boot/kvmux');
+    expect(cfg.x.driver).toBe('modesetting');
+    expect(cfg.console).toBe('vt');
   });
 });
