@@ -10,6 +10,7 @@ import {
   type ControlServerOptions,
   createControlServer,
 } from '../../src/control/rpc/server.js';
+import { RpcError } from '../../src/util/errors.js';
 import { tempDir as trackedTempDir } from '../helpers/temp.js';
 
 export const PASSWORD = 'correct horse battery staple';
@@ -164,4 +165,24 @@ export async function fakeQemuChardev(
     },
     close: () => new Promise<void>((r) => server.close(() => r())),
   };
+}
+
+/** The code and message of the RpcError `p` rejects with (anything else fails the test). */
+export async function codeOf(p: Promise<unknown>): Promise<[number, string]> {
+  try {
+    await p;
+  } catch (err) {
+    if (err instanceof RpcError) return [err.code, err.message];
+    throw err;
+  }
+  throw new Error('expected an RpcError');
+}
+
+/** Poll `cond` every 20 ms until it holds (or fail after `ms`). */
+export async function until(cond: () => boolean, ms = 5000): Promise<void> {
+  for (const end = Date.now() + ms; Date.now() < end; ) {
+    if (cond()) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error('condition not met in time');
 }

@@ -22,8 +22,7 @@ import { SpaceLedger } from '../../src/control/transfer/space-ledger.js';
 import { sendFile } from '../../src/control/transfer/transfer-client.js';
 import { imageUploadMethods } from '../../src/control/transfer/upload.js';
 import { discoverImages } from '../../src/session/images.js';
-import { RpcError } from '../../src/util/errors.js';
-import { PASSWORD, startServer, tempDir } from './helpers.js';
+import { codeOf, PASSWORD, startServer, tempDir, until } from './helpers.js';
 
 /**
  * The guest's side of image uploads, played over real guest channels: disks that name host files,
@@ -31,24 +30,6 @@ import { PASSWORD, startServer, tempDir } from './helpers.js';
  * guest must not keep from the admin.
  */
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
-
-async function codeOf(p: Promise<unknown>): Promise<[number, string]> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof RpcError) return [err.code, err.message];
-    throw err;
-  }
-  throw new Error('expected an RpcError');
-}
-
-async function until(cond: () => boolean, ms = 5000) {
-  for (const end = Date.now() + ms; Date.now() < end; ) {
-    if (cond()) return;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error('condition not met in time');
-}
 
 const visible = (dir: string) => readdirSync(dir).sort();
 

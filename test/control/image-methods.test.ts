@@ -12,24 +12,13 @@ import { imageMethods } from '../../src/control/transfer/image-methods.js';
 import { SpaceLedger } from '../../src/control/transfer/space-ledger.js';
 import { receiveFile } from '../../src/control/transfer/transfer-client.js';
 import { imageUploadMethods } from '../../src/control/transfer/upload.js';
-import { RpcError } from '../../src/util/errors.js';
-import { startServer, tempDir } from './helpers.js';
+import { codeOf, startServer, tempDir } from './helpers.js';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const shaFile = (p: string) => sha(readFileSync(p));
 const run = promisify(execFile);
 const MAIN = join(import.meta.dirname, '../../src/cli/main.ts');
 const TSX = join(import.meta.dirname, '../../node_modules/.bin/tsx');
-
-async function codeOf(p: Promise<unknown>): Promise<[number, string]> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof RpcError) return [err.code, err.message];
-    throw err;
-  }
-  throw new Error('expected an RpcError');
-}
 
 /** Every file in a folder with its size and sha256: "nothing changed on disk" compares these. */
 const snapshot = (dir: string) =>

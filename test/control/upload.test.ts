@@ -7,8 +7,7 @@ import { connectSocket, type RpcClient } from '../../src/control/rpc/client.js';
 import type { ControlServer } from '../../src/control/rpc/server.js';
 import { sendFile } from '../../src/control/transfer/transfer-client.js';
 import { imageUploadMethods } from '../../src/control/transfer/upload.js';
-import { RpcError } from '../../src/util/errors.js';
-import { startServer, tempDir } from './helpers.js';
+import { codeOf, startServer, tempDir, until } from './helpers.js';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
@@ -24,24 +23,6 @@ async function upload(c: RpcClient, name: string, data: Buffer, chunk = 1 << 20,
     await c.call('image.upload.chunk', { uploadId, offset: off, data: part.toString('base64') });
   }
   return { uploadId, commit: () => c.call<{ path: string }>('image.upload.commit', { uploadId }) };
-}
-
-async function codeOf(p: Promise<unknown>): Promise<[number, string]> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof RpcError) return [err.code, err.message];
-    throw err;
-  }
-  throw new Error('expected an RpcError');
-}
-
-async function until(cond: () => boolean, ms = 3000) {
-  for (const end = Date.now() + ms; Date.now() < end; ) {
-    if (cond()) return;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error('condition not met in time');
 }
 
 describe('image upload over the local socket', () => {
