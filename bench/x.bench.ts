@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import x11 from 'x11';
@@ -17,7 +17,13 @@ import { summarize } from './stats.js';
  * server start → first client connected (Xorg dummy never touches the console: no VT lock).
  */
 const range: [number, number] = [100, 119];
-const logDir = () => mkdtempSync(join(tmpdir(), 'kvmux-xbench-'));
+/** X server log folders made by this bench; removed when it ends. */
+const made: string[] = [];
+const logDir = () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kvmux-xbench-'));
+  made.push(dir);
+  return dir;
+};
 const KEY_A = 30;
 
 async function keyWindow(display: string): Promise<{ conn: XConnection; onKey: (cb: () => void) => void }> {
@@ -190,5 +196,6 @@ export async function run(): Promise<Record<string, unknown>> {
     return { xtest, ...overlay, servers: await startFigures(), vt: await vtFigures() };
   } finally {
     await server.stop();
+    for (const dir of made.splice(0)) rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { tempDir } from '../helpers/temp.js';
 import { type Kvmux, sleep, startKvmux } from './kvmux-harness.js';
 
 /**
@@ -52,7 +53,7 @@ const victim = async () =>
   (await k.call<Array<{ name: string; state: string }>>('vm.list')).find((v) => v.name === 'victim')!.state;
 
 beforeAll(async () => {
-  const dir = execFileSync('mktemp', ['-d', '/tmp/kvmux-ask-XXXX'], { encoding: 'utf8' }).trim();
+  const dir = tempDir('kvmux-ask-');
   const script = guestScript(dir);
   // the command backend tells its program the VM dir, where kvmux dials the guest channel
   k = await startKvmux({
