@@ -4,6 +4,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { attachGuestChannel } from '../src/control/guest-channel.js';
+import { defaultLimits } from '../src/control/rpc/core.js';
 import { createControlServer } from '../src/control/rpc/server.js';
 import { fifoLatency } from './input.bench.js';
 import { summarize } from './stats.js';
@@ -46,10 +47,13 @@ async function startFlooder(path: string): Promise<ChildProcess> {
 export async function run(): Promise<Record<string, unknown>> {
   const dir = mkdtempSync(join(tmpdir(), 'kvmux-bench-flood-'));
   const server = createControlServer();
+  // a guest that has logged in gets the large byte budget: its flood, as if it knew the password
+  const trusting = createControlServer({ limits: { bytesBeforeLogin: defaultLimits.bytes } });
   const path = join(dir, 'flood.sock');
   const flooder = await startFlooder(path);
   const quiet: number[] = [];
   const flooded: number[] = [];
+  const floodedLoggedIn: number[] = [];
   const drained: number[] = [];
   try {
     for (let block = 0; block < 4; block++) {
@@ -69,16 +73,26 @@ export async function run(): Promise<Record<string, unknown>> {
       } finally {
         channel.close();
       }
+      const loggedIn = attachGuestChannel(trusting, { vm: 'flood', path, minBackoffMs: 20 });
+      await loggedIn.whenConnected();
+      await new Promise((r) => setTimeout(r, 200));
+      try {
+        await fifoLatency(500, floodedLoggedIn);
+      } finally {
+        loggedIn.close();
+      }
     }
   } finally {
     flooder.kill('SIGKILL');
     await new Promise((r) => (flooder.exitCode !== null ? r(null) : flooder.once('exit', r)));
     await server.close();
+    await trusting.close();
     rmSync(dir, { recursive: true, force: true });
   }
   const q = summarize(quiet);
   const f = summarize(flooded);
   const d = summarize(drained);
+  const l = summarize(floodedLoggedIn);
   return {
     unit: 'µs from FIFO write to sink.key()',
     quiet: q,
@@ -87,6 +101,11 @@ export async function run(): Promise<Record<string, unknown>> {
     ratioP99: Number((f.p99 / q.p99).toFixed(2)),
     ratioP99VsBareDrain: Number((f.p99 / d.p99).toFixed(2)),
     ratioP50: Number((f.p50 / q.p50).toFixed(2)),
-    note: 'keyboard latency with one guest flooding garbage into its channel / without; 1.0 = unaffected',
+    floodedAfterLogin: l,
+    ratioP99AfterLogin: Number((l.p99 / q.p99).toFixed(2)),
+    note:
+      'keyboard latency with one guest flooding garbage into its channel / without; 1.0 = unaffected. ' +
+      '`flooded`: a guest without the password (small byte budget before login); ' +
+      '`floodedAfterLogin`: the same flood with the logged-in budget (32 MiB/s)',
   };
 }

@@ -106,7 +106,7 @@ export class Connection {
   /** Guest channels: past the byte budget, stop reading until it refills (the guest's writes block). */
   private spendBytes(n: number): void {
     if (this.caller.kind !== 'guest') return;
-    const cfg = this.core.limits.bytes;
+    const cfg = this.authed ? this.core.limits.bytes : this.core.limits.bytesBeforeLogin;
     const now = this.core.now();
     const refilled = Math.min(
       cfg.burst,

@@ -26,6 +26,11 @@ export interface ControlLimits {
   rate: RateConfig;
   /** Per guest channel: bytes per second and burst; past it the channel is paused (backpressure). */
   bytes: RateConfig;
+  /**
+   * The same before the guest has logged in: a login line is small, so a guest without the
+   * password cannot make the host read more than this (its flood costs the keyboard's event loop).
+   */
+  bytesBeforeLogin: RateConfig;
   /** A guest session logs out after this long without a request. */
   idleMs: number;
   /** An unanswered `ask` is a deny after this long: a backstop a little past the dialog's own timeout. */
@@ -39,6 +44,7 @@ export const defaultLimits: ControlLimits = {
   maxDepth: 32,
   rate: { perSecond: 200, burst: 400 },
   bytes: { perSecond: 32 << 20, burst: 64 << 20 },
+  bytesBeforeLogin: { perSecond: 64 << 10, burst: 256 << 10 },
   idleMs: 15 * 60_000,
   confirmTimeoutMs: 70_000,
   maxWriteBacklog: 16 << 20,
