@@ -115,10 +115,7 @@ function pngParts(img: RgbImage): { raw: Buffer; ihdr: Buffer } {
 
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 
-/** An 8-bit RGB PNG, compressed on libuv's thread pool: the event loop (and the keyboard) keeps going. */
-export async function encodePngAsync(img: RgbImage): Promise<Buffer> {
-  const { raw, ihdr } = pngParts(img);
-  const idat = await deflate(raw, { level: 3 });
+function png(ihdr: Buffer, idat: Buffer): Buffer {
   return Buffer.concat([
     PNG_SIGNATURE,
     chunk('IHDR', ihdr),
@@ -127,22 +124,16 @@ export async function encodePngAsync(img: RgbImage): Promise<Buffer> {
   ]);
 }
 
+/** An 8-bit RGB PNG, compressed on libuv's thread pool: the event loop (and the keyboard) keeps going. */
+export async function encodePngAsync(img: RgbImage): Promise<Buffer> {
+  const { raw, ihdr } = pngParts(img);
+  return png(ihdr, await deflate(raw, { level: 3 }));
+}
+
 /** Pure: an 8-bit RGB PNG (synchronous; tests and tools). */
 export function encodePng(img: RgbImage): Buffer {
-  const row = img.width * 3;
-  const raw = Buffer.alloc((row + 1) * img.height);
-  for (let y = 0; y < img.height; y++) img.rgb.copy(raw, y * (row + 1) + 1, y * row, (y + 1) * row);
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(img.width, 0);
-  ihdr.writeUInt32BE(img.height, 4);
-  ihdr.set([8, 2, 0, 0, 0], 8);
-  const signature = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
-  return Buffer.concat([
-    signature,
-    chunk('IHDR', ihdr),
-    chunk('IDAT', zlib.deflateSync(raw, { level: 3 })),
-    chunk('IEND', Buffer.alloc(0)),
-  ]);
+  const { raw, ihdr } = pngParts(img);
+  return png(ihdr, zlib.deflateSync(raw, { level: 3 }));
 }
 
 /** Write a PNG of the whole display to `path`; opens its own short connection unless given one. */
