@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { RpcCode, RpcError } from '../../util/errors.js';
 import type { ServerCore } from '../rpc/core.js';
 import { describeIssues } from '../rpc/envelope.js';
-import { initialLockout, lockoutStep } from './lockout.js';
+import { initialLockout, type LockoutConfig, type LockoutState, lockoutStep } from './lockout.js';
 
 /** `auth.login`: lockout first (no password check while locked), then scrypt. */
 const loginSchema = z.strictObject({ password: z.string().max(1024) });
@@ -17,21 +17,43 @@ export function parseLogin(params: unknown): string {
 /** Lockout key of the local socket's logins (the admin screen); not a valid VM name. */
 export const LOCAL_LOCKOUT_KEY = '(local)';
 
-/** Resolves when `password` is right; throws -32001 otherwise, counting the failure against `vm`. */
-export async function checkPassword(core: ServerCore, vm: string, password: string): Promise<void> {
-  const { lockout, lockouts } = core;
-  const state = lockouts.get(vm) ?? initialLockout(lockout);
-  const refused = lockoutStep(lockout, state, { type: 'attempt' }, core.now()).actions.find(
+/**
+ * One password check under a lockout: refused without checking while `key` is locked (the
+ * message starts with `lockedPrefix`), else `check` runs and its outcome is counted against `key`.
+ * Returns whether it was right and whether this failure has just locked `key` out.
+ */
+export async function lockedCheck(
+  cfg: LockoutConfig,
+  states: Map<string, LockoutState>,
+  key: string,
+  now: () => number,
+  lockedPrefix: string,
+  check: () => Promise<boolean>,
+): Promise<{ ok: boolean; nowLocked: boolean }> {
+  const state = states.get(key) ?? initialLockout(cfg);
+  const refused = lockoutStep(cfg, state, { type: 'attempt' }, now()).actions.find(
     (a) => a.type === 'refuse',
   );
   if (refused?.type === 'refuse') {
     const s = Math.ceil(refused.retryAfterMs / 1000);
-    throw new RpcError(RpcCode.unauthorized, `too many failed logins from ${vm}: locked, retry in ${s} s`);
+    throw new RpcError(RpcCode.unauthorized, `${lockedPrefix}: locked, retry in ${s} s`);
   }
-  const ok = (await core.authenticator?.check(password)) ?? false;
-  const step = lockoutStep(lockout, state, { type: ok ? 'success' : 'failure' }, core.now());
-  lockouts.set(vm, step.state);
+  const ok = await check();
+  const step = lockoutStep(cfg, state, { type: ok ? 'success' : 'failure' }, now());
+  states.set(key, step.state);
+  return { ok, nowLocked: step.actions.some((a) => a.type === 'locked') };
+}
+
+/** Resolves when `password` is right; throws -32001 otherwise, counting the failure against `vm`. */
+export async function checkPassword(core: ServerCore, vm: string, password: string): Promise<void> {
+  const { ok, nowLocked } = await lockedCheck(
+    core.lockout,
+    core.lockouts,
+    vm,
+    () => core.now(),
+    `too many failed logins from ${vm}`,
+    async () => (await core.authenticator?.check(password)) ?? false,
+  );
   if (ok) return;
-  const locked = step.actions.some((a) => a.type === 'locked');
-  throw new RpcError(RpcCode.unauthorized, locked ? 'wrong password; now locked out' : 'wrong password');
+  throw new RpcError(RpcCode.unauthorized, nowLocked ? 'wrong password; now locked out' : 'wrong password');
 }

@@ -8,14 +8,8 @@ import {
   verifyPassword,
   writePasswordFile,
 } from './auth.js';
-import {
-  defaultLockout,
-  initialLockout,
-  type LockoutConfig,
-  type LockoutState,
-  lockoutStep,
-} from './lockout.js';
-import { LOCAL_LOCKOUT_KEY } from './login.js';
+import { defaultLockout, type LockoutConfig, type LockoutState } from './lockout.js';
+import { LOCAL_LOCKOUT_KEY, lockedCheck } from './login.js';
 
 const password = z
   .string()
@@ -38,17 +32,9 @@ export function passwdMethods(opts: {
   const now = opts.now ?? Date.now;
   const states = new Map<string, LockoutState>();
   const checkOld = async (who: string, old: string, stored: PasswordHash) => {
-    const state = states.get(who) ?? initialLockout(cfg);
-    const refused = lockoutStep(cfg, state, { type: 'attempt' }, now()).actions.find(
-      (a) => a.type === 'refuse',
+    const { ok } = await lockedCheck(cfg, states, who, now, 'too many wrong passwords', () =>
+      verifyPassword(old, stored),
     );
-    if (refused?.type === 'refuse')
-      throw new RpcError(
-        RpcCode.unauthorized,
-        `too many wrong passwords: locked, retry in ${Math.ceil(refused.retryAfterMs / 1000)} s`,
-      );
-    const ok = await verifyPassword(old, stored);
-    states.set(who, lockoutStep(cfg, state, { type: ok ? 'success' : 'failure' }, now()).state);
     if (!ok) throw new RpcError(RpcCode.unauthorized, 'old password is wrong');
   };
   return [
