@@ -7,3 +7,4 @@ bash scripts/install-deps.sh
 npm ci --no-audit --no-fund
 npm run lint
 npm test
+bash scripts/test-node24.sh
