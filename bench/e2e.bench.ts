@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import x11 from 'x11';
 import { stringify } from 'yaml';
@@ -22,6 +23,13 @@ const ticks = Number(process.env['CLK_TCK'] ?? 100);
 function procCpuTicks(pid: number): number {
   const rest = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
   return Number(rest[11]) + Number(rest[12]);
+}
+
+/** Scheduling of a process's main thread, from /proc/PID/stat (policy 2 is SCHED_RR). */
+function schedOf(pid: number): { policy: string; rtPriority: number; nice: number } {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  const policy = ['SCHED_OTHER', 'SCHED_FIFO', 'SCHED_RR'][Number(f[38])] ?? `policy ${f[38]}`;
+  return { policy, rtPriority: Number(f[37]), nice: Number(f[16]) };
 }
 
 function rssMiB(pid: number): number {
@@ -82,40 +90,59 @@ function cpuBurner(): { stop(): Promise<void> } {
   };
 }
 
-/** Latency of one key press via kvmux and of a bare XTEST press right after it (µs each). */
+/**
+ * Latency of one key press via kvmux and of a bare XTEST press of the same key (µs each). The two
+ * go first by turns and each starts after a short idle gap, so neither inherits the other's
+ * leftover work (kvmux finishing its turn, an X reply) and neither always runs on a warmer cache.
+ */
 async function pressPair(
   k: Kvmux,
   client: Awaited<ReturnType<typeof keyClient>>,
   xt: x11.XTestExt,
   i: number,
 ): Promise<[number, number]> {
-  // the target count is taken before sending: an event may arrive before we start waiting
-  const arrival = (what: string) => {
-    const target = client.count() + 1;
-    return async () => {
-      if (!(await client.until(target)))
-        throw new Error(`${what} never arrived (${client.count()} keys so far)`);
-    };
+  if (i % 2 === 0) return [await pressVia(k, client, i), await pressBare(client, xt, i)];
+  const bare = await pressBare(client, xt, i);
+  return [await pressVia(k, client, i), bare];
+}
+
+/** The target count is taken before sending: an event may arrive before we start waiting. */
+function arrival(client: Awaited<ReturnType<typeof keyClient>>, what: string) {
+  const target = client.count() + 1;
+  return async () => {
+    if (!(await client.until(target)))
+      throw new Error(`${what} never arrived (${client.count()} keys so far)`);
   };
-  // each sample is the press of a full tap; the release is waited for but not timed
-  let wait = arrival(`press ${i} via kvmux`);
-  let t = performance.now();
-  await k.kb.key('a', true);
+}
+
+/** Each sample is the press of a full tap; the release is waited for but not timed. */
+async function pressVia(k: Kvmux, client: Awaited<ReturnType<typeof keyClient>>, i: number) {
+  await sleep(1);
+  let wait = arrival(client, `press ${i} via kvmux`);
+  const t = performance.now();
+  k.kb.writeRaw(A_DOWN);
   await wait();
-  const via = (performance.now() - t) * 1000;
-  wait = arrival(`release ${i} via kvmux`);
-  await k.kb.key('a', false);
+  const us = (performance.now() - t) * 1000;
+  wait = arrival(client, `release ${i} via kvmux`);
+  k.kb.writeRaw(A_UP);
   await wait();
-  wait = arrival(`bare press ${i}`);
-  t = performance.now();
+  return us;
+}
+
+async function pressBare(client: Awaited<ReturnType<typeof keyClient>>, xt: x11.XTestExt, i: number) {
+  await sleep(1);
+  let wait = arrival(client, `bare press ${i}`);
+  const t = performance.now();
   xt.FakeInput(2, KEY_A + 8, 0, 0, 0, 0);
   await wait();
-  const bare = (performance.now() - t) * 1000;
-  wait = arrival(`bare release ${i}`);
+  const us = (performance.now() - t) * 1000;
+  wait = arrival(client, `bare release ${i}`);
   xt.FakeInput(3, KEY_A + 8, 0, 0, 0, 0);
   await wait();
-  return [via, bare];
+  return us;
 }
+const A_DOWN = encodeEvents(keyEvents('a', true));
+const A_UP = encodeEvents(keyEvents('a', false));
 
 function compare(via: number[], bare: number[]) {
   const kv = summarize(via, 1);
@@ -134,7 +161,7 @@ function compare(via: number[], bare: number[]) {
  * quiet and with a second process burning a CPU. The two conditions alternate in blocks of 50
  * trials within one run, so the machine's own noise (other work) falls on both alike.
  */
-async function forwarding(k: Kvmux, display: string) {
+async function forwarding(k: Kvmux, display: string, opts: { throughput: boolean }) {
   const client = await keyClient(display);
   const injector = await connectDisplay(display);
   const xt = await xtest(injector);
@@ -142,8 +169,11 @@ async function forwarding(k: Kvmux, display: string) {
   const viaKvmux: number[] = [];
   const bare: number[] = [];
   const loaded = { via: [] as number[], bare: [] as number[] };
+  // the machine's 1-minute load average at each block: figures from a busy machine say so
+  const load = { quiet: [] as number[], underLoad: [] as number[] };
   const block = 50;
   for (let done = 0; done < n; done += block) {
+    load.quiet.push(loadavg()[0]!);
     for (let i = done; i < Math.min(n, done + block); i++) {
       const [v, b] = await pressPair(k, client, xt, i);
       viaKvmux.push(v);
@@ -151,6 +181,7 @@ async function forwarding(k: Kvmux, display: string) {
     }
     const burner = cpuBurner();
     await sleep(100);
+    load.underLoad.push(loadavg()[0]!);
     for (let i = done; i < Math.min(n, done + block); i++) {
       const [v, b] = await pressPair(k, client, xt, i);
       loaded.via.push(v);
@@ -160,6 +191,25 @@ async function forwarding(k: Kvmux, display: string) {
   }
   const quiet = compare(viaKvmux, bare);
   const underLoad = compare(loaded.via, loaded.bare);
+  const figures = {
+    kvmuxScheduling: schedOf(k.pid),
+    keyToClientViaKvmuxUs: quiet.viaKvmuxUs,
+    keyToClientBareXtestUs: quiet.bareXtestUs,
+    addedP50Us: quiet.addedP50Us,
+    addedP99Us: quiet.addedP99Us,
+    ratioP99: quiet.ratioP99,
+    loadAverage1m: summarize(load.quiet, 2),
+    underCpuLoad: {
+      ...underLoad,
+      load: 'a second process spinning on one of the CPUs',
+      loadAverage1m: summarize(load.underLoad, 2),
+    },
+  };
+  if (!opts.throughput) {
+    await client.conn.close();
+    await injector.close();
+    return figures;
+  }
   // throughput: press/release pairs (each with SYN) as fast as the FIFO takes them
   const pairs = Number(process.env['KVMUX_E2E_PAIRS'] ?? 50_000);
   const batch = Buffer.concat(
@@ -188,12 +238,7 @@ async function forwarding(k: Kvmux, display: string) {
   await client.conn.close();
   await injector.close();
   return {
-    keyToClientViaKvmuxUs: quiet.viaKvmuxUs,
-    keyToClientBareXtestUs: quiet.bareXtestUs,
-    addedP50Us: quiet.addedP50Us,
-    addedP99Us: quiet.addedP99Us,
-    ratioP99: quiet.ratioP99,
-    underCpuLoad: { ...underLoad, load: 'a second process spinning on one of the CPUs' },
+    ...figures,
     throughput: {
       keyEventsSent: 2 * pairs,
       keyEventsReceivedByClient: received,
@@ -240,20 +285,32 @@ async function menuLatency(k: Kvmux, display: string) {
     await sleep(60);
   }
   await watcher.close();
-  return { ...summarize(samples, 2), misses };
+  return { ...summarize(samples, 2), misses, loadAverage1m: loadavg()[0] };
 }
 
 async function switchLatency(k: Kvmux) {
   const names = (await k.call<Array<{ name: string }>>('display.list')).map((d) => d.name);
   const rpc: number[] = [];
   const server: number[] = [];
+  const own: number[] = [];
+  const vt: number[] = [];
   for (let i = 0; i < 60; i++) {
     const t = performance.now();
-    const r = await k.call<{ ms: number }>('display.switch', { name: names[i % 2]! });
+    const r = await k.call<{ ms: number; vtMs: number }>('display.switch', { name: names[i % 2]! });
     rpc.push(performance.now() - t);
     server.push(r.ms);
+    vt.push(r.vtMs);
+    own.push(r.ms - r.vtMs);
   }
-  return { rpcRoundTripMs: summarize(rpc, 2), serverMs: summarize(server, 2) };
+  return {
+    rpcRoundTripMs: summarize(rpc, 2),
+    serverMs: summarize(server, 2),
+    // serverMs split: kvmux's own part (plan, input follows, listeners) and the wait for the VT
+    // (VT_ACTIVATE → VT_WAITACTIVE back on kvmux's thread: kernel, both X servers, thread-pool hop)
+    serverKvmuxOwnMs: summarize(own, 2),
+    serverVtWaitMs: summarize(vt, 2),
+    loadAverage1m: loadavg()[0],
+  };
 }
 
 /** Spawn → the first VM's display shows pixels; then RSS and idle CPU with 4 VMs. */
@@ -316,7 +373,26 @@ async function startAndIdle() {
   };
 }
 
-const parts = (process.env['KVMUX_E2E_PARTS'] ?? 'start,menu,forwarding,switch,vt').split(',');
+const parts = (process.env['KVMUX_E2E_PARTS'] ?? 'start,menu,forwarding,forwarding-nice,switch,vt').split(
+  ',',
+);
+
+async function forwardingNiceOnly() {
+  const k = await startKvmux({
+    firstDisplay: 233,
+    input: { realtime: false },
+    vms: [{ name: 'one', backend: 'command', command: ['xterm'] }],
+  });
+  try {
+    await sleep(1500);
+    const display = (await k.call<Array<{ display: string; active: boolean }>>('display.list')).find(
+      (d) => d.active,
+    )!;
+    return await forwarding(k, display.display, { throughput: false });
+  } finally {
+    await k.stop();
+  }
+}
 
 /** Machine-wide VT lock (other test runs switch VTs too), held by a child flock. */
 async function withVtLock<T>(fn: () => Promise<T>): Promise<T> {
@@ -370,11 +446,15 @@ export async function run(): Promise<Record<string, unknown>> {
       (d) => d.active,
     )!;
     if (parts.includes('menu')) out['menuOpenToMapNotifyMs'] = await menuLatency(k, display.display);
-    if (parts.includes('forwarding')) out['forwarding'] = await forwarding(k, display.display);
+    if (parts.includes('forwarding'))
+      out['forwarding'] = await forwarding(k, display.display, { throughput: true });
     if (parts.includes('switch')) out['switchVirtual'] = await switchLatency(k);
   } finally {
     await k.stop();
   }
+  // the same forwarding with kvmux's input thread left at nice -10 (input.realtime: false), for
+  // the effect of SCHED_RR within one run
+  if (parts.includes('forwarding-nice')) out['forwardingNiceOnly'] = await forwardingNiceOnly();
   if (parts.includes('vt') && existsSync('/dev/tty0')) out['switchVt'] = await vtSwitch();
   return out;
 }
