@@ -1,6 +1,15 @@
-import { spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { loadavg } from 'node:os';
+import { execFileSync, spawn } from 'node:child_process';
+import {
+  closeSync,
+  existsSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { loadavg, setPriority } from 'node:os';
 import { join } from 'node:path';
 import x11 from 'x11';
 import { stringify } from 'yaml';
@@ -9,6 +18,7 @@ import { connectSocket } from '../src/control/rpc/client.js';
 import { writeDemoDisk } from '../src/demo/demo-disk.js';
 import { encodeEvents, keyEvents, sleep } from '../src/demo/fifo-keys.js';
 import { CLI, type Kvmux, startKvmux } from '../src/demo/kvmux-process.js';
+import { raiseInputPriority } from '../src/util/priority.js';
 import { connectDisplay, type XConnection } from '../src/x/connection.js';
 import { screenIsBlank } from '../src/x/screenshot.js';
 import { summarize } from './stats.js';
@@ -76,6 +86,36 @@ async function keyClient(display: string) {
 
 async function xtest(conn: XConnection): Promise<x11.XTestExt> {
   return new Promise((res, rej) => conn.client.require('xtest', (e, ext) => (e ? rej(e) : res(ext))));
+}
+
+/** The pid of the X server for `display` (kvmux starts `Xvfb :N …` or `Xorg :N …`). */
+function xServerPid(display: string): number {
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      if (/(^|\/)X(vfb|org)$/.test(argv[0] ?? '') && argv[1] === display) return Number(pid);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  throw new Error(`no X server process for ${display}`);
+}
+
+/**
+ * The measuring apparatus (this process, the key client, and the X server, both of which every
+ * sample passes through on either path) at SCHED_RR 1 for the duration of `fn`, so the machine's
+ * other work cannot delay the shared parts and what differs between the paths is kvmux's hop.
+ */
+async function withApparatusRealtime<T>(xPid: number, fn: () => Promise<T>): Promise<T> {
+  raiseInputPriority();
+  execFileSync('chrt', ['-r', '-R', '-p', '1', String(xPid)]);
+  try {
+    return await fn();
+  } finally {
+    execFileSync('chrt', ['-o', '-p', '0', String(xPid)]);
+    execFileSync('chrt', ['-o', '-p', '0', String(process.pid)]);
+    setPriority(0);
+  }
 }
 
 /** A second process busy on one CPU (the "under load" condition): a node child spinning. */
@@ -169,6 +209,8 @@ async function forwarding(k: Kvmux, display: string, opts: { throughput: boolean
   const viaKvmux: number[] = [];
   const bare: number[] = [];
   const loaded = { via: [] as number[], bare: [] as number[] };
+  const isolated = { via: [] as number[], bare: [] as number[] };
+  const xPid = xServerPid(display);
   // the machine's 1-minute load average at each block: figures from a busy machine say so
   const load = { quiet: [] as number[], underLoad: [] as number[] };
   const block = 50;
@@ -187,6 +229,13 @@ async function forwarding(k: Kvmux, display: string, opts: { throughput: boolean
       loaded.via.push(v);
       loaded.bare.push(b);
     }
+    await withApparatusRealtime(xPid, async () => {
+      for (let i = done; i < Math.min(n, done + block); i++) {
+        const [v, b] = await pressPair(k, client, xt, i);
+        isolated.via.push(v);
+        isolated.bare.push(b);
+      }
+    });
     await burner.stop();
   }
   const quiet = compare(viaKvmux, bare);
@@ -203,6 +252,13 @@ async function forwarding(k: Kvmux, display: string, opts: { throughput: boolean
       ...underLoad,
       load: 'a second process spinning on one of the CPUs',
       loadAverage1m: summarize(load.underLoad, 2),
+    },
+    apparatusRealtime: {
+      ...compare(isolated.via, isolated.bare),
+      note:
+        'diagnostic, not the target figure: the same CPU spinner, but the key client and the X server ' +
+        '(shared by both paths) at SCHED_RR 1, so the rest of the machine cannot delay them and the ' +
+        'difference is the hop through kvmux at its own priority',
     },
   };
   if (!opts.throughput) {
