@@ -59,7 +59,10 @@ export class IdleGc {
 
   private fire(): void {
     const quiet = this.now() - this.lastInput;
-    if (quiet < this.idleMs) return this.arm(this.idleMs - quiet);
+    if (quiet < this.idleMs) {
+      this.arm(this.idleMs - quiet);
+      return;
+    }
     this.timer = undefined;
     if (youngFill() < this.minFill) return;
     this.gc?.({ type: 'minor', execution: 'sync' });
