@@ -196,52 +196,54 @@ function compare(via: number[], bare: number[]) {
   };
 }
 
+type Samples = { via: number[]; bare: number[] };
+type Policy = 'realtime' | 'nice';
+const samplesOf = (): Record<'quiet' | 'loaded' | 'isolated', Samples> => ({
+  quiet: { via: [], bare: [] },
+  loaded: { via: [], bare: [] },
+  isolated: { via: [], bare: [] },
+});
+
 /**
- * FIFO key → KeyPress at a client, against a bare XTEST FakeInput → KeyPress on the same display,
- * quiet and with a second process burning a CPU. The two conditions alternate in blocks of 50
- * trials within one run, so the machine's own noise (other work) falls on both alike.
+ * kvmux's main thread as `kvmux run` leaves it (SCHED_RR 1) or as with `input.realtime: false`
+ * (SCHED_OTHER nice -10), set from outside so both are measured on one kvmux, block by block.
  */
-async function forwarding(k: Kvmux, display: string, opts: { throughput: boolean }) {
-  const client = await keyClient(display);
-  const injector = await connectDisplay(display);
-  const xt = await xtest(injector);
-  const n = Number(process.env['KVMUX_E2E_N'] ?? 1000);
-  const viaKvmux: number[] = [];
-  const bare: number[] = [];
-  const loaded = { via: [] as number[], bare: [] as number[] };
-  const isolated = { via: [] as number[], bare: [] as number[] };
-  const xPid = xServerPid(display);
-  // the machine's 1-minute load average at each block: figures from a busy machine say so
-  const load = { quiet: [] as number[], underLoad: [] as number[] };
-  const block = 50;
-  for (let done = 0; done < n; done += block) {
-    load.quiet.push(loadavg()[0]!);
-    for (let i = done; i < Math.min(n, done + block); i++) {
-      const [v, b] = await pressPair(k, client, xt, i);
-      viaKvmux.push(v);
-      bare.push(b);
+function setKvmuxPolicy(pid: number, policy: Policy): void {
+  if (policy === 'realtime') execFileSync('chrt', ['-r', '-R', '-p', '1', String(pid)]);
+  else {
+    execFileSync('chrt', ['-o', '-R', '-p', '0', String(pid)]);
+    setPriority(pid, -10);
+  }
+}
+
+/** One block of `count` trials per condition: quiet, a CPU spinner, the spinner with the apparatus at RT. */
+async function forwardingBlock(
+  m: { k: Kvmux; client: Awaited<ReturnType<typeof keyClient>>; xt: x11.XTestExt; xPid: number },
+  first: number,
+  count: number,
+  out: ReturnType<typeof samplesOf>,
+) {
+  const trials = async (into: Samples) => {
+    for (let i = first; i < first + count; i++) {
+      const [v, b] = await pressPair(m.k, m.client, m.xt, i);
+      into.via.push(v);
+      into.bare.push(b);
     }
-    const burner = cpuBurner();
-    await sleep(100);
-    load.underLoad.push(loadavg()[0]!);
-    for (let i = done; i < Math.min(n, done + block); i++) {
-      const [v, b] = await pressPair(k, client, xt, i);
-      loaded.via.push(v);
-      loaded.bare.push(b);
-    }
-    await withApparatusRealtime(xPid, async () => {
-      for (let i = done; i < Math.min(n, done + block); i++) {
-        const [v, b] = await pressPair(k, client, xt, i);
-        isolated.via.push(v);
-        isolated.bare.push(b);
-      }
-    });
+  };
+  await trials(out.quiet);
+  const burner = cpuBurner();
+  await sleep(100);
+  try {
+    await trials(out.loaded);
+    await withApparatusRealtime(m.xPid, () => trials(out.isolated));
+  } finally {
     await burner.stop();
   }
-  const quiet = compare(viaKvmux, bare);
-  const underLoad = compare(loaded.via, loaded.bare);
-  const figures = {
-    kvmuxScheduling: schedOf(k.pid),
+}
+
+function report(s: ReturnType<typeof samplesOf>, load: { quiet: number[]; underLoad: number[] }) {
+  const quiet = compare(s.quiet.via, s.quiet.bare);
+  return {
     keyToClientViaKvmuxUs: quiet.viaKvmuxUs,
     keyToClientBareXtestUs: quiet.bareXtestUs,
     addedP50Us: quiet.addedP50Us,
@@ -249,17 +251,68 @@ async function forwarding(k: Kvmux, display: string, opts: { throughput: boolean
     ratioP99: quiet.ratioP99,
     loadAverage1m: summarize(load.quiet, 2),
     underCpuLoad: {
-      ...underLoad,
+      ...compare(s.loaded.via, s.loaded.bare),
       load: 'a second process spinning on one of the CPUs',
       loadAverage1m: summarize(load.underLoad, 2),
     },
     apparatusRealtime: {
-      ...compare(isolated.via, isolated.bare),
+      ...compare(s.isolated.via, s.isolated.bare),
       note:
         'diagnostic, not the target figure: the same CPU spinner, but the key client and the X server ' +
         '(shared by both paths) at SCHED_RR 1, so the rest of the machine cannot delay them and the ' +
         'difference is the hop through kvmux at its own priority',
     },
+  };
+}
+
+/**
+ * FIFO key → KeyPress at a client, against a bare XTEST FakeInput → KeyPress on the same display,
+ * quiet and with a second process burning a CPU. Conditions alternate in blocks of 50 trials
+ * within one run, so the machine's own noise (other work) falls on all alike; kvmux's priority
+ * (SCHED_RR, its default, and the nice -10 fallback) alternates the same way, on the same kvmux.
+ */
+async function forwarding(k: Kvmux, display: string, opts: { throughput: boolean }) {
+  const client = await keyClient(display);
+  const injector = await connectDisplay(display);
+  const xt = await xtest(injector);
+  const n = Number(process.env['KVMUX_E2E_N'] ?? 1000);
+  const m = { k, client, xt, xPid: xServerPid(display) };
+  const started = schedOf(k.pid);
+  const compareNice = started.policy === 'SCHED_RR' && process.env['KVMUX_E2E_NICE'] !== '0';
+  const samples = { realtime: samplesOf(), nice: samplesOf() };
+  // the machine's 1-minute load average at each block: figures from a busy machine say so
+  const load = { quiet: [] as number[], underLoad: [] as number[] };
+  const block = 50;
+  try {
+    for (let done = 0; done < n; done += block) {
+      const count = Math.min(block, n - done);
+      load.quiet.push(loadavg()[0]!);
+      const order: Policy[] = !compareNice
+        ? ['realtime']
+        : done % 100
+          ? ['nice', 'realtime']
+          : ['realtime', 'nice'];
+      for (const policy of order) {
+        if (compareNice) setKvmuxPolicy(k.pid, policy);
+        await forwardingBlock(m, done, count, samples[policy]);
+      }
+      load.underLoad.push(loadavg()[0]!);
+    }
+  } finally {
+    if (compareNice) setKvmuxPolicy(k.pid, 'realtime');
+  }
+  const figures = {
+    kvmuxScheduling: started,
+    ...report(samples.realtime, load),
+    ...(compareNice
+      ? {
+          niceOnly: {
+            kvmuxScheduling:
+              'SCHED_OTHER nice -10 (input.realtime: false), blocks interleaved with the above',
+            ...report(samples.nice, load),
+          },
+        }
+      : {}),
   };
   if (!opts.throughput) {
     await client.conn.close();
@@ -429,26 +482,7 @@ async function startAndIdle() {
   };
 }
 
-const parts = (process.env['KVMUX_E2E_PARTS'] ?? 'start,menu,forwarding,forwarding-nice,switch,vt').split(
-  ',',
-);
-
-async function forwardingNiceOnly() {
-  const k = await startKvmux({
-    firstDisplay: 233,
-    input: { realtime: false },
-    vms: [{ name: 'one', backend: 'command', command: ['xterm'] }],
-  });
-  try {
-    await sleep(1500);
-    const display = (await k.call<Array<{ display: string; active: boolean }>>('display.list')).find(
-      (d) => d.active,
-    )!;
-    return await forwarding(k, display.display, { throughput: false });
-  } finally {
-    await k.stop();
-  }
-}
+const parts = (process.env['KVMUX_E2E_PARTS'] ?? 'start,menu,forwarding,switch,vt').split(',');
 
 /** Machine-wide VT lock (other test runs switch VTs too), held by a child flock. */
 async function withVtLock<T>(fn: () => Promise<T>): Promise<T> {
@@ -508,9 +542,6 @@ export async function run(): Promise<Record<string, unknown>> {
   } finally {
     await k.stop();
   }
-  // the same forwarding with kvmux's input thread left at nice -10 (input.realtime: false), for
-  // the effect of SCHED_RR within one run
-  if (parts.includes('forwarding-nice')) out['forwardingNiceOnly'] = await forwardingNiceOnly();
   if (parts.includes('vt') && existsSync('/dev/tty0')) out['switchVt'] = await vtSwitch();
   return out;
 }
