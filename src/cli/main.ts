@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=2
+#!/usr/bin/env -S node --max-semi-space-size=2 --expose-gc
 import { Command, Option } from 'commander';
 import { KvmuxError } from '../util/errors.js';
 import { packageVersion } from '../util/version.js';

@@ -44,9 +44,14 @@ export default async function run(opts: { config?: string }): Promise<number> {
     process.exit(70);
   });
   log.info({ config: path, vms: config.vms.length, console: config.console }, 'starting');
-  const priority = raiseInputPriority(Number(process.env['KVMUX_INPUT_NICE'] ?? INPUT_NICE));
+  const priority = raiseInputPriority({
+    realtime: config.input.realtime,
+    nice: Number(process.env['KVMUX_INPUT_NICE'] ?? INPUT_NICE),
+  });
   if (priority.error) log.warn(priority, 'input priority not raised: keys may lag on a busy machine');
-  else log.info(priority, 'input priority raised (children start at nice 0)');
+  else if (priority.realtimeRefused)
+    log.warn(priority, 'input thread not real-time (refused): nice only, keys may lag on a busy machine');
+  else log.info(priority, 'input priority raised (children start at SCHED_OTHER nice 0)');
   try {
     await service.start();
   } catch (err) {

@@ -188,6 +188,11 @@ export const configSchema = z.strictObject({
       blocked: z.array(z.string()).optional(),
       /** Ctrl+Alt+Del reaches the active VM (Windows logins need it). */
       ctrlAltDelToVm: z.boolean().default(true),
+      /**
+       * The input thread runs SCHED_RR (lowest RT priority) so a key is not queued behind a busy
+       * CPU; false, or a refusal by the kernel, leaves it at nice -10.
+       */
+      realtime: z.boolean().default(true),
     })
     .prefault({}),
   x: z

@@ -50,6 +50,8 @@ export interface KvmuxSpec {
   vms: unknown[];
   admin?: boolean;
   extra?: Record<string, unknown>;
+  /** More `input:` keys beside the FIFO device (e.g. `realtime: false`). */
+  input?: Record<string, unknown>;
   /** Wait for these VM states after start (default: every VM running). */
   readyTimeoutMs?: number;
 }
@@ -64,7 +66,7 @@ export async function startKvmux(spec: KvmuxSpec, reuseDir?: string): Promise<Kv
       runDir: join(dir, 'run'),
       stateDir: join(dir, 'state'),
       console: spec.console ?? 'virtual',
-      input: { devices: [fifo] },
+      input: { devices: [fifo], ...spec.input },
       x: { firstDisplay: spec.firstDisplay ?? 200, firstVt: spec.firstVt ?? 30 },
       admin: { enabled: spec.admin ?? false },
       vmStopTimeoutSeconds: 3,

@@ -1,5 +1,6 @@
 import type { Config } from '../config/schema.js';
 import { pipelineOptions, sourcesOptions } from '../input/from-config.js';
+import { IdleGc } from '../input/idle-gc.js';
 import { InputPipeline } from '../input/pipeline.js';
 import { InputSources } from '../input/sources.js';
 import type { MenuItem } from '../menu/model.js';
@@ -27,6 +28,8 @@ export class ConsoleInput {
   readonly pipeline: InputPipeline;
   readonly menu: MenuController;
   private readonly sources: InputSources;
+  /** Young-generation GC in the pauses between keys, not during one (needs node --expose-gc). */
+  readonly idleGc = new IdleGc();
 
   constructor(opts: ConsoleInputOptions) {
     const { config, log, switcher } = opts;
@@ -67,7 +70,18 @@ export class ConsoleInput {
       askTimeoutMs: config.menu.askTimeoutSeconds * 1000,
       askCooldownMs: config.menu.askCooldownSeconds * 1000,
     });
-    this.sources = new InputSources({ ...sourcesOptions(config.input), log }, this.pipeline);
+    const pipeline = this.pipeline;
+    const idleGc = this.idleGc;
+    this.sources = new InputSources(
+      { ...sourcesOptions(config.input), log },
+      {
+        feed(ev) {
+          pipeline.feed(ev);
+          idleGc.poke();
+        },
+        setAbsRange: (source, x, y, touchpad) => pipeline.setAbsRange(source, x, y, touchpad),
+      },
+    );
     // input follows a switch at once; the menu closes
     switcher.on('switched', (name) => {
       this.pipeline.setActive(name);
@@ -87,6 +101,7 @@ export class ConsoleInput {
 
   /** Grabs released, held keys released in the displays that got them. */
   close(): void {
+    this.idleGc.close();
     this.sources.close();
     this.pipeline.close();
   }

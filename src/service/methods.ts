@@ -10,7 +10,7 @@ import { checkGuestMemory } from './memory-bounds.js';
 export interface ServiceApi {
   status(): Record<string, unknown>;
   displays(): Array<{ name: string; display: string; vt: number | null; active: boolean }>;
-  switchTo(name: string): Promise<{ name: string; vt: number | null; ms: number }>;
+  switchTo(name: string): Promise<{ name: string; vt: number | null; ms: number; vtMs: number }>;
   screenshot(name: string, path: string): Promise<{ path: string; width: number; height: number }>;
   menuState(): { open: boolean; items: string[]; selected: string | null };
   vms(): VmStatus[];

@@ -29,6 +29,11 @@ export interface SwitchResult {
   readonly name: string;
   readonly vt: number | null;
   readonly ms: number;
+  /**
+   * Of `ms`, the wait for the VT: VT_ACTIVATE until VT_WAITACTIVE returned to this thread (the
+   * kernel and the X servers' VT handshake, plus the thread-pool hop); 0 without a VT switch.
+   */
+  readonly vtMs: number;
 }
 
 /**
@@ -123,15 +128,20 @@ export class Switcher extends EventEmitter<{
     this.table = plan.table;
     // input follows at once; the VT switch below only changes what the monitor shows
     this.emit('switched', name);
-    if (plan.vt !== null && this.opts.config.console === 'vt') await switchVt(plan.vt);
+    let vtMs = 0;
+    if (plan.vt !== null && this.opts.config.console === 'vt') {
+      const v0 = performance.now();
+      await switchVt(plan.vt);
+      vtMs = Number((performance.now() - v0).toFixed(2));
+    }
     const ms = Number((performance.now() - t0).toFixed(2));
     // remembered for a restart after a crash; kept off the switch's own latency
     if (plan.changed)
       writeFileAtomicLater(this.activeFile, `${name}\n`, (e) =>
         this.log.warn({ err: errText(e) }, 'remembering the display failed'),
       );
-    this.log.info({ display: name, vt: plan.vt, ms }, 'switched');
-    return { name, vt: plan.vt, ms };
+    this.log.info({ display: name, vt: plan.vt, ms, vtMs }, 'switched');
+    return { name, vt: plan.vt, ms, vtMs };
   }
 
   /** `ScrLk ScrLk <digit>`: the display at that 1-based menu position, if any. */

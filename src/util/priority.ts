@@ -1,37 +1,83 @@
 import { getPriority, setPriority } from 'node:os';
 import koffi from 'koffi';
+import { errnoName } from '../input/libc.js';
 import { errText } from './errors.js';
 
 const SCHED_OTHER = 0;
-/** Children (QEMU, X servers, xterm) start at nice 0 again instead of inheriting kvmux's. */
+const SCHED_RR = 2;
+/** Children (QEMU, X servers, xterm) and later threads start at SCHED_OTHER nice 0 instead of inheriting. */
 const SCHED_RESET_ON_FORK = 0x40000000;
 
-/** Nice of the input path: ahead of batch work (a VM's CPU, a build) but not real-time. */
+/** Nice of the input path when real-time is refused: ahead of batch work, not real-time. */
 export const INPUT_NICE = -10;
+/** The lowest real-time priority: above every normal task, below the kernel's own RT threads. */
+export const INPUT_RT_PRIORITY = 1;
 
-/**
- * Give kvmux's main thread (where every key is read, routed and written to X) a higher CPU share,
- * so a key is not queued behind a busy process on a loaded machine: forwarding costs one more
- * process wake-up than bare XTEST, and under load that wake-up is where the tail came from.
- * Reset-on-fork keeps the VMs and X servers kvmux starts at their normal priority.
- */
-export function raiseInputPriority(nice = INPUT_NICE): {
+export interface InputPriorityWanted {
+  /** Try SCHED_RR first (default true); false goes straight to the nice fallback. */
+  realtime?: boolean;
+  rtPriority?: number;
+  nice?: number;
+}
+
+export interface InputPriority {
+  policy: 'rr' | 'other';
+  /** SCHED_RR priority (0 for SCHED_OTHER). */
+  rtPriority: number;
   nice: number;
   resetOnFork: boolean;
+  /** Why SCHED_RR was not taken (EPERM in a cgroup without an RT budget, no CAP_SYS_NICE). */
+  realtimeRefused?: string;
+  /** Nothing was raised: keys may lag on a busy machine. */
   error?: string;
-} {
-  let resetOnFork = false;
+}
+
+type SetScheduler = (pid: number, policy: number, param: Buffer) => number;
+let setSchedulerFn: SetScheduler | undefined;
+
+function setScheduler(policy: number, priority: number): string | undefined {
+  if (!setSchedulerFn) {
+    const f = koffi.load('libc.so.6').func('int sched_setscheduler(int pid, int policy, void *param)');
+    setSchedulerFn = f as SetScheduler;
+  }
+  const param = Buffer.alloc(4); // struct sched_param { int sched_priority }
+  param.writeInt32LE(priority);
+  return setSchedulerFn(0, policy, param) === 0 ? undefined : errnoName(koffi.errno());
+}
+
+/**
+ * Put the calling thread (kvmux's main thread: every key is read, routed and written to X there)
+ * ahead of normal tasks. Forwarding costs one more process wake-up than bare XTEST; on a busy CPU
+ * a nice -10 wake-up still waited up to 3-4 ms behind the running task's slice (EEVDF does not
+ * preempt for weight), while a SCHED_RR wake-up preempts at once. One thread at the lowest RT
+ * priority, as KWin does for its main thread; the kernel's RT throttling (95%) still bounds it.
+ * Reset-on-fork keeps the VMs, X servers and worker threads kvmux starts at their normal priority.
+ */
+export function raiseInputPriority(wanted: InputPriorityWanted = {}): InputPriority {
+  const rtPriority = wanted.rtPriority ?? INPUT_RT_PRIORITY;
+  let realtimeRefused: string | undefined;
+  if (wanted.realtime ?? true) {
+    const failed = trySetScheduler(SCHED_RR | SCHED_RESET_ON_FORK, rtPriority);
+    if (!failed) return { policy: 'rr', rtPriority, nice: getPriority(), resetOnFork: true };
+    realtimeRefused = `sched_setscheduler(SCHED_RR): ${failed}`;
+  }
+  const other = { policy: 'other' as const, rtPriority: 0, ...(realtimeRefused ? { realtimeRefused } : {}) };
+  const failed = trySetScheduler(SCHED_OTHER | SCHED_RESET_ON_FORK, 0);
+  // without reset-on-fork every child would inherit a raised priority: then leave it
+  if (failed)
+    return { ...other, nice: getPriority(), resetOnFork: false, error: `sched_setscheduler: ${failed}` };
   try {
-    const lib = koffi.load('libc.so.6');
-    const setScheduler = lib.func('int sched_setscheduler(int pid, int policy, void *param)');
-    const param = Buffer.alloc(4); // struct sched_param { int sched_priority = 0 }
-    resetOnFork = setScheduler(0, SCHED_OTHER | SCHED_RESET_ON_FORK, param) === 0;
-    // without reset-on-fork every child would inherit the raised priority: then leave it
-    if (!resetOnFork)
-      return { nice: getPriority(), resetOnFork, error: `sched_setscheduler: errno ${koffi.errno()}` };
-    setPriority(nice);
-    return { nice: getPriority(), resetOnFork };
+    setPriority(wanted.nice ?? INPUT_NICE);
   } catch (err) {
-    return { nice: getPriority(), resetOnFork, error: errText(err) };
+    return { ...other, nice: getPriority(), resetOnFork: true, error: `setpriority: ${errText(err)}` };
+  }
+  return { ...other, nice: getPriority(), resetOnFork: true };
+}
+
+function trySetScheduler(policy: number, priority: number): string | undefined {
+  try {
+    return setScheduler(policy, priority);
+  } catch (err) {
+    return errText(err);
   }
 }

@@ -128,7 +128,7 @@ describe('guest attacks', () => {
         ['alpha', 'beta', 'admin'].map((name) => ({ name, display: ':1', vt: null, active: false })),
       switchTo: async (name) => {
         calls.push(`switch ${name}`);
-        return { name, vt: null, ms: 0 };
+        return { name, vt: null, ms: 0, vtMs: 0 };
       },
       screenshot: async () => ({ path: '', width: 0, height: 0 }),
       menuState: () => ({ open: false, items: [], selected: null }),

@@ -1,0 +1,45 @@
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+/** A real V8 in a child process: the young generation filled, then input goes quiet. */
+const root = join(import.meta.dirname, '../..');
+const fixture = join(root, 'test/fixtures/idle-gc.ts');
+
+function run(mode: string, flags = ['--expose-gc', '--max-semi-space-size=2']) {
+  const out = execFileSync(process.execPath, [...flags, '--import', 'tsx', fixture, mode], {
+    cwd: root,
+    encoding: 'utf8',
+  });
+  return JSON.parse(out);
+}
+
+describe('idle-time young-generation GC', () => {
+  it('collects a half-full young generation once input has been quiet for 50 ms', () => {
+    const r = run('full');
+    expect(r.available).toBe(true);
+    expect(r.fillBefore).toBeGreaterThanOrEqual(0.5);
+    expect(r.runs).toBe(1);
+    expect(r.minorGcsWhenQuiet).toBeGreaterThanOrEqual(1);
+    expect(r.firstMinorAfterQuietMs).toBeGreaterThanOrEqual(45);
+    expect(r.fillAfter).toBeLessThan(0.25);
+  });
+
+  it('waits while keys keep coming, then collects once', () => {
+    const r = run('typing');
+    expect(r.runsWhileTyping).toBe(0);
+    expect(r.runs).toBe(1);
+  });
+
+  it('leaves an almost empty young generation alone', () => {
+    const r = run('empty');
+    expect(r.fillBefore).toBeLessThan(0.25);
+    expect(r.runs).toBe(0);
+  });
+
+  it('does nothing without --expose-gc', () => {
+    const r = run('full', ['--max-semi-space-size=2']);
+    expect(r.available).toBe(false);
+    expect(r.runs).toBe(0);
+  });
+});
