@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Resources, VmConfig } from '../config/schema.js';
 import type { CgroupResources } from '../resources/cgroup.js';
 import { BackendError, errnoName, errText } from '../util/errors.js';
@@ -7,6 +8,7 @@ import { adoptJob } from './jobs/adopt-job.js';
 import type { JobKind, JobRecord, JobView } from './jobs/job.js';
 import { readSaved, type SavedMeta } from './jobs/saved-state.js';
 import { type JobHost, migrateVm, saveVm, takeIncoming } from './jobs/vm-jobs.js';
+import type { QmpClient } from './qmp.js';
 import type { VmRecordStore } from './vm-records.js';
 import {
   INITIAL_LIFECYCLE,
@@ -72,6 +74,22 @@ export interface RunnerDeps {
   readonly stopTimeoutMs: number | undefined;
   readonly closed: () => boolean;
   readonly onState: (st: VmStatus) => void;
+}
+
+/** A QEMU adopted right after its launch may not listen on QMP yet (slow under TCG or a CPU quota). */
+const ADOPTED_QMP_WAIT_MS = 120_000;
+
+async function qmpWithin(handle: VmHandle, ms: number): Promise<QmpClient | null> {
+  const end = Date.now() + ms;
+  let gone = false;
+  void handle.exited.then(() => {
+    gone = true;
+  });
+  for (;;) {
+    const qmp = await handle.qmp?.();
+    if (qmp || gone || !handle.qmp || Date.now() > end) return qmp ?? null;
+    await sleep(250);
+  }
 }
 
 export class VmRunner {
@@ -216,7 +234,7 @@ export class VmRunner {
   private async finishAdoptedJob(handle: VmHandle, job: JobRecord): Promise<JobView | null> {
     const { log } = this.deps;
     log.info({ vm: this.vm.name, job }, 'adopted VM was mid-job: finishing it');
-    const qmp = await handle.qmp?.();
+    const qmp = await qmpWithin(handle, ADOPTED_QMP_WAIT_MS);
     if (!qmp) {
       log.warn({ vm: this.vm.name, job }, 'no QMP: the recorded job cannot be finished');
       return null;
@@ -253,6 +271,8 @@ export class VmRunner {
         this.job = view;
         if (record === undefined) return;
         this.jobRecord = record;
+        // a job's end may have committed or spent the saved state
+        if (record === null) this.savedState();
         if (this.handle) this.deps.records.save(this.recordOf(this.handle));
         this.deps.onState(this.status());
       },
@@ -260,7 +280,11 @@ export class VmRunner {
   }
 
   private recordOf(handle: VmHandle): VmRecord {
-    const { job: _old, ...rest } = handle.record;
+    return this.recordWith(handle.record);
+  }
+
+  private recordWith(record: VmRecord): VmRecord {
+    const { job: _old, ...rest } = record;
     return this.jobRecord ? { ...rest, job: this.jobRecord } : rest;
   }
 
@@ -337,9 +361,25 @@ export class VmRunner {
     const attempt = (async () => {
       await this.releasing;
       const ctx = await this.deps.context(this.vm, this.memoryMiB, undefined, incoming !== null);
-      const handle = await this.deps.backend().start(this.vm, ctx);
+      // recorded with the process itself: a kvmux dying before migrate-incoming leaves a QEMU
+      // waiting in `-incoming defer`, and the next one must know which stream it waits for
+      this.jobRecord = incoming
+        ? { kind: incoming.kind, target: incoming.target, startedAt: new Date(this.deps.now()).toISOString() }
+        : null;
+      const onSpawned = (rec: VmRecord) => {
+        if (gen === this.gen) this.deps.records.save(this.recordWith(rec));
+      };
+      const handle = await this.deps
+        .backend()
+        .start(this.vm, { ...ctx, onSpawned })
+        .catch((err: unknown) => {
+          // start() killed what it spawned: its early record goes too
+          if (gen === this.gen && !this.handle) this.deps.records.remove(this.vm.name);
+          throw err;
+        });
       if (gen !== this.gen || this.deps.closed()) {
         await handle.stop({ force: true });
+        if (gen === this.gen) this.deps.records.remove(this.vm.name);
         return null;
       }
       this.attach(handle);

@@ -23,6 +23,11 @@ export interface LaunchContext {
   readonly incoming?: boolean;
   /** The guest reset itself (a reboot inside the VM; the process lives on): end its channel session. */
   readonly onGuestReset?: () => void;
+  /**
+   * The process exists (start() may still wait for it, e.g. for QMP): record it now, so a kvmux
+   * dying before start() returns leaves a VM the next one adopts instead of one nobody knows.
+   */
+  readonly onSpawned?: (record: VmRecord) => void;
 }
 
 /** Recorded in stateDir so a restarted kvmux can re-adopt the running VM. */

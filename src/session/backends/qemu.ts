@@ -67,15 +67,6 @@ export function createQemuBackend(opts: QemuBackendOptions = {}): Backend {
       env: { ...process.env, DISPLAY: ctx.display },
       ...(ctx.cgroupProcs ? { cgroupProcs: ctx.cgroupProcs } : {}),
     });
-    const qmp = await Promise.race([
-      QmpClient.connect(paths.qmp, { label: vm.name, timeoutMs: timeouts.qmp }),
-      proc.exited.then((e) => {
-        throw new BackendError(vm.name, `QEMU exited at start (code ${e.code}): ${logTail(logFile)}`);
-      }),
-    ]).catch(async (err: unknown) => {
-      await kill(proc.pid, proc.startTime, proc.exited);
-      throw err;
-    });
     const target = ctx.memoryMiB ?? q.memoryMiB;
     const boot = bootMemoryMiB(q, target);
     const record: VmRecord = {
@@ -89,6 +80,16 @@ export function createQemuBackend(opts: QemuBackendOptions = {}): Backend {
       memoryMiB: boot,
       startedAt: new Date().toISOString(),
     };
+    ctx.onSpawned?.(record);
+    const qmp = await Promise.race([
+      QmpClient.connect(paths.qmp, { label: vm.name, timeoutMs: timeouts.qmp }),
+      proc.exited.then((e) => {
+        throw new BackendError(vm.name, `QEMU exited at start (code ${e.code}): ${logTail(logFile)}`);
+      }),
+    ]).catch(async (err: unknown) => {
+      await kill(proc.pid, proc.startTime, proc.exited);
+      throw err;
+    });
     const handle = new QemuHandle(record, proc.exited, qmp, timeouts.powerdown, log, ctx.onGuestReset);
     if (target < boot && !ctx.incoming)
       await handle

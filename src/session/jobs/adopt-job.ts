@@ -3,15 +3,26 @@ import { errText } from '../../util/errors.js';
 import type { QmpClient } from '../qmp.js';
 import { type JobRecord, type JobView, newJob, type QueryMigrate } from './job.js';
 import { resumeAfterFailure, resumeGuest, watchIncoming, watchStream } from './qemu-stream.js';
-import { commitSaved, diskStamps } from './saved-state.js';
+import { commitSaved, diskStamps, dropSaved, restoreUri } from './saved-state.js';
 import type { JobHost, SaveInfo } from './vm-jobs.js';
 
 /**
  * A kvmux that died mid-job left QEMU going on alone: the record says which job it was, QEMU says
  * how far it got. Pure decision first, then the steps: keep following a stream still running,
  * finish one that completed (commit the save, quit the sender), undo one that failed.
+ *
+ * Where each job ends (the guest runs at exactly one place, or waits in a saved file):
+ * - save: completed → the state is committed and QEMU quits (VM stopped, saved); else the partial
+ *   file goes and the guest runs on.
+ * - migrate (sender): completed → QEMU quits, the guest runs at the receiver; failed or cancelled
+ *   → the guest runs on here (QEMU restarts it itself; kvmux makes sure with `cont`).
+ * - restore: completed → the guest runs and the saved state is spent (dropped); failed → QEMU
+ *   quits, the saved state is kept for another vm.restore.
+ * - receive: completed → the guest runs here; failed → QEMU quits (the sender runs it on).
+ * - restore/receive whose stream never started (kvmux died between launching QEMU with
+ *   `-incoming defer` and `migrate-incoming`): the stream is started again ('listen'), then followed.
  */
-export type AdoptStep = 'follow' | 'finish' | 'undo';
+export type AdoptStep = 'follow' | 'finish' | 'undo' | 'listen';
 
 const RUNNING_STREAM = new Set([
   'setup',
@@ -24,11 +35,21 @@ const RUNNING_STREAM = new Set([
 
 export function adoptStep(job: JobRecord['kind'], migrate: string | undefined, run: string): AdoptStep {
   if (job === 'restore' || job === 'receive') {
-    if (run === 'inmigrate') return 'follow';
-    return migrate === 'failed' ? 'undo' : 'finish';
+    // an incoming QEMU shows no migration status before migrate-incoming (and while it listens)
+    if (run === 'inmigrate') return migrate === undefined || migrate === 'none' ? 'listen' : 'follow';
+    return migrate === 'failed' || migrate === 'cancelled' ? 'undo' : 'finish';
   }
   if (migrate && RUNNING_STREAM.has(migrate)) return 'follow';
   return migrate === 'completed' ? 'finish' : 'undo';
+}
+
+/** migrate-incoming again; QEMU refuses a second one when the first got through: then it runs. */
+async function listenAgain(qmp: QmpClient, rec: JobRecord): Promise<void> {
+  const uri = rec.kind === 'restore' ? restoreUri(rec.target) : rec.target;
+  if (rec.kind === 'restore' && !existsSync(rec.target)) throw new Error(`${rec.target} is gone`);
+  await qmp.execute('migrate-incoming', { uri }).catch((err: unknown) => {
+    if (!/already been started/i.test(errText(err))) throw err;
+  });
 }
 
 async function quit(host: JobHost, qmp: QmpClient): Promise<void> {
@@ -52,9 +73,13 @@ export async function adoptJob(
     qemuStatus: q.status ?? run,
   };
   host.setJob(view);
+  const incoming = rec.kind === 'restore' || rec.kind === 'receive';
   try {
+    if (step === 'listen') {
+      await listenAgain(qmp, rec);
+      step = 'follow';
+    }
     if (step === 'follow') {
-      const incoming = rec.kind === 'restore' || rec.kind === 'receive';
       view = await (incoming ? watchIncoming : watchStream)(qmp, view, { onProgress: (v) => host.setJob(v) });
       step = view.status === 'completed' ? 'finish' : 'undo';
     }
@@ -69,7 +94,8 @@ export async function adoptJob(
       status: 'failed',
       error: view.error ?? `${rec.kind} did not complete (QEMU: ${q.status ?? run})`,
     };
-  host.setJob(view, null);
+  // the record keeps the job until its end is carried out: a kvmux dying here redoes the steps
+  host.setJob(view);
   if (rec.kind === 'save') {
     if (step === 'finish') {
       // kvmux may have died after the commit and before the quit
@@ -86,6 +112,11 @@ export async function adoptJob(
     }
   } else if (rec.kind === 'migrate') {
     await (step === 'finish' ? quit(host, qmp) : resumeAfterFailure(qmp));
-  } else if (step === 'finish') await resumeGuest(qmp);
+  } else if (step === 'finish') {
+    await resumeGuest(qmp);
+    // the guest runs on from the stream and writes its disk: the saved state is spent
+    if (rec.kind === 'restore') dropSaved(host.stateDir, host.name);
+  } else await quit(host, qmp);
+  host.setJob(view, null);
   return view;
 }
