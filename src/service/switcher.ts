@@ -6,6 +6,7 @@ import type { DisplayInfo } from '../session/supervisor.js';
 import { writeFileAtomicLater, writesSettled } from '../util/atomic-file.js';
 import { errText, RpcCode, RpcError } from '../util/errors.js';
 import { type Logger, silentLogger } from '../util/log.js';
+import { consoleLock } from '../x/console-lock.js';
 import { switchVt } from '../x/vt.js';
 import { DisplayRuntime, type LiveDisplay } from './display-runtime.js';
 import {
@@ -44,6 +45,8 @@ export class Switcher extends EventEmitter<{
   private readonly runtimes = new Map<string, DisplayRuntime>();
   private readonly log: Logger;
   private readonly activeFile: string;
+  /** The display startAll shows first, until a switch makes one active. */
+  private shownFirst: string | null = null;
 
   constructor(private readonly opts: SwitcherOptions) {
     super();
@@ -73,6 +76,7 @@ export class Switcher extends EventEmitter<{
       config: this.opts.config,
       log: this.log,
       onChange: (n, live) => this.onDisplayChange(n, live),
+      shownVt: () => this.shownVt(),
     });
     this.runtimes.set(name, rt);
     return rt;
@@ -96,6 +100,7 @@ export class Switcher extends EventEmitter<{
   async startAll(): Promise<void> {
     const resumed = this.resumeActive();
     const first = this.table.entries.find((e) => e.name === resumed) ?? this.table.entries[0];
+    this.shownFirst = first?.name ?? null;
     let firstUp: Promise<unknown> | null = null;
     // in menu order, so VTs are handed out in that order too (allocation is synchronous)
     for (const { name } of this.table.entries) {
@@ -123,7 +128,9 @@ export class Switcher extends EventEmitter<{
     this.table = plan.table;
     // input follows at once; the VT switch below only changes what the monitor shows
     this.emit('switched', name);
-    if (plan.vt !== null && this.opts.config.console === 'vt') await switchVt(plan.vt);
+    // waits while an Xorg is starting: its own VT activation must not be cut short
+    const vt = plan.vt;
+    if (vt !== null && this.opts.config.console === 'vt') await consoleLock.run(() => switchVt(vt));
     const ms = Number((performance.now() - t0).toFixed(2));
     // remembered for a restart after a crash; kept off the switch's own latency
     if (plan.changed)
@@ -175,6 +182,12 @@ export class Switcher extends EventEmitter<{
     // a switch's background write must not land after the removal and resurrect the file
     await writesSettled(this.activeFile);
     if (!opts.leaveRunning) rmSync(this.activeFile, { force: true });
+  }
+
+  /** What the monitor should show: the active display's VT, or at start-up the first display's. */
+  private shownVt(): number | null {
+    const name = this.table.active ?? this.shownFirst;
+    return this.table.entries.find((e) => e.name === name)?.vt ?? null;
   }
 
   private onDisplayChange(name: string, live: LiveDisplay | null): void {
