@@ -3,6 +3,7 @@ import type { Config } from '../config/schema.js';
 import { DisplayError, errText } from '../util/errors.js';
 import { type Logger, silentLogger } from '../util/log.js';
 import { JsonRecordStore } from '../util/record-store.js';
+import { connectDisplay } from '../x/connection.js';
 import { consoleLock } from '../x/console-lock.js';
 import { type KioskWm, startKioskWm } from '../x/kiosk-wm.js';
 import { adoptXServer, startXServer, type XServer, type XServerRecord } from '../x/server.js';
@@ -143,9 +144,15 @@ export class DisplayRuntime {
   private async showAgain(server: XServer): Promise<void> {
     const want = this.opts.shownVt?.() ?? null;
     if (want === null || want === server.vt || activeVt() === want) return;
-    await switchVt(want, { timeoutMs: 60_000 }).catch((err: unknown) =>
-      this.log.warn({ vt: want, err: errText(err) }, 'could not show the active display again'),
-    );
+    // the new server must release its VT, and nothing else wakes it yet (no WM, no VM)
+    const conn = await connectDisplay(server.display, { timeoutMs: 5000 }).catch(() => null);
+    try {
+      await switchVt(want, { timeoutMs: 60_000, ...(conn ? { nudge: () => conn.sync() } : {}) });
+    } catch (err) {
+      this.log.warn({ vt: want, err: errText(err) }, 'could not show the active display again');
+    } finally {
+      await conn?.close().catch(() => {});
+    }
   }
 
   private async attach(server: XServer): Promise<LiveDisplay> {

@@ -7,7 +7,7 @@ import { writeFileAtomicLater, writesSettled } from '../util/atomic-file.js';
 import { errText, RpcCode, RpcError } from '../util/errors.js';
 import { type Logger, silentLogger } from '../util/log.js';
 import { consoleLock } from '../x/console-lock.js';
-import { switchVt } from '../x/vt.js';
+import { activeVt, switchVt } from '../x/vt.js';
 import { DisplayRuntime, type LiveDisplay } from './display-runtime.js';
 import {
   type DisplayEntry,
@@ -130,7 +130,8 @@ export class Switcher extends EventEmitter<{
     this.emit('switched', name);
     // waits while an Xorg is starting: its own VT activation must not be cut short
     const vt = plan.vt;
-    if (vt !== null && this.opts.config.console === 'vt') await consoleLock.run(() => switchVt(vt));
+    if (vt !== null && this.opts.config.console === 'vt')
+      await consoleLock.run(() => switchVt(vt, { nudge: () => this.nudgeShown() }));
     const ms = Number((performance.now() - t0).toFixed(2));
     // remembered for a restart after a crash; kept off the switch's own latency
     if (plan.changed)
@@ -182,6 +183,13 @@ export class Switcher extends EventEmitter<{
     // a switch's background write must not land after the removal and resurrect the file
     await writesSettled(this.activeFile);
     if (!opts.leaveRunning) rmSync(this.activeFile, { force: true });
+  }
+
+  /** An X round trip to the server on the VT now shown: it must wake to release the VT. */
+  private async nudgeShown(): Promise<void> {
+    const shown = activeVt();
+    const entry = this.table.entries.find((e) => e.vt === shown);
+    await (entry ? this.live(entry.name)?.wm.conn.sync() : undefined);
   }
 
   /** What the monitor should show: the active display's VT, or at start-up the first display's. */
