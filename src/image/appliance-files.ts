@@ -13,15 +13,17 @@ export interface TreeLink {
 }
 
 /**
- * Runs as kvmux.service's ExecStartPost: waits for the service to say `ready`, prints "kvmux ready"
- * on ttyS0 (the serial log) and resets this slot's boot counter: the slot is good.
+ * Runs as kvmux.service's ExecStartPost: waits for the service to say `consoleReady` (control socket
+ * up, keyboard grabbed, the first display on screen; the other displays and VMs may still be
+ * starting), prints "kvmux ready" on ttyS0 (the serial log) and resets this slot's boot counter:
+ * the slot is good. Not every VM: one broken VM must not make the A/B counter roll the host back.
  */
 export const READY_SCRIPT = `#!/bin/sh
 B=${BOOT_DIR}
 slot=$(head -c 1 $B/current 2>/dev/null)
 i=0
 while [ $i -lt 1200 ]; do
-  if /usr/local/bin/kvmux ctl service.status 2>/dev/null | grep -Eq '"ready": ?true'; then
+  if /usr/local/bin/kvmux ctl service.status 2>/dev/null | grep -Eq '"consoleReady": ?true'; then
     if [ -n "$slot" ] && mountpoint -q $B; then
       echo 0 > $B/.tries-$slot.tmp && sync && mv $B/.tries-$slot.tmp $B/tries-$slot && sync
     fi
@@ -39,7 +41,7 @@ exit 1
 /**
  * TEST IMAGES ONLY (`--test-probe`): a root command loop on ttyS1, the test's second serial port,
  * so a console end-to-end test can read what only the host knows (active VT, the keyboard's LEDs,
- * kvmux's pid) and kill kvmux. Never in an image for a real box: it is a root shell by another name.
+ * kvmux's pid), kill kvmux, and print logs when a boot goes wrong (`run CMD`). Never in an image for a real box: it is a root shell by another name.
  */
 export const PROBE_SCRIPT = `#!/bin/sh
 tty=/dev/ttyS1
@@ -53,6 +55,7 @@ while read -r cmd arg; do
       echo "STATE vt=$(cat /sys/class/tty/tty0/active) scrolllock=[$leds] kvmux=$(systemctl show -p MainPID --value kvmux.service) xorg=$(pidof Xorg | wc -w) restarts=$(systemctl show -p NRestarts --value kvmux.service) uptime=$(cut -d' ' -f1 /proc/uptime)";;
     kill9) pid=$(systemctl show -p MainPID --value kvmux.service); kill -9 "$pid"; echo "KILLED $pid";;
     ctl) echo "CTL $(/usr/local/bin/kvmux ctl $arg 2>&1 | tr '\\n' ' ')";;
+    run) { sh -c "$arg" 2>&1; echo "rc=$?"; } | sed 's/^/OUT /'; echo END;;
     *) echo "UNKNOWN $cmd";;
   esac
 done
@@ -69,6 +72,9 @@ export function applianceFiles(
       path: '/etc/systemd/system/kvmux.service.d/appliance.conf',
       content: `[Service]
 Environment=PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin
+# no separate \`kvmux check\`: \`kvmux run\` refuses a bad config with the same message, and a second
+# Node start costs ~50 s of boot under software emulation
+ExecStartPre=
 # the first start under software emulation takes long; the ready hook never fails the service
 TimeoutStartSec=infinity
 ExecStartPost=-/usr/lib/kvmux/appliance-ready

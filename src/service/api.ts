@@ -22,6 +22,12 @@ export interface ApiParts {
   readonly ring: LogRing | undefined;
   /** Start-up done: displays up, VMs adopted or autostarted. */
   readonly ready: () => boolean;
+  /**
+   * The console works: control socket up, keyboard grabbed, the first display on screen. The other
+   * displays and the VMs may still be starting. The appliance's "kvmux ready" line (and its A/B
+   * boot counter) waits for this, so one broken VM cannot roll back a host that works.
+   */
+  readonly consoleReady: () => boolean;
 }
 
 /** What the control methods see of the running service: status, display and VM rows, screenshots. */
@@ -45,6 +51,7 @@ export class Api implements ServiceApi {
       uptimeS: Math.round((Date.now() - this.startedAt) / 1000),
       console: this.p.config.console,
       ready: this.p.ready(),
+      consoleReady: this.p.consoleReady(),
       active: switcher.active,
       displays: switcher.entries.length,
       // up, or on demand and not asked for yet (a found image's display starts with its VM)

@@ -3,9 +3,11 @@ import type { Config } from '../config/schema.js';
 import { DisplayError, errText } from '../util/errors.js';
 import { type Logger, silentLogger } from '../util/log.js';
 import { JsonRecordStore } from '../util/record-store.js';
+import { connectDisplay } from '../x/connection.js';
+import { consoleLock } from '../x/console-lock.js';
 import { type KioskWm, startKioskWm } from '../x/kiosk-wm.js';
 import { adoptXServer, startXServer, type XServer, type XServerRecord } from '../x/server.js';
-import { allocateVt, releaseVt } from '../x/vt.js';
+import { activeVt, allocateVt, releaseVt, switchVt } from '../x/vt.js';
 import { createXtestSink, type XtestSink } from '../x/xtest-sink.js';
 
 /**
@@ -25,6 +27,8 @@ export interface DisplayRuntimeOptions {
   readonly log?: Logger;
   /** Called whenever the display (re)appears or is lost, so the service can rewire input. */
   readonly onChange?: (name: string, live: LiveDisplay | null) => void;
+  /** The VT the monitor should show (the active display's), restored after this server's start took it. */
+  readonly shownVt?: () => number | null;
 }
 
 function isXServerRecord(_name: string, r: unknown): r is XServerRecord {
@@ -118,11 +122,36 @@ export class DisplayRuntime {
     const base = { logDir, width: x.width, height: x.height, range, readyTimeoutMs: x.readySeconds * 1000 };
     if (config.console === 'virtual') return startXServer({ kind: 'xvfb', ...base });
     const vt = allocateVt(x.firstVt, 63);
+    const start = () => startXServer({ kind: 'xorg', vt, driver: x.driver, ...base });
     try {
-      return await startXServer({ kind: 'xorg', vt, driver: x.driver, ...base });
+      // the dummy driver never touches the console; a KMS driver takes its VT (see console-lock.ts)
+      if (x.driver === 'dummy') return await start();
+      return await consoleLock.run(async () => {
+        const server = await start();
+        await this.showAgain(server);
+        return server;
+      });
     } catch (err) {
       releaseVt(vt);
       throw err;
+    }
+  }
+
+  /**
+   * A starting Xorg made its own VT active: give the monitor back to the display it showed. The
+   * switch waits for the new server to release the VT, which takes seconds on a slow machine.
+   */
+  private async showAgain(server: XServer): Promise<void> {
+    const want = this.opts.shownVt?.() ?? null;
+    if (want === null || want === server.vt || activeVt() === want) return;
+    // the new server must release its VT, and nothing else wakes it yet (no WM, no VM)
+    const conn = await connectDisplay(server.display, { timeoutMs: 5000 }).catch(() => null);
+    try {
+      await switchVt(want, { timeoutMs: 60_000, ...(conn ? { nudge: () => conn.sync() } : {}) });
+    } catch (err) {
+      this.log.warn({ vt: want, err: errText(err) }, 'could not show the active display again');
+    } finally {
+      await conn?.close().catch(() => {});
     }
   }
 

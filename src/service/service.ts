@@ -65,6 +65,7 @@ export class Service implements MenuViewHost {
   private parts: Parts | null = null;
   private readonly hostPhrase: HostPhrase;
   private ready = false;
+  private consoleReady = false;
   private stopping = false;
 
   constructor(private readonly opts: ServiceOptions) {
@@ -96,7 +97,9 @@ export class Service implements MenuViewHost {
     const catalogue = new VmCatalogue({ base: cfg, overlay, log, supervisor, switcher, input, net });
     const adminScreen = cfg.admin.enabled ? createAdminScreen({ config: cfg, log, switcher }) : null;
     const ready = () => this.ready;
-    const api = new Api({ config: cfg, switcher, supervisor, catalogue, input, ring: this.opts.ring, ready });
+    const consoleReady = () => this.consoleReady;
+    const ring = this.opts.ring;
+    const api = new Api({ config: cfg, switcher, supervisor, catalogue, input, ring, ready, consoleReady });
     // no VMs yet: every VM (configured or added later) gets its guest channel through the catalogue
     const plane = await startControlPlane(
       { ...cfg, vms: [] },
@@ -126,6 +129,8 @@ export class Service implements MenuViewHost {
       await net.ensureNetworks(cfg.networks);
     }
     await switcher.startAll();
+    this.consoleReady = true;
+    log.info({ display: switcher.active ?? switcher.entries[0]?.name }, 'console ready');
     await supervisor.autostart();
     await adminScreen?.autostart();
     catalogue.watchImages();

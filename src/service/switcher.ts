@@ -6,7 +6,8 @@ import type { DisplayInfo } from '../session/supervisor.js';
 import { writeFileAtomicLater, writesSettled } from '../util/atomic-file.js';
 import { errText, RpcCode, RpcError } from '../util/errors.js';
 import { type Logger, silentLogger } from '../util/log.js';
-import { switchVt } from '../x/vt.js';
+import { consoleLock } from '../x/console-lock.js';
+import { activeVt, switchVt } from '../x/vt.js';
 import { DisplayRuntime, type LiveDisplay } from './display-runtime.js';
 import {
   type DisplayEntry,
@@ -49,6 +50,8 @@ export class Switcher extends EventEmitter<{
   private readonly runtimes = new Map<string, DisplayRuntime>();
   private readonly log: Logger;
   private readonly activeFile: string;
+  /** The display startAll shows first, until a switch makes one active. */
+  private shownFirst: string | null = null;
 
   constructor(private readonly opts: SwitcherOptions) {
     super();
@@ -78,6 +81,7 @@ export class Switcher extends EventEmitter<{
       config: this.opts.config,
       log: this.log,
       onChange: (n, live) => this.onDisplayChange(n, live),
+      shownVt: () => this.shownVt(),
     });
     this.runtimes.set(name, rt);
     return rt;
@@ -101,6 +105,7 @@ export class Switcher extends EventEmitter<{
   async startAll(): Promise<void> {
     const resumed = this.resumeActive();
     const first = this.table.entries.find((e) => e.name === resumed) ?? this.table.entries[0];
+    this.shownFirst = first?.name ?? null;
     let firstUp: Promise<unknown> | null = null;
     // in menu order, so VTs are handed out in that order too (allocation is synchronous)
     for (const { name } of this.table.entries) {
@@ -128,12 +133,16 @@ export class Switcher extends EventEmitter<{
     this.table = plan.table;
     // input follows at once; the VT switch below only changes what the monitor shows
     this.emit('switched', name);
+    // waits while an Xorg is starting: its own VT activation must not be cut short; vtMs is the
+    // VT switch itself (VT_ACTIVATE until VT_WAITACTIVE returns), not the wait for the lock
     let vtMs = 0;
-    if (plan.vt !== null && this.opts.config.console === 'vt') {
-      const v0 = performance.now();
-      await switchVt(plan.vt);
-      vtMs = Number((performance.now() - v0).toFixed(2));
-    }
+    const vt = plan.vt;
+    if (vt !== null && this.opts.config.console === 'vt')
+      await consoleLock.run(async () => {
+        const v0 = performance.now();
+        await switchVt(vt, { nudge: () => this.nudgeShown() });
+        vtMs = Number((performance.now() - v0).toFixed(2));
+      });
     const ms = Number((performance.now() - t0).toFixed(2));
     // remembered for a restart after a crash; kept off the switch's own latency
     if (plan.changed)
@@ -185,6 +194,19 @@ export class Switcher extends EventEmitter<{
     // a switch's background write must not land after the removal and resurrect the file
     await writesSettled(this.activeFile);
     if (!opts.leaveRunning) rmSync(this.activeFile, { force: true });
+  }
+
+  /** An X round trip to the server on the VT now shown: it must wake to release the VT. */
+  private async nudgeShown(): Promise<void> {
+    const shown = activeVt();
+    const entry = this.table.entries.find((e) => e.vt === shown);
+    await (entry ? this.live(entry.name)?.wm.conn.sync() : undefined);
+  }
+
+  /** What the monitor should show: the active display's VT, or at start-up the first display's. */
+  private shownVt(): number | null {
+    const name = this.table.active ?? this.shownFirst;
+    return this.table.entries.find((e) => e.name === name)?.vt ?? null;
   }
 
   private onDisplayChange(name: string, live: LiveDisplay | null): void {

@@ -86,8 +86,19 @@ async function chvt(vt: number): Promise<boolean> {
   return r.exitCode === 0;
 }
 
+export interface SwitchVtOptions {
+  timeoutMs?: number;
+  method?: VtWaitMethod;
+  /**
+   * Wakes the X server that must let go of the VT (an X round trip). Xorg acts on the kernel's
+   * release signal only when its main loop wakes: one with no busy client held a switch for a
+   * minute in the appliance image. Called at once and every 250 ms until the switch is done.
+   */
+  nudge?: () => Promise<void>;
+}
+
 /** Make `vt` the active console and resolve once it is (VtError after `timeoutMs`, default 3000). */
-export async function switchVt(vt: number, opts: { timeoutMs?: number; method?: VtWaitMethod } = {}) {
+export async function switchVt(vt: number, opts: SwitchVtOptions = {}) {
   const deadline = Date.now() + (opts.timeoutMs ?? 3000);
   const method = opts.method ?? 'waitactive';
   if (!Number.isInteger(vt) || vt < 1 || vt > 63) throw vtError(`switchVt: bad VT number ${vt}`);
@@ -96,7 +107,12 @@ export async function switchVt(vt: number, opts: { timeoutMs?: number; method?: 
   } else if (libc().ioctl(tty0(), VT_ACTIVATE, vt) !== 0) {
     throw vtError(`VT_ACTIVATE ${vt} failed (errno ${koffi.errno()})`);
   }
-  const ok = method === 'waitactive' ? await waitActiveAsync(vt, deadline) : await waitPoll(vt, deadline);
+  const nudge = opts.nudge;
+  const nudger = nudge ? setInterval(() => void nudge().catch(() => {}), 250) : null;
+  void nudge?.().catch(() => {});
+  const ok = await (method === 'waitactive' ? waitActiveAsync(vt, deadline) : waitPoll(vt, deadline)).finally(
+    () => nudger && clearInterval(nudger),
+  );
   if (!ok)
     throw vtError(
       `VT ${vt} did not become active within ${opts.timeoutMs ?? 3000} ms (active: ${activeVt()})`,

@@ -1,4 +1,4 @@
-import { copyFileSync, existsSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -10,6 +10,8 @@ import {
   bootQemu,
   corruptFile,
   diskCopy,
+  hangingSlot,
+  installSlot,
   OVMF_CODE,
   OVMF_VARS,
   partitionOffset,
@@ -161,6 +163,39 @@ describe.skipIf(why !== null)('appliance image', () => {
     await boot.stop();
     boot = null;
     expect((await readPartFile(disk, partitionOffset(img, 'boot'), '/next')).trim()).toBe('b');
+  });
+
+  it('a slot that boots but never gets ready is tried kvmux.tries times, then the other slot boots to ready', {
+    timeout: BOOT_MS + 20 * 60_000,
+  }, async () => {
+    // a fresh disk: slot B holds the real root, slot A one whose init hangs before kvmux
+    const own = await diskCopy(img, join(dir, 'never-ready.img'));
+    const bootPart = partitionOffset(img, 'boot');
+    await installSlot(own, partitionOffset(img, 'slot-a'), await hangingSlot(dir));
+    const run = (n: number) =>
+      bootQemu(['-drive', `file=${own},format=raw,if=virtio`], join(dir, `serial-never-ready-${n}.log`));
+    for (let n = 1; n <= 3; n++) {
+      boot = run(n);
+      const b = boot;
+      const log = await b.waitFor(/hanging slot: booted/, BOOT_MS);
+      expect(log).toContain('kvmux-initrd: root found: slot a (hanging)');
+      await boot.stop(); // power-cycled, as a person (or a watchdog) does with a hung box
+      boot = null;
+      expect((await readPartFile(own, bootPart, '/tries-a')).trim()).toBe(String(n));
+    }
+    boot = run(4);
+    const b = boot;
+    const log = await timed('slot A never ready 3 times (BIOS)', () => b.waitFor(READY, BOOT_MS));
+    expect(log).toContain('kvmux-initrd: slot a: bad (started 3 times, never got ready)');
+    expect(log).toContain('kvmux-initrd: boot pointer moved to slot b');
+    expect(log).toContain('kvmux-initrd: root found: slot b');
+    expect(log).not.toContain('hanging slot');
+    expect(log).toContain('kvmux ready (slot b)');
+    await boot.stop();
+    boot = null;
+    expect((await readPartFile(own, bootPart, '/next')).trim()).toBe('b');
+    expect((await readPartFile(own, bootPart, '/tries-b')).trim()).toBe('0');
+    rmSync(own, { force: true });
   });
 
   it('rebuilds the same inputs into the same root.squashfs, byte for byte', {

@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
   closeSync,
+  copyFileSync,
   existsSync,
   mkdirSync,
   openSync,
@@ -169,6 +170,44 @@ export async function putFile(
   writeFileSync(src, content);
   await debugfs(disk, offset, `rm ${path}`, true).catch(() => '');
   await debugfs(disk, offset, `write ${src} ${path}`, true);
+}
+
+/**
+ * A root that mounts, verifies and starts, but never gets kvmux ready: its /sbin/init (a static
+ * busybox script) says so on the console and hangs, as a slot with a broken service would.
+ * Returns the squashfs and its meta.json, ready for a slot partition.
+ */
+export async function hangingSlot(tmp: string): Promise<{ squashfs: string; meta: string }> {
+  const root = join(tmp, 'hanging-root');
+  for (const d of ['bin', 'sbin', 'dev', 'proc', 'sys', 'run', 'tmp'])
+    mkdirSync(join(root, d), { recursive: true });
+  copyFileSync('/bin/busybox', join(root, 'bin/busybox'));
+  writeFileSync(
+    join(root, 'sbin/init'),
+    '#!/bin/busybox sh\necho "hanging slot: booted, kvmux never gets ready" > /dev/console\nexec /bin/busybox sleep 100000\n',
+    { mode: 0o755 },
+  );
+  const squashfs = join(tmp, 'hanging.squashfs');
+  await execa('mksquashfs', [root, squashfs, '-noappend', '-quiet', '-no-progress', '-all-root']);
+  const sha256 = createHash('sha256').update(readFileSync(squashfs)).digest('hex');
+  const meta = join(tmp, 'hanging-meta.json');
+  writeFileSync(meta, `${JSON.stringify({ version: 'hanging', sha256, size: statSync(squashfs).size })}\n`);
+  return { squashfs, meta };
+}
+
+/** Replaces a slot's root.squashfs and meta.json (debugfs, on the raw disk file). */
+export async function installSlot(
+  disk: string,
+  offset: number,
+  slot: { squashfs: string; meta: string },
+): Promise<void> {
+  for (const [src, dst] of [
+    [slot.squashfs, '/root.squashfs'],
+    [slot.meta, '/meta.json'],
+  ] as const) {
+    await debugfs(disk, offset, `rm ${dst}`, true).catch(() => '');
+    await debugfs(disk, offset, `write ${src} ${dst}`, true);
+  }
 }
 
 export async function readPartFile(disk: string, offset: number, path: string): Promise<string> {

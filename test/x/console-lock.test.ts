@@ -1,0 +1,51 @@
+import { describe, expect, it } from 'vitest';
+import { ConsoleLock } from '../../src/x/console-lock.js';
+
+const tick = (ms = 5) => new Promise((r) => setTimeout(r, ms));
+
+describe('console lock', () => {
+  it('runs holders one at a time, in the order they came, even when they take different times', async () => {
+    const lock = new ConsoleLock();
+    const log: string[] = [];
+    let inside = 0;
+    let most = 0;
+    const holder = (name: string, ms: number) =>
+      lock.run(async () => {
+        inside++;
+        most = Math.max(most, inside);
+        log.push(`${name} in`);
+        await tick(ms);
+        log.push(`${name} out`);
+        inside--;
+        return name;
+      });
+    const results = await Promise.all([holder('xorg-a', 30), holder('xorg-b', 5), holder('switch', 1)]);
+    expect(results).toEqual(['xorg-a', 'xorg-b', 'switch']);
+    expect(most).toBe(1);
+    expect(log).toEqual(['xorg-a in', 'xorg-a out', 'xorg-b in', 'xorg-b out', 'switch in', 'switch out']);
+    expect(lock.pending).toBe(0);
+  });
+
+  it('a holder that fails passes its error to its caller and the next holder still runs', async () => {
+    const lock = new ConsoleLock();
+    const failed = lock.run(async () => {
+      await tick();
+      throw new Error('Xorg exited before ready');
+    });
+    const next = lock.run(async () => 'switched');
+    await expect(failed).rejects.toThrow('Xorg exited before ready');
+    await expect(next).resolves.toBe('switched');
+  });
+
+  it('counts holders waiting behind a long one', async () => {
+    const lock = new ConsoleLock();
+    let release = () => {};
+    const long = lock.run(() => new Promise<void>((r) => (release = r)));
+    const queued = lock.run(async () => {});
+    await tick();
+    expect(lock.pending).toBe(2);
+    release();
+    await Promise.all([long, queued]);
+    expect(lock.pending).toBe(0);
+  });
+});
