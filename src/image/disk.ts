@@ -57,6 +57,7 @@ const GRUB_MODULES = [
   'search',
   'configfile',
   'sleep',
+  'reboot',
 ];
 
 async function grubImage(grubDir: string, format: 'i386-pc' | 'x86_64-efi', out: string): Promise<void> {

@@ -5,7 +5,10 @@ import { BOOT_LABEL, DATA_LABEL, SLOT_LABELS } from './layout.js';
  * /init and, in the tests, by a host busybox with stub `slot_usable`, so every case is checked
  * without booting. Inputs are files in the boot partition ($B): `next` ("a"/"b", written by
  * host.update), `tries-<slot>` (boots started since that slot last reached "kvmux ready").
- * A slot whose tries reached $TRIES is bad: it booted that often and never got ready.
+ * A slot whose tries reached $TRIES is bad: it booted that often and never got ready. When both are
+ * bad (say six power cuts before ready), the box must still come up: the last resort boots the
+ * first slot that mounts and verifies, without counting, until one reaches ready again; there is
+ * never a shell. Every fallback leaves a line in `rollback.log` for the admin screen and the log.
  */
 export const SLOTS_SH = `# kvmux A/B slot choice (sourced; needs: B, TRIES, slot_usable <slot>, say <msg>)
 other() { [ "$1" = a ] && echo b || echo a; }
@@ -27,11 +30,29 @@ choose_slot() {
     fi
     put "tries-$s" $((t + 1))
     put current "$s"
-    [ "$s" != "$first" ] && put next "$s" && say "boot pointer moved to slot $s"
+    if [ "$s" != "$first" ]; then
+      put next "$s"
+      say "boot pointer moved to slot $s"
+      note_rollback "slot $first could not boot (started $(read_tries "$first") times without ready, or unusable): slot $s booted instead"
+    fi
+    echo "$s"
+    return 0
+  done
+  # both slots used up their tries: boot the first usable one anyway, uncounted, rather than never
+  for s in "$first" "$(other "$first")"; do
+    slot_usable "$s" || continue
+    say "both slots used up their tries: booting slot $s anyway (last resort)"
+    put current "$s"
+    note_rollback "both slots used up their tries: slot $s booted as a last resort"
     echo "$s"
     return 0
   done
   return 1
+}
+# appends one line to rollback.log on the boot partition (kept to its last 50 lines)
+note_rollback() {
+  { tail -n 49 "$B/rollback.log" 2>/dev/null; echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) $1"; } > "$B/.rollback.tmp" &&
+    sync && mv "$B/.rollback.tmp" "$B/rollback.log" && sync
 }
 `;
 
@@ -51,7 +72,8 @@ mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 say() { echo "kvmux-initrd: $*" >&2; }
-fail() { say "FATAL: $*"; say "dropping to a shell on the console"; exec sh; }
+# never a shell: nobody at an appliance may get one (ttyS0 may be a BMC's serial-over-LAN)
+fail() { say "FATAL: $*"; say "restarting in 30 s"; sleep 30; echo b > /proc/sysrq-trigger 2>/dev/null; reboot -f; while :; do sleep 60; done; }
 arg() { for w in $(cat /proc/cmdline); do case "$w" in "$1="*) echo "$w" | cut -d= -f2-; return;; esac; done; echo "$2"; }
 [ -e /splash.raw ] && . /lib/kvmux/splash.sh
 for m in $(cat /lib/kvmux/modules.order); do insmod "$m" 2>/dev/null; done

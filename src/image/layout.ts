@@ -86,6 +86,7 @@ export function kernelCmdline(opts: CmdlineOptions = {}): string {
     'console=tty1',
     'console=ttyS0,115200n8',
     'sysctl.kernel.sysrq=0',
+    'panic=10',
     'vt.global_cursor_default=0',
     `kvmux.tries=${opts.tries ?? 3}`,
     `kvmux.verify=${opts.verify ?? 'sha256'}`,
@@ -94,15 +95,20 @@ export function kernelCmdline(opts: CmdlineOptions = {}): string {
 }
 
 /**
- * GRUB's config on the boot partition. The core image's prefix is `(,gpt3)/grub`: the boot partition
+ * GRUB's config on the boot partition. Locked: `superusers` names a user with no password, so
+ * neither the command line nor editing is open to anyone (no `rdinit=/bin/sh` at the console), input
+ * comes from the console only, and a kernel that fails to load restarts the box instead of
+ * leaving a `grub>` prompt. The core image's prefix is `(,gpt3)/grub`: the boot partition
  * of the disk the firmware booted, whatever its number; its UUID goes to the initrd so that, with two
  * kvmux disks plugged in, the initrd picks the one that booted.
  */
 export function grubCfg(cmdline: string): string {
   return `set timeout=0
 set timeout_style=hidden
+set superusers=kvmux
+export superusers
 serial --unit=0 --speed=115200
-terminal_input console serial
+terminal_input console
 terminal_output console serial
 insmod all_video
 set gfxmode=1024x768x32,800x600x32,auto
@@ -112,6 +118,9 @@ echo "kvmux: GRUB loading the kernel from $root"
 linux /vmlinuz ${cmdline} kvmux.boot=UUID=$bootuuid
 initrd /initrd.img
 boot
+echo "kvmux: the kernel did not start; restarting in 10 s"
+sleep 10
+reboot
 `;
 }
 

@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectSocket, type RpcClient } from '../../src/control/rpc/client.js';
@@ -47,6 +47,7 @@ describe('host update into A/B slots', () => {
       current: string;
       next: string;
       slots: { slot: string; valid: boolean; version: string | null }[];
+      rollbacks: string[];
     }>('host.update.status', {});
   const failure = (p: Promise<unknown>) =>
     p.then(
@@ -80,8 +81,15 @@ describe('host update into A/B slots', () => {
 
   it('starts with no valid slot', async () => {
     const s = await status();
-    expect(s).toMatchObject({ current: 'a', next: 'a' });
+    expect(s).toMatchObject({ current: 'a', next: 'a', rollbacks: [] });
     expect(s.slots.map((x) => x.valid)).toEqual([false, false]);
+  });
+
+  it("shows the initrd's rollbacks, newest last", async () => {
+    const lines = Array.from({ length: 12 }, (_, i) => `2026-12-02T10:0${i % 10}:00Z fallback ${i}`);
+    writeFileSync(join(boot, 'rollback.log'), `${lines.join('\n')}\n`);
+    expect((await status()).rollbacks).toEqual(lines.slice(-10));
+    rmSync(join(boot, 'rollback.log'));
   });
 
   it('stages into the inactive slot and flips the boot pointer', async () => {

@@ -1,5 +1,9 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { parseConfigText } from '../../src/config/config.js';
+import { initScript } from '../../src/image/initrd-init.js';
 import {
   defaultApplianceConfig,
   diskPlan,
@@ -14,6 +18,8 @@ import {
 } from '../../src/image/layout.js';
 import { packageRoot, runtimeDependencyDirs } from '../../src/image/payload.js';
 import { defaultSplash, splashFromPpm } from '../../src/image/splash.js';
+
+import { tempDir } from '../helpers/temp.js';
 
 const MiB = 2048; // sectors
 
@@ -105,6 +111,37 @@ describe('kernel command line and GRUB config', () => {
     expect(g).toContain('probe --fs-uuid --set=bootuuid $root');
     expect(g).toContain('linux /vmlinuz quiet kvmux.boot=UUID=$bootuuid');
     expect(g).toContain('initrd /initrd.img');
+  });
+
+  it('locks GRUB: a superuser without a password, console input only, a restart if the kernel fails', () => {
+    const g = grubCfg('quiet');
+    // GRUB opens its command line and entry editor to superusers only; kvmux has no password line
+    expect(g).toMatch(/^set superusers=\S+$/m);
+    expect(g).not.toContain('password');
+    expect(g).toMatch(/^terminal_input console$/m);
+    const after = g.slice(g.indexOf('\nboot\n') + 6);
+    expect(after).toMatch(/^sleep \d+$/m);
+    expect(after).toMatch(/^reboot$/m);
+  });
+});
+
+describe('initrd failure', () => {
+  it('never gives a shell: it says why and restarts the machine', async () => {
+    const dir = tempDir('kvmux-initrd-fail-');
+    const fail = initScript()
+      .split('\n')
+      .find((l) => l.startsWith('fail() '));
+    expect(fail).toBeDefined();
+    // busybox sh runs the real fail(); sleep and reboot are stubs, and the script's stdin holds a
+    // command that would print SHELL if fail() ever handed the console to a shell
+    writeFileSync(
+      join(dir, 't.sh'),
+      `say() { echo "$*"; }\nsleep() { :; }\nreboot() { echo REBOOT; exit 0; }\n${fail}\nfail "no disk"\n`,
+    );
+    const r = await execa('busybox', ['sh', join(dir, 't.sh')], { input: 'echo SHELL\n', reject: false });
+    expect(r.stdout).toContain('FATAL: no disk');
+    expect(r.stdout).toContain('REBOOT');
+    expect(r.stdout).not.toContain('SHELL');
   });
 });
 

@@ -16,6 +16,7 @@ const nexts = [null, 'a', 'b', 'x'] as const;
 const tries = [null, '2', '3', 'junk'] as const; // absent=0, below, at the limit, garbage
 const healths = ['', 'a', 'b', 'a b'] as const;
 
+/** "slot tries current next rolledBack" after one boot; rolledBack: a line was added to rollback.log. */
 function model(next: string | null, ta: string | null, tb: string | null, usable: string): string {
   const first = next === 'a' || next === 'b' ? next : 'a';
   const count = (t: string | null) => (t !== null && /^\d+$/.test(t) ? Number(t) : 0);
@@ -24,9 +25,13 @@ function model(next: string | null, ta: string | null, tb: string | null, usable
     if (t[s] >= TRIES) continue;
     if (!usable.split(' ').includes(s)) continue;
     // chosen slot, its new counter, current, next (unchanged unless we fell back)
-    return `${s} ${t[s] + 1} ${s} ${s === first ? (next ?? '-') : s}`;
+    return `${s} ${t[s] + 1} ${s} ${s === first ? (next ?? '-') : s} ${s === first ? 0 : 1}`;
   }
-  return `none - - ${next ?? '-'}`;
+  // both used up their tries: the first usable one boots anyway, uncounted, the pointer unchanged
+  for (const s of [first, first === 'a' ? 'b' : 'a'] as const) {
+    if (t[s] >= TRIES && usable.split(' ').includes(s)) return `${s} ${t[s]} ${s} ${next ?? '-'} 1`;
+  }
+  return `none - - ${next ?? '-'} 0`;
 }
 
 const q = (v: string | null) => (v === null ? '-' : v);
@@ -57,7 +62,7 @@ describe('initrd slot choice (busybox sh)', () => {
             });
             lines.push(
               `B=${dir}/c${i}; mkdir -p $B; setf next ${q(next)}; setf tries-a ${q(ta)}; setf tries-b ${q(tb)}; USABLE="${usable}"`,
-              `s=$(choose_slot) || s=none; if [ $s = none ]; then t=-; else t=$(getf tries-$s); fi; echo "${i} $s $t $(getf current) $(getf next)"`,
+              `s=$(choose_slot) || s=none; if [ $s = none ]; then t=-; else t=$(getf tries-$s); fi; echo "${i} $s $t $(getf current) $(getf next) $(cat $B/rollback.log 2>/dev/null | wc -l)"`,
             );
           }
     writeFileSync(join(dir, 'cases.sh'), `${lines.join('\n')}\n`);

@@ -97,6 +97,15 @@ export async function slotStatus(bootDir: string, slot: Slot): Promise<SlotStatu
   return bad ? { ...base, valid: false, reason: bad } : { ...base, valid: true };
 }
 
+/** The newest lines of the initrd's `rollback.log` (a fallback to the other slot, a last-resort boot). */
+export async function readRollbacks(bootDir: string, max = 10): Promise<string[]> {
+  const text = await readFile(join(bootDir, 'rollback.log'), 'utf8').catch(() => '');
+  return text
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .slice(-max);
+}
+
 export async function writeNext(bootDir: string, slot: Slot): Promise<void> {
   await writeFileAtomic(join(bootDir, 'next'), `${slot}\n`, 0o644);
 }
@@ -152,6 +161,8 @@ export function hostUpdateMethods(opts: HostUpdateOptions): RpcMethod[] {
       current: cur,
       next,
       slots: await Promise.all(SLOTS.map((s) => slotStatus(bootDir, s))),
+      // the initrd's fallbacks (a slot that never got ready, both used up): the owner must see them
+      rollbacks: await readRollbacks(bootDir),
     };
   };
 
