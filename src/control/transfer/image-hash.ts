@@ -1,6 +1,6 @@
-import { createHash } from 'node:crypto';
-import { createReadStream, realpathSync, statSync } from 'node:fs';
+import { realpathSync, statSync } from 'node:fs';
 import { realpath, stat } from 'node:fs/promises';
+import { Worker } from 'node:worker_threads';
 
 /**
  * sha256 of image files, cached by (real path, inode, size, mtime): image.list and
@@ -43,13 +43,49 @@ export async function imageHash(path: string): Promise<string> {
   if (hit && hit.key === keyOf(st)) return hit.sha256;
   const inflight = running.get(real);
   if (inflight) return inflight;
-  const job = (async () => {
-    const h = createHash('sha256');
-    for await (const chunk of createReadStream(real, { highWaterMark: 1 << 20 })) h.update(chunk as Buffer);
-    const sha256 = h.digest('hex');
-    cache.set(real, { key: keyOf(st), sha256 });
-    return sha256;
-  })().finally(() => running.delete(real));
+  const job = hashInWorker(real)
+    .then((sha256) => {
+      cache.set(real, { key: keyOf(st), sha256 });
+      return sha256;
+    })
+    .finally(() => running.delete(real));
   running.set(real, job);
   return job;
+}
+
+/**
+ * The hashing runs in a worker thread, not on the main thread: that thread is the input thread and
+ * runs SCHED_RR (util/priority.ts), so a multi-GiB hash there would sit above every X server and
+ * vCPU. A thread made after that call starts SCHED_OTHER (SCHED_RESET_ON_FORK). The worker's code
+ * is inline (CommonJS) so it runs the same from src under the tests and from dist.
+ */
+const HASH_WORKER = `
+const { parentPort, workerData } = require('node:worker_threads');
+const { createHash } = require('node:crypto');
+const { createReadStream } = require('node:fs');
+const h = createHash('sha256');
+createReadStream(workerData, { highWaterMark: 1 << 20 })
+  .on('data', (c) => h.update(c))
+  .on('end', () => parentPort.postMessage({ sha256: h.digest('hex') }))
+  .on('error', (e) => parentPort.postMessage({ error: e.message }));
+`;
+
+function hashInWorker(path: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const w = new Worker(HASH_WORKER, { eval: true, workerData: path });
+    let settled = false;
+    w.once('message', (m: { sha256?: string; error?: string }) => {
+      settled = true;
+      if (m.sha256) resolve(m.sha256);
+      else reject(new Error(`hashing ${path}: ${m.error ?? 'failed'}`));
+      void w.terminate();
+    });
+    w.once('error', (e) => {
+      settled = true;
+      reject(e);
+    });
+    w.once('exit', (code) => {
+      if (!settled) reject(new Error(`hashing ${path}: worker exited (${code})`));
+    });
+  });
 }
