@@ -84,7 +84,13 @@ StandardError=journal+console
       mode: 0o644,
     },
     { path: '/usr/lib/kvmux/appliance-ready', content: READY_SCRIPT, mode: 0o755 },
-    { path: '/etc/sysctl.d/90-kvmux.conf', content: 'kernel.sysrq = 0\n', mode: 0o644 },
+    {
+      path: '/etc/sysctl.d/90-kvmux.conf',
+      // kvmux's input thread runs SCHED_RR: the RT budget stays capped (95% of each period), so
+      // even a runaway RT thread leaves the X servers and VMs their share
+      content: 'kernel.sysrq = 0\nkernel.sched_rt_period_us = 1000000\nkernel.sched_rt_runtime_us = 950000\n',
+      mode: 0o644,
+    },
     { path: '/etc/hostname', content: 'kvmux\n', mode: 0o644 },
     { path: '/etc/fstab', content: '# mounts come from the kvmux initrd (boot, slots, data)\n', mode: 0o644 },
     {
