@@ -17,6 +17,7 @@ import {
   nameAtIndex,
   planSwitch,
   removeEntry,
+  type SwitchPlan,
   setEntries,
   upsertEntry,
 } from './displays.js';
@@ -40,7 +41,8 @@ export interface SwitchResult {
 /**
  * The displays kvmux shows and which one is active: the display table, one DisplayRuntime (X
  * server, WM, XTEST sink) per entry, the remembered active display and the VT switch.
- * Emits `display` when a display comes up or goes away and `switched` once input must follow.
+ * Emits `display` when a display comes up or goes away and `switched` once the monitor shows the
+ * new display (so input must follow).
  */
 export class Switcher extends EventEmitter<{
   display: [name: string, live: LiveDisplay | null];
@@ -82,6 +84,7 @@ export class Switcher extends EventEmitter<{
       log: this.log,
       onChange: (n, live) => this.onDisplayChange(n, live),
       shownVt: () => this.shownVt(),
+      nudgeShown: () => this.nudgeShown(),
     });
     this.runtimes.set(name, rt);
     return rt;
@@ -123,26 +126,36 @@ export class Switcher extends EventEmitter<{
     this.runtimes.get(name)?.startOrRetry();
   }
 
+  /**
+   * Input (and the menu) follow only once the monitor shows `name`: while an Xorg start holds the
+   * console, keys keep going to the display on screen. A VT switch that fails changes nothing.
+   */
   async switchTo(name: string): Promise<SwitchResult> {
     const t0 = performance.now();
-    const plan = planSwitch(this.table, name);
-    if (!plan.ok) {
-      if (plan.reason === 'unknown') throw new RpcError(RpcCode.notFound, `no display named "${name}"`);
-      throw new RpcError(RpcCode.conflict, `cannot switch to "${name}": display ${plan.reason}`);
-    }
-    this.table = plan.table;
-    // input follows at once; the VT switch below only changes what the monitor shows
-    this.emit('switched', name);
-    // waits while an Xorg is starting: its own VT activation must not be cut short; vtMs is the
-    // VT switch itself (VT_ACTIVATE until VT_WAITACTIVE returns), not the wait for the lock
+    this.plan(name); // unknown or not up: fail now, not after the wait for the console
     let vtMs = 0;
-    const vt = plan.vt;
-    if (vt !== null && this.opts.config.console === 'vt')
-      await consoleLock.run(async () => {
+    const show = async () => {
+      // planned again inside the lock: the display may have moved VT or gone meanwhile
+      const plan = this.plan(name);
+      if (plan.vt !== null && this.opts.config.console === 'vt') {
         const v0 = performance.now();
-        await switchVt(vt, { nudge: () => this.nudgeShown() });
+        await switchVt(plan.vt, { nudge: () => this.nudgeShown() });
         vtMs = Number((performance.now() - v0).toFixed(2));
-      });
+      }
+      // not plan.table: a display may have come or gone during the switch
+      this.table = { ...this.table, active: name };
+      this.emit('switched', name);
+      return plan;
+    };
+    // waits while an Xorg is starting: its own VT activation must not be cut short; vtMs is the
+    // VT switch itself (VT_ACTIVATE until the VT is active), not the wait for the lock
+    const plan =
+      this.opts.config.console === 'vt'
+        ? await consoleLock.run(show, {
+            what: `switch to ${name}`,
+            onOverrun: (what, heldMs) => this.log.error({ what, heldMs }, 'console lock deadline passed'),
+          })
+        : await show();
     const ms = Number((performance.now() - t0).toFixed(2));
     // remembered for a restart after a crash; kept off the switch's own latency
     if (plan.changed)
@@ -151,6 +164,13 @@ export class Switcher extends EventEmitter<{
       );
     this.log.info({ display: name, vt: plan.vt, ms, vtMs }, 'switched');
     return { name, vt: plan.vt, ms, vtMs };
+  }
+
+  private plan(name: string): Extract<SwitchPlan, { ok: true }> {
+    const plan = planSwitch(this.table, name);
+    if (plan.ok) return plan;
+    if (plan.reason === 'unknown') throw new RpcError(RpcCode.notFound, `no display named "${name}"`);
+    throw new RpcError(RpcCode.conflict, `cannot switch to "${name}": display ${plan.reason}`);
   }
 
   /** `ScrLk ScrLk <digit>`: the display at that 1-based menu position, if any. */
@@ -216,6 +236,11 @@ export class Switcher extends EventEmitter<{
     );
     this.table = setEntries(this.table, entries);
     this.emit('display', name, live);
+    // the shown display's server came back (on a VT the monitor may not show): show it again
+    if (live && name === this.table.active && live.server.vt !== null && activeVt() !== live.server.vt)
+      void this.switchTo(name).catch((err: unknown) =>
+        this.log.warn({ display: name, err: errText(err) }, 'showing the restarted display failed'),
+      );
   }
 
   /** After a crash, show what was shown before. */

@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type Config, configSchema } from '../../src/config/schema.js';
+import { whileNudging } from '../../src/service/display-runtime.js';
 import { Switcher } from '../../src/service/switcher.js';
 import { tempDir } from '../helpers/temp.js';
 import { ownXvfbs } from './helpers/own-x-servers.js';
@@ -99,4 +100,36 @@ describe('display runtime start and stop', () => {
       for (const pid of left) process.kill(pid, 'SIGTERM');
     }
   }, 30_000);
+});
+
+describe('whileNudging (a KMS Xorg start waits for the shown server to let go of the VT)', () => {
+  it('nudges the shown server at once and every 250 ms while the start is pending, then stops', async () => {
+    let nudges = 0;
+    const start = new Promise<string>((r) => setTimeout(() => r('server'), 600));
+    const t0 = Date.now();
+    await expect(
+      whileNudging(start, async () => {
+        nudges++;
+      }),
+    ).resolves.toBe('server');
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(590);
+    // at 0, 250 and 500 ms
+    expect(nudges).toBe(3);
+    await new Promise((r) => setTimeout(r, 400));
+    expect(nudges).toBe(3);
+  });
+
+  it('a failing nudge does not fail the start, and a failed start still stops the nudges', async () => {
+    let nudges = 0;
+    const nudge = async () => {
+      nudges++;
+      throw new Error('BadWindow');
+    };
+    const failed = new Promise<never>((_, reject) => setTimeout(() => reject(new Error('not ready')), 300));
+    await expect(whileNudging(failed, nudge)).rejects.toThrow('not ready');
+    const seen = nudges;
+    expect(seen).toBe(2);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(nudges).toBe(seen);
+  });
 });
