@@ -7,7 +7,7 @@ import { writeFileAtomicLater, writesSettled } from '../util/atomic-file.js';
 import { errText, RpcCode, RpcError } from '../util/errors.js';
 import { type Logger, silentLogger } from '../util/log.js';
 import { consoleLock } from '../x/console-lock.js';
-import { activeVt, switchVt } from '../x/vt.js';
+import { activeVt, switchVt, waitVtActive } from '../x/vt.js';
 import { DisplayRuntime, type LiveDisplay } from './display-runtime.js';
 import {
   type DisplayEntry,
@@ -21,6 +21,9 @@ import {
   setEntries,
   upsertEntry,
 } from './displays.js';
+
+/** How long a timed-out VT switch may still complete and take input with it. */
+const lateSwitchMs = 60_000;
 
 export interface SwitcherOptions {
   readonly config: Pick<Config, 'console' | 'x' | 'runDir' | 'stateDir'>;
@@ -52,6 +55,9 @@ export class Switcher extends EventEmitter<{
   private readonly runtimes = new Map<string, DisplayRuntime>();
   private readonly log: Logger;
   private readonly activeFile: string;
+  /** Switches committed so far: a late VT switch must not undo a newer one. */
+  private shown = 0;
+  private stopped = false;
   /** The display startAll shows first, until a switch makes one active. */
   private shownFirst: string | null = null;
 
@@ -139,12 +145,14 @@ export class Switcher extends EventEmitter<{
       const plan = this.plan(name);
       if (plan.vt !== null && this.opts.config.console === 'vt') {
         const v0 = performance.now();
-        await switchVt(plan.vt, { nudge: () => this.nudgeShown() });
+        const shownBefore = this.shown;
+        await switchVt(plan.vt, { nudge: () => this.nudgeShown() }).catch((err: unknown) => {
+          this.followLate(name, plan.vt!, shownBefore);
+          throw err;
+        });
         vtMs = Number((performance.now() - v0).toFixed(2));
       }
-      // not plan.table: a display may have come or gone during the switch
-      this.table = { ...this.table, active: name };
-      this.emit('switched', name);
+      this.commitShown(name);
       return plan;
     };
     // waits while an Xorg is starting: its own VT activation must not be cut short; vtMs is the
@@ -164,6 +172,27 @@ export class Switcher extends EventEmitter<{
       );
     this.log.info({ display: name, vt: plan.vt, ms, vtMs }, 'switched');
     return { name, vt: plan.vt, ms, vtMs };
+  }
+
+  /** Input and the menu go to `name`: the monitor shows it. */
+  private commitShown(name: string): void {
+    this.shown++;
+    // not a plan's table: a display may have come or gone during the switch
+    this.table = { ...this.table, active: name };
+    this.emit('switched', name);
+  }
+
+  /**
+   * A timed-out switch is still pending in the kernel: a slow server may let go of the VT later
+   * (VT_PROCESS), and then the monitor shows `name`. Input follows it then, unless another switch
+   * has been made meanwhile.
+   */
+  private followLate(name: string, vt: number, shownBefore: number): void {
+    void waitVtActive(vt, lateSwitchMs).then((ok) => {
+      if (!ok || this.stopped || this.shown !== shownBefore || !this.runtimes.has(name)) return;
+      this.log.warn({ display: name, vt }, 'the VT switch completed late; input follows');
+      this.commitShown(name);
+    });
   }
 
   private plan(name: string): Extract<SwitchPlan, { ok: true }> {
@@ -210,6 +239,7 @@ export class Switcher extends EventEmitter<{
 
   /** `leaveRunning` keeps the X servers for a later kvmux to adopt (and the remembered display). */
   async stop(opts: { leaveRunning?: boolean } = {}): Promise<void> {
+    this.stopped = true;
     await Promise.all([...this.runtimes.values()].map((rt) => rt.stop(opts)));
     // a switch's background write must not land after the removal and resurrect the file
     await writesSettled(this.activeFile);

@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { configSchema } from '../../src/config/schema.js';
@@ -12,6 +13,21 @@ import { lockVts } from '../helpers/x-servers.js';
 /** The Switcher in-process on real VTs (Xorg dummy): what the monitor shows and where input goes agree. */
 const why = whyNoVts();
 if (why) loudSkip('service/switcher-vt (Switcher on real VTs)', why);
+
+/** VT_SETMODE VT_PROCESS on argv[1]; on the release signal, VT_RELDISP after argv[2] seconds. */
+const slowVtOwner = `
+import fcntl, os, signal, struct, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_NOCTTY)
+def release(*_):
+    time.sleep(float(sys.argv[2])); fcntl.ioctl(fd, 0x5605, 1)
+def acquire(*_):
+    fcntl.ioctl(fd, 0x5605, 2)
+signal.signal(signal.SIGUSR1, release)
+signal.signal(signal.SIGUSR2, acquire)
+fcntl.ioctl(fd, 0x5602, struct.pack('bbhhh', 1, 0, signal.SIGUSR1, signal.SIGUSR2, 0))
+print('ready', flush=True)
+while True: signal.pause()
+`;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 async function until(fn: () => boolean, what: string, ms = 8000): Promise<void> {
@@ -82,6 +98,32 @@ describe.skipIf(why !== null)('switcher on real VTs (Xorg dummy)', () => {
     expect(again.vt).not.toBe(dead.vt);
     await until(() => activeVt() === again.vt, 'the monitor shows the restarted b', 3000);
     expect(switcher.active).toBe('b');
+  }, 20_000);
+
+  it('a switch that times out behind a slow VT owner fails, and input follows when the VT comes late', async () => {
+    await switcher.switchTo('a');
+    const vtA = vtOf('a')!;
+    // a stand-in for a busy Xorg: owns VT a in VT_PROCESS mode and lets go 4.5 s after asked
+    const owner = spawn('python3', ['-c', slowVtOwner, `/dev/tty${vtA}`, '4.5'], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    try {
+      await new Promise((r) => owner.stdout.once('data', r));
+      const switched: string[] = [];
+      switcher.on('switched', (name) => switched.push(name));
+      await expect(switcher.switchTo('b')).rejects.toThrow(/did not become active within 3000 ms/);
+      // the monitor still shows a: input stays there too
+      expect(activeVt()).toBe(vtA);
+      expect(switcher.active).toBe('a');
+      expect(switched).toEqual([]);
+      await until(() => activeVt() === vtOf('b'), 'the late VT switch', 5000);
+      await until(() => switcher.active === 'b', 'input following the late switch', 1000);
+      expect(switched).toEqual(['b']);
+    } finally {
+      switcher.removeAllListeners('switched');
+      owner.kill('SIGTERM');
+      await new Promise((r) => (owner.exitCode !== null ? r(null) : owner.once('exit', r)));
+    }
   }, 20_000);
 
   it('Xorg runs with -novtswitch (a KMS Xorg exiting must not pick the VT)', async () => {
