@@ -148,7 +148,7 @@ async function vtFigures() {
     for (const vt of [20, 21])
       servers.push(await startXServer({ kind: 'xorg', vt, logDir: logDir(), range }));
     const out: Record<string, unknown> = {};
-    for (const method of ['poll', 'waitactive', 'chvt'] as VtWaitMethod[]) {
+    for (const method of ['poll', 'chvt'] as VtWaitMethod[]) {
       const samples: number[] = [];
       for (let i = 0; i < 40; i++) {
         const vt = servers[i % 2]!.vt!;

@@ -6,7 +6,13 @@ import { JsonRecordStore } from '../util/record-store.js';
 import { connectDisplay } from '../x/connection.js';
 import { consoleLock } from '../x/console-lock.js';
 import { type KioskWm, startKioskWm } from '../x/kiosk-wm.js';
-import { adoptXServer, startXServer, type XServer, type XServerRecord } from '../x/server.js';
+import {
+  adoptXServer,
+  type StartXServerOptions,
+  startXServer,
+  type XServer,
+  type XServerRecord,
+} from '../x/server.js';
 import { activeVt, allocateVt, releaseVt, switchVt } from '../x/vt.js';
 import { createXtestSink, type XtestSink } from '../x/xtest-sink.js';
 
@@ -29,6 +35,32 @@ export interface DisplayRuntimeOptions {
   readonly onChange?: (name: string, live: LiveDisplay | null) => void;
   /** The VT the monitor should show (the active display's), restored after this server's start took it. */
   readonly shownVt?: () => number | null;
+  /** An X round trip to the server now shown: it must wake to let a starting KMS Xorg have its VT. */
+  readonly nudgeShown?: () => Promise<void>;
+}
+
+/** The wait for a failed server to die after SIGKILL (startXServer's default). */
+const killWaitMs = 5000;
+/** showAgain: connecting to the new server, then the VT switch back. */
+const showAgainMs = 25_000;
+
+/**
+ * While a KMS Xorg starts it VT_ACTIVATEs its VT and waits for the shown server to let go, which
+ * that one does only when its main loop wakes: an X round trip now and every 250 ms does it.
+ */
+export async function whileNudging<T>(
+  pending: Promise<T>,
+  nudge: (() => Promise<void>) | undefined,
+): Promise<T> {
+  if (!nudge) return pending;
+  const poke = () => void nudge().catch(() => {});
+  poke();
+  const timer = setInterval(poke, 250);
+  try {
+    return await pending;
+  } finally {
+    clearInterval(timer);
+  }
 }
 
 function isXServerRecord(_name: string, r: unknown): r is XServerRecord {
@@ -119,20 +151,44 @@ export class DisplayRuntime {
     const x = config.x;
     const logDir = join(config.runDir, 'x');
     const range: [number, number] = [x.firstDisplay, x.firstDisplay + 79];
-    const base = { logDir, width: x.width, height: x.height, range, readyTimeoutMs: x.readySeconds * 1000 };
+    const readyMs = x.readySeconds * 1000;
+    const base = { logDir, width: x.width, height: x.height, range, readyTimeoutMs: readyMs };
     if (config.console === 'virtual') return startXServer({ kind: 'xvfb', ...base });
     const vt = allocateVt(x.firstVt, 63);
-    const start = () => startXServer({ kind: 'xorg', vt, driver: x.driver, ...base });
+    let stuck = false;
+    const onStuck: StartXServerOptions['onStuck'] = (s) => {
+      stuck = true;
+      this.log.error(
+        { pid: s.pid, x: s.display, vt: s.vt },
+        'X server that failed to start outlives SIGKILL',
+      );
+      // its VT stays reserved until it is really gone
+      void s.exited.then(() => {
+        releaseVt(vt);
+        this.log.warn({ pid: s.pid, vt }, 'stuck X server finally exited');
+      });
+    };
+    const start = () => startXServer({ kind: 'xorg', vt, driver: x.driver, onStuck, ...base });
     try {
       // the dummy driver never touches the console; a KMS driver takes its VT (see console-lock.ts)
       if (x.driver === 'dummy') return await start();
-      return await consoleLock.run(async () => {
-        const server = await start();
-        await this.showAgain(server);
-        return server;
-      });
+      // held until the server is ready, not just until its VT is active: between VT_WAITACTIVE and
+      // VT_SETMODE(VT_PROCESS) plus its main loop, a switch away would leave it DRM master off-screen
+      return await consoleLock.run(
+        async () => {
+          const server = await whileNudging(start(), this.opts.nudgeShown);
+          await this.showAgain(server);
+          return server;
+        },
+        {
+          what: `xorg vt${vt} start (${this.opts.name})`,
+          maxHoldMs: readyMs + killWaitMs + showAgainMs + 10_000,
+          onOverrun: (what, heldMs) =>
+            this.log.error({ what, heldMs }, 'console lock deadline passed; lock released'),
+        },
+      );
     } catch (err) {
-      releaseVt(vt);
+      if (!stuck) releaseVt(vt);
       throw err;
     }
   }
@@ -147,7 +203,7 @@ export class DisplayRuntime {
     // the new server must release its VT, and nothing else wakes it yet (no WM, no VM)
     const conn = await connectDisplay(server.display, { timeoutMs: 5000 }).catch(() => null);
     try {
-      await switchVt(want, { timeoutMs: 60_000, ...(conn ? { nudge: () => conn.sync() } : {}) });
+      await switchVt(want, { timeoutMs: showAgainMs - 5000, ...(conn ? { nudge: () => conn.sync() } : {}) });
     } catch (err) {
       this.log.warn({ vt: want, err: errText(err) }, 'could not show the active display again');
     } finally {

@@ -1,6 +1,7 @@
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomicSync } from '../util/atomic-file.js';
+import { consoleLock } from '../x/console-lock.js';
 import { activeVt, switchVt } from '../x/vt.js';
 import { displayRecords } from './display-runtime.js';
 
@@ -26,7 +27,14 @@ export function rememberOriginalVt(stateDir: string): OriginalVt {
   }
   return {
     vt,
-    restore: () => (activeVt() === vt ? Promise.resolve() : switchVt(vt)),
+    // under the console lock: a KMS Xorg still starting (or a switch) must not be cut short
+    restore: () =>
+      consoleLock.run(
+        async () => {
+          if (activeVt() !== vt) await switchVt(vt);
+        },
+        { what: `restore VT ${vt}` },
+      ),
     forget: () => rmSync(file, { force: true }),
   };
 }

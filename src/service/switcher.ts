@@ -7,7 +7,7 @@ import { writeFileAtomicLater, writesSettled } from '../util/atomic-file.js';
 import { errText, RpcCode, RpcError } from '../util/errors.js';
 import { type Logger, silentLogger } from '../util/log.js';
 import { consoleLock } from '../x/console-lock.js';
-import { activeVt, switchVt } from '../x/vt.js';
+import { activeVt, switchVt, waitVtActive } from '../x/vt.js';
 import { DisplayRuntime, type LiveDisplay } from './display-runtime.js';
 import {
   type DisplayEntry,
@@ -17,9 +17,13 @@ import {
   nameAtIndex,
   planSwitch,
   removeEntry,
+  type SwitchPlan,
   setEntries,
   upsertEntry,
 } from './displays.js';
+
+/** How long a timed-out VT switch may still complete and take input with it. */
+const lateSwitchMs = 60_000;
 
 export interface SwitcherOptions {
   readonly config: Pick<Config, 'console' | 'x' | 'runDir' | 'stateDir'>;
@@ -40,7 +44,8 @@ export interface SwitchResult {
 /**
  * The displays kvmux shows and which one is active: the display table, one DisplayRuntime (X
  * server, WM, XTEST sink) per entry, the remembered active display and the VT switch.
- * Emits `display` when a display comes up or goes away and `switched` once input must follow.
+ * Emits `display` when a display comes up or goes away and `switched` once the monitor shows the
+ * new display (so input must follow).
  */
 export class Switcher extends EventEmitter<{
   display: [name: string, live: LiveDisplay | null];
@@ -50,6 +55,9 @@ export class Switcher extends EventEmitter<{
   private readonly runtimes = new Map<string, DisplayRuntime>();
   private readonly log: Logger;
   private readonly activeFile: string;
+  /** Switches committed so far: a late VT switch must not undo a newer one. */
+  private shown = 0;
+  private stopped = false;
   /** The display startAll shows first, until a switch makes one active. */
   private shownFirst: string | null = null;
 
@@ -82,6 +90,7 @@ export class Switcher extends EventEmitter<{
       log: this.log,
       onChange: (n, live) => this.onDisplayChange(n, live),
       shownVt: () => this.shownVt(),
+      nudgeShown: () => this.nudgeShown(),
     });
     this.runtimes.set(name, rt);
     return rt;
@@ -123,26 +132,38 @@ export class Switcher extends EventEmitter<{
     this.runtimes.get(name)?.startOrRetry();
   }
 
+  /**
+   * Input (and the menu) follow only once the monitor shows `name`: while an Xorg start holds the
+   * console, keys keep going to the display on screen. A VT switch that fails changes nothing.
+   */
   async switchTo(name: string): Promise<SwitchResult> {
     const t0 = performance.now();
-    const plan = planSwitch(this.table, name);
-    if (!plan.ok) {
-      if (plan.reason === 'unknown') throw new RpcError(RpcCode.notFound, `no display named "${name}"`);
-      throw new RpcError(RpcCode.conflict, `cannot switch to "${name}": display ${plan.reason}`);
-    }
-    this.table = plan.table;
-    // input follows at once; the VT switch below only changes what the monitor shows
-    this.emit('switched', name);
-    // waits while an Xorg is starting: its own VT activation must not be cut short; vtMs is the
-    // VT switch itself (VT_ACTIVATE until VT_WAITACTIVE returns), not the wait for the lock
+    this.plan(name); // unknown or not up: fail now, not after the wait for the console
     let vtMs = 0;
-    const vt = plan.vt;
-    if (vt !== null && this.opts.config.console === 'vt')
-      await consoleLock.run(async () => {
+    const show = async () => {
+      // planned again inside the lock: the display may have moved VT or gone meanwhile
+      const plan = this.plan(name);
+      if (plan.vt !== null && this.opts.config.console === 'vt') {
         const v0 = performance.now();
-        await switchVt(vt, { nudge: () => this.nudgeShown() });
+        const shownBefore = this.shown;
+        await switchVt(plan.vt, { nudge: () => this.nudgeShown() }).catch((err: unknown) => {
+          this.followLate(name, plan.vt!, shownBefore);
+          throw err;
+        });
         vtMs = Number((performance.now() - v0).toFixed(2));
-      });
+      }
+      this.commitShown(name);
+      return plan;
+    };
+    // waits while an Xorg is starting: its own VT activation must not be cut short; vtMs is the
+    // VT switch itself (VT_ACTIVATE until the VT is active), not the wait for the lock
+    const plan =
+      this.opts.config.console === 'vt'
+        ? await consoleLock.run(show, {
+            what: `switch to ${name}`,
+            onOverrun: (what, heldMs) => this.log.error({ what, heldMs }, 'console lock deadline passed'),
+          })
+        : await show();
     const ms = Number((performance.now() - t0).toFixed(2));
     // remembered for a restart after a crash; kept off the switch's own latency
     if (plan.changed)
@@ -151,6 +172,34 @@ export class Switcher extends EventEmitter<{
       );
     this.log.info({ display: name, vt: plan.vt, ms, vtMs }, 'switched');
     return { name, vt: plan.vt, ms, vtMs };
+  }
+
+  /** Input and the menu go to `name`: the monitor shows it. */
+  private commitShown(name: string): void {
+    this.shown++;
+    // not a plan's table: a display may have come or gone during the switch
+    this.table = { ...this.table, active: name };
+    this.emit('switched', name);
+  }
+
+  /**
+   * A timed-out switch is still pending in the kernel: a slow server may let go of the VT later
+   * (VT_PROCESS), and then the monitor shows `name`. Input follows it then, unless another switch
+   * has been made meanwhile.
+   */
+  private followLate(name: string, vt: number, shownBefore: number): void {
+    void waitVtActive(vt, lateSwitchMs).then((ok) => {
+      if (!ok || this.stopped || this.shown !== shownBefore || !this.runtimes.has(name)) return;
+      this.log.warn({ display: name, vt }, 'the VT switch completed late; input follows');
+      this.commitShown(name);
+    });
+  }
+
+  private plan(name: string): Extract<SwitchPlan, { ok: true }> {
+    const plan = planSwitch(this.table, name);
+    if (plan.ok) return plan;
+    if (plan.reason === 'unknown') throw new RpcError(RpcCode.notFound, `no display named "${name}"`);
+    throw new RpcError(RpcCode.conflict, `cannot switch to "${name}": display ${plan.reason}`);
   }
 
   /** `ScrLk ScrLk <digit>`: the display at that 1-based menu position, if any. */
@@ -190,6 +239,7 @@ export class Switcher extends EventEmitter<{
 
   /** `leaveRunning` keeps the X servers for a later kvmux to adopt (and the remembered display). */
   async stop(opts: { leaveRunning?: boolean } = {}): Promise<void> {
+    this.stopped = true;
     await Promise.all([...this.runtimes.values()].map((rt) => rt.stop(opts)));
     // a switch's background write must not land after the removal and resurrect the file
     await writesSettled(this.activeFile);
@@ -216,6 +266,11 @@ export class Switcher extends EventEmitter<{
     );
     this.table = setEntries(this.table, entries);
     this.emit('display', name, live);
+    // the shown display's server came back (on a VT the monitor may not show): show it again
+    if (live && name === this.table.active && live.server.vt !== null && activeVt() !== live.server.vt)
+      void this.switchTo(name).catch((err: unknown) =>
+        this.log.warn({ display: name, err: errText(err) }, 'showing the restarted display failed'),
+      );
   }
 
   /** After a crash, show what was shown before. */

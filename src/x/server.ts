@@ -38,6 +38,18 @@ export interface StartXServerOptions {
   driver?: 'dummy' | 'modesetting';
   /** Milliseconds to wait for -displayfd readiness (default 20000). */
   readyTimeoutMs?: number;
+  /** How long a server that failed to start may take to die after SIGKILL (default 5000). */
+  killWaitMs?: number;
+  /**
+   * A server that failed to start outlived SIGKILL (a KMS Xorg in an uninterruptible DRM ioctl):
+   * start gives up on it; its display number stays reserved until `exited`, keep its VT too.
+   */
+  onStuck?: (stuck: {
+    pid: number;
+    display: string;
+    vt: number | null;
+    exited: Promise<XServerExit>;
+  }) => void;
 }
 
 export interface XServerExit {
@@ -106,7 +118,10 @@ function serverArgv(opts: StartXServerOptions, n: number): { cmd: string; args: 
   mkdirSync(confDir, { recursive: true });
   writeFileSync(join(confDir, '00-kvmux-empty.conf'), '# intentionally empty\n');
   const xlog = join(opts.logDir, `xorg${n}.log`);
-  const args = [`:${n}`, `vt${opts.vt}`, '-config', conf, '-configdir', confDir, ...common, '-logfile', xlog];
+  // -novtswitch: a KMS Xorg that exits must not VT_ACTIVATE the VT it started from (maybe
+  // another VM's display) behind kvmux's back; kvmux decides what the monitor shows
+  const vtArgs = [`vt${opts.vt}`, '-novtswitch'];
+  const args = [`:${n}`, ...vtArgs, '-config', conf, '-configdir', confDir, ...common, '-logfile', xlog];
   return { cmd: 'Xorg', args, logFile };
 }
 
@@ -132,8 +147,7 @@ async function launch(opts: StartXServerOptions, n: number): Promise<XServer> {
   try {
     await waitReady(child, exited, display, logFile, opts.readyTimeoutMs ?? 20_000);
   } catch (err) {
-    if (child.pid !== undefined) signal(child.pid, 'SIGKILL');
-    await exited;
+    await killUnready(child, exited, display, opts);
     throw err;
   }
   dropClaim(n);
@@ -141,6 +155,24 @@ async function launch(opts: StartXServerOptions, n: number): Promise<XServer> {
   const startTime = readProcStat(pid)?.startTime ?? 0;
   const rec: XServerRecord = { kind: opts.kind, pid, startTime, number: n, vt: opts.vt ?? null, logFile };
   return makeHandle(rec, exited, () => child.exitCode === null && child.signalCode === null);
+}
+
+/** SIGKILL, then wait a bounded time: a process in an uninterruptible ioctl may never exit. */
+async function killUnready(
+  child: ChildProcess,
+  exited: Promise<XServerExit>,
+  display: string,
+  opts: StartXServerOptions,
+): Promise<void> {
+  const pid = child.pid;
+  if (pid === undefined) return void (await exited);
+  signal(pid, 'SIGKILL');
+  const waitMs = opts.killWaitMs ?? 5000;
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<'late'>((r) => (timer = setTimeout(() => r('late'), waitMs)));
+  const outcome = await Promise.race([exited, late]);
+  clearTimeout(timer);
+  if (outcome === 'late') opts.onStuck?.({ pid, display, vt: opts.vt ?? null, exited });
 }
 
 function logTail(logFile: string): string {

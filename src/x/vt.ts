@@ -3,25 +3,22 @@ import koffi from 'koffi';
 import { XError } from '../util/errors.js';
 
 /**
- * The VT console: VT_ACTIVATE on /dev/tty0, then wait until the VT is active. VT_WAITACTIVE blocks
- * in the kernel, so it never runs on the main thread: the default ('waitactive') runs it on a libuv
- * worker (koffi async) raced with a timeout — fastest measured (bench/x.bench.ts); a VT that never
- * activates keeps that worker until it does. 'poll' watches /sys/class/tty/tty0/active with 1 ms
- * timers; 'chvt' forks the kbd tool (slowest). Xorg does not make its VT active: kvmux switches.
+ * The VT console: VT_ACTIVATE on /dev/tty0, then wait until the VT is active by watching
+ * /sys/class/tty/tty0/active on timers ('poll', the default) or by forking kbd's chvt. Never
+ * VT_WAITACTIVE: it blocks in the kernel until the VT activates, maybe never, and on the libuv
+ * pool (4 threads, shared with scrypt logins and fs.promises) a few timed-out waits hung them all.
+ * Xorg does not make its VT active: kvmux switches.
  */
 export const VT_OPENQRY = 0x5600;
 export const VT_GETSTATE = 0x5603;
 export const VT_ACTIVATE = 0x5606;
-export const VT_WAITACTIVE = 0x5607;
 
 /** VT failures are XErrors naming the console device. */
 const vtError = (message: string) => new XError('/dev/tty0', message);
 
-export type VtWaitMethod = 'poll' | 'waitactive' | 'chvt';
+export type VtWaitMethod = 'poll' | 'chvt';
 
-type IoctlInt = ((fd: number, req: number, arg: number) => number) & {
-  async(fd: number, req: number, arg: number, cb: (err: unknown, res: number) => void): void;
-};
+type IoctlInt = (fd: number, req: number, arg: number) => number;
 type IoctlBuf = (fd: number, req: number, arg: Buffer) => number;
 
 let ffi: { ioctl: IoctlInt; ioctlBuf: IoctlBuf } | null = null;
@@ -64,20 +61,18 @@ export function vtState(): { active: number; inUse: number } {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function waitPoll(vt: number, deadline: number): Promise<boolean> {
+/**
+ * Resolves true once `vt` is active, false after `timeoutMs`; main-thread timers only (1 ms for
+ * the first 200 ms, where a switch normally lands, then 10 ms), so a VT that never comes holds nothing.
+ */
+export async function waitVtActive(vt: number, timeoutMs: number): Promise<boolean> {
+  const t0 = Date.now();
   while (activeVt() !== vt) {
-    if (Date.now() > deadline) return false;
-    await sleep(1);
+    const waited = Date.now() - t0;
+    if (waited > timeoutMs) return false;
+    await sleep(waited < 200 ? 1 : 10);
   }
   return true;
-}
-
-function waitActiveAsync(vt: number, deadline: number): Promise<boolean> {
-  const waited = new Promise<boolean>((resolve) => {
-    libc().ioctl.async(tty0(), VT_WAITACTIVE, vt, (err, res) => resolve(!err && res === 0));
-  });
-  // a VT that never activates would hold the worker thread; the race keeps us responsive
-  return Promise.race([waited, sleep(Math.max(0, deadline - Date.now())).then(() => activeVt() === vt)]);
 }
 
 async function chvt(vt: number): Promise<boolean> {
@@ -99,8 +94,8 @@ export interface SwitchVtOptions {
 
 /** Make `vt` the active console and resolve once it is (VtError after `timeoutMs`, default 3000). */
 export async function switchVt(vt: number, opts: SwitchVtOptions = {}) {
-  const deadline = Date.now() + (opts.timeoutMs ?? 3000);
-  const method = opts.method ?? 'waitactive';
+  const timeoutMs = opts.timeoutMs ?? 3000;
+  const method = opts.method ?? 'poll';
   if (!Number.isInteger(vt) || vt < 1 || vt > 63) throw vtError(`switchVt: bad VT number ${vt}`);
   if (method === 'chvt') {
     if (!(await chvt(vt))) throw vtError(`chvt ${vt} failed`);
@@ -110,13 +105,8 @@ export async function switchVt(vt: number, opts: SwitchVtOptions = {}) {
   const nudge = opts.nudge;
   const nudger = nudge ? setInterval(() => void nudge().catch(() => {}), 250) : null;
   void nudge?.().catch(() => {});
-  const ok = await (method === 'waitactive' ? waitActiveAsync(vt, deadline) : waitPoll(vt, deadline)).finally(
-    () => nudger && clearInterval(nudger),
-  );
-  if (!ok)
-    throw vtError(
-      `VT ${vt} did not become active within ${opts.timeoutMs ?? 3000} ms (active: ${activeVt()})`,
-    );
+  const ok = await waitVtActive(vt, timeoutMs).finally(() => nudger && clearInterval(nudger));
+  if (!ok) throw vtError(`VT ${vt} did not become active within ${timeoutMs} ms (active: ${activeVt()})`);
 }
 
 /** VTs a process claims: /dev/ttyN held open (getty, shell) or an X server's `vtN` argument. */

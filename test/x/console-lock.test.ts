@@ -48,4 +48,42 @@ describe('console lock', () => {
     await Promise.all([long, queued]);
     expect(lock.pending).toBe(0);
   });
+
+  it('a holder that never settles loses the lock at its deadline: the switch queued behind it runs', async () => {
+    const lock = new ConsoleLock();
+    const overruns: string[] = [];
+    const t0 = Date.now();
+    const stuck = lock.run(() => new Promise<void>(() => {}), {
+      what: 'xorg :21 start',
+      maxHoldMs: 100,
+      onOverrun: (what, ms) => overruns.push(`${what} ${ms >= 100}`),
+    });
+    let switchedAt = -1;
+    const queued = lock.run(async () => {
+      switchedAt = Date.now() - t0;
+    });
+    await Promise.race([queued, tick(2000)]);
+    expect(switchedAt).toBeGreaterThanOrEqual(95);
+    expect(switchedAt).toBeLessThan(1000);
+    expect(overruns).toEqual(['xorg :21 start true']);
+    // the stuck holder's caller still waits on it; only the lock moved on
+    expect(await Promise.race([stuck.then(() => 'settled'), tick(10).then(() => 'waiting')])).toBe('waiting');
+    expect(lock.pending).toBe(1);
+  });
+
+  it('holders that finish in time report no overrun, and the default deadline applies', async () => {
+    const lock = new ConsoleLock(50);
+    const overruns: string[] = [];
+    const onOverrun = (what: string) => overruns.push(what);
+    await lock.run(() => tick(5), { what: 'quick', onOverrun });
+    const slow = lock.run(() => tick(150), { what: 'slow', onOverrun });
+    let nextAt = 0;
+    const t0 = Date.now();
+    await lock.run(async () => {
+      nextAt = Date.now() - t0;
+    });
+    expect(nextAt).toBeLessThan(140);
+    await slow;
+    expect(overruns).toEqual(['slow']);
+  });
 });

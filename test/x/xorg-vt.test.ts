@@ -1,3 +1,5 @@
+import { scrypt } from 'node:crypto';
+import { promisify } from 'node:util';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectDisplay } from '../../src/x/connection.js';
@@ -13,6 +15,7 @@ import {
   rememberActiveVt,
   switchVt,
   vtState,
+  waitVtActive,
 } from '../../src/x/vt.js';
 import { createXtestSink } from '../../src/x/xtest-sink.js';
 import { loudSkip, whyNoVts } from '../helpers/skips.js';
@@ -98,12 +101,32 @@ describe.skipIf(!canRunXorg)('Xorg (dummy driver) on real VTs', () => {
       expect(activeVt()).toBe(s.vt);
       expect(vtState().active).toBe(s.vt);
     }
-    await switchVt(servers[1]!.vt!, { method: 'waitactive' });
-    expect(activeVt()).toBe(servers[1]!.vt);
     await switchVt(servers[0]!.vt!, { method: 'chvt' });
     expect(activeVt()).toBe(servers[0]!.vt);
     await switchVt(servers[1]!.vt!, { method: 'poll' });
     expect(activeVt()).toBe(servers[1]!.vt);
+  });
+
+  it('waiting for a VT that never becomes active holds no thread-pool thread: scrypt still runs after six waits', async () => {
+    const never = testVts.at(-1)!;
+    expect(activeVt()).not.toBe(never);
+    const t0 = Date.now();
+    const waits = await Promise.all(Array.from({ length: 6 }, () => waitVtActive(never, 100)));
+    expect(waits).toEqual(Array(6).fill(false));
+    expect(Date.now() - t0).toBeLessThan(1000);
+    let hashed = false;
+    const hash = promisify(scrypt)('pw', 'salt', 32).then(() => (hashed = true));
+    try {
+      await Promise.race([hash, new Promise((r) => setTimeout(r, 3000))]);
+      expect(hashed, 'crypto.scrypt did not finish within 3 s: the pool is blocked').toBe(true);
+    } finally {
+      // a blocking wait (the mutant) holds its threads until that VT comes: let them go
+      if (!hashed) {
+        await switchVt(never);
+        await original.restore();
+        await hash;
+      }
+    }
   });
 
   it('restoreNow() switches back without awaiting (exit paths)', async () => {
