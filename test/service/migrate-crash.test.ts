@@ -31,18 +31,26 @@ interface Row {
   job: JobView | null;
 }
 
+/**
+ * The VM is "tux" at A and "tuxb" at B: with cgroups (see netnsKeepSys) each name is one cgroup on
+ * this machine, and two kvmux sharing one would kill each other's QEMU when theirs ends.
+ */
+let aDir = '';
+const vmOf = (k: Kvmux) => (k.dir === aDir ? 'tux' : 'tuxb');
+
 const sh = (...argv: string[]) => execa(argv[0]!, argv.slice(1));
 const inNs = (ns: string, ...argv: string[]) => sh('ip', 'netns', 'exec', ns, ...argv);
 const serial = (k: Kvmux) => {
   try {
-    return readFileSync(join(k.dir, 'run', 'vm', 'tux', 'serial.log'), 'utf8');
+    return readFileSync(join(k.dir, 'run', 'vm', vmOf(k), 'serial.log'), 'utf8');
   } catch {
     return '';
   }
 };
 const counts = (k: Kvmux) => [...serial(k).matchAll(/count (\d+)/g)].map((m) => Number(m[1]));
-const row = async (k: Kvmux) => (await k.call<Row[]>('vm.list')).find((r) => r.name === 'tux')!;
-const recordOf = (k: Kvmux) => JSON.parse(readFileSync(join(k.dir, 'state', 'vms', 'tux.json'), 'utf8'));
+const row = async (k: Kvmux) => (await k.call<Row[]>('vm.list')).find((r) => r.name === vmOf(k))!;
+const recordOf = (k: Kvmux) =>
+  JSON.parse(readFileSync(join(k.dir, 'state', 'vms', `${vmOf(k)}.json`), 'utf8'));
 
 async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 90_000): Promise<T> {
   const end = Date.now() + timeoutMs;
@@ -61,10 +69,10 @@ async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutM
  * killed: a kernel NULL dereference at the receiver, QEMU 7.2.)
  */
 async function migrateMidway(from: Kvmux, to: string, slow: Kvmux): Promise<Row> {
-  await slow.call('vm.setResources', { name: 'tux', cpuQuota: 0.05 });
+  await slow.call('vm.setResources', { name: vmOf(slow), cpuQuota: 0.05 });
   const conn = await connectSocket(join(from.dir, 'run', 'control.sock'));
   void conn
-    .call('vm.migrate', { name: 'tux', to })
+    .call('vm.migrate', { name: vmOf(from), to })
     .catch(() => {})
     .finally(() => conn.close());
   return until(
@@ -99,8 +107,8 @@ beforeAll(async () => {
     init: 'i=0; while :; do i=$((i+1)); echo "count $i"; sleep 0.1; done',
     outDir: join(dir, 'initrd'),
   });
-  const vm = (autostart: boolean) => ({
-    name: 'tux',
+  const vm = (name: string, autostart: boolean) => ({
+    name,
     backend: 'qemu',
     autostart,
     qemu: {
@@ -111,8 +119,22 @@ beforeAll(async () => {
       memoryMiB: 96,
     },
   });
-  a = await startKvmux({ netns: NS[0], firstDisplay: 265, vms: [vm(true)], readyTimeoutMs: 90_000 });
-  b = await startKvmux({ netns: NS[1], firstDisplay: 270, vms: [vm(false)], readyTimeoutMs: 90_000 });
+  // nsenter, not ip netns exec: kvmux keeps the cgroup mounts, so vm.setResources really holds QEMU
+  a = await startKvmux({
+    netns: NS[0],
+    netnsKeepSys: true,
+    firstDisplay: 265,
+    vms: [vm('tux', true)],
+    readyTimeoutMs: 90_000,
+  });
+  aDir = a.dir;
+  b = await startKvmux({
+    netns: NS[1],
+    netnsKeepSys: true,
+    firstDisplay: 270,
+    vms: [vm('tuxb', false)],
+    readyTimeoutMs: 90_000,
+  });
 }, 180_000);
 
 afterAll(async () => {
@@ -125,14 +147,14 @@ describe('adoption after kill -9 of kvmux mid-migration', () => {
   it("the sender's kvmux dies: the next one follows QEMU's stream, the guest runs at the receiver only", async () => {
     await until('the guest counts at the sender', async () => (counts(a).length >= 5 ? true : undefined));
     const to = `tcp:${IP[1]}:4446`;
-    await b.call('vm.receive', { name: 'tux', from: to });
+    await b.call('vm.receive', { name: vmOf(b), from: to });
     const mid = await migrateMidway(a, to, a);
     await a.crash('SIGKILL');
     expect(recordOf(a).job).toMatchObject({ kind: 'migrate', target: to });
     expect(isAlive(mid.pid ?? 0)).toBe(true);
 
     a = await a.restart();
-    await a.call('vm.setResources', { name: 'tux' });
+    await a.call('vm.setResources', { name: vmOf(a) });
     const adopted = await until('the adopted job shows', async () => {
       const r = await row(a);
       return r.job ? r : undefined;
@@ -164,14 +186,14 @@ describe('adoption after kill -9 of kvmux mid-migration', () => {
 
   it("the receiver's kvmux dies: the next one adopts the receiving QEMU and runs the guest", async () => {
     const to = `tcp:${IP[0]}:4447`;
-    await a.call('vm.receive', { name: 'tux', from: to });
+    await a.call('vm.receive', { name: vmOf(a), from: to });
     const mid = await migrateMidway(b, to, a);
     const receiving = (await row(a)).pid;
     await a.crash('SIGKILL');
     expect(recordOf(a).job).toMatchObject({ kind: 'receive', target: to });
 
     a = await a.restart();
-    await a.call('vm.setResources', { name: 'tux' });
+    await a.call('vm.setResources', { name: vmOf(a) });
     // the sender's kvmux lived on: it sees the stream complete and ends its side
     const sent = await until('the sender finishes', async () => {
       const r = await row(b);
@@ -199,16 +221,16 @@ describe('adoption after kill -9 of kvmux mid-migration', () => {
 
   it("the sender's kvmux dies and the receiver goes away: the migration fails, the guest runs on at the sender only", async () => {
     const to = `tcp:${IP[1]}:4448`;
-    await b.call('vm.receive', { name: 'tux', from: to });
+    await b.call('vm.receive', { name: vmOf(b), from: to });
     const mid = await migrateMidway(a, to, a);
     await a.crash('SIGKILL');
     // the receiving end is killed while no kvmux watches the sender: QEMU's stream fails
-    await b.call('vm.stop', { name: 'tux', force: true });
+    await b.call('vm.stop', { name: vmOf(b), force: true });
     expect((await row(b)).state).toBe('stopped');
     const before = Math.max(...counts(a));
 
     a = await a.restart();
-    await a.call('vm.setResources', { name: 'tux' });
+    await a.call('vm.setResources', { name: vmOf(a) });
     const done = await until('the adopted migration ends', async () => {
       const r = await row(a);
       return r.job && r.job.status !== 'active' ? r : undefined;
