@@ -45,6 +45,11 @@ export interface KvmuxSpec {
   firstVt?: number;
   /** Run kvmux inside this network namespace (network tests never touch the host's interfaces). */
   netns?: string;
+  /**
+   * Enter `netns` with `nsenter --net` (the network only) instead of `ip netns exec`, which also
+   * remounts /sys and so hides the cgroup mounts: no VM resources and no subhosts (nspawn) there.
+   */
+  netnsKeepSys?: boolean;
   /** Admin password set with `kvmux passwd` before start. */
   password?: string;
   vms: unknown[];
@@ -82,8 +87,12 @@ export async function startKvmux(spec: KvmuxSpec, reuseDir?: string): Promise<Kv
   }
   const logFd = openSync(join(dir, 'kvmux.log'), 'a');
   const argv = [process.execPath, ...KVMUX_NODE_FLAGS, CLI, 'run', '--config', configPath];
-  // `ip netns exec` execs the command: the pid stays kvmux's own
-  const cmd = spec.netns ? ['ip', 'netns', 'exec', spec.netns, ...argv] : argv;
+  // `ip netns exec` and nsenter exec the command: the pid stays kvmux's own
+  const ns = spec.netns;
+  const enter = spec.netnsKeepSys
+    ? ['nsenter', `--net=/run/netns/${ns}`, '--']
+    : ['ip', 'netns', 'exec', ns ?? ''];
+  const cmd = ns ? [...enter, ...argv] : argv;
   const proc = spawn(cmd[0]!, cmd.slice(1), { stdio: ['ignore', logFd, logFd] });
   closeSync(logFd);
   const log = () => readFileSync(join(dir, 'kvmux.log'), 'utf8');
