@@ -223,6 +223,37 @@ describe.skipIf(why !== null)(
       },
     );
 
+    it(
+      'the first password is set on the admin screen with the real keyboard (README: first start)',
+      T,
+      async () => {
+        const passwd = 'run test -s /data/kvmux/state/admin.passwd && echo PW-SET || echo PW-UNSET';
+        expect(await probe.ask(passwd, 'OUT PW-', 60_000, true)).toBe('OUT PW-UNSET');
+        const before = await probe.state();
+        await keys('scroll_lock');
+        await keys('scroll_lock');
+        await settle(2000);
+        await keys('3'); // admin is the third item: red, blue, admin
+        // the admin TUI's first-start dialog: neither VM colour, and drawn (not a blank screen)
+        await screenUntil((x) => x.blue < 0.1 && x.red < 0.1, 'the admin screen', 300_000);
+        expect((await probe.state()).vt).not.toBe(before.vt);
+        await settle(20_000); // the TUI (Node under TCG) settles on its first prompt
+        for (let i = 0; i < 2; i++) {
+          for (const k of ['k', 'v', 'm', 'u', 'x', 'p', 'w', '1']) await keys(k);
+          await keys('ret');
+          await settle(5000);
+        }
+        const end = Date.now() + 120_000;
+        let answer = await probe.ask(passwd, 'OUT PW-', 60_000, true);
+        while (answer !== 'OUT PW-SET' && Date.now() < end) {
+          await settle(3000);
+          answer = await probe.ask(passwd, 'OUT PW-', 60_000, true);
+        }
+        expect(answer).toBe('OUT PW-SET');
+        await keys('ret'); // keep the host phrase
+      },
+    );
+
     it('kill -9 kvmux: the screen stays, systemd restarts kvmux, it adopts the VMs and switches again', {
       timeout: 30 * 60_000,
     }, async () => {
