@@ -48,6 +48,7 @@ function colours(ppmPath: string): Shot {
 
 class Probe {
   private buf = '';
+  private asked = 0;
   constructor(private readonly sock: Socket) {
     sock.on('data', (b: Buffer) => {
       this.buf += String(b);
@@ -60,20 +61,26 @@ class Probe {
     });
     return new Probe(sock);
   }
-  /** Sends `cmd` (again every 5 s while unanswered, unless `once`: the guest is slow under TCG). */
-  async ask(cmd: string, prefix: string, timeoutMs = 60_000, once = false): Promise<string> {
+  /**
+   * Sends `cmd` once, then a fence (`run echo FENCE-n`); the answer is the last `prefix` line
+   * before the fence. Commands run one after another on ttyS1, so an answer that came late to an
+   * earlier ask can never pass for this one. Slow under TCG: `ctl` starts Node in the guest.
+   */
+  async ask(cmd: string, prefix: string, timeoutMs = 180_000): Promise<string> {
+    const fence = `OUT FENCE-${++this.asked}`;
     this.buf = '';
+    this.sock.write(`${cmd}\nrun echo ${fence.slice(4)}\n`);
     const end = Date.now() + timeoutMs;
-    let next = 0;
     for (;;) {
-      if (Date.now() >= next) {
-        this.sock.write(`${cmd}\n`);
-        next = once ? Number.POSITIVE_INFINITY : Date.now() + 5000;
+      const lines = this.buf.split(/\r?\n/);
+      const at = lines.indexOf(fence);
+      if (at >= 0) {
+        const line = lines.slice(0, at).findLast((l) => l.startsWith(prefix));
+        if (line) return line;
+        throw new Error(`probe: no ${prefix} answer to ${cmd}: ${JSON.stringify(this.buf)}`);
       }
-      const line = this.buf.split(/\r?\n/).find((l) => l.startsWith(prefix));
-      if (line) return line;
       if (Date.now() > end)
-        throw new Error(`probe: no ${prefix} answer to ${cmd}; got ${JSON.stringify(this.buf)}`);
+        throw new Error(`probe: no answer to ${cmd} in ${timeoutMs} ms: ${JSON.stringify(this.buf)}`);
       await new Promise((r) => setTimeout(r, 200));
     }
   }
@@ -233,7 +240,7 @@ describe.skipIf(why !== null)(
       T,
       async () => {
         const passwd = 'run test -s /data/kvmux/state/admin.passwd && echo PW-SET || echo PW-UNSET';
-        expect(await probe.ask(passwd, 'OUT PW-', 60_000, true)).toBe('OUT PW-UNSET');
+        expect(await probe.ask(passwd, 'OUT PW-')).toBe('OUT PW-UNSET');
         const before = await probe.state();
         await keys('scroll_lock');
         await keys('scroll_lock');
@@ -249,10 +256,10 @@ describe.skipIf(why !== null)(
           await settle(5000);
         }
         const end = Date.now() + 120_000;
-        let answer = await probe.ask(passwd, 'OUT PW-', 60_000, true);
+        let answer = await probe.ask(passwd, 'OUT PW-');
         while (answer !== 'OUT PW-SET' && Date.now() < end) {
           await settle(3000);
-          answer = await probe.ask(passwd, 'OUT PW-', 60_000, true);
+          answer = await probe.ask(passwd, 'OUT PW-');
         }
         expect(answer).toBe('OUT PW-SET');
         await keys('ret'); // keep the host phrase
@@ -270,7 +277,7 @@ describe.skipIf(why !== null)(
     }, async () => {
       const before = await probe.state();
       const vmsBefore = await probe.ask('ctl vm.list', 'CTL ');
-      await probe.ask('kill9', 'KILLED ', 60_000, true);
+      await probe.ask('kill9', 'KILLED ');
       let st = before;
       const end = Date.now() + 10 * 60_000;
       while (!(st.restarts > before.restarts && st.kvmux > 0 && st.kvmux !== before.kvmux)) {
