@@ -103,7 +103,7 @@ async function stockKernelToLogin(vmlinuz: string, dir: string, limitS: number):
   copyFileSync('/bin/busybox', join(root, 'bin/busybox'));
   writeFileSync(
     join(root, 'init'),
-    '#!/bin/busybox sh\n/bin/busybox --install -s /bin\nmount -t proc proc /proc\nmount -t sysfs sys /sys\nmount -t devtmpfs dev /dev\nhostname baseline\nexec getty -n -l /bin/sh 115200 ttyS0\n',
+    '#!/bin/busybox sh\n/bin/busybox --install -s /bin\nmount -t proc proc /proc\nmount -t sysfs sys /sys\nmount -t devtmpfs dev /dev\nhostname baseline\nexec getty 115200 ttyS0\n',
   );
   chmodSync(join(root, 'init'), 0o755);
   for (const d of ['proc', 'sys', 'dev']) mkdirSync(join(root, d));

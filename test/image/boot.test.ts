@@ -29,12 +29,13 @@ import {
  * storage (BIOS), and with a corrupted slot A (UEFI/OVMF). Each boot waits for "kvmux ready" on
  * ttyS0. The three boots share one disk copy so they also show the A/B boot counter end to end.
  */
-// Opt-in until they pass end to end: the boot reaches kvmux but `kvmux ready` was not yet seen
-// under TCG (see the issue 12 report); KVMUX_IMAGE_TESTS=1 runs them (about 3 min build + boots).
+// In CI by default: measured on 2 cores under load, the cold build took 5.3 min (4.4 of them
+// mmdebstrap) and this file 18 min (four boots to ready of 2.4-4.7 min each). KVMUX_IMAGE_TESTS=0
+// skips them; =1 adds the console end-to-end test (console.test.ts), which the CI budget leaves out.
 const why =
-  process.env['KVMUX_IMAGE_TESTS'] === '1'
-    ? whyNoImageTools()
-    : 'opt-in: set KVMUX_IMAGE_TESTS=1 (image build + TCG boots; not yet passing end to end)';
+  process.env['KVMUX_IMAGE_TESTS'] === '0'
+    ? 'KVMUX_IMAGE_TESTS=0: image tests switched off'
+    : whyNoImageTools();
 if (why) loudSkip('appliance image build and boot tests', why);
 
 const BOOT_MS = 20 * 60_000;

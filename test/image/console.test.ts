@@ -15,12 +15,12 @@ import { type Boot, bootQemu, sharedTestImage, type TestImage, whyNoImageTools }
  * solid red and blue screens. What only the host knows (active VT, the keyboard's Scroll Lock LED
  * as the kernel holds it, kvmux's pid) is read over the test image's probe on ttyS1.
  */
-// Opt-in until they pass end to end: the boot reaches kvmux but `kvmux ready` was not yet seen
-// under TCG (see the issue 12 report); KVMUX_IMAGE_TESTS=1 runs them (about 3 min build + boots).
+// Opt-in (KVMUX_IMAGE_TESTS=1): about 12 min (a boot to every display up, then the key tests) on
+// top of the boot tests' 18 min and the cold build's 5-14 min would take CI past its 45 min budget.
 const why =
   process.env['KVMUX_IMAGE_TESTS'] === '1'
     ? whyNoImageTools()
-    : 'opt-in: set KVMUX_IMAGE_TESTS=1 (image build + TCG boots; not yet passing end to end)';
+    : 'opt-in: KVMUX_IMAGE_TESTS=1 (about 12 min of TCG boot and keys; beyond the CI budget with the boot tests)';
 if (why) loudSkip('appliance console end-to-end test', why);
 
 interface Shot {
@@ -48,6 +48,7 @@ function colours(ppmPath: string): Shot {
 
 class Probe {
   private buf = '';
+  private asked = 0;
   constructor(private readonly sock: Socket) {
     sock.on('data', (b: Buffer) => {
       this.buf += String(b);
@@ -60,20 +61,26 @@ class Probe {
     });
     return new Probe(sock);
   }
-  /** Sends `cmd` (again every 5 s while unanswered, unless `once`: the guest is slow under TCG). */
-  async ask(cmd: string, prefix: string, timeoutMs = 60_000, once = false): Promise<string> {
+  /**
+   * Sends `cmd` once, then a fence (`run echo FENCE-n`); the answer is the last `prefix` line
+   * before the fence. Commands run one after another on ttyS1, so an answer that came late to an
+   * earlier ask can never pass for this one. Slow under TCG: `ctl` starts Node in the guest.
+   */
+  async ask(cmd: string, prefix: string, timeoutMs = 180_000): Promise<string> {
+    const fence = `OUT FENCE-${++this.asked}`;
     this.buf = '';
+    this.sock.write(`${cmd}\nrun echo ${fence.slice(4)}\n`);
     const end = Date.now() + timeoutMs;
-    let next = 0;
     for (;;) {
-      if (Date.now() >= next) {
-        this.sock.write(`${cmd}\n`);
-        next = once ? Number.POSITIVE_INFINITY : Date.now() + 5000;
+      const lines = this.buf.split(/\r?\n/);
+      const at = lines.indexOf(fence);
+      if (at >= 0) {
+        const line = lines.slice(0, at).findLast((l) => l.startsWith(prefix));
+        if (line) return line;
+        throw new Error(`probe: no ${prefix} answer to ${cmd}: ${JSON.stringify(this.buf)}`);
       }
-      const line = this.buf.split(/\r?\n/).find((l) => l.startsWith(prefix));
-      if (line) return line;
       if (Date.now() > end)
-        throw new Error(`probe: no ${prefix} answer to ${cmd}; got ${JSON.stringify(this.buf)}`);
+        throw new Error(`probe: no answer to ${cmd} in ${timeoutMs} ms: ${JSON.stringify(this.buf)}`);
       await new Promise((r) => setTimeout(r, 200));
     }
   }
@@ -184,7 +191,12 @@ describe.skipIf(why !== null)(
       await keys('scroll_lock');
       const s = await screenUntil((x) => x.other > 0.05 && x.red > 0.2, 'the menu over the red VM');
       expect(s.other).toBeGreaterThan(0.05);
-      const st = await probe.state();
+      // the LED write follows the drawing; the probe's answer may come first under TCG
+      let st = await probe.state();
+      for (let i = 0; i < 10 && !/1/.test(st.scrolllock); i++) {
+        await settle(2000);
+        st = await probe.state();
+      }
       expect(st.scrolllock).toMatch(/1/);
       expect(st.vt).toBe(vtBefore);
     });
@@ -223,12 +235,49 @@ describe.skipIf(why !== null)(
       },
     );
 
+    it(
+      'the first password is set on the admin screen with the real keyboard (README: first start)',
+      T,
+      async () => {
+        const passwd = 'run test -s /data/kvmux/state/admin.passwd && echo PW-SET || echo PW-UNSET';
+        expect(await probe.ask(passwd, 'OUT PW-')).toBe('OUT PW-UNSET');
+        const before = await probe.state();
+        await keys('scroll_lock');
+        await keys('scroll_lock');
+        await settle(2000);
+        await keys('3'); // admin is the third item: red, blue, admin
+        // the admin TUI: a dark screen with (blue) dialogs, no longer a VM's solid colour
+        await screenUntil((x) => x.other > 0.5, 'the admin screen', 300_000);
+        expect((await probe.state()).vt).not.toBe(before.vt);
+        await settle(20_000); // the TUI (Node under TCG) settles on its first prompt
+        for (let i = 0; i < 2; i++) {
+          for (const k of ['k', 'v', 'm', 'u', 'x', 'p', 'w', '1']) await keys(k);
+          await keys('ret');
+          await settle(5000);
+        }
+        const end = Date.now() + 120_000;
+        let answer = await probe.ask(passwd, 'OUT PW-');
+        while (answer !== 'OUT PW-SET' && Date.now() < end) {
+          await settle(3000);
+          answer = await probe.ask(passwd, 'OUT PW-');
+        }
+        expect(answer).toBe('OUT PW-SET');
+        await keys('ret'); // keep the host phrase
+        // back to the blue VM for the next test
+        await keys('scroll_lock');
+        await keys('scroll_lock');
+        await settle(2000);
+        await keys('2');
+        await screenUntil((x) => x.blue > 0.9, 'the blue VM again');
+      },
+    );
+
     it('kill -9 kvmux: the screen stays, systemd restarts kvmux, it adopts the VMs and switches again', {
       timeout: 30 * 60_000,
     }, async () => {
       const before = await probe.state();
       const vmsBefore = await probe.ask('ctl vm.list', 'CTL ');
-      await probe.ask('kill9', 'KILLED ', 60_000, true);
+      await probe.ask('kill9', 'KILLED ');
       let st = before;
       const end = Date.now() + 10 * 60_000;
       while (!(st.restarts > before.restarts && st.kvmux > 0 && st.kvmux !== before.kvmux)) {

@@ -11,6 +11,7 @@ import {
   renameSync,
   rmSync,
   statSync,
+  utimesSync,
   writeFileSync,
   writeSync,
 } from 'node:fs';
@@ -82,7 +83,7 @@ vms:
 /**
  * One image per run of the suite, shared by the image tests, cached under a key of everything that
  * goes into it (kvmux's built code, the unit, the package list, the apt sources, Node's version).
- * A different key replaces the cached one, so /var/tmp holds one test image at most.
+ * Images of other keys unused for an hour are removed, so /var/tmp holds few test images.
  */
 export async function sharedTestImage(): Promise<TestImage> {
   const pkg = packageRoot();
@@ -101,9 +102,15 @@ export async function sharedTestImage(): Promise<TestImage> {
     build: JSON.parse(readFileSync(join(dir, 'build.json'), 'utf8')) as Record<string, unknown>,
     built,
   });
-  if (existsSync(join(dir, 'build.json'))) return result(false);
+  if (existsSync(join(dir, 'build.json'))) {
+    utimesSync(dir, new Date(), new Date());
+    return result(false);
+  }
   mkdirSync(TEST_CACHE, { recursive: true });
-  for (const old of readdirSync(TEST_CACHE)) rmSync(join(TEST_CACHE, old), { recursive: true, force: true });
+  // another run may still boot an image of an older key: only those unused for an hour go
+  for (const old of readdirSync(TEST_CACHE))
+    if (statSync(join(TEST_CACHE, old)).mtimeMs < Date.now() - 3600_000)
+      rmSync(join(TEST_CACHE, old), { recursive: true, force: true });
   const partial = `${dir}.partial`;
   const t0 = Date.now();
   mkdirSync(partial, { recursive: true });
