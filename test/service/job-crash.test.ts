@@ -6,7 +6,8 @@ import type { JobView } from '../../src/session/jobs/job.js';
 import { isAlive, readProcStat } from '../../src/util/proc.js';
 import { buildInitramfs, findKernel } from '../fixtures/linux-guest.js';
 import { tempDir } from '../helpers/temp.js';
-import { type Kvmux, sleep, startKvmux } from './kvmux-harness.js';
+import { untilValue } from '../helpers/until.js';
+import { type Kvmux, startKvmux } from './kvmux-harness.js';
 
 /**
  * kill -9 of `kvmux run` in the middle of vm.save (a stream capped at 4 MiB/s so it lasts): QEMU
@@ -91,15 +92,8 @@ async function expectRestored(last: number): Promise<void> {
   expect((await row(k)).savedAt).toBeNull();
 }
 
-async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 90_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out: ${what}`);
-    await sleep(100);
-  }
-}
+const until = <T>(what: string, fn: () => T | undefined | Promise<T | undefined>, timeoutMs = 90000) =>
+  untilValue(what, fn, timeoutMs);
 
 beforeAll(async () => {
   const initrd = await buildInitramfs({

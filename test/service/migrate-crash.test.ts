@@ -7,7 +7,8 @@ import type { JobView } from '../../src/session/jobs/job.js';
 import { isAlive } from '../../src/util/proc.js';
 import { buildInitramfs, findKernel } from '../fixtures/linux-guest.js';
 import { tempDir } from '../helpers/temp.js';
-import { type Kvmux, sleep, startKvmux } from './kvmux-harness.js';
+import { untilValue } from '../helpers/until.js';
+import { type Kvmux, startKvmux } from './kvmux-harness.js';
 
 /**
  * kill -9 of a `kvmux run` in the middle of vm.migrate (two instances, each in its own netns over a
@@ -52,15 +53,8 @@ const row = async (k: Kvmux) => (await k.call<Row[]>('vm.list')).find((r) => r.n
 const recordOf = (k: Kvmux) =>
   JSON.parse(readFileSync(join(k.dir, 'state', 'vms', `${vmOf(k)}.json`), 'utf8'));
 
-async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 90_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out: ${what}`);
-    await sleep(100);
-  }
-}
+const until = <T>(what: string, fn: () => T | undefined | Promise<T | undefined>, timeoutMs = 90000) =>
+  untilValue(what, fn, timeoutMs);
 
 /**
  * Start `from` migrating to `to` on its own connection (the call ends with the job); resolves

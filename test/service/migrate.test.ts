@@ -5,7 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { JobView } from '../../src/session/jobs/job.js';
 import { buildInitramfs, findKernel } from '../fixtures/linux-guest.js';
 import { tempDir } from '../helpers/temp.js';
-import { type Kvmux, sleep, startKvmux } from './kvmux-harness.js';
+import { untilValue } from '../helpers/until.js';
+import { type Kvmux, startKvmux } from './kvmux-harness.js';
 
 /**
  * Live migration between two `kvmux run` instances on this machine, each in its own network
@@ -37,15 +38,8 @@ const serial = (k: Kvmux) => {
 const counts = (text: string) => [...text.matchAll(/count (\d+)/g)].map((m) => Number(m[1]));
 const row = async (k: Kvmux) => (await k.call<Row[]>('vm.list')).find((r) => r.name === 'tux')!;
 
-async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out: ${what}`);
-    await sleep(100);
-  }
-}
+const until = <T>(what: string, fn: () => T | undefined | Promise<T | undefined>, timeoutMs = 60000) =>
+  untilValue(what, fn, timeoutMs);
 
 beforeAll(async () => {
   for (const ns of NS) await sh('ip', 'netns', 'del', ns).catch(() => {});

@@ -6,6 +6,7 @@ import type { VmHandle } from '../../src/session/backends/backend.js';
 import { createQemuBackend } from '../../src/session/backends/qemu.js';
 import { buildInitramfs, findKernel } from '../fixtures/linux-guest.js';
 import { tempDir } from '../helpers/temp.js';
+import { untilValue } from '../helpers/until.js';
 import { startTestDisplay, type TestDisplay } from './helpers/display.js';
 
 /**
@@ -33,15 +34,8 @@ function memTotals(serialLog: string): number[] {
   return [...text.matchAll(/^memtotal (\d+)/gm)].map((m) => Number(m[1]));
 }
 
-async function until<T>(what: string, get: () => T | undefined, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = get();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+const until = <T>(what: string, fn: () => T | undefined | Promise<T | undefined>, timeoutMs = 60000) =>
+  untilValue(what, fn, timeoutMs);
 
 describe('memory shrinks live by balloon, seen inside a Linux guest', () => {
   it("the guest's MemTotal drops by about what vm.setMemory took away", async () => {
