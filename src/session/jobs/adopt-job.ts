@@ -100,7 +100,7 @@ export async function adoptJob(
     if (step === 'finish') {
       // kvmux may have died after the commit and before the quit
       if (!rec.partial || existsSync(rec.partial))
-        commitSaved(host.stateDir, {
+        await commitSaved(host.stateDir, {
           vm: host.name,
           memoryMiB: info.memoryMiB,
           disks: diskStamps(info.disks),

@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomicSync } from '../../util/atomic-file.js';
 
@@ -25,13 +25,21 @@ export interface SavePaths {
   readonly dir: string;
   readonly file: string;
   readonly partial: string;
+  /** Made by the save's own shell once gzip has finished and the partial file is fsynced. */
+  readonly done: string;
   readonly meta: string;
 }
 
 export function savePaths(stateDir: string, vm: string): SavePaths {
   const dir = join(stateDir, 'saved');
   const file = join(dir, `${vm}.state.gz`);
-  return { dir, file, partial: `${file}.partial`, meta: join(dir, `${vm}.json`) };
+  return {
+    dir,
+    file,
+    partial: `${file}.partial`,
+    done: `${file}.partial.done`,
+    meta: join(dir, `${vm}.json`),
+  };
 }
 
 export function diskStamps(paths: readonly string[]): DiskStamp[] {
@@ -59,7 +67,13 @@ export function shellQuote(s: string): string {
   return `'${s.replaceAll("'", `'\\''`)}'`;
 }
 
-export const saveUri = (partial: string) => `exec:gzip -1 -c > ${shellQuote(partial)}`;
+/**
+ * QEMU's "completed" means it wrote the last byte into the pipe, not that gzip has written and the
+ * disk holds it: the shell marks the end itself (fsynced file, then a `.done` file), and
+ * commitSaved waits for that mark before the state replaces anything and QEMU quits.
+ */
+export const saveUri = (partial: string) =>
+  `exec:gzip -1 -c > ${shellQuote(partial)} && sync ${shellQuote(partial)} && : > ${shellQuote(`${partial}.done`)}`;
 export const restoreUri = (file: string) => `exec:gzip -dc < ${shellQuote(file)}`;
 
 export function readSaved(stateDir: string, vm: string): SavedMeta | null {
@@ -73,13 +87,26 @@ export function readSaved(stateDir: string, vm: string): SavedMeta | null {
   }
 }
 
-/** The stream is complete: stamp the disks, then make the partial file the saved state. */
-export function commitSaved(stateDir: string, meta: Omit<SavedMeta, 'bytes' | 'savedAt'>): SavedMeta {
+/**
+ * The stream is complete: wait until gzip has finished and fsynced the partial file (its `.done`
+ * mark), stamp the disks, then make the partial file the saved state. Throws when the mark does
+ * not come within `waitMs` (the caller keeps the guest running).
+ */
+export async function commitSaved(
+  stateDir: string,
+  meta: Omit<SavedMeta, 'bytes' | 'savedAt'>,
+  waitMs = 120_000,
+): Promise<SavedMeta> {
   const p = savePaths(stateDir, meta.vm);
+  for (const end = Date.now() + waitMs; !existsSync(p.done); ) {
+    if (Date.now() > end) throw new Error(`the saved state was not finished in ${waitMs / 1000} s (gzip)`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
   const bytes = statSync(p.partial).size;
   const full: SavedMeta = { ...meta, bytes, savedAt: new Date().toISOString() };
   renameSync(p.partial, p.file);
   writeFileAtomicSync(p.meta, `${JSON.stringify(full, null, 2)}\n`);
+  rmSync(p.done, { force: true });
   return full;
 }
 
@@ -87,10 +114,11 @@ export function prepareSaveDir(stateDir: string, vm: string): SavePaths {
   const p = savePaths(stateDir, vm);
   mkdirSync(p.dir, { recursive: true, mode: 0o700 });
   rmSync(p.partial, { force: true });
+  rmSync(p.done, { force: true });
   return p;
 }
 
 export function dropSaved(stateDir: string, vm: string): void {
   const p = savePaths(stateDir, vm);
-  for (const f of [p.meta, p.file, p.partial]) rmSync(f, { force: true });
+  for (const f of [p.meta, p.file, p.partial, p.done]) rmSync(f, { force: true });
 }

@@ -70,11 +70,20 @@ export async function saveVm(host: JobHost, info: SaveInfo): Promise<SavedMeta> 
     host.setJob(end, null);
     throw new BackendError(host.name, `save failed: ${end.error ?? end.qemuStatus}`);
   }
-  const meta = commitSaved(host.stateDir, {
-    vm: host.name,
-    memoryMiB: info.memoryMiB,
-    disks: diskStamps(info.disks),
-  });
+  let meta: SavedMeta;
+  try {
+    meta = await commitSaved(host.stateDir, {
+      vm: host.name,
+      memoryMiB: info.memoryMiB,
+      disks: diskStamps(info.disks),
+    });
+  } catch (err) {
+    // the file never became whole: the guest goes on, nothing replaced the last good save
+    rmSync(paths.partial, { force: true });
+    await resumeAfterFailure(qmp);
+    host.setJob(failedJob(end, errText(err)), null);
+    throw new BackendError(host.name, `save failed: ${errText(err)}`);
+  }
   host.setJob(end, null);
   await quit(host, qmp);
   return meta;
