@@ -29,9 +29,10 @@ import {
  * storage (BIOS), and with a corrupted slot A (UEFI/OVMF). Each boot waits for "kvmux ready" on
  * ttyS0. The three boots share one disk copy so they also show the A/B boot counter end to end.
  */
-// In CI by default: measured on 2 cores under load, the cold build took 5.3 min (4.4 of them
-// mmdebstrap) and this file 18 min (four boots to ready of 2.4-4.7 min each). KVMUX_IMAGE_TESTS=0
-// skips them; =1 adds the console end-to-end test (console.test.ts), which the CI budget leaves out.
+// In CI by default: measured on 2 cores, the cold build took 5.3 min (4.4 of them mmdebstrap) and
+// this file 11 min (boots to ready of 126-145 s each), 18 min when other TCG guests shared the
+// cores. KVMUX_IMAGE_TESTS=0 skips them; =1 adds the console end-to-end test (console.test.ts),
+// which the CI budget leaves out.
 const why =
   process.env['KVMUX_IMAGE_TESTS'] === '0'
     ? 'KVMUX_IMAGE_TESTS=0: image tests switched off'
