@@ -54,8 +54,8 @@ beforeAll(async () => {
     init: 'i=0; while :; do i=$((i+1)); echo "count $i"; echo "count $i" > /dev/tty0; sleep 0.1; done',
     outDir: join(dir, 'initrd'),
   });
-  const vm = (autostart: boolean) => ({
-    name: 'tux',
+  const vm = (autostart: boolean, name = 'tux', memoryMiB = 128) => ({
+    name,
     backend: 'qemu',
     autostart,
     qemu: {
@@ -63,10 +63,16 @@ beforeAll(async () => {
       initrd,
       append: 'console=ttyS1 panic=-1 quiet loglevel=3',
       accel: 'tcg',
-      memoryMiB: 128,
+      memoryMiB,
     },
   });
-  a = await startKvmux({ netns: NS[0], firstDisplay: 250, vms: [vm(true)], readyTimeoutMs: 90_000 });
+  // `small` cannot load tux's stream (its RAM is another size): a receiver that fails
+  a = await startKvmux({
+    netns: NS[0],
+    firstDisplay: 250,
+    vms: [vm(true), vm(false, 'small', 96)],
+    readyTimeoutMs: 90_000,
+  });
   b = await startKvmux({ netns: NS[1], firstDisplay: 255, vms: [vm(false)], readyTimeoutMs: 90_000 });
 }, 180_000);
 
@@ -121,4 +127,20 @@ describe('vm.migrate between two kvmux hosts (each in its own netns)', () => {
     const n = counts(serial(b)).length;
     await until('the guest still counts', async () => (counts(serial(b)).length > n + 2 ? true : undefined));
   }, 60_000);
+
+  it('a receiver that cannot load the stream fails the migration, and the guest runs on at the sender', async () => {
+    // without QEMU's return path the sender would call it completed and quit: the guest lost
+    await a.call('vm.receive', { name: 'small', from: `tcp:10.77.0.1:${PORT + 2}` });
+    await b.call('vm.migrate', { name: 'tux', to: `tcp:10.77.0.1:${PORT + 2}` }).then(
+      () => expect.fail('the sender called a stream nobody loaded completed'),
+      (err: Error) => expect(err.message).toMatch(/failed/),
+    );
+    expect(await row(b)).toMatchObject({ state: 'running', job: { kind: 'migrate', status: 'failed' } });
+    const n = counts(serial(b)).length;
+    await until('the guest still counts at the sender', async () =>
+      counts(serial(b)).length > n + 2 ? true : undefined,
+    );
+    const small = (await a.call<Row[]>('vm.list')).find((x) => x.name === 'small');
+    expect(small?.state).not.toBe('running');
+  }, 90_000);
 });

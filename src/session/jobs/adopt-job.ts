@@ -2,7 +2,7 @@ import { existsSync, rmSync } from 'node:fs';
 import { errText } from '../../util/errors.js';
 import type { QmpClient } from '../qmp.js';
 import { type JobRecord, type JobView, newJob, type QueryMigrate } from './job.js';
-import { resumeAfterFailure, resumeGuest, watchIncoming, watchStream } from './qemu-stream.js';
+import { resumeAfterFailure, resumeGuest, setReturnPath, watchIncoming, watchStream } from './qemu-stream.js';
 import { commitSaved, diskStamps, dropSaved, restoreUri } from './saved-state.js';
 import type { JobHost, SaveInfo } from './vm-jobs.js';
 
@@ -47,6 +47,7 @@ export function adoptStep(job: JobRecord['kind'], migrate: string | undefined, r
 async function listenAgain(qmp: QmpClient, rec: JobRecord): Promise<void> {
   const uri = rec.kind === 'restore' ? restoreUri(rec.target) : rec.target;
   if (rec.kind === 'restore' && !existsSync(rec.target)) throw new Error(`${rec.target} is gone`);
+  if (rec.kind === 'receive') await setReturnPath(qmp).catch(() => {}); // refused once the stream began
   await qmp.execute('migrate-incoming', { uri }).catch((err: unknown) => {
     if (!/already been started/i.test(errText(err))) throw err;
   });

@@ -11,6 +11,8 @@ export interface StreamOptions {
   readonly bandwidthMiB?: number | undefined;
   readonly pollMs?: number;
   readonly onProgress?: (job: JobView) => void;
+  /** A live migration to another host: the receiver's load result comes back (setReturnPath). */
+  readonly returnPath?: boolean;
 }
 
 const UNLIMITED_MIB = 1 << 20;
@@ -18,6 +20,19 @@ const UNLIMITED_MIB = 1 << 20;
 export async function setBandwidth(qmp: QmpClient, bandwidthMiB: number | undefined): Promise<void> {
   const bytes = (bandwidthMiB ?? UNLIMITED_MIB) * 1024 * 1024;
   await qmp.execute('migrate-set-parameters', { 'max-bandwidth': bytes });
+}
+
+/**
+ * QEMU's return path, for a live migration between two hosts (both ends set it before the stream):
+ * without it the sender calls the stream completed once it has sent the last byte, and quits, even
+ * when the receiver then fails to load it; the guest would be lost. With it, the receiver's load
+ * result comes back and a failed load fails the sender's job, so the guest runs on there. Not for
+ * a save to a file (exec:), which has no way back.
+ */
+export async function setReturnPath(qmp: QmpClient): Promise<void> {
+  await qmp.execute('migrate-set-capabilities', {
+    capabilities: [{ capability: 'return-path', state: true }],
+  });
 }
 
 /** Poll query-migrate until the stream is done; the final view (completed or failed). */
@@ -40,6 +55,7 @@ export async function sendStream(
   opts: StreamOptions = {},
 ): Promise<JobView> {
   await setBandwidth(qmp, opts.bandwidthMiB);
+  if (opts.returnPath) await setReturnPath(qmp);
   await qmp.execute('migrate', { uri });
   return watchStream(qmp, job, opts);
 }

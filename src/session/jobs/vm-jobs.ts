@@ -3,7 +3,14 @@ import { BackendError, errText } from '../../util/errors.js';
 import type { VmHandle } from '../backends/backend.js';
 import type { QmpClient } from '../qmp.js';
 import { failedJob, type JobKind, type JobRecord, type JobView, newJob } from './job.js';
-import { receiveStream, resumeAfterFailure, resumeGuest, sendStream, watchIncoming } from './qemu-stream.js';
+import {
+  receiveStream,
+  resumeAfterFailure,
+  resumeGuest,
+  sendStream,
+  setReturnPath,
+  watchIncoming,
+} from './qemu-stream.js';
 import {
   commitSaved,
   diskStamps,
@@ -96,7 +103,11 @@ export async function migrateVm(host: JobHost, to: string, bandwidthMiB?: number
   host.setJob(job, { kind: 'migrate', target: to, startedAt: job.startedAt });
   let end: JobView;
   try {
-    end = await sendStream(qmp, to, job, { bandwidthMiB, onProgress: (v) => host.setJob(v) });
+    end = await sendStream(qmp, to, job, {
+      bandwidthMiB,
+      returnPath: true,
+      onProgress: (v) => host.setJob(v),
+    });
   } catch (err) {
     end = failedJob(job, errText(err));
   }
@@ -125,6 +136,7 @@ export async function takeIncoming(
   host.setJob(job, { kind, target, startedAt: job.startedAt });
   let end: JobView;
   try {
+    if (kind === 'receive') await setReturnPath(qmp);
     await receiveStream(qmp, uri);
     onListening();
     end = await watchIncoming(qmp, job, { onProgress: (v) => host.setJob(v) });
