@@ -95,8 +95,10 @@ export async function adoptJob(
       status: 'failed',
       error: view.error ?? `${rec.kind} did not complete (QEMU: ${q.status ?? run})`,
     };
-  // the record keeps the job until its end is carried out: a kvmux dying here redoes the steps
-  host.setJob(view);
+  // the record keeps the job until its end is carried out: a kvmux dying here redoes the steps;
+  // it shows as still active until then (a "completed" restore whose saved state is not yet spent,
+  // or a "failed" migration whose guest is not yet resumed, would be seen half-done)
+  host.setJob({ ...view, status: 'active' });
   if (rec.kind === 'save') {
     if (step === 'finish') {
       // kvmux may have died after the commit and before the quit
