@@ -1,0 +1,136 @@
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildInitramfs, findKernel } from '../fixtures/linux-guest.js';
+import { tempDir } from '../helpers/temp.js';
+import { untilValue } from '../helpers/until.js';
+import { type Kvmux, startKvmux } from '../service/kvmux-harness.js';
+import { TmuxSession } from './tmux-session.js';
+
+/**
+ * Issue 14, end to end: the real admin TUI (`kvmux admin --remote` in tmux, on the control
+ * socket of a real `kvmux run`) shows a running save's progress in the VMs pane and then its end.
+ * The save is started with the pane's own key (`v`, confirmed), on a QEMU Linux guest under TCG
+ * slowed by a 4 MiB/s migration cap and a small CPU quota, so it lasts several poll periods.
+ * Then a migration to a socket nobody listens on: the pane shows `migrate FAILED`.
+ */
+const root = resolve(import.meta.dirname, '../..');
+const missing = ['tmux', 'qemu-system-x86_64', 'Xvfb'].filter((t) => {
+  try {
+    execFileSync('which', [t], { stdio: 'ignore' });
+    return false;
+  } catch {
+    return true;
+  }
+});
+let kernel = '';
+try {
+  kernel = findKernel().path;
+} catch (err) {
+  missing.push(String((err as Error).message));
+}
+if (missing.length) process.stderr.write(`[admin-job-progress] SKIPPED: missing ${missing.join(', ')}\n`);
+
+const dir = tempDir('kvmux-admin-job-');
+let k: Kvmux | undefined;
+let tmux: TmuxSession | undefined;
+
+const serial = () => {
+  try {
+    return readFileSync(join(k!.dir, 'run', 'vm', 'tux', 'serial.log'), 'utf8');
+  } catch {
+    return '';
+  }
+};
+/** The tux row of the VMs pane, from its name on (the pane's border glyphs come before it). */
+const tuxLine = (screen: string) => {
+  const line = screen.split('\n').find((l) => /tux\s+qemu\s/.test(l)) ?? '';
+  return line.slice(line.indexOf('tux')).trimEnd().replace(/\s*x$/, '');
+};
+
+describe.skipIf(missing.length > 0)('admin screen: a running job’s progress, against a real kvmux', () => {
+  beforeAll(async () => {
+    const initrd = await buildInitramfs({
+      init: 'i=0; while :; do i=$((i+1)); echo "count $i"; sleep 0.1; done',
+      outDir: join(dir, 'initrd'),
+    });
+    k = await startKvmux({
+      firstDisplay: 270,
+      readyTimeoutMs: 90_000,
+      password: 'correct horse',
+      vms: [
+        {
+          name: 'tux',
+          backend: 'qemu',
+          qemu: {
+            kernel,
+            initrd,
+            append: 'console=ttyS1 panic=-1 quiet loglevel=3',
+            accel: 'tcg',
+            memoryMiB: 96,
+            migrationBandwidthMiB: 4,
+          },
+        },
+      ],
+    });
+    const sock = join(k.dir, 'run', 'control.sock');
+    tmux = await TmuxSession.start(
+      `cd ${root} && node --import tsx src/cli/main.ts admin --remote ${sock} --idle-lock 600; sleep 60`,
+    );
+  }, 150_000);
+
+  afterAll(async () => {
+    await tmux?.stop();
+    // the quota's cgroup goes with the VM; kvmux's stop removes its folder
+    await k?.stop();
+  });
+
+  it('shows <save N%> while the save streams, then the VM saved with <save done>', async () => {
+    await untilValue('the guest counts', async () => (/count 5/.test(serial()) ? true : undefined), 90_000);
+    await k!.call('vm.setResources', { name: 'tux', cpuQuota: 0.1 });
+    await tmux!.waitFor(/Password:/);
+    tmux!.type('correct horse');
+    tmux!.keys('Enter');
+    await tmux!.waitFor(/tux\s+qemu\s+running/);
+    tmux!.keys('Tab'); // into the VMs pane; tux is the selected (only) row
+    tmux!.keys('v');
+    await tmux!.waitFor(/Save tux to disk and stop it\?/);
+    const started = Date.now();
+    tmux!.keys('Enter');
+    const percents: string[] = [];
+    let last = '';
+    await untilValue(
+      'the pane shows the save done',
+      async () => {
+        last = tmux!.screen();
+        const line = tuxLine(last);
+        const m = /<save (\d+)%/.exec(line);
+        if (m && percents.at(-1) !== line) percents.push(line);
+        return /<save done>/.test(line) ? line : undefined;
+      },
+      120_000,
+    ).catch((err: unknown) => {
+      throw new Error(`${String(err)}; screen was:\n${last}`);
+    });
+    const secs = ((Date.now() - started) / 1000).toFixed(1);
+    process.stderr.write(
+      `[admin-job-progress] save took ${secs} s; rows in progress:\n${percents.join('\n')}\nend:\n${tuxLine(last)}\n`,
+    );
+    expect(percents.length).toBeGreaterThan(0);
+    expect(tuxLine(last)).toMatch(/tux\s+qemu\s+saved\s+.*<save done>/);
+    await k!.call('vm.setResources', { name: 'tux' });
+  }, 180_000);
+
+  it('shows <migrate FAILED: ...> for a migration to a socket nobody listens on', async () => {
+    tmux!.keys('o'); // restore first: migrate needs a running VM
+    await tmux!.waitFor(/tux\s+qemu\s+running.*<restore done>/, 120_000);
+    tmux!.keys('g');
+    await tmux!.waitFor(/Migrate tux to/);
+    tmux!.type(`unix:${join(dir, 'nobody.sock')}`);
+    tmux!.keys('Enter');
+    const s = await tmux!.waitFor(/<migrate FAILED/, 60_000);
+    process.stderr.write(`[admin-job-progress] after the failed migration:\n${tuxLine(s)}\n`);
+    expect(tuxLine(s)).toMatch(/tux\s+qemu\s+running\s+.*<migrate FAILED/);
+  }, 180_000);
+});
