@@ -54,18 +54,21 @@ export function jobMethods(supervisor: Supervisor, catalogue: VmCatalogue): RpcM
     }),
     defineMethod({
       name: 'vm.save',
+      background: true,
       params: byName,
       summary: 'QEMU: pause, stream the state to a gzip file in stateDir (disks stamped), stop the VM',
       handler: (p) => onVm(supervisor, p.name, () => supervisor.save(p.name)),
     }),
     defineMethod({
       name: 'vm.restore',
+      background: true,
       params: byName,
       summary: 'QEMU: start a saved VM from its saved state (refused when its disk changed since)',
       handler: (p) => onVm(supervisor, p.name, () => supervisor.restore(p.name)),
     }),
     defineMethod({
       name: 'vm.migrate',
+      background: true,
       params: byName.extend({ to: channelSchema }),
       summary:
         'QEMU: live-migrate to a kvmux receiving on `to` (tcp:HOST:PORT | unix:PATH); progress in vm.list job',

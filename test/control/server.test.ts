@@ -2,6 +2,8 @@ import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { defineMethod } from '../../src/control/rpc/method.js';
 import type { ControlServer } from '../../src/control/rpc/server.js';
 import { createControlServer } from '../../src/control/rpc/server.js';
 import { LinePeer, PASSWORD, startServer, tempDir } from './helpers.js';
@@ -142,6 +144,28 @@ describe('control server on the local socket', () => {
     const ids = [];
     for (let i = 0; i < 20; i++) ids.push((await peer.next()).id);
     expect(ids).toEqual(Array.from({ length: 20 }, (_, i) => i));
+    peer.close();
+  });
+
+  it('answers the calls after a background job while it runs; the others keep their order', async () => {
+    let finish = () => {};
+    server.register(
+      defineMethod({
+        name: 'test.job',
+        params: z.strictObject({}),
+        summary: 'a long job',
+        background: true,
+        handler: () => new Promise((ok) => (finish = () => ok({ done: true }))),
+      }),
+    );
+    const peer = await LinePeer.connect(sock);
+    const line = (id: number, method: string) => JSON.stringify({ jsonrpc: '2.0', id, method });
+    peer.send(`${[line(1, 'test.job'), line(2, 'vm.list'), line(3, 'vm.list')].join('\n')}\n`);
+    // the job still runs: vm.list is answered anyway, in order
+    expect((await peer.next()).id).toBe(2);
+    expect((await peer.next()).id).toBe(3);
+    finish();
+    expect(await peer.next()).toMatchObject({ id: 1, result: { done: true } });
     peer.close();
   });
 

@@ -232,6 +232,16 @@ export class Connection {
     const env = requestSchema.safeParse(raw);
     if (!env.success) return errorResponse(salvageId(raw), invalidRequest(describeIssues(env.error)));
     const req = env.data;
+    const answer = this.answer(req, binary);
+    if (!this.core.methods.get(req.method)?.background) return answer;
+    // out of order: the pump goes on with the next line, the answer is sent once the job ends
+    void answer.then((resp) => {
+      if (resp) this.send(resp);
+    });
+    return null;
+  }
+
+  private async answer(req: RpcRequest, binary?: Buffer): Promise<RpcResponse | null> {
     const outcome = await this.execute(req, binary).then(
       (result) => ({ ok: true as const, result }),
       (err: unknown) => ({ ok: false as const, error: this.toRpcError(req, err) }),

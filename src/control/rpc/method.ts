@@ -31,6 +31,12 @@ export interface RpcMethod<S extends z.ZodType = z.ZodType> {
   readonly name: string;
   readonly params: S;
   readonly summary: string;
+  /**
+   * A long job (save, restore, migrate): the connection answers the calls that come after it while
+   * it runs (its own answer comes later, matched by id), so a screen on one connection, such as
+   * the admin's guest channel, can go on polling vm.list for the job's progress.
+   */
+  readonly background?: boolean;
   handler(params: z.infer<S>, ctx: CallContext): unknown | Promise<unknown>;
 }
 
