@@ -21,7 +21,7 @@ describe('idle-time young-generation GC', () => {
     expect(r.fillBefore).toBeGreaterThanOrEqual(0.5);
     expect(r.runs).toBe(1);
     expect(r.minorGcsWhenQuiet).toBeGreaterThanOrEqual(1);
-    expect(r.firstMinorAfterQuietMs).toBeGreaterThanOrEqual(45);
+    expect(r.idleRunAfterQuietMs).toBeGreaterThanOrEqual(45);
     expect(r.fillAfter).toBeLessThan(0.25);
   });
 
