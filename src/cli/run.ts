@@ -5,6 +5,7 @@ import { Service } from '../service/service.js';
 import { errText } from '../util/errors.js';
 import { createLogger, LogRing } from '../util/log.js';
 import { INPUT_NICE, raiseInputPriority } from '../util/priority.js';
+import { markStart } from '../util/start-trace.js';
 
 /**
  * `kvmux run`: the service in the foreground. SIGTERM/SIGINT stop everything gracefully and
@@ -12,9 +13,11 @@ import { INPUT_NICE, raiseInputPriority } from '../util/priority.js';
  * (what a service upgrade wants).
  */
 export default async function run(opts: { config?: string }): Promise<number> {
+  markStart('run'); // node, the CLI and this module's imports are loaded
   const path = resolveConfigPath(opts.config);
   // the --config file with kvmux's own layer (stateDir/config.yaml: vm.create/update/delete) over it
   const { base: config, overlay, quarantined } = loadEffectiveConfig(path, { quarantine: true });
+  markStart('config');
   const ring = new LogRing();
   const log = createLogger({ ring });
   if (quarantined)

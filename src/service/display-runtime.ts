@@ -3,6 +3,7 @@ import type { Config } from '../config/schema.js';
 import { DisplayError, errText } from '../util/errors.js';
 import { type Logger, silentLogger } from '../util/log.js';
 import { JsonRecordStore } from '../util/record-store.js';
+import { markStart } from '../util/start-trace.js';
 import { connectDisplay } from '../x/connection.js';
 import { consoleLock } from '../x/console-lock.js';
 import { type KioskWm, startKioskWm } from '../x/kiosk-wm.js';
@@ -127,7 +128,13 @@ export class DisplayRuntime {
   /** Adopt a server recorded by an earlier kvmux if it still runs, else start a new one. */
   start(): Promise<LiveDisplay> {
     this.requested = true;
-    const run = (async () => this.attach(this.adopt() ?? (await this.launch())))();
+    const name = this.opts.name;
+    markStart(`x-start:${name}`);
+    const run = (async () => {
+      const server = this.adopt() ?? (await this.launch());
+      markStart(`x-ready:${name}`);
+      return this.attach(server);
+    })();
     this.starting = run;
     const done = () => {
       if (this.starting === run) this.starting = null;
@@ -218,7 +225,10 @@ export class DisplayRuntime {
     let wm: KioskWm;
     let sink: XtestSink;
     try {
-      wm = await startKioskWm(server.display, { log, timeoutMs: 5000 });
+      const name = this.opts.name;
+      const onManage = () => markStart(`window-mapped:${name}`);
+      wm = await startKioskWm(server.display, { log, timeoutMs: 5000, onManage });
+      markStart(`wm-up:${name}`);
       sink = await createXtestSink(server.display, { log, timeoutMs: 5000, bufferRequests: true });
     } catch (err) {
       await server.stop();
@@ -232,6 +242,7 @@ export class DisplayRuntime {
     const live: LiveDisplay = { name: this.opts.name, server, wm, sink };
     this.live = live;
     this.failures = 0;
+    markStart(`display-up:${this.opts.name}`);
     log.info({ x: server.display, vt: server.vt, pid: server.pid }, 'display up');
     for (const resolve of this.waiting.splice(0)) resolve(live);
     this.opts.onChange?.(this.opts.name, live);

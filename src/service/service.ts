@@ -15,6 +15,7 @@ import { createSubhostBackend } from '../session/backends/subhost.js';
 import { createVirtualboxBackend } from '../session/backends/virtualbox.js';
 import { Supervisor } from '../session/supervisor.js';
 import { type Logger, type LogRing, silentLogger } from '../util/log.js';
+import { markStart, startMarks } from '../util/start-trace.js';
 import { createAdminScreen } from './admin-screen.js';
 import { Api } from './api.js';
 import { configMethods } from './config-methods.js';
@@ -84,6 +85,7 @@ export class Service implements MenuViewHost {
 
   async start(): Promise<void> {
     const { config: cfg, log } = this;
+    markStart('service-start');
     for (const dir of [cfg.runDir, cfg.stateDir, join(cfg.runDir, 'vm')])
       mkdirSync(dir, { recursive: true, mode: 0o700 });
     const vtGuard = cfg.console === 'vt' ? rememberOriginalVt(cfg.stateDir) : null;
@@ -130,11 +132,18 @@ export class Service implements MenuViewHost {
     }
     await switcher.startAll();
     this.consoleReady = true;
+    markStart('console-ready');
     log.info({ display: switcher.active ?? switcher.entries[0]?.name }, 'console ready');
     await supervisor.autostart();
     await adminScreen?.autostart();
     catalogue.watchImages();
     this.ready = true;
+    markStart('running');
+    // ms since the process started; the epoch of that start lets a caller add its own spawn time
+    log.info(
+      { processStartEpochMs: Math.round(performance.timeOrigin), marks: startMarks() },
+      'start timeline',
+    );
     log.info({ displays: switcher.entries.map((e) => e.name), socket: plane.socketPath }, 'kvmux running');
   }
 
