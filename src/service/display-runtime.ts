@@ -106,6 +106,11 @@ export class DisplayRuntime {
     return this.lazy && !this.requested && !this.live;
   }
 
+  /** A start was asked for (it may be running, done, or waiting to retry): starting it again would make a second server. */
+  get startRequested(): boolean {
+    return this.requested;
+  }
+
   /** Resolves with the display once its server, WM and sink are up; starts an on-demand one. */
   ready(): Promise<LiveDisplay> {
     if (this.live) return Promise.resolve(this.live);

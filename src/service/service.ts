@@ -57,8 +57,9 @@ interface Parts {
 /**
  * `kvmux run`, the composition root: builds the parts in dependency order (displays → networks →
  * supervisor → console input and menu → VM catalogue → admin screen → API → control plane), starts
- * them, and stops them in reverse. Data flows one way: input → hotkey/guard/router → the active
- * display; control → catalogue/supervisor/switcher.
+ * them (the display shown first and its VM before the others), and stops them in reverse. Data
+ * flows one way: input → hotkey/guard/router → the active display; control →
+ * catalogue/supervisor/switcher.
  */
 export class Service implements MenuViewHost {
   readonly config: Config;
@@ -130,11 +131,12 @@ export class Service implements MenuViewHost {
       await net.reconcile(catalogue.config);
       await net.ensureNetworks(cfg.networks);
     }
-    await switcher.startAll();
+    const shown = await switcher.startFirst();
     this.consoleReady = true;
     markStart('console-ready');
-    log.info({ display: switcher.active ?? switcher.entries[0]?.name }, 'console ready');
-    await supervisor.autostart();
+    log.info({ display: switcher.active ?? shown }, 'console ready');
+    // the shown VM starts alone: other X servers and VMs would take the CPU it needs to reach the screen
+    await supervisor.autostart({ lead: shown, afterLead: () => switcher.startRest() });
     await adminScreen?.autostart();
     catalogue.watchImages();
     this.ready = true;

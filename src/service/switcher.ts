@@ -107,24 +107,40 @@ export class Switcher extends EventEmitter<{
   }
 
   /**
-   * Start every display in menu order (VTs are handed out in that order). The first one shown
-   * (the one remembered from before a crash, else the first) must come up: a failure there is a
-   * broken setup and throws; the others retry with backoff.
+   * Start every display: the one shown first, then the others in menu order (VTs are handed out
+   * in that order). A failure of the first is a broken setup and throws; the others retry with backoff.
    */
   async startAll(): Promise<void> {
+    const first = this.startFirst();
+    this.startRest();
+    await first;
+  }
+
+  /**
+   * Start the display shown first (the one remembered from before a crash, else the first in menu
+   * order) and show it; resolves with its name once it is up. A failure there is a broken setup and
+   * throws. The others wait for `startRest`: they would take the CPU its VM needs to reach the screen.
+   */
+  async startFirst(): Promise<string | null> {
     const resumed = this.resumeActive();
     const first = this.table.entries.find((e) => e.name === resumed) ?? this.table.entries[0];
     this.shownFirst = first?.name ?? null;
-    let firstUp: Promise<unknown> | null = null;
-    // in menu order, so VTs are handed out in that order too (allocation is synchronous)
+    const rt = first ? this.runtimes.get(first.name) : undefined;
+    if (!first || !rt) return null;
+    await rt.start();
+    void this.switchTo(first.name).catch(() => {});
+    return first.name;
+  }
+
+  /**
+   * Start every display not started yet, in menu order (a VM added meanwhile started its own);
+   * each retries with backoff itself.
+   */
+  startRest(): void {
     for (const { name } of this.table.entries) {
       const rt = this.runtimes.get(name);
-      if (name === first?.name) firstUp = rt?.start() ?? null;
-      else rt?.startOrRetry();
+      if (rt && !rt.startRequested) rt.startOrRetry();
     }
-    if (!first || !firstUp) return;
-    await firstUp;
-    void this.switchTo(first.name).catch(() => {});
   }
 
   /** Start one display (a VM added at run time); retries with backoff, its VM waits for it. */
