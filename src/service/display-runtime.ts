@@ -1,4 +1,3 @@
-import { join } from 'node:path';
 import type { Config } from '../config/schema.js';
 import { DisplayError, errText } from '../util/errors.js';
 import { type Logger, silentLogger } from '../util/log.js';
@@ -16,6 +15,7 @@ import {
 } from '../x/server.js';
 import { activeVt, allocateVt, releaseVt, switchVt } from '../x/vt.js';
 import { createXtestSink, type XtestSink } from '../x/xtest-sink.js';
+import { dropHeadStart, serverBase } from './head-start.js';
 
 /**
  * One named display at runtime: its X server (started, or adopted from an earlier kvmux), the
@@ -130,13 +130,18 @@ export class DisplayRuntime {
     this.lazy = this.records.load(this.opts.name) === null;
   }
 
-  /** Adopt a server recorded by an earlier kvmux if it still runs, else start a new one. */
-  start(): Promise<LiveDisplay> {
+  /**
+   * Adopt a server recorded by an earlier kvmux if it still runs, else take `early` (the head
+   * start's server, spawned for this display while kvmux loaded), else start a new one.
+   */
+  start(early?: Promise<XServer>): Promise<LiveDisplay> {
     this.requested = true;
     const name = this.opts.name;
     markStart(`x-start:${name}`);
     const run = (async () => {
-      const server = this.adopt() ?? (await this.launch());
+      const adopted = this.adopt();
+      if (adopted && early) void dropHeadStart(early);
+      const server = adopted ?? (early && (await this.fromHeadStart(early))) ?? (await this.launch());
       markStart(`x-ready:${name}`);
       return this.attach(server);
     })();
@@ -158,13 +163,21 @@ export class DisplayRuntime {
     return server;
   }
 
+  /** The head start's server; null when it failed (then a new one is launched). */
+  private async fromHeadStart(early: Promise<XServer>): Promise<XServer | null> {
+    try {
+      return await early;
+    } catch (err) {
+      this.log.warn({ err: errText(err) }, 'head-start X server failed; starting another');
+      return null;
+    }
+  }
+
   private async launch(): Promise<XServer> {
     const { config } = this.opts;
     const x = config.x;
-    const logDir = join(config.runDir, 'x');
-    const range: [number, number] = [x.firstDisplay, x.firstDisplay + 79];
-    const readyMs = x.readySeconds * 1000;
-    const base = { logDir, width: x.width, height: x.height, range, readyTimeoutMs: readyMs };
+    const base = serverBase(config);
+    const readyMs = base.readyTimeoutMs;
     if (config.console === 'virtual') return startXServer({ kind: 'xvfb', ...base });
     const vt = allocateVt(x.firstVt, 63);
     let stuck = false;

@@ -21,6 +21,7 @@ import { Api } from './api.js';
 import { configMethods } from './config-methods.js';
 import { ConsoleInput } from './console-input.js';
 import type { LiveDisplay } from './display-runtime.js';
+import type { HeadStart } from './head-start.js';
 import { HostPhrase, phraseMethods } from './host-phrase.js';
 import { jobMethods } from './job-methods.js';
 import type { MenuView } from './menu-controller.js';
@@ -39,6 +40,8 @@ export interface ServiceOptions {
   readonly ring?: LogRing;
   /** Draws the switcher and ask dialogs (the X overlay renderer in production). */
   readonly menuView: (host: MenuViewHost) => MenuView;
+  /** The first display's X server, started while kvmux loaded (cli/run). */
+  readonly headStart?: HeadStart | null;
 }
 
 /** Everything `start` built, in the order it was built; `stop` takes it down in reverse. */
@@ -90,7 +93,7 @@ export class Service implements MenuViewHost {
     for (const dir of [cfg.runDir, cfg.stateDir, join(cfg.runDir, 'vm')])
       mkdirSync(dir, { recursive: true, mode: 0o700 });
     const vtGuard = cfg.console === 'vt' ? rememberOriginalVt(cfg.stateDir) : null;
-    const switcher = new Switcher({ config: cfg, log });
+    const switcher = new Switcher({ config: cfg, log, headStart: this.opts.headStart ?? null });
     const net = cfg.networks.length > 0 ? new NetworkManager({ log }) : null;
     const supervisor = newSupervisor(cfg, log, switcher, net);
     const view = this.opts.menuView(this);

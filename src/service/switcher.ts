@@ -7,6 +7,7 @@ import { writeFileAtomicLater, writesSettled } from '../util/atomic-file.js';
 import { errText, RpcCode, RpcError } from '../util/errors.js';
 import { type Logger, silentLogger } from '../util/log.js';
 import { consoleLock } from '../x/console-lock.js';
+import type { XServer } from '../x/server.js';
 import { activeVt, switchVt, waitVtActive } from '../x/vt.js';
 import { DisplayRuntime, type LiveDisplay } from './display-runtime.js';
 import {
@@ -21,6 +22,7 @@ import {
   setEntries,
   upsertEntry,
 } from './displays.js';
+import { dropHeadStart, type HeadStart } from './head-start.js';
 
 /** How long a timed-out VT switch may still complete and take input with it. */
 const lateSwitchMs = 60_000;
@@ -28,6 +30,8 @@ const lateSwitchMs = 60_000;
 export interface SwitcherOptions {
   readonly config: Pick<Config, 'console' | 'x' | 'runDir' | 'stateDir'>;
   readonly log?: Logger;
+  /** An X server already starting for the display expected first (kvmux run's head start). */
+  readonly headStart?: HeadStart | null;
 }
 
 export interface SwitchResult {
@@ -61,8 +65,11 @@ export class Switcher extends EventEmitter<{
   /** The display startAll shows first, until a switch makes one active. */
   private shownFirst: string | null = null;
 
+  private headStart: HeadStart | null;
+
   constructor(private readonly opts: SwitcherOptions) {
     super();
+    this.headStart = opts.headStart ?? null;
     this.log = opts.log ?? silentLogger;
     this.activeFile = join(opts.config.stateDir, 'active-display');
   }
@@ -126,10 +133,25 @@ export class Switcher extends EventEmitter<{
     const first = this.table.entries.find((e) => e.name === resumed) ?? this.table.entries[0];
     this.shownFirst = first?.name ?? null;
     const rt = first ? this.runtimes.get(first.name) : undefined;
+    const early = this.takeHeadStart(first?.name ?? null);
     if (!first || !rt) return null;
-    await rt.start();
+    await rt.start(early);
     void this.switchTo(first.name).catch(() => {});
     return first.name;
+  }
+
+  /** The head start's server when it was started for `name`; one started for another display is stopped. */
+  private takeHeadStart(name: string | null): Promise<XServer> | undefined {
+    const head = this.headStart;
+    this.headStart = null;
+    if (!head) return undefined;
+    if (head.name === name) return head.server;
+    this.log.info(
+      { expected: head.name, first: name },
+      'head-start X server was for another display: stopped',
+    );
+    void dropHeadStart(head.server);
+    return undefined;
   }
 
   /**
@@ -256,6 +278,10 @@ export class Switcher extends EventEmitter<{
   /** `leaveRunning` keeps the X servers for a later kvmux to adopt (and the remembered display). */
   async stop(opts: { leaveRunning?: boolean } = {}): Promise<void> {
     this.stopped = true;
+    // never taken (start failed before the first display): it has no record to be adopted by
+    const head = this.headStart;
+    this.headStart = null;
+    if (head) await dropHeadStart(head.server);
     await Promise.all([...this.runtimes.values()].map((rt) => rt.stop(opts)));
     // a switch's background write must not land after the removal and resurrect the file
     await writesSettled(this.activeFile);
