@@ -15,6 +15,8 @@ import { createSubhostBackend } from '../session/backends/subhost.js';
 import { createVirtualboxBackend } from '../session/backends/virtualbox.js';
 import { Supervisor } from '../session/supervisor.js';
 import { type Logger, type LogRing, silentLogger } from '../util/log.js';
+import { SHOWN_X_RT_PRIORITY, setProcessScheduling } from '../util/priority.js';
+import { isAlive } from '../util/proc.js';
 import { createAdminScreen } from './admin-screen.js';
 import { Api } from './api.js';
 import { configMethods } from './config-methods.js';
@@ -26,6 +28,7 @@ import type { MenuView } from './menu-controller.js';
 import { serviceMethods } from './methods.js';
 import { type OriginalVt, rememberOriginalVt } from './original-vt.js';
 import type { MenuViewHost } from './overlay-view.js';
+import { ShownPriority } from './shown-priority.js';
 import { Switcher } from './switcher.js';
 import { VmCatalogue } from './vm-catalogue.js';
 
@@ -87,7 +90,7 @@ export class Service implements MenuViewHost {
     for (const dir of [cfg.runDir, cfg.stateDir, join(cfg.runDir, 'vm')])
       mkdirSync(dir, { recursive: true, mode: 0o700 });
     const vtGuard = cfg.console === 'vt' ? rememberOriginalVt(cfg.stateDir) : null;
-    const switcher = new Switcher({ config: cfg, log });
+    const switcher = new Switcher({ config: cfg, log, shownPriority: shownPriorityFor(cfg, log) });
     const net = cfg.networks.length > 0 ? new NetworkManager({ log }) : null;
     const supervisor = newSupervisor(cfg, log, switcher, net);
     const view = this.opts.menuView(this);
@@ -163,6 +166,16 @@ export class Service implements MenuViewHost {
 }
 
 /** Per-VM cgroups: v2 where the host has it, else the v1 fallback; none when neither is usable. */
+/** input.realtime: the X server on screen runs real-time with kvmux's input thread. */
+function shownPriorityFor(cfg: Config, log: Logger): ShownPriority | undefined {
+  if (!cfg.input.realtime) return undefined;
+  const io = {
+    setScheduling: setProcessScheduling,
+    isAlive: (p: { pid: number; startTime: number }) => isAlive(p.pid, p.startTime),
+  };
+  return new ShownPriority(io, SHOWN_X_RT_PRIORITY, log);
+}
+
 function cgroupResources(log: Logger): CgroupResources | null {
   const layout = detectCgroups(process.env['KVMUX_CGROUP_ROOT'] ?? '/sys/fs/cgroup');
   if (!layout) log.warn('no usable cgroup hierarchy: VM resources are not enforced');
