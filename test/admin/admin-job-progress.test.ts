@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildInitramfs, findKernel } from '../fixtures/linux-guest.js';
+import { buildInitramfs, counterInit, findKernel, linuxGuestQemu } from '../fixtures/linux-guest.js';
 import { tempDir } from '../helpers/temp.js';
 import { untilValue } from '../helpers/until.js';
 import { type Kvmux, startKvmux } from '../service/kvmux-harness.js';
@@ -32,9 +32,8 @@ const missing = ['tmux', 'qemu-system-x86_64', 'Xvfb'].filter((t) => {
     return true;
   }
 });
-let kernel = '';
 try {
-  kernel = findKernel().path;
+  findKernel();
 } catch (err) {
   missing.push(String((err as Error).message));
 }
@@ -60,7 +59,7 @@ const tuxLine = (screen: string) => {
 describe.skipIf(missing.length > 0)('admin screen: a running job’s progress, against a real kvmux', () => {
   beforeAll(async () => {
     const initrd = await buildInitramfs({
-      init: 'i=0; while :; do i=$((i+1)); echo "count $i"; sleep 0.1; done',
+      init: counterInit(),
       outDir: join(dir, 'initrd'),
     });
     k = await startKvmux({
@@ -71,14 +70,7 @@ describe.skipIf(missing.length > 0)('admin screen: a running job’s progress, a
         {
           name: VM,
           backend: 'qemu',
-          qemu: {
-            kernel,
-            initrd,
-            append: 'console=ttyS1 panic=-1 quiet loglevel=3',
-            accel: 'tcg',
-            memoryMiB: 96,
-            migrationBandwidthMiB: 4,
-          },
+          qemu: linuxGuestQemu(initrd, { migrationBandwidthMiB: 4 }),
         },
       ],
     });

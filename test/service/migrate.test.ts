@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { JobView } from '../../src/session/jobs/job.js';
-import { buildInitramfs, findKernel } from '../fixtures/linux-guest.js';
+import { buildInitramfs, counterInit, linuxGuestQemu } from '../fixtures/linux-guest.js';
 import { tempDir } from '../helpers/temp.js';
 import { untilValue } from '../helpers/until.js';
 import { type Kvmux, startKvmux } from './kvmux-harness.js';
@@ -51,20 +51,14 @@ beforeAll(async () => {
     await inNs(ns, 'ip', 'link', 'set', 'lo', 'up');
   }
   const initrd = await buildInitramfs({
-    init: 'i=0; while :; do i=$((i+1)); echo "count $i"; echo "count $i" > /dev/tty0; sleep 0.1; done',
+    init: counterInit({ screen: true }),
     outDir: join(dir, 'initrd'),
   });
   const vm = (autostart: boolean, name = 'tux', memoryMiB = 128) => ({
     name,
     backend: 'qemu',
     autostart,
-    qemu: {
-      kernel: findKernel().path,
-      initrd,
-      append: 'console=ttyS1 panic=-1 quiet loglevel=3',
-      accel: 'tcg',
-      memoryMiB,
-    },
+    qemu: linuxGuestQemu(initrd, { memoryMiB }),
   });
   // `small` cannot load tux's stream (its RAM is another size): a receiver that fails
   a = await startKvmux({
