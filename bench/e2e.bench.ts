@@ -42,6 +42,9 @@ function schedOf(pid: number): { policy: string; rtPriority: number; nice: numbe
   return { policy, rtPriority: Number(f[37]), nice: Number(f[16]) };
 }
 
+/** CPU ticks of each process (all its threads), for the share each took of a timed span. */
+const cpuOf = (pids: number[]) => pids.map((p) => procCpuTicks(p));
+
 function rssMiB(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return Math.round(Number(m?.[1] ?? 0) / 1024);
@@ -335,6 +338,7 @@ async function forwarding(k: Kvmux, display: string, opts: { throughput: boolean
     Array.from({ length: 500 }, () => encodeEvents([...keyEvents('a', true), ...keyEvents('a', false)])),
   );
   const start = client.count();
+  const cpu0 = cpuOf([k.pid, m.xPid, process.pid]);
   const t0 = performance.now();
   for (let i = 0; i < pairs / 500; i++) {
     k.kb.writeRaw(batch);
@@ -344,6 +348,10 @@ async function forwarding(k: Kvmux, display: string, opts: { throughput: boolean
   const all = await client.until(start + 2 * pairs, 60_000);
   const secs = (performance.now() - t0) / 1000;
   const received = client.count() - start;
+  // which process was busy: a side at ~100% of a CPU is the limit of the figure
+  const [kvmuxCpu, xCpu, clientCpu] = cpuOf([k.pid, m.xPid, process.pid]).map((t, i) =>
+    Math.round(((t - cpu0[i]!) / ticks / secs) * 100),
+  );
   // the same number of key events injected straight through XTEST: what the X server itself takes
   const bareStart = client.count();
   const b0 = performance.now();
@@ -368,6 +376,7 @@ async function forwarding(k: Kvmux, display: string, opts: { throughput: boolean
       bareXtestEventsPerSecond: Math.round((client.count() - bareStart) / bareSecs),
       bareComplete: bareAll,
       ratioToBare: Number((received / secs / ((client.count() - bareStart) / bareSecs)).toFixed(2)),
+      cpuPercentDuringFlood: { kvmux: kvmuxCpu, xServer: xCpu, keyClientAndWriter: clientCpu },
       note: 'key events only; every key event is followed by a SYN_REPORT, so the pipeline handles 2x this many input_event records',
     },
   };
