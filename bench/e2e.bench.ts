@@ -1,14 +1,5 @@
 import { execFileSync, spawn } from 'node:child_process';
-import {
-  closeSync,
-  existsSync,
-  mkdtempSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, setPriority } from 'node:os';
 import { join } from 'node:path';
 import x11 from 'x11';
@@ -21,6 +12,7 @@ import { CLI, type Kvmux, startKvmux } from '../src/demo/kvmux-process.js';
 import { raiseInputPriority } from '../src/util/priority.js';
 import { connectDisplay, type XConnection } from '../src/x/connection.js';
 import { screenIsBlank } from '../src/x/screenshot.js';
+import { cpuOf, procCpuTicks, rssMiB, schedOf, ticks, xServerPid } from './procs.js';
 import { summarize } from './stats.js';
 
 /**
@@ -28,28 +20,6 @@ import { summarize } from './stats.js';
  * out. Figures are compared within this run (ratios), because these machines are noisy.
  */
 const KEY_A = 30;
-const ticks = Number(process.env['CLK_TCK'] ?? 100);
-
-function procCpuTicks(pid: number): number {
-  const rest = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return Number(rest[11]) + Number(rest[12]);
-}
-
-/** Scheduling of a process's main thread, from /proc/PID/stat (policy 2 is SCHED_RR). */
-function schedOf(pid: number): { policy: string; rtPriority: number; nice: number } {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  const policy = ['SCHED_OTHER', 'SCHED_FIFO', 'SCHED_RR'][Number(f[38])] ?? `policy ${f[38]}`;
-  return { policy, rtPriority: Number(f[37]), nice: Number(f[16]) };
-}
-
-/** CPU ticks of each process (all its threads), for the share each took of a timed span. */
-const cpuOf = (pids: number[]) => pids.map((p) => procCpuTicks(p));
-
-function rssMiB(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return Math.round(Number(m?.[1] ?? 0) / 1024);
-}
-
 /** A window of our own on the active display: the kiosk WM makes it full-screen and focuses it. */
 async function keyClient(display: string) {
   const conn = await connectDisplay(display);
@@ -89,19 +59,6 @@ async function keyClient(display: string) {
 
 async function xtest(conn: XConnection): Promise<x11.XTestExt> {
   return new Promise((res, rej) => conn.client.require('xtest', (e, ext) => (e ? rej(e) : res(ext))));
-}
-
-/** The pid of the X server for `display` (kvmux starts `Xvfb :N …` or `Xorg :N …`). */
-function xServerPid(display: string): number {
-  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
-    try {
-      const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-      if (/(^|\/)X(vfb|org)$/.test(argv[0] ?? '') && argv[1] === display) return Number(pid);
-    } catch {
-      // gone meanwhile
-    }
-  }
-  throw new Error(`no X server process for ${display}`);
 }
 
 /**
