@@ -8,7 +8,7 @@ import { type ControlPlane, startControlPlane } from '../control/plane.js';
 import type { MenuItem } from '../menu/model.js';
 import { NetworkManager } from '../net/manager.js';
 import { netMethods } from '../net/methods.js';
-import { CgroupResources, detectCgroups } from '../resources/cgroup.js';
+import { CgroupResources, detectCgroups, instanceGroup } from '../resources/cgroup.js';
 import { createCommandBackend } from '../session/backends/command.js';
 import { createQemuBackend } from '../session/backends/qemu.js';
 import { createSubhostBackend } from '../session/backends/subhost.js';
@@ -165,7 +165,6 @@ export class Service implements MenuViewHost {
   }
 }
 
-/** Per-VM cgroups: v2 where the host has it, else the v1 fallback; none when neither is usable. */
 /** input.realtime: the X server on screen runs real-time with kvmux's input thread. */
 function shownPriorityFor(cfg: Config, log: Logger): ShownPriority | undefined {
   if (!cfg.input.realtime) return undefined;
@@ -176,15 +175,17 @@ function shownPriorityFor(cfg: Config, log: Logger): ShownPriority | undefined {
   return new ShownPriority(io, SHOWN_X_RT_PRIORITY, log);
 }
 
-function cgroupResources(log: Logger): CgroupResources | null {
+/** Per-VM cgroups: v2 where the host has it, else the v1 fallback; none when neither is usable. */
+function cgroupResources(cfg: Config, log: Logger): CgroupResources | null {
   const layout = detectCgroups(process.env['KVMUX_CGROUP_ROOT'] ?? '/sys/fs/cgroup');
+  const group = instanceGroup(cfg.stateDir);
   if (!layout) log.warn('no usable cgroup hierarchy: VM resources are not enforced');
-  else log.info({ cgroup: layout.mode, root: layout.root }, 'VM resources through cgroups');
-  return layout ? new CgroupResources({ layout, log }) : null;
+  else log.info({ cgroup: layout.mode, root: layout.root, group }, 'VM resources through cgroups');
+  return layout ? new CgroupResources({ layout, group, log }) : null;
 }
 
 function newSupervisor(cfg: Config, log: Logger, switcher: Switcher, net: NetworkManager | null): Supervisor {
-  const resources = cgroupResources(log);
+  const resources = cgroupResources(cfg, log);
   return new Supervisor({
     config: { runDir: cfg.runDir, stateDir: cfg.stateDir, vms: [] },
     backends: {

@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { instanceGroup } from '../../src/resources/cgroup.js';
 import { buildInitramfs, counterInit, findKernel, linuxGuestQemu } from '../fixtures/linux-guest.js';
 import { tempDir } from '../helpers/temp.js';
 import { untilValue } from '../helpers/until.js';
@@ -16,13 +17,13 @@ import { TmuxSession } from './tmux-session.js';
  * Then a migration to a socket nobody listens on: the pane shows `migrate FAILED`.
  */
 const root = resolve(import.meta.dirname, '../..');
-/** Not `tux`: job-crash's VM is `tux`, and the CPU quota's cgroup is named after the VM. */
 const VM = 'ptux';
-/** The quota's cgroups, v2 or one per v1 controller; kvmux removes them when the VM stops. */
-const cgroups = () => {
+/** The quota's cgroups, v2 or one per v1 controller (under this kvmux's own parent group); kvmux removes them when the VM stops. */
+const cgroups = (stateDir: string) => {
   const top = process.env['KVMUX_CGROUP_ROOT'] ?? '/sys/fs/cgroup';
-  const ctrls = existsSync(top) ? readdirSync(top).map((c) => join(top, c, 'kvmux', VM)) : [];
-  return [join(top, 'kvmux', VM), ...ctrls].filter((d) => existsSync(d));
+  const group = instanceGroup(stateDir);
+  const ctrls = existsSync(top) ? readdirSync(top).map((c) => join(top, c, group, VM)) : [];
+  return [join(top, group, VM), ...ctrls].filter((d) => existsSync(d));
 };
 const missing = ['tmux', 'qemu-system-x86_64', 'Xvfb'].filter((t) => {
   try {
@@ -85,7 +86,7 @@ describe.skipIf(missing.length > 0)('admin screen: a running job’s progress, a
     // the quota's cgroup goes with the VM; kvmux's stop removes its folder
     await k?.stop();
     // an empty cgroup left behind would only be a folder; rmdir refuses one with processes in it
-    for (const cg of cgroups()) {
+    for (const cg of k ? cgroups(join(k.dir, 'state')) : []) {
       process.stderr.write(`[admin-job-progress] ${cg} was left behind; removing it\n`);
       rmdirSync(cg);
     }
