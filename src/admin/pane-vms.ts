@@ -92,14 +92,40 @@ export function vmsPane(): Pane {
       return `${vm.name}: ${jobShort((r as { job?: unknown }).job) || `${what} done`}`;
     });
 
+  /** The stream key of a migration: the same at both ends; none only over a private link. */
+  const askKey = (ctx: PaneCtx) =>
+    ctx.ui.prompt('Stream key', {
+      help: 'the same 16+ characters at both ends (empty: none, for a private link only)',
+    });
+
+  const keyParam = (key: string | null) => (key?.trim() ? { key: key.trim() } : {});
+
   const migrate = (ctx: PaneCtx, vm: VmRow) =>
-    void ctx.ui
-      .prompt(`Migrate ${vm.name} to`, {
+    void (async () => {
+      const to = await ctx.ui.prompt(`Migrate ${vm.name} to`, {
         help: 'tcp:HOST:PORT or unix:/path of a kvmux that runs vm.receive',
-      })
-      .then((to) => {
-        if (to) job(ctx, vm, 'vm.migrate', { to: to.trim() }, 'migrate');
       });
+      if (!to?.trim()) return;
+      const key = await askKey(ctx);
+      if (key === null) return;
+      job(ctx, vm, 'vm.migrate', { to: to.trim(), ...keyParam(key) }, 'migrate');
+    })();
+
+  /** This host takes a VM migrated from another: the stopped VM starts waiting for its stream. */
+  const receive = (ctx: PaneCtx, vm: VmRow) =>
+    void (async () => {
+      const from = await ctx.ui.prompt(`Receive ${vm.name} on`, {
+        help: 'tcp:HOST:PORT or unix:/path to listen on (the VM must be stopped)',
+      });
+      if (!from?.trim()) return;
+      const key = await askKey(ctx);
+      if (key === null) return;
+      const params = { from: from.trim(), ...keyParam(key) };
+      act(ctx, `${vm.name}: receive`, async () => {
+        await ctx.rpc.call('vm.receive', { name: vm.name, ...params });
+        return `${vm.name}: waiting for its stream on ${params.from}${'key' in params ? ' (keyed)' : ''}`;
+      });
+    })();
 
   /** A VM from an image found in the image folders (config.get lists them). */
   const create = (ctx: PaneCtx) =>
@@ -163,6 +189,7 @@ export function vmsPane(): Pane {
       }),
     o: (ctx, vm) => job(ctx, vm, 'vm.restore', {}, 'restore'),
     g: (ctx, vm) => migrate(ctx, vm),
+    i: (ctx, vm) => receive(ctx, vm),
     w: (ctx, vm) =>
       act(ctx, `switch to ${vm.name}`, () =>
         called(ctx, 'display.switch', vm.name, `switched to ${vm.name}`),
@@ -171,7 +198,7 @@ export function vmsPane(): Pane {
 
   return {
     title: 'Virtual machines',
-    hint: 'Up/Down  s start  t stop  f force  r restart  m memory  c cpus  l limits  h hibernate  v save  o restore  g migrate  a autostart  n new  d delete  w switch',
+    hint: 'Up/Down  s start  t stop  f force  r restart  m memory  c cpus  l limits  h hibernate  v save  o restore  g migrate  i receive  a autostart  n new  d delete  w switch',
     pollMs: 2000,
     async load(ctx) {
       try {

@@ -143,8 +143,32 @@ describe.skipIf(missing.length > 0)('admin screen: a running job’s progress, a
     await tmux!.waitFor(/Migrate ptux to/);
     tmux!.type(`unix:${join(dir, 'nobody.sock')}`);
     tmux!.keys('Enter');
-    const s = await tmux!.waitFor(/<migrate FAILED/, 60_000);
+    await tmux!.waitFor(/Stream key/);
+    tmux!.type('correct-horse-battery-staple');
+    tmux!.keys('Enter');
+    const s = await tmux!.waitFor(/<migrate \(keyed\) FAILED/, 60_000);
     process.stderr.write(`[admin-job-progress] after the failed migration:\n${tuxLine(s)}\n`);
-    expect(tuxLine(s)).toMatch(/ptux\s+qemu\s+running\s+.*<migrate FAILED/);
+    expect(tuxLine(s)).toMatch(/ptux\s+qemu\s+running\s+.*<migrate \(keyed\) FAILED/);
+    expect(k!.log()).not.toContain('correct-horse-battery-staple');
   }, 180_000);
+
+  it('i starts a stopped VM waiting for its stream, with the key: the row shows the keyed receive', async () => {
+    tmux!.keys('f'); // force stop: the VM must be stopped to receive
+    await tmux!.waitFor(/FORCE stop ptux/);
+    tmux!.keys('Enter');
+    await tmux!.waitFor(/ptux\s+qemu\s+stopped/, 60_000);
+    tmux!.keys('i');
+    await tmux!.waitFor(/Receive ptux on/);
+    tmux!.type(`unix:${join(dir, 'incoming.sock')}`);
+    tmux!.keys('Enter');
+    await tmux!.waitFor(/Stream key/);
+    tmux!.type('correct-horse-battery-staple');
+    tmux!.keys('Enter');
+    const s = await tmux!.waitFor(/<receive \(keyed\) listening>/, 60_000);
+    expect(tuxLine(s)).toMatch(/ptux\s+qemu\s+running\s+.*<receive \(keyed\) listening>/);
+    const row = (await k!.call<Array<{ name: string; job: { keyed: boolean } | null }>>('vm.list')).find(
+      (r) => r.name === VM,
+    );
+    expect(row?.job).toMatchObject({ kind: 'receive', status: 'active', keyed: true });
+  }, 120_000);
 });
