@@ -92,40 +92,46 @@ export function vmsPane(): Pane {
       return `${vm.name}: ${jobShort((r as { job?: unknown }).job) || `${what} done`}`;
     });
 
-  /** The stream key of a migration: the same at both ends; none only over a private link. */
-  const askKey = (ctx: PaneCtx) =>
-    ctx.ui.prompt('Stream key', {
+  /**
+   * Where a migration stream goes (or comes from), then its key: the same at both ends, none only
+   * over a private link. Null when the person backs out of either.
+   */
+  const askStream = async (ctx: PaneCtx, title: string, help: string) => {
+    const channel = (await ctx.ui.prompt(title, { help }))?.trim();
+    if (!channel) return null;
+    const key = await ctx.ui.prompt('Stream key', {
       help: 'the same 16+ characters at both ends (empty: none, for a private link only)',
     });
-
-  const keyParam = (key: string | null) => (key?.trim() ? { key: key.trim() } : {});
+    if (key === null) return null;
+    return { channel, ...(key.trim() ? { key: key.trim() } : {}) };
+  };
 
   const migrate = (ctx: PaneCtx, vm: VmRow) =>
-    void (async () => {
-      const to = await ctx.ui.prompt(`Migrate ${vm.name} to`, {
-        help: 'tcp:HOST:PORT or unix:/path of a kvmux that runs vm.receive',
-      });
-      if (!to?.trim()) return;
-      const key = await askKey(ctx);
-      if (key === null) return;
-      job(ctx, vm, 'vm.migrate', { to: to.trim(), ...keyParam(key) }, 'migrate');
-    })();
+    void askStream(
+      ctx,
+      `Migrate ${vm.name} to`,
+      'tcp:HOST:PORT or unix:/path of a kvmux that runs vm.receive',
+    ).then((s) => {
+      if (s) job(ctx, vm, 'vm.migrate', { to: s.channel, ...(s.key ? { key: s.key } : {}) }, 'migrate');
+    });
 
   /** This host takes a VM migrated from another: the stopped VM starts waiting for its stream. */
   const receive = (ctx: PaneCtx, vm: VmRow) =>
-    void (async () => {
-      const from = await ctx.ui.prompt(`Receive ${vm.name} on`, {
-        help: 'tcp:HOST:PORT or unix:/path to listen on (the VM must be stopped)',
-      });
-      if (!from?.trim()) return;
-      const key = await askKey(ctx);
-      if (key === null) return;
-      const params = { from: from.trim(), ...keyParam(key) };
+    void askStream(
+      ctx,
+      `Receive ${vm.name} on`,
+      'tcp:HOST:PORT or unix:/path to listen on (the VM must be stopped)',
+    ).then((s) => {
+      if (!s) return;
       act(ctx, `${vm.name}: receive`, async () => {
-        await ctx.rpc.call('vm.receive', { name: vm.name, ...params });
-        return `${vm.name}: waiting for its stream on ${params.from}${'key' in params ? ' (keyed)' : ''}`;
+        await ctx.rpc.call('vm.receive', {
+          name: vm.name,
+          from: s.channel,
+          ...(s.key ? { key: s.key } : {}),
+        });
+        return `${vm.name}: waiting for its stream on ${s.channel}${s.key ? ' (keyed)' : ''}`;
       });
-    })();
+    });
 
   /** A VM from an image found in the image folders (config.get lists them). */
   const create = (ctx: PaneCtx) =>
