@@ -77,11 +77,11 @@ export function limitsText(v: unknown): string {
 /** vm.list `job` → `migrate 42%`, `save done`, `restore FAILED: why` ('' when none). */
 export function jobShort(v: unknown): string {
   const j = rec(v);
-  const kind = str(j['kind'], '');
+  const kind = `${str(j['kind'], '')}${j['kind'] && j['keyed'] === true ? ' (keyed)' : ''}`;
   if (!kind) return '';
   if (j['status'] === 'completed') {
     const down = num(j['downtimeMs']);
-    return `${kind} done${kind === 'migrate' && down !== null ? ` (downtime ${down} ms)` : ''}`;
+    return `${kind} done${j['kind'] === 'migrate' && down !== null ? ` (downtime ${down} ms)` : ''}`;
   }
   if (j['status'] === 'failed') return `${kind} FAILED: ${str(j['error'], '?')}`;
   const pct = num(j['percent']);

@@ -92,14 +92,46 @@ export function vmsPane(): Pane {
       return `${vm.name}: ${jobShort((r as { job?: unknown }).job) || `${what} done`}`;
     });
 
+  /**
+   * Where a migration stream goes (or comes from), then its key: the same at both ends, none only
+   * over a private link. Null when the person backs out of either.
+   */
+  const askStream = async (ctx: PaneCtx, title: string, help: string) => {
+    const channel = (await ctx.ui.prompt(title, { help }))?.trim();
+    if (!channel) return null;
+    const key = await ctx.ui.prompt('Stream key', {
+      help: 'the same 16+ characters at both ends (empty: none, for a private link only)',
+    });
+    if (key === null) return null;
+    return { channel, ...(key.trim() ? { key: key.trim() } : {}) };
+  };
+
   const migrate = (ctx: PaneCtx, vm: VmRow) =>
-    void ctx.ui
-      .prompt(`Migrate ${vm.name} to`, {
-        help: 'tcp:HOST:PORT or unix:/path of a kvmux that runs vm.receive',
-      })
-      .then((to) => {
-        if (to) job(ctx, vm, 'vm.migrate', { to: to.trim() }, 'migrate');
+    void askStream(
+      ctx,
+      `Migrate ${vm.name} to`,
+      'tcp:HOST:PORT or unix:/path of a kvmux that runs vm.receive',
+    ).then((s) => {
+      if (s) job(ctx, vm, 'vm.migrate', { to: s.channel, ...(s.key ? { key: s.key } : {}) }, 'migrate');
+    });
+
+  /** This host takes a VM migrated from another: the stopped VM starts waiting for its stream. */
+  const receive = (ctx: PaneCtx, vm: VmRow) =>
+    void askStream(
+      ctx,
+      `Receive ${vm.name} on`,
+      'tcp:HOST:PORT or unix:/path to listen on (the VM must be stopped)',
+    ).then((s) => {
+      if (!s) return;
+      act(ctx, `${vm.name}: receive`, async () => {
+        await ctx.rpc.call('vm.receive', {
+          name: vm.name,
+          from: s.channel,
+          ...(s.key ? { key: s.key } : {}),
+        });
+        return `${vm.name}: waiting for its stream on ${s.channel}${s.key ? ' (keyed)' : ''}`;
       });
+    });
 
   /** A VM from an image found in the image folders (config.get lists them). */
   const create = (ctx: PaneCtx) =>
@@ -163,6 +195,7 @@ export function vmsPane(): Pane {
       }),
     o: (ctx, vm) => job(ctx, vm, 'vm.restore', {}, 'restore'),
     g: (ctx, vm) => migrate(ctx, vm),
+    i: (ctx, vm) => receive(ctx, vm),
     w: (ctx, vm) =>
       act(ctx, `switch to ${vm.name}`, () =>
         called(ctx, 'display.switch', vm.name, `switched to ${vm.name}`),
@@ -171,7 +204,7 @@ export function vmsPane(): Pane {
 
   return {
     title: 'Virtual machines',
-    hint: 'Up/Down  s start  t stop  f force  r restart  m memory  c cpus  l limits  h hibernate  v save  o restore  g migrate  a autostart  n new  d delete  w switch',
+    hint: 'Up/Down  s start  t stop  f force  r restart  m memory  c cpus  l limits  h hibernate  v save  o restore  g migrate  i receive  a autostart  n new  d delete  w switch',
     pollMs: 2000,
     async load(ctx) {
       try {

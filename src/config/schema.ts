@@ -189,8 +189,9 @@ export const configSchema = z.strictObject({
       /** Ctrl+Alt+Del reaches the active VM (Windows logins need it). */
       ctrlAltDelToVm: z.boolean().default(true),
       /**
-       * The input thread runs SCHED_RR (lowest RT priority) so a key is not queued behind a busy
-       * CPU; false, or a refusal by the kernel, leaves it at nice -10.
+       * The input thread runs SCHED_RR 2, and the X server on screen SCHED_RR 1, so a key is not
+       * queued behind a busy CPU; false, or a refusal by the kernel, leaves the input thread at
+       * nice -10 and every X server normal.
        */
       realtime: z.boolean().default(true),
     })

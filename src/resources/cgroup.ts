@@ -1,5 +1,6 @@
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Resources } from '../config/schema.js';
 import { BackendError, errnoName } from '../util/errors.js';
@@ -44,6 +45,21 @@ export function detectCgroups(root = '/sys/fs/cgroup'): CgroupLayout | null {
   if (existsSync(join(root, 'cpu', 'cgroup.procs')) && existsSync(join(root, 'memory', 'cgroup.procs')))
     return { mode: 'v1', root };
   return null;
+}
+
+/** The stateDir of a kvmux installed as the service (the config's default). */
+const SERVICE_STATE_DIR = '/var/lib/kvmux';
+
+/**
+ * The parent cgroup of one kvmux's VMs: `kvmux` for the service's stateDir, else
+ * `kvmux-<8 hex of the stateDir's path>`. A second kvmux on the machine (another config, a test)
+ * then never shares a VM's cgroup with it, and never kills what the other runs there when its own
+ * VM of the same name ends; a restart on the same stateDir finds its groups again (adoption).
+ */
+export function instanceGroup(stateDir: string): string {
+  const dir = resolve(stateDir);
+  if (dir === SERVICE_STATE_DIR) return 'kvmux';
+  return `kvmux-${createHash('sha256').update(dir).digest('hex').slice(0, 8)}`;
 }
 
 export interface CgroupResourcesOptions {
@@ -189,6 +205,25 @@ export class CgroupResources {
           }
           await sleep(50);
         }
+      }
+    }
+    this.removeParentIfEmpty();
+  }
+
+  /**
+   * The instance's parent group goes with its last VM (a test's kvmux leaves no empty group behind
+   * in the host's hierarchy); while a VM of its own still has a group there, the kernel refuses.
+   */
+  private removeParentIfEmpty(): void {
+    const parents =
+      this.mode === 'v2'
+        ? [join(this.root, this.group)]
+        : V1_CONTROLLERS.map((c) => join(this.root, c, this.group));
+    for (const dir of parents) {
+      try {
+        rmdirSync(dir);
+      } catch {
+        // EBUSY / ENOTEMPTY: another VM of this kvmux runs; ENOENT: never made
       }
     }
   }

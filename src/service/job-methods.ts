@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { nameSchema, resourcesSchema } from '../config/schema.js';
 import { defineMethod, type RpcMethod } from '../control/rpc/method.js';
 import { channelSchema } from '../session/jobs/job.js';
+import { migrationKeySchema } from '../session/jobs/stream-key.js';
 import type { Supervisor } from '../session/supervisor.js';
 import { BackendError, RpcCode, RpcError } from '../util/errors.js';
 import type { VmCatalogue } from './vm-catalogue.js';
@@ -69,17 +70,19 @@ export function jobMethods(supervisor: Supervisor, catalogue: VmCatalogue): RpcM
     defineMethod({
       name: 'vm.migrate',
       background: true,
-      params: byName.extend({ to: channelSchema }),
+      params: byName.extend({ to: channelSchema, key: migrationKeySchema.optional() }),
       summary:
-        'QEMU: live-migrate to a kvmux receiving on `to` (tcp:HOST:PORT | unix:PATH); progress in vm.list job',
-      handler: (p) => onVm(supervisor, p.name, () => supervisor.migrate(p.name, p.to)),
+        'QEMU: live-migrate to a kvmux receiving on `to` (tcp:HOST:PORT | unix:PATH), with `key` over TLS ' +
+        'only to a receiver holding the same key; progress in vm.list job',
+      handler: (p) => onVm(supervisor, p.name, () => supervisor.migrate(p.name, p.to, p.key)),
     }),
     defineMethod({
       name: 'vm.receive',
-      params: byName.extend({ from: channelSchema }),
+      params: byName.extend({ from: channelSchema, key: migrationKeySchema.optional() }),
       summary:
-        'QEMU: start the (stopped) VM waiting for a migration on `from`; it runs once the stream is in',
-      handler: (p) => onVm(supervisor, p.name, () => supervisor.receive(p.name, p.from)),
+        'QEMU: start the (stopped) VM waiting for a migration on `from`; it runs once the stream is in. ' +
+        'With `key` (16-128 printable characters, the same at both ends) only that sender is taken',
+      handler: (p) => onVm(supervisor, p.name, () => supervisor.receive(p.name, p.from, p.key)),
     }),
   ];
 }

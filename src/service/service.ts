@@ -8,13 +8,15 @@ import { type ControlPlane, startControlPlane } from '../control/plane.js';
 import type { MenuItem } from '../menu/model.js';
 import { NetworkManager } from '../net/manager.js';
 import { netMethods } from '../net/methods.js';
-import { CgroupResources, detectCgroups } from '../resources/cgroup.js';
+import { CgroupResources, detectCgroups, instanceGroup } from '../resources/cgroup.js';
 import { createCommandBackend } from '../session/backends/command.js';
 import { createQemuBackend } from '../session/backends/qemu.js';
 import { createSubhostBackend } from '../session/backends/subhost.js';
 import { createVirtualboxBackend } from '../session/backends/virtualbox.js';
 import { Supervisor } from '../session/supervisor.js';
 import { type Logger, type LogRing, silentLogger } from '../util/log.js';
+import { SHOWN_X_RT_PRIORITY, setProcessScheduling } from '../util/priority.js';
+import { isAlive } from '../util/proc.js';
 import { markStart, startMarks } from '../util/start-trace.js';
 import { createAdminScreen } from './admin-screen.js';
 import { Api } from './api.js';
@@ -28,6 +30,7 @@ import type { MenuView } from './menu-controller.js';
 import { serviceMethods } from './methods.js';
 import { type OriginalVt, rememberOriginalVt } from './original-vt.js';
 import type { MenuViewHost } from './overlay-view.js';
+import { ShownPriority } from './shown-priority.js';
 import { Switcher } from './switcher.js';
 import { VmCatalogue } from './vm-catalogue.js';
 
@@ -93,7 +96,12 @@ export class Service implements MenuViewHost {
     for (const dir of [cfg.runDir, cfg.stateDir, join(cfg.runDir, 'vm')])
       mkdirSync(dir, { recursive: true, mode: 0o700 });
     const vtGuard = cfg.console === 'vt' ? rememberOriginalVt(cfg.stateDir) : null;
-    const switcher = new Switcher({ config: cfg, log, headStart: this.opts.headStart ?? null });
+    const switcher = new Switcher({
+      config: cfg,
+      log,
+      shownPriority: shownPriorityFor(cfg, log),
+      headStart: this.opts.headStart ?? null,
+    });
     const net = cfg.networks.length > 0 ? new NetworkManager({ log }) : null;
     const supervisor = newSupervisor(cfg, log, switcher, net);
     const view = this.opts.menuView(this);
@@ -176,16 +184,27 @@ export class Service implements MenuViewHost {
   }
 }
 
+/** input.realtime: the X server on screen runs real-time with kvmux's input thread. */
+function shownPriorityFor(cfg: Config, log: Logger): ShownPriority | undefined {
+  if (!cfg.input.realtime) return undefined;
+  const io = {
+    setScheduling: setProcessScheduling,
+    isAlive: (p: { pid: number; startTime: number }) => isAlive(p.pid, p.startTime),
+  };
+  return new ShownPriority(io, SHOWN_X_RT_PRIORITY, log);
+}
+
 /** Per-VM cgroups: v2 where the host has it, else the v1 fallback; none when neither is usable. */
-function cgroupResources(log: Logger): CgroupResources | null {
+function cgroupResources(cfg: Config, log: Logger): CgroupResources | null {
   const layout = detectCgroups(process.env['KVMUX_CGROUP_ROOT'] ?? '/sys/fs/cgroup');
+  const group = instanceGroup(cfg.stateDir);
   if (!layout) log.warn('no usable cgroup hierarchy: VM resources are not enforced');
-  else log.info({ cgroup: layout.mode, root: layout.root }, 'VM resources through cgroups');
-  return layout ? new CgroupResources({ layout, log }) : null;
+  else log.info({ cgroup: layout.mode, root: layout.root, group }, 'VM resources through cgroups');
+  return layout ? new CgroupResources({ layout, group, log }) : null;
 }
 
 function newSupervisor(cfg: Config, log: Logger, switcher: Switcher, net: NetworkManager | null): Supervisor {
-  const resources = cgroupResources(log);
+  const resources = cgroupResources(cfg, log);
   return new Supervisor({
     config: { runDir: cfg.runDir, stateDir: cfg.stateDir, vms: [] },
     backends: {

@@ -23,6 +23,7 @@ import {
   upsertEntry,
 } from './displays.js';
 import { dropHeadStart, type HeadStart } from './head-start.js';
+import type { ShownPriority } from './shown-priority.js';
 
 /** How long a timed-out VT switch may still complete and take input with it. */
 const lateSwitchMs = 60_000;
@@ -32,6 +33,8 @@ export interface SwitcherOptions {
   readonly log?: Logger;
   /** An X server already starting for the display expected first (kvmux run's head start). */
   readonly headStart?: HeadStart | null;
+  /** Raises the X server on screen (input.realtime); none: every X server stays normal. */
+  readonly shownPriority?: ShownPriority | undefined;
 }
 
 export interface SwitchResult {
@@ -217,6 +220,7 @@ export class Switcher extends EventEmitter<{
     this.shown++;
     // not a plan's table: a display may have come or gone during the switch
     this.table = { ...this.table, active: name };
+    this.opts.shownPriority?.show(this.live(name)?.server ?? null);
     this.emit('switched', name);
   }
 
@@ -278,6 +282,8 @@ export class Switcher extends EventEmitter<{
   /** `leaveRunning` keeps the X servers for a later kvmux to adopt (and the remembered display). */
   async stop(opts: { leaveRunning?: boolean } = {}): Promise<void> {
     this.stopped = true;
+    // servers left for a later kvmux run at normal priority until it shows one
+    this.opts.shownPriority?.show(null);
     // never taken (start failed before the first display): it has no record to be adopted by
     const head = this.headStart;
     this.headStart = null;
@@ -307,6 +313,8 @@ export class Switcher extends EventEmitter<{
       e.name === name ? { ...e, display: live?.server.display ?? '', vt: live?.server.vt ?? null } : e,
     );
     this.table = setEntries(this.table, entries);
+    // the shown display's server went or came back: the priority goes with it
+    if (name === this.table.active) this.opts.shownPriority?.show(live?.server ?? null);
     this.emit('display', name, live);
     // the shown display's server came back (on a VT the monitor may not show): show it again
     if (live && name === this.table.active && live.server.vt !== null && activeVt() !== live.server.vt)

@@ -16,6 +16,7 @@ import {
   savePaths,
   stampMismatch,
 } from './jobs/saved-state.js';
+import { keyDirOf } from './jobs/stream-key.js';
 import { vmDirOf } from './vm-paths.js';
 import { VmRecordStore } from './vm-records.js';
 import { VmRunner, type VmStatus } from './vm-runner.js';
@@ -87,6 +88,7 @@ export class Supervisor extends EventEmitter<{ state: [VmStatus]; reset: [string
         context: (v, memoryMiB, display, incoming) => this.context(v, memoryMiB, display, incoming),
         records: this.records,
         stateDir: this.opts.config.stateDir,
+        keyDir: keyDirOf(vmDirOf(this.opts.config.runDir, vm.name)),
         resources: this.opts.resources ?? null,
         log: this.log,
         policy: this.opts.policy ?? DEFAULT_RESTART_POLICY,
@@ -225,16 +227,24 @@ export class Supervisor extends EventEmitter<{ state: [VmStatus]; reset: [string
     return { status: this.get(name), job, saved };
   }
 
-  /** Send a running QEMU VM to a kvmux that receives on `to`; here it ends stopped. */
-  async migrate(name: string, to: string): Promise<{ status: VmStatus; job: JobView }> {
-    const job = await this.runner(name).migrate(to);
+  /** Send a running QEMU VM to a kvmux that receives on `to` (with the same `key`); here it ends stopped. */
+  async migrate(name: string, to: string, key?: string): Promise<{ status: VmStatus; job: JobView }> {
+    const job = await this.runner(name).migrate(to, key);
     return { status: await this.settle(name), job };
   }
 
-  /** Start this VM listening for a migration on `from` (tcp:HOST:PORT or unix:PATH); resolves once listening. */
-  async receive(name: string, from: string): Promise<VmStatus> {
+  /**
+   * Start this VM listening for a migration on `from` (tcp:HOST:PORT or unix:PATH); resolves once
+   * listening. With `key`, only a sender holding the same key is taken; without, whoever connects.
+   */
+  async receive(name: string, from: string, key?: string): Promise<VmStatus> {
     const r = this.runner(name);
-    r.startIncoming({ kind: 'receive', uri: from, target: from });
+    if (key === undefined && from.startsWith('tcp:'))
+      this.log.warn(
+        { vm: name, from },
+        'receiving a migration without a key: whoever reaches this port first can load a VM state here',
+      );
+    r.startIncoming({ kind: 'receive', uri: from, target: from, key });
     const st = await this.settle(name);
     if (st.state !== 'running') throw new BackendError(name, `did not start: ${st.lastError ?? st.state}`);
     await r.incomingListening();

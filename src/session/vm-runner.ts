@@ -54,6 +54,8 @@ export interface Incoming {
   readonly kind: Extract<JobKind, 'restore' | 'receive'>;
   readonly uri: string;
   readonly target: string;
+  /** receive: the owners' stream key; only a sender holding it is taken. */
+  readonly key?: string | undefined;
 }
 
 export interface RunnerDeps {
@@ -67,6 +69,8 @@ export interface RunnerDeps {
   ) => Promise<LaunchContext>;
   readonly records: VmRecordStore;
   readonly stateDir: string;
+  /** Private folder for a migration's stream key while a job runs (in the VM's run dir). */
+  readonly keyDir: string;
   /** Per-VM cgroups; null where the host has none usable. */
   readonly resources: CgroupResources | null;
   readonly log: Logger;
@@ -204,10 +208,10 @@ export class VmRunner {
     return meta;
   }
 
-  /** vm.migrate: the guest moves to a kvmux receiving on `to`; here the VM ends stopped. */
-  migrate(to: string): Promise<JobView> {
+  /** vm.migrate: the guest moves to a kvmux receiving on `to` (with `key`: only one holding it). */
+  migrate(to: string, key?: string): Promise<JobView> {
     this.needNoJob();
-    return migrateVm(this.jobHost(), to, this.vm.qemu?.migrationBandwidthMiB);
+    return migrateVm(this.jobHost(), to, { bandwidthMiB: this.vm.qemu?.migrationBandwidthMiB, key });
   }
 
   /** Launch waiting for a stream (restore, receive); `incomingResult` follows it. */
@@ -267,6 +271,7 @@ export class VmRunner {
     return {
       name: this.vm.name,
       stateDir: this.deps.stateDir,
+      keyDir: this.deps.keyDir,
       handle: () => this.handle,
       setJob: (view, record) => {
         this.job = view;
@@ -366,9 +371,15 @@ export class VmRunner {
       const ctx = await this.deps.context(this.vm, this.memoryMiB, undefined, incoming !== null);
       markStart(`vm-display:${name}`);
       // recorded with the process itself: a kvmux dying before migrate-incoming leaves a QEMU
-      // waiting in `-incoming defer`, and the next one must know which stream it waits for
+      // waiting in `-incoming defer`, and the next one must know which stream it waits for (and
+      // that only a keyed one may load)
       this.jobRecord = incoming
-        ? { kind: incoming.kind, target: incoming.target, startedAt: new Date(this.deps.now()).toISOString() }
+        ? {
+            kind: incoming.kind,
+            target: incoming.target,
+            startedAt: new Date(this.deps.now()).toISOString(),
+            ...(incoming.key !== undefined ? { keyed: true } : {}),
+          }
         : null;
       const onSpawned = (rec: VmRecord) => {
         markStart(`vm-spawned:${name}`);
@@ -411,7 +422,7 @@ export class VmRunner {
     const ready = new Promise<void>((resolve) => {
       listening = resolve;
     });
-    const done = takeIncoming(this.jobHost(), incoming.kind, incoming.uri, incoming.target, listening);
+    const done = takeIncoming(this.jobHost(), incoming, listening);
     this.listening = Promise.race([ready, done.then(() => {})]);
     done.catch((err: unknown) => {
       this.lastError = errText(err);

@@ -10,8 +10,14 @@ const SCHED_RESET_ON_FORK = 0x40000000;
 
 /** Nice of the input path when real-time is refused: ahead of batch work, not real-time. */
 export const INPUT_NICE = -10;
-/** The lowest real-time priority: above every normal task, below the kernel's own RT threads. */
-export const INPUT_RT_PRIORITY = 1;
+/**
+ * kvmux's input thread: just above the X server on screen (which it feeds), far below the kernel's
+ * own RT threads (50). A display busy drawing a guest's frames never holds a key back, even on one
+ * CPU, where equal priorities would take turns in 100 ms round-robin slices.
+ */
+export const INPUT_RT_PRIORITY = 2;
+/** The X server of the display on screen: above every normal task (VMs, other X servers). */
+export const SHOWN_X_RT_PRIORITY = 1;
 
 export interface InputPriorityWanted {
   /** Try SCHED_RR first (default true); false goes straight to the nice fallback. */
@@ -35,21 +41,21 @@ export interface InputPriority {
 type SetScheduler = (pid: number, policy: number, param: Buffer) => number;
 let setSchedulerFn: SetScheduler | undefined;
 
-function setScheduler(policy: number, priority: number): string | undefined {
+function setScheduler(policy: number, priority: number, pid = 0): string | undefined {
   if (!setSchedulerFn) {
     const f = koffi.load('libc.so.6').func('int sched_setscheduler(int pid, int policy, void *param)');
     setSchedulerFn = f as SetScheduler;
   }
   const param = Buffer.alloc(4); // struct sched_param { int sched_priority }
   param.writeInt32LE(priority);
-  return setSchedulerFn(0, policy, param) === 0 ? undefined : errnoName(koffi.errno());
+  return setSchedulerFn(pid, policy, param) === 0 ? undefined : errnoName(koffi.errno());
 }
 
 /**
  * Put the calling thread (kvmux's main thread: every key is read, routed and written to X there)
  * ahead of normal tasks. Forwarding costs one more process wake-up than bare XTEST; on a busy CPU
  * a nice -10 wake-up still waited up to 3-4 ms behind the running task's slice (EEVDF does not
- * preempt for weight), while a SCHED_RR wake-up preempts at once. One thread at the lowest RT
+ * preempt for weight), while a SCHED_RR wake-up preempts at once. One thread at a low RT
  * priority, as KWin does for its main thread; the kernel's RT throttling (95%) still bounds it.
  * Reset-on-fork keeps the VMs, X servers and worker threads kvmux starts at their normal priority.
  */
@@ -74,9 +80,20 @@ export function raiseInputPriority(wanted: InputPriorityWanted = {}): InputPrior
   return { ...other, nice: getPriority(), resetOnFork: true };
 }
 
-function trySetScheduler(policy: number, priority: number): string | undefined {
+/**
+ * The main thread of process `pid` (another process: an X server) at SCHED_RR `rtPriority`, or
+ * back at SCHED_OTHER with 0. Reset-on-fork: what it starts (xkbcomp) stays normal. Other threads
+ * of the process keep their policy. Returns the errno name when refused (ESRCH: it is gone).
+ */
+export function setProcessScheduling(pid: number, rtPriority: number): string | undefined {
+  if (!Number.isInteger(pid) || pid <= 0) return 'EINVAL';
+  const policy = (rtPriority > 0 ? SCHED_RR : SCHED_OTHER) | SCHED_RESET_ON_FORK;
+  return trySetScheduler(policy, rtPriority, pid);
+}
+
+function trySetScheduler(policy: number, priority: number, pid = 0): string | undefined {
   try {
-    return setScheduler(policy, priority);
+    return setScheduler(policy, priority, pid);
   } catch (err) {
     return errText(err);
   }

@@ -2,7 +2,8 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildInitramfs, findKernel } from '../fixtures/linux-guest.js';
+import { instanceGroup } from '../../src/resources/cgroup.js';
+import { buildInitramfs, counterInit, findKernel, linuxGuestQemu } from '../fixtures/linux-guest.js';
 import { tempDir } from '../helpers/temp.js';
 import { untilValue } from '../helpers/until.js';
 import { type Kvmux, startKvmux } from '../service/kvmux-harness.js';
@@ -16,13 +17,13 @@ import { TmuxSession } from './tmux-session.js';
  * Then a migration to a socket nobody listens on: the pane shows `migrate FAILED`.
  */
 const root = resolve(import.meta.dirname, '../..');
-/** Not `tux`: job-crash's VM is `tux`, and the CPU quota's cgroup is named after the VM. */
 const VM = 'ptux';
-/** The quota's cgroups, v2 or one per v1 controller; kvmux removes them when the VM stops. */
-const cgroups = () => {
+/** The quota's cgroups, v2 or one per v1 controller (under this kvmux's own parent group); kvmux removes them when the VM stops. */
+const cgroups = (stateDir: string) => {
   const top = process.env['KVMUX_CGROUP_ROOT'] ?? '/sys/fs/cgroup';
-  const ctrls = existsSync(top) ? readdirSync(top).map((c) => join(top, c, 'kvmux', VM)) : [];
-  return [join(top, 'kvmux', VM), ...ctrls].filter((d) => existsSync(d));
+  const group = instanceGroup(stateDir);
+  const ctrls = existsSync(top) ? readdirSync(top).map((c) => join(top, c, group, VM)) : [];
+  return [join(top, group, VM), ...ctrls].filter((d) => existsSync(d));
 };
 const missing = ['tmux', 'qemu-system-x86_64', 'Xvfb'].filter((t) => {
   try {
@@ -32,9 +33,8 @@ const missing = ['tmux', 'qemu-system-x86_64', 'Xvfb'].filter((t) => {
     return true;
   }
 });
-let kernel = '';
 try {
-  kernel = findKernel().path;
+  findKernel();
 } catch (err) {
   missing.push(String((err as Error).message));
 }
@@ -60,7 +60,7 @@ const tuxLine = (screen: string) => {
 describe.skipIf(missing.length > 0)('admin screen: a running job’s progress, against a real kvmux', () => {
   beforeAll(async () => {
     const initrd = await buildInitramfs({
-      init: 'i=0; while :; do i=$((i+1)); echo "count $i"; sleep 0.1; done',
+      init: counterInit(),
       outDir: join(dir, 'initrd'),
     });
     k = await startKvmux({
@@ -71,14 +71,7 @@ describe.skipIf(missing.length > 0)('admin screen: a running job’s progress, a
         {
           name: VM,
           backend: 'qemu',
-          qemu: {
-            kernel,
-            initrd,
-            append: 'console=ttyS1 panic=-1 quiet loglevel=3',
-            accel: 'tcg',
-            memoryMiB: 96,
-            migrationBandwidthMiB: 4,
-          },
+          qemu: linuxGuestQemu(initrd, { migrationBandwidthMiB: 4 }),
         },
       ],
     });
@@ -93,7 +86,7 @@ describe.skipIf(missing.length > 0)('admin screen: a running job’s progress, a
     // the quota's cgroup goes with the VM; kvmux's stop removes its folder
     await k?.stop();
     // an empty cgroup left behind would only be a folder; rmdir refuses one with processes in it
-    for (const cg of cgroups()) {
+    for (const cg of k ? cgroups(join(k.dir, 'state')) : []) {
       process.stderr.write(`[admin-job-progress] ${cg} was left behind; removing it\n`);
       rmdirSync(cg);
     }
@@ -150,8 +143,32 @@ describe.skipIf(missing.length > 0)('admin screen: a running job’s progress, a
     await tmux!.waitFor(/Migrate ptux to/);
     tmux!.type(`unix:${join(dir, 'nobody.sock')}`);
     tmux!.keys('Enter');
-    const s = await tmux!.waitFor(/<migrate FAILED/, 60_000);
+    await tmux!.waitFor(/Stream key/);
+    tmux!.type('correct-horse-battery-staple');
+    tmux!.keys('Enter');
+    const s = await tmux!.waitFor(/<migrate \(keyed\) FAILED/, 60_000);
     process.stderr.write(`[admin-job-progress] after the failed migration:\n${tuxLine(s)}\n`);
-    expect(tuxLine(s)).toMatch(/ptux\s+qemu\s+running\s+.*<migrate FAILED/);
+    expect(tuxLine(s)).toMatch(/ptux\s+qemu\s+running\s+.*<migrate \(keyed\) FAILED/);
+    expect(k!.log()).not.toContain('correct-horse-battery-staple');
   }, 180_000);
+
+  it('i starts a stopped VM waiting for its stream, with the key: the row shows the keyed receive', async () => {
+    tmux!.keys('f'); // force stop: the VM must be stopped to receive
+    await tmux!.waitFor(/FORCE stop ptux/);
+    tmux!.keys('Enter');
+    await tmux!.waitFor(/ptux\s+qemu\s+stopped/, 60_000);
+    tmux!.keys('i');
+    await tmux!.waitFor(/Receive ptux on/);
+    tmux!.type(`unix:${join(dir, 'incoming.sock')}`);
+    tmux!.keys('Enter');
+    await tmux!.waitFor(/Stream key/);
+    tmux!.type('correct-horse-battery-staple');
+    tmux!.keys('Enter');
+    const s = await tmux!.waitFor(/<receive \(keyed\) listening>/, 60_000);
+    expect(tuxLine(s)).toMatch(/ptux\s+qemu\s+running\s+.*<receive \(keyed\) listening>/);
+    const row = (await k!.call<Array<{ name: string; job: { keyed: boolean } | null }>>('vm.list')).find(
+      (r) => r.name === VM,
+    );
+    expect(row?.job).toMatchObject({ kind: 'receive', status: 'active', keyed: true });
+  }, 120_000);
 });

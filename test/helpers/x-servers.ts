@@ -1,3 +1,4 @@
+import { readdirSync, readFileSync } from 'node:fs';
 import x11 from 'x11';
 import { connectDisplay, type XConnection } from '../../src/x/connection.js';
 import { type StartXServerOptions, startXServer, type XServer } from '../../src/x/server.js';
@@ -102,4 +103,24 @@ export async function lockVts(): Promise<{ release(): Promise<void> }> {
         child.stdin.end();
       }),
   };
+}
+
+/** The pid of the X server kvmux started for `display` (`Xvfb :N …` or `Xorg :N …`), from /proc. */
+export function xServerPidOf(display: string): number | null {
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      if (/(^|\/)X(vfb|org)$/.test(argv[0] ?? '') && argv[1] === display) return Number(pid);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return null;
+}
+
+/** Scheduling of a process's main thread from /proc/PID/stat (policy 0 SCHED_OTHER, 2 SCHED_RR). */
+export function schedulingOf(pid: number): { policy: number; rtPriority: number; nice: number } {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return { policy: Number(f[38]), rtPriority: Number(f[37]), nice: Number(f[16]) };
 }

@@ -1,10 +1,10 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, readFileSync, rmdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { configSchema } from '../../src/config/schema.js';
-import { CgroupResources, detectCgroups } from '../../src/resources/cgroup.js';
+import { CgroupResources, detectCgroups, instanceGroup } from '../../src/resources/cgroup.js';
 import { V1_CONTROLLERS } from '../../src/resources/limits.js';
 import { createCommandBackend } from '../../src/session/backends/command.js';
 import { Supervisor } from '../../src/session/supervisor.js';
@@ -133,6 +133,49 @@ describe.runIf(layout)('per-VM resources through cgroups', () => {
       ),
     ).toEqual([]);
     expect([...res.dirs('forks').values()].filter((d) => existsSync(d))).toEqual([]);
+  }, 30_000);
+});
+
+describe('instanceGroup: one parent cgroup per kvmux', () => {
+  it('is "kvmux" for the service stateDir, another stable name for any other', () => {
+    expect(instanceGroup('/var/lib/kvmux')).toBe('kvmux');
+    expect(instanceGroup('/var/lib/kvmux/')).toBe('kvmux');
+    const a = instanceGroup('/tmp/a/state');
+    expect(a).toMatch(/^kvmux-[0-9a-f]{8}$/);
+    expect(instanceGroup('/tmp/a/../a/state')).toBe(a);
+    expect(instanceGroup('/tmp/b/state')).not.toBe(a);
+  });
+});
+
+describe.runIf(layout)('two kvmux on one machine with a VM of the same name', () => {
+  it("ending one's VM kills nothing of the other's; each parent group goes with its last VM", async () => {
+    const one = new CgroupResources({ layout: layout!, group: instanceGroup(join(dir, 'one')) });
+    const two = new CgroupResources({ layout: layout!, group: instanceGroup(join(dir, 'two')) });
+    const a = spawn('/bin/sleep', ['600'], { stdio: 'ignore' });
+    const b = spawn('/bin/sleep', ['600'], { stdio: 'ignore' });
+    const exited = (c: typeof a) =>
+      new Promise<void>((r) => (c.exitCode !== null || c.signalCode ? r() : c.once('exit', () => r())));
+    try {
+      one.apply('same', a.pid!, {});
+      two.apply('same', b.pid!, {});
+      expect(one.pids('same')).toEqual([a.pid]);
+      expect(two.pids('same')).toEqual([b.pid]);
+      await one.release('same');
+      await exited(a);
+      await sleep(200);
+      expect(b.exitCode).toBeNull();
+      expect(b.signalCode).toBeNull();
+      expect(two.pids('same')).toEqual([b.pid]);
+      const parent = (r: CgroupResources) => dirname([...r.dirs('same').values()][0]!);
+      expect(existsSync(parent(one))).toBe(false);
+      expect(existsSync(parent(two))).toBe(true);
+      await two.release('same');
+      await exited(b);
+      expect(existsSync(parent(two))).toBe(false);
+    } finally {
+      a.kill('SIGKILL');
+      b.kill('SIGKILL');
+    }
   }, 30_000);
 });
 

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectSocket } from '../../src/control/rpc/client.js';
 import type { JobView } from '../../src/session/jobs/job.js';
 import { isAlive, readProcStat } from '../../src/util/proc.js';
-import { buildInitramfs, findKernel } from '../fixtures/linux-guest.js';
+import { buildInitramfs, counterInit, linuxGuestQemu } from '../fixtures/linux-guest.js';
 import { tempDir } from '../helpers/temp.js';
 import { untilValue } from '../helpers/until.js';
 import { type Kvmux, startKvmux } from './kvmux-harness.js';
@@ -97,7 +97,7 @@ const until = <T>(what: string, fn: () => T | undefined | Promise<T | undefined>
 
 beforeAll(async () => {
   const initrd = await buildInitramfs({
-    init: 'i=0; while :; do i=$((i+1)); echo "count $i"; sleep 0.1; done',
+    init: counterInit(),
     outDir: join(dir, 'initrd'),
   });
   k = await startKvmux({
@@ -107,14 +107,7 @@ beforeAll(async () => {
       {
         name: 'tux',
         backend: 'qemu',
-        qemu: {
-          kernel: findKernel().path,
-          initrd,
-          append: 'console=ttyS1 panic=-1 quiet loglevel=3',
-          accel: 'tcg',
-          memoryMiB: 96,
-          migrationBandwidthMiB: 4,
-        },
+        qemu: linuxGuestQemu(initrd, { migrationBandwidthMiB: 4 }),
       },
     ],
   });

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectSocket } from '../../src/control/rpc/client.js';
 import type { JobView } from '../../src/session/jobs/job.js';
 import { isAlive } from '../../src/util/proc.js';
-import { buildInitramfs, findKernel } from '../fixtures/linux-guest.js';
+import { buildInitramfs, counterInit, linuxGuestQemu } from '../fixtures/linux-guest.js';
 import { tempDir } from '../helpers/temp.js';
 import { untilValue } from '../helpers/until.js';
 import { type Kvmux, startKvmux } from './kvmux-harness.js';
@@ -98,20 +98,14 @@ beforeAll(async () => {
     await inNs(ns, 'ip', 'link', 'set', 'lo', 'up');
   }
   const initrd = await buildInitramfs({
-    init: 'i=0; while :; do i=$((i+1)); echo "count $i"; sleep 0.1; done',
+    init: counterInit(),
     outDir: join(dir, 'initrd'),
   });
   const vm = (name: string, autostart: boolean) => ({
     name,
     backend: 'qemu',
     autostart,
-    qemu: {
-      kernel: findKernel().path,
-      initrd,
-      append: 'console=ttyS1 panic=-1 quiet loglevel=3',
-      accel: 'tcg',
-      memoryMiB: 96,
-    },
+    qemu: linuxGuestQemu(initrd),
   });
   // nsenter, not ip netns exec: kvmux keeps the cgroup mounts, so vm.setResources really holds QEMU
   a = await startKvmux({

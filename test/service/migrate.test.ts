@@ -1,9 +1,9 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { JobView } from '../../src/session/jobs/job.js';
-import { buildInitramfs, findKernel } from '../fixtures/linux-guest.js';
+import { buildInitramfs, counterInit, linuxGuestQemu } from '../fixtures/linux-guest.js';
 import { tempDir } from '../helpers/temp.js';
 import { untilValue } from '../helpers/until.js';
 import { type Kvmux, startKvmux } from './kvmux-harness.js';
@@ -51,20 +51,14 @@ beforeAll(async () => {
     await inNs(ns, 'ip', 'link', 'set', 'lo', 'up');
   }
   const initrd = await buildInitramfs({
-    init: 'i=0; while :; do i=$((i+1)); echo "count $i"; echo "count $i" > /dev/tty0; sleep 0.1; done',
+    init: counterInit({ screen: true }),
     outDir: join(dir, 'initrd'),
   });
   const vm = (autostart: boolean, name = 'tux', memoryMiB = 128) => ({
     name,
     backend: 'qemu',
     autostart,
-    qemu: {
-      kernel: findKernel().path,
-      initrd,
-      append: 'console=ttyS1 panic=-1 quiet loglevel=3',
-      accel: 'tcg',
-      memoryMiB,
-    },
+    qemu: linuxGuestQemu(initrd, { memoryMiB }),
   });
   // `small` cannot load tux's stream (its RAM is another size): a receiver that fails
   a = await startKvmux({
@@ -143,4 +137,41 @@ describe('vm.migrate between two kvmux hosts (each in its own netns)', () => {
     const small = (await a.call<Row[]>('vm.list')).find((x) => x.name === 'small');
     expect(small?.state).not.toBe('running');
   }, 90_000);
+
+  it('with a key: a stranger and a wrong or missing key are turned away, the receiver keeps listening, the key takes the guest', async () => {
+    const key = 'correct-horse-battery-staple-42';
+    const from = `tcp:10.77.0.1:${PORT + 4}`;
+    await a.call('vm.receive', { name: 'tux', from, key });
+    expect((await row(a)).job).toMatchObject({ kind: 'receive', status: 'active', keyed: true });
+    // a stranger on the link reaches the port first with bytes of its own
+    await inNs(NS[1], 'bash', '-c', `echo not-a-migration-stream > /dev/tcp/10.77.0.1/${PORT + 4}`);
+    for (const wrong of [{ key: 'another-key-of-16-chars' }, {}]) {
+      await b.call('vm.migrate', { name: 'tux', to: from, ...wrong }).then(
+        () => expect.fail(`migrated with ${JSON.stringify(wrong)}`),
+        (err: Error) => expect(err.message).toMatch(/failed/),
+      );
+      expect(await row(b)).toMatchObject({ state: 'running', job: { kind: 'migrate', status: 'failed' } });
+      expect(await row(a)).toMatchObject({ state: 'running', job: { kind: 'receive', status: 'active' } });
+    }
+    const n = counts(serial(b)).length;
+    await until('the guest still counts at the sender', async () =>
+      counts(serial(b)).length > n + 2 ? true : undefined,
+    );
+    const sent = await b.call<{ job: JobView }>('vm.migrate', { name: 'tux', to: from, key });
+    expect(sent.job).toMatchObject({ kind: 'migrate', status: 'completed', keyed: true });
+    const last = counts(serial(b)).at(-1) ?? 0;
+    await until('the receiver finishes', async () =>
+      (await row(a)).job?.status === 'completed' ? true : undefined,
+    );
+    const after = await until('the guest counts on at the receiver', async () => {
+      const c = counts(serial(a)).filter((x) => x >= last);
+      return c.length >= 3 ? c : undefined;
+    });
+    expect(after[0]).toBeLessThanOrEqual(last + 2);
+    // the key is gone from both run dirs and never reached a log
+    for (const k of [a, b]) {
+      expect(existsSync(join(k.dir, 'run', 'vm', 'tux', 'stream-key'))).toBe(false);
+      expect(k.log()).not.toContain(key);
+    }
+  }, 120_000);
 });

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { sleep } from '../../src/demo/fifo-keys.js';
 import { type Kvmux, startKvmux } from '../../src/demo/kvmux-process.js';
-import { buildInitramfs, DONE_MARKER, findKernel, findVirtioPortShell } from '../fixtures/linux-guest.js';
+import { buildInitramfs, DONE_MARKER, findVirtioPortShell, linuxGuestQemu } from '../fixtures/linux-guest.js';
 
 /**
  * A VM added while `kvmux run` runs is complete: a disk image copied into a watched image folder
@@ -64,7 +64,6 @@ describe('a VM added at run time', () => {
   });
 
   it('gets its guest channel: the Linux guest logs in over it and lists the VMs', async () => {
-    const kernel = findKernel();
     const initrd = await buildInitramfs({
       outDir: join(images, '..initrd'),
       modules: ['virtio_pci', 'virtio_console'],
@@ -87,14 +86,7 @@ rpc vmlist '${rpcLine(3, 'vm.list')}'
       stringify({
         guestChannel: true,
         autostart: true,
-        qemu: {
-          kernel: kernel.path,
-          initrd,
-          append: 'console=ttyS1 panic=-1 quiet loglevel=3',
-          accel: 'tcg',
-          memoryMiB: 192,
-          tablet: false,
-        },
+        qemu: linuxGuestQemu(initrd, { memoryMiB: 192, tablet: false }),
       }),
     );
     dropIn('guest.img', Buffer.alloc(1 << 20));

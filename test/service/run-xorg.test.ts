@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectDisplay } from '../../src/x/connection.js';
 import { probe } from '../../src/x/screenshot.js';
 import { loudSkip, whyNoVts } from '../helpers/skips.js';
-import { lockVts } from '../helpers/x-servers.js';
+import { lockVts, schedulingOf, xServerPidOf } from '../helpers/x-servers.js';
 import { isAlive, type Kvmux, sleep, startKvmux } from './kvmux-harness.js';
 
 /**
@@ -87,6 +87,18 @@ describe.skipIf(why !== null)('kvmux run on real VTs (Xorg dummy)', () => {
     await k.call('display.switch', { name: 'red' });
     expect(activeVt()).toBe(ds[0]!.vt);
     expect(await colour(ds[0]!.display, [0xc0, 0, 0])).toEqual([0xc0, 0, 0]);
+  });
+
+  it('the Xorg on the active VT runs real-time (input.realtime), the other one normal', async () => {
+    if (process.getuid?.() !== 0) return void console.warn('SKIP Xorg priority: needs root');
+    const ds = await displays();
+    const rt = (d: { display: string }) => schedulingOf(xServerPidOf(d.display)!);
+    for (const name of ['blue', 'red']) {
+      await k.call('display.switch', { name });
+      const [shown, other] = name === 'red' ? [ds[0]!, ds[1]!] : [ds[1]!, ds[0]!];
+      expect(rt(shown)).toMatchObject({ policy: 2, rtPriority: 1 });
+      expect(rt(other)).toMatchObject({ policy: 0, rtPriority: 0 });
+    }
   });
 
   it('swallows Ctrl+Alt+F1 and Ctrl+Alt+Backspace: VT unchanged, Xorg alive', async () => {

@@ -6,7 +6,7 @@ import { vethName } from '../../src/net/names.js';
 import { detectCgroups } from '../../src/resources/cgroup.js';
 import { subhostAvailable } from '../../src/session/backends/subhost.js';
 import { isAlive } from '../../src/util/proc.js';
-import { buildInitramfs, findKernel } from '../fixtures/linux-guest.js';
+import { buildInitramfs, linuxGuestQemu } from '../fixtures/linux-guest.js';
 import { loudSkip } from '../helpers/skips.js';
 import { tempDir } from '../helpers/temp.js';
 import { NET_MODULES } from '../net/guest-helpers.js';
@@ -132,13 +132,7 @@ beforeAll(async () => {
       {
         name: 'alpha',
         backend: 'qemu',
-        qemu: {
-          kernel: findKernel().path,
-          initrd,
-          append: 'console=ttyS1 panic=-1 quiet loglevel=3',
-          accel: 'tcg',
-          memoryMiB: 96,
-        },
+        qemu: linuxGuestQemu(initrd),
         nics: [{ network: 'lan', mac: '06:a7:dd:b4:03:01', ips: ['10.79.0.1'] }],
       },
       {

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { vmSchema } from '../../src/config/schema.js';
 import type { VmHandle } from '../../src/session/backends/backend.js';
 import { createQemuBackend } from '../../src/session/backends/qemu.js';
-import { buildInitramfs, findKernel } from '../fixtures/linux-guest.js';
+import { buildInitramfs, linuxGuestQemu } from '../fixtures/linux-guest.js';
 import { tempDir } from '../helpers/temp.js';
 import { untilValue } from '../helpers/until.js';
 import { startTestDisplay, type TestDisplay } from './helpers/display.js';
@@ -50,13 +50,7 @@ describe('memory shrinks live by balloon, seen inside a Linux guest', () => {
     const vm = vmSchema.parse({
       name: 'tux',
       backend: 'qemu',
-      qemu: {
-        kernel: findKernel().path,
-        initrd,
-        append: 'console=ttyS1 panic=-1 quiet loglevel=3',
-        accel: 'tcg',
-        memoryMiB: BOOT_MIB,
-      },
+      qemu: linuxGuestQemu(initrd, { memoryMiB: BOOT_MIB }),
     });
     const vmDir = join(dir, 'run', 'tux');
     mkdirSync(vmDir, { recursive: true });

@@ -8,7 +8,7 @@ import { createQemuBackend } from '../../src/session/backends/qemu.js';
 import { Supervisor, type VmStatus } from '../../src/session/supervisor.js';
 import { controlSocketOf, vmDirOf } from '../../src/session/vm-paths.js';
 import { isAlive } from '../../src/util/proc.js';
-import { buildInitramfs, findKernel, findVirtioPortShell } from '../fixtures/linux-guest.js';
+import { buildInitramfs, findVirtioPortShell, linuxGuestQemu } from '../fixtures/linux-guest.js';
 import { tempDir } from '../helpers/temp.js';
 import { startTestDisplay, type TestDisplay } from './helpers/display.js';
 import { startStandIn } from './helpers/stand-in.js';
@@ -48,13 +48,7 @@ beforeAll(async () => {
         name: 'tux',
         backend: 'qemu',
         guestChannel: true,
-        qemu: {
-          kernel: findKernel().path,
-          initrd,
-          append: 'console=ttyS1 panic=-1 quiet loglevel=3',
-          accel: 'tcg',
-          memoryMiB: 192,
-        },
+        qemu: linuxGuestQemu(initrd, { memoryMiB: 192 }),
       },
     ],
   });

@@ -24,11 +24,11 @@ function run(wanted: object, prefix: string[] = []) {
 describe('input priority (kvmux run)', () => {
   if (!capSysNice) console.warn('SKIP input priority: needs root with CAP_SYS_NICE to raise priority');
 
-  it.skipIf(!capSysNice)('puts the main thread on SCHED_RR 1; children and later threads stay normal', () => {
+  it.skipIf(!capSysNice)('puts the main thread on SCHED_RR 2; children and later threads stay normal', () => {
     const r = run({});
-    expect(r.result).toMatchObject({ policy: 'rr', rtPriority: 1, resetOnFork: true });
+    expect(r.result).toMatchObject({ policy: 'rr', rtPriority: 2, resetOnFork: true });
     expect(r.result.error).toBeUndefined();
-    expect(r.self).toMatchObject({ policy: SCHED_RR, rtPriority: 1 });
+    expect(r.self).toMatchObject({ policy: SCHED_RR, rtPriority: 2 });
     expect(r.child).toEqual({ policy: SCHED_OTHER, rtPriority: 0, nice: 0 });
     expect(r.thread).toEqual({ policy: SCHED_OTHER, rtPriority: 0, nice: 0 });
   });

@@ -1,9 +1,11 @@
 import { existsSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { errText } from '../../util/errors.js';
 import type { QmpClient } from '../qmp.js';
 import { type JobRecord, type JobView, newJob, type QueryMigrate } from './job.js';
 import { resumeAfterFailure, resumeGuest, setReturnPath, watchIncoming, watchStream } from './qemu-stream.js';
 import { commitSaved, diskStamps, dropSaved, restoreUri } from './saved-state.js';
+import { removeStreamKey, useStreamKey } from './stream-key.js';
 import type { JobHost, SaveInfo } from './vm-jobs.js';
 
 /**
@@ -43,11 +45,20 @@ export function adoptStep(job: JobRecord['kind'], migrate: string | undefined, r
   return migrate === 'completed' ? 'finish' : 'undo';
 }
 
-/** migrate-incoming again; QEMU refuses a second one when the first got through: then it runs. */
-async function listenAgain(qmp: QmpClient, rec: JobRecord): Promise<void> {
+/**
+ * migrate-incoming again; QEMU refuses a second one when the first got through: then it runs. A
+ * keyed receive listens only with its key: a key that is gone (the run dir was lost) fails it
+ * rather than taking whoever connects.
+ */
+async function listenAgain(qmp: QmpClient, rec: JobRecord, keyDir: string): Promise<void> {
   const uri = rec.kind === 'restore' ? restoreUri(rec.target) : rec.target;
   if (rec.kind === 'restore' && !existsSync(rec.target)) throw new Error(`${rec.target} is gone`);
   if (rec.kind === 'receive') await setReturnPath(qmp).catch(() => {}); // refused once the stream began
+  if (rec.keyed) {
+    if (!existsSync(join(keyDir, 'keys.psk')))
+      throw new Error('the stream key is gone: not listening without it');
+    await useStreamKey(qmp, keyDir, 'server', { fresh: false });
+  }
   await qmp.execute('migrate-incoming', { uri }).catch((err: unknown) => {
     if (!/already been started/i.test(errText(err))) throw err;
   });
@@ -70,14 +81,14 @@ export async function adoptJob(
   const { status: run } = await qmp.execute<{ status: string }>('query-status');
   let step = adoptStep(rec.kind, q.status, run);
   let view: JobView = {
-    ...newJob(rec.kind, rec.target, new Date(rec.startedAt)),
+    ...newJob(rec.kind, rec.target, new Date(rec.startedAt), rec.keyed === true),
     qemuStatus: q.status ?? run,
   };
   host.setJob(view);
   const incoming = rec.kind === 'restore' || rec.kind === 'receive';
   try {
     if (step === 'listen') {
-      await listenAgain(qmp, rec);
+      await listenAgain(qmp, rec, host.keyDir);
       step = 'follow';
     }
     if (step === 'follow') {
@@ -120,6 +131,7 @@ export async function adoptJob(
     // the guest runs on from the stream and writes its disk: the saved state is spent
     if (rec.kind === 'restore') dropSaved(host.stateDir, host.name);
   } else await quit(host, qmp);
+  removeStreamKey(host.keyDir);
   host.setJob(view, null);
   return view;
 }

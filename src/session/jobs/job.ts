@@ -23,6 +23,8 @@ export interface JobView {
   readonly error: string | null;
   /** The file (save/restore) or channel URI (migrate/receive). */
   readonly target: string;
+  /** migrate/receive: the stream is authenticated and encrypted with the owners' key (TLS-PSK). */
+  readonly keyed: boolean;
 }
 
 /** Kept in the VM record while a job runs, so a restarted kvmux can finish or undo it. */
@@ -32,6 +34,8 @@ export interface JobRecord {
   readonly startedAt: string;
   /** save: the partial stream file that becomes `target` on completion. */
   readonly partial?: string;
+  /** receive: only a stream with the owners' key (kept in the VM's run dir until the end) may load. */
+  readonly keyed?: boolean;
 }
 
 /**
@@ -88,7 +92,7 @@ export function progressOf(prev: JobView, q: QueryMigrate): JobView {
   };
 }
 
-export function newJob(kind: JobKind, target: string, now: Date): JobView {
+export function newJob(kind: JobKind, target: string, now: Date, keyed = false): JobView {
   return {
     kind,
     status: 'active',
@@ -101,6 +105,7 @@ export function newJob(kind: JobKind, target: string, now: Date): JobView {
     startedAt: now.toISOString(),
     error: null,
     target,
+    keyed,
   };
 }
 

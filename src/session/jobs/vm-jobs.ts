@@ -19,6 +19,7 @@ import {
   type SavedMeta,
   saveUri,
 } from './saved-state.js';
+import { removeStreamKey, useNoStreamKey, useStreamKey, writeStreamKey } from './stream-key.js';
 
 /**
  * The four jobs on one VM, as steps against its QMP: each records itself in the VM record first
@@ -27,6 +28,8 @@ import {
 export interface JobHost {
   readonly name: string;
   readonly stateDir: string;
+  /** Private folder (run dir) for a migration's stream key while the job runs. */
+  readonly keyDir: string;
   handle(): VmHandle | null;
   /** The job as vm.list shows it; `record` (when given) is persisted in the VM record, null clears it. */
   setJob(view: JobView, record?: JobRecord | null): void;
@@ -96,20 +99,34 @@ export async function saveVm(host: JobHost, info: SaveInfo): Promise<SavedMeta> 
   return meta;
 }
 
-/** Live-migrate to a kvmux that is receiving on `to`; the guest runs there, this QEMU quits. */
-export async function migrateVm(host: JobHost, to: string, bandwidthMiB?: number): Promise<JobView> {
+/**
+ * Live-migrate to a kvmux that is receiving on `to`; the guest runs there, this QEMU quits. With
+ * `key` the stream is TLS with that pre-shared key: only a receiver holding the same key takes it.
+ */
+export async function migrateVm(
+  host: JobHost,
+  to: string,
+  opts: { bandwidthMiB?: number | undefined; key?: string | undefined } = {},
+): Promise<JobView> {
   const qmp = await qmpOf(host);
-  const job = newJob('migrate', to, new Date());
+  const keyed = opts.key !== undefined;
+  const job = newJob('migrate', to, new Date(), keyed);
   host.setJob(job, { kind: 'migrate', target: to, startedAt: job.startedAt });
   let end: JobView;
   try {
+    if (opts.key !== undefined) {
+      writeStreamKey(host.keyDir, opts.key);
+      await useStreamKey(qmp, host.keyDir, 'client', { fresh: true });
+    } else await useNoStreamKey(qmp);
     end = await sendStream(qmp, to, job, {
-      bandwidthMiB,
+      bandwidthMiB: opts.bandwidthMiB,
       returnPath: true,
       onProgress: (v) => host.setJob(v),
     });
   } catch (err) {
     end = failedJob(job, errText(err));
+  } finally {
+    removeStreamKey(host.keyDir);
   }
   host.setJob(end, null);
   if (end.status !== 'completed') {
@@ -122,21 +139,26 @@ export async function migrateVm(host: JobHost, to: string, bandwidthMiB?: number
 
 /**
  * A QEMU started with `-incoming defer`: take the stream (restore: from the saved file; receive:
- * listening on `uri`), follow it, run the guest. Resolves with the final view; failure throws.
+ * listening on `uri`, with `key` only a sender holding the same key). Follow it, run the guest.
+ * Resolves with the final view; failure throws.
  */
 export async function takeIncoming(
   host: JobHost,
-  kind: JobKind,
-  uri: string,
-  target: string,
+  incoming: { kind: JobKind; uri: string; target: string; key?: string | undefined },
   onListening: () => void = () => {},
 ): Promise<JobView> {
+  const { kind, uri, target, key } = incoming;
   const qmp = await qmpOf(host);
-  const job = newJob(kind, target, new Date());
-  host.setJob(job, { kind, target, startedAt: job.startedAt });
+  const keyed = key !== undefined;
+  const job = newJob(kind, target, new Date(), keyed);
+  host.setJob(job, { kind, target, startedAt: job.startedAt, ...(keyed ? { keyed } : {}) });
   let end: JobView;
   try {
     if (kind === 'receive') await setReturnPath(qmp);
+    if (key !== undefined) {
+      writeStreamKey(host.keyDir, key);
+      await useStreamKey(qmp, host.keyDir, 'server', { fresh: true });
+    }
     await receiveStream(qmp, uri);
     onListening();
     end = await watchIncoming(qmp, job, { onProgress: (v) => host.setJob(v) });
@@ -144,6 +166,7 @@ export async function takeIncoming(
   } catch (err) {
     end = failedJob(job, errText(err));
   }
+  removeStreamKey(host.keyDir);
   host.setJob(end, null);
   if (end.status !== 'completed')
     throw new BackendError(host.name, `${kind} from ${target} failed: ${end.error ?? end.qemuStatus}`);

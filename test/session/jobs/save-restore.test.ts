@@ -8,7 +8,7 @@ import { savePaths } from '../../../src/session/jobs/saved-state.js';
 import { Supervisor } from '../../../src/session/supervisor.js';
 import { vmDirOf } from '../../../src/session/vm-paths.js';
 import { isAlive } from '../../../src/util/proc.js';
-import { buildInitramfs, findKernel } from '../../fixtures/linux-guest.js';
+import { buildInitramfs, counterInit, linuxGuestQemu } from '../../fixtures/linux-guest.js';
 import { tempDir } from '../../helpers/temp.js';
 import { startTestDisplay, type TestDisplay } from '../helpers/display.js';
 
@@ -40,7 +40,7 @@ beforeAll(async () => {
   display = await startTestDisplay(137);
   writeFileSync(disk, Buffer.alloc(1024 * 1024));
   const initrd = await buildInitramfs({
-    init: 'i=0; while :; do i=$((i+1)); echo "count $i"; echo "count $i" > /dev/tty0; sleep 0.1; done',
+    init: counterInit({ screen: true }),
     outDir: join(dir, 'initrd'),
   });
   config = configSchema.parse({
@@ -50,14 +50,7 @@ beforeAll(async () => {
       {
         name: 'tux',
         backend: 'qemu',
-        qemu: {
-          disk,
-          kernel: findKernel().path,
-          initrd,
-          append: 'console=ttyS1 panic=-1 quiet loglevel=3',
-          accel: 'tcg',
-          memoryMiB: 128,
-        },
+        qemu: linuxGuestQemu(initrd, { disk, memoryMiB: 128 }),
       },
     ],
   });

@@ -1,0 +1,37 @@
+import { readdirSync, readFileSync } from 'node:fs';
+
+/** What the benches read of other processes, from /proc. */
+export const ticks = Number(process.env['CLK_TCK'] ?? 100);
+
+export function procCpuTicks(pid: number): number {
+  const rest = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return Number(rest[11]) + Number(rest[12]);
+}
+
+/** Scheduling of a process's main thread, from /proc/PID/stat (policy 2 is SCHED_RR). */
+export function schedOf(pid: number): { policy: string; rtPriority: number; nice: number } {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  const policy = ['SCHED_OTHER', 'SCHED_FIFO', 'SCHED_RR'][Number(f[38])] ?? `policy ${f[38]}`;
+  return { policy, rtPriority: Number(f[37]), nice: Number(f[16]) };
+}
+
+/** CPU ticks of each process (all its threads), for the share each took of a timed span. */
+export const cpuOf = (pids: number[]) => pids.map((p) => procCpuTicks(p));
+
+export function rssMiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return Math.round(Number(m?.[1] ?? 0) / 1024);
+}
+
+/** The pid of the X server for `display` (kvmux starts `Xvfb :N …` or `Xorg :N …`). */
+export function xServerPid(display: string): number {
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      if (/(^|\/)X(vfb|org)$/.test(argv[0] ?? '') && argv[1] === display) return Number(pid);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  throw new Error(`no X server process for ${display}`);
+}

@@ -1,0 +1,93 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { signal } from '../../src/util/proc.js';
+import { schedulingOf, xServerPidOf } from '../helpers/x-servers.js';
+import { eventually, type Kvmux, sleep, startKvmux } from './kvmux-harness.js';
+
+/**
+ * `kvmux run` with input.realtime (the default): its input thread at SCHED_RR 2, and the X server
+ * of the display on screen at SCHED_RR 1 while the others stay SCHED_OTHER. Read from /proc of the
+ * real processes after each switch and after the shown X server is killed and restarted.
+ */
+const SCHED_OTHER = 0;
+const SCHED_RR = 2;
+const canRaise = process.getuid?.() === 0;
+if (!canRaise) console.warn('SKIP run priority: needs root (CAP_SYS_NICE) to raise priority');
+
+let k: Kvmux | undefined;
+afterEach(async () => {
+  await k?.stop();
+  k = undefined;
+});
+
+const vms = [
+  { name: 'left', backend: 'command', command: ['sleep', '600'] },
+  { name: 'right', backend: 'command', command: ['sleep', '600'] },
+];
+
+async function servers(kv: Kvmux): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (const d of await kv.call<Array<{ name: string; display: string }>>('display.list')) {
+    const pid = d.display ? xServerPidOf(d.display) : null;
+    if (pid) out[d.name] = pid;
+  }
+  return out;
+}
+
+async function bothUp(kv: Kvmux): Promise<Record<string, number>> {
+  for (let i = 0; i < 100; i++) {
+    const s = await servers(kv);
+    if (s['left'] && s['right']) return s;
+    await sleep(100);
+  }
+  throw new Error('the two X servers did not come up');
+}
+
+const policy = (pid: number) => {
+  const s = schedulingOf(pid);
+  return s.policy === SCHED_RR
+    ? `rr ${s.rtPriority}`
+    : s.policy === SCHED_OTHER
+      ? `other ${s.nice}`
+      : `${s.policy}`;
+};
+
+describe.skipIf(!canRaise)('input priority follows the monitor (kvmux run, Xvfb)', () => {
+  it('the shown X server runs real-time, the others normal; a switch and a restart move it', async () => {
+    k = await startKvmux({ vms });
+    const x = await bothUp(k);
+    expect(policy(k.pid)).toBe('rr 2');
+    await eventually(() => policy(x['left']!) === 'rr 1', 'left X server raised');
+    expect(policy(x['right']!)).toBe('other 0');
+
+    await k.call('display.switch', { name: 'right' });
+    expect(policy(x['right']!)).toBe('rr 1');
+    expect(policy(x['left']!)).toBe('other 0');
+
+    // the shown display's X server dies: its replacement is raised, nothing else
+    signal(x['right']!, 'SIGKILL');
+    let again = 0;
+    for (let i = 0; i < 150 && !again; i++) {
+      const s = await servers(k);
+      if (s['right'] && s['right'] !== x['right']) again = s['right'];
+      else await sleep(100);
+    }
+    expect(again).toBeGreaterThan(0);
+    await eventually(() => policy(again) === 'rr 1', 'restarted right X server raised', 10_000);
+    expect(policy(x['left']!)).toBe('other 0');
+
+    await k.call('display.switch', { name: 'left' });
+    expect(policy(x['left']!)).toBe('rr 1');
+    expect(policy(again)).toBe('other 0');
+  }, 90_000);
+
+  it('with input.realtime false nothing is real-time: kvmux at nice -10, every X server normal', async () => {
+    k = await startKvmux({ vms, input: { realtime: false } });
+    const x = await bothUp(k);
+    await sleep(500);
+    expect(policy(k.pid)).toBe('other -10');
+    expect(policy(x['left']!)).toBe('other 0');
+    expect(policy(x['right']!)).toBe('other 0');
+    await k.call('display.switch', { name: 'right' });
+    expect(policy(x['right']!)).toBe('other 0');
+  }, 90_000);
+});

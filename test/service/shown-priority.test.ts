@@ -1,0 +1,149 @@
+import { describe, expect, it } from 'vitest';
+import { type ProcessRef, ShownPriority } from '../../src/service/shown-priority.js';
+import { silentLogger } from '../../src/util/log.js';
+import { mulberry32 } from '../helpers/prng.js';
+
+/**
+ * The X server on screen is the one raised; every other server kvmux knows is normal. A fake
+ * scheduler keeps each process's priority, so the invariant is checked after every step.
+ */
+class FakeProcs {
+  readonly prio = new Map<string, number>();
+  readonly alive = new Set<string>();
+  readonly calls: string[] = [];
+  refuse: string | undefined;
+  private key = (r: ProcessRef) => `${r.pid}@${r.startTime}`;
+  private byPid = (pid: number) => [...this.alive].find((k) => k.startsWith(`${pid}@`));
+  spawn(r: ProcessRef) {
+    this.alive.add(this.key(r));
+    this.prio.set(this.key(r), 0);
+  }
+  die(r: ProcessRef) {
+    this.alive.delete(this.key(r));
+  }
+  io = {
+    setScheduling: (pid: number, rt: number) => {
+      this.calls.push(`${pid}:${rt}`);
+      const k = this.byPid(pid);
+      if (!k) return 'ESRCH';
+      if (this.refuse && rt > 0) return this.refuse;
+      this.prio.set(k, rt);
+      return undefined;
+    },
+    isAlive: (r: ProcessRef) => this.alive.has(this.key(r)),
+  };
+  raised(): string[] {
+    return [...this.alive].filter((k) => (this.prio.get(k) ?? 0) > 0);
+  }
+}
+
+const a = { pid: 100, startTime: 1 };
+const b = { pid: 200, startTime: 1 };
+
+describe('ShownPriority: the X server on screen is raised, no other', () => {
+  it('raises the shown server and lowers the one shown before', () => {
+    const p = new FakeProcs();
+    p.spawn(a);
+    p.spawn(b);
+    const s = new ShownPriority(p.io, 1, silentLogger);
+    s.show(a);
+    expect(p.raised()).toEqual(['100@1']);
+    s.show(b);
+    expect(p.raised()).toEqual(['200@1']);
+    expect(p.calls).toEqual(['100:1', '100:0', '200:1']);
+    s.show(b); // the same again: nothing to do
+    expect(p.calls).toHaveLength(3);
+    s.show(null);
+    expect(p.raised()).toEqual([]);
+  });
+
+  it('never touches the pid of a server that has gone (a reused pid is another process)', () => {
+    const p = new FakeProcs();
+    p.spawn(a);
+    const s = new ShownPriority(p.io, 1, silentLogger);
+    s.show(a);
+    p.die(a);
+    const reused = { pid: 100, startTime: 9 }; // same pid, another process, made RT by someone else
+    p.spawn(reused);
+    p.prio.set('100@9', 50);
+    p.spawn(b);
+    s.show(b);
+    expect(p.prio.get('100@9')).toBe(50);
+    expect(p.calls).toEqual(['100:1', '200:1']);
+  });
+
+  it('a restarted server (same display, new process) is raised in place of the old', () => {
+    const p = new FakeProcs();
+    p.spawn(a);
+    const s = new ShownPriority(p.io, 1, silentLogger);
+    s.show(a);
+    s.gone(a);
+    p.die(a);
+    const again = { pid: 101, startTime: 5 };
+    p.spawn(again);
+    s.show(again);
+    expect(p.raised()).toEqual(['101@5']);
+    expect(s.current).toEqual(again);
+  });
+
+  it('a refusal (no RT budget) leaves nothing raised and is said once', () => {
+    const p = new FakeProcs();
+    p.spawn(a);
+    p.spawn(b);
+    const warned: string[] = [];
+    const log = { ...silentLogger, warn: (_o: unknown, msg: string) => warned.push(msg) } as never;
+    const s = new ShownPriority(p.io, 1, log);
+    p.refuse = 'EPERM';
+    s.show(a);
+    s.show(b);
+    s.show(a);
+    expect(p.raised()).toEqual([]);
+    expect(s.current).toBeNull();
+    expect(warned).toHaveLength(1);
+    p.refuse = undefined;
+    s.show(b);
+    expect(p.raised()).toEqual(['200@1']);
+  });
+
+  it('random switches, restarts and deaths: after every step at most one server is raised, the shown one', () => {
+    for (let seed = 1; seed <= 30; seed++) {
+      const rnd = mulberry32(seed);
+      const p = new FakeProcs();
+      const s = new ShownPriority(p.io, 1, silentLogger);
+      let next = 1000;
+      const servers = [0, 1, 2].map(() => ({ pid: next++, startTime: 1 }));
+      for (const r of servers) p.spawn(r);
+      let shown: ProcessRef | null = null;
+      for (let step = 0; step < 200; step++) {
+        const i = Math.floor(rnd() * servers.length);
+        const r = servers[i]!;
+        const what = rnd();
+        if (what < 0.6) {
+          shown = p.io.isAlive(r) ? r : null;
+          s.show(shown);
+        } else if (what < 0.8) {
+          // the server dies; the display runtime reports it gone, then a new one comes up
+          p.die(r);
+          s.gone(r);
+          const fresh = { pid: next++, startTime: step + 2 };
+          servers[i] = fresh;
+          p.spawn(fresh);
+          if (shown === r) {
+            shown = fresh;
+            s.show(fresh);
+          }
+        } else {
+          // a death reported late: a switch happens before the runtime notices
+          p.die(r);
+          const fresh = { pid: next++, startTime: step + 2 };
+          servers[i] = fresh;
+          p.spawn(fresh);
+          if (shown === r) shown = null;
+          s.show(shown);
+        }
+        const want = shown ? [`${shown.pid}@${shown.startTime}`] : [];
+        expect(p.raised(), `seed ${seed} step ${step}`).toEqual(want);
+      }
+    }
+  });
+});

@@ -1,0 +1,124 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { adoptJob } from '../../../src/session/jobs/adopt-job.js';
+import { newJob } from '../../../src/session/jobs/job.js';
+import { sendStream } from '../../../src/session/jobs/qemu-stream.js';
+import {
+  migrationKeySchema,
+  pskLine,
+  useNoStreamKey,
+  useStreamKey,
+  writeStreamKey,
+} from '../../../src/session/jobs/stream-key.js';
+import type { JobHost } from '../../../src/session/jobs/vm-jobs.js';
+import { QmpClient } from '../../../src/session/qmp.js';
+import { tempDir } from '../../helpers/temp.js';
+
+/**
+ * The stream key against real QEMUs (no guest needed: an empty 32 MiB machine under TCG), through a
+ * unix socket: what an adopted keyed receive does when kvmux died before the stream started.
+ */
+const KEY = 'correct-horse-battery-staple-42';
+const procs: ChildProcess[] = [];
+const clients: QmpClient[] = [];
+
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.close();
+  for (const p of procs.splice(0)) {
+    if (p.exitCode === null && p.signalCode === null) {
+      p.kill('SIGKILL');
+      await new Promise((r) => p.once('exit', r));
+    }
+  }
+});
+
+async function qemu(
+  dir: string,
+  name: string,
+  incoming: boolean,
+): Promise<{ qmp: QmpClient; proc: ChildProcess }> {
+  const sock = join(dir, `${name}.qmp`);
+  const argv = ['-machine', 'accel=tcg', '-m', '32', '-display', 'none', '-nodefaults'];
+  argv.push('-qmp', `unix:${sock},server=on,wait=off`, ...(incoming ? ['-incoming', 'defer'] : []));
+  const proc = spawn('qemu-system-x86_64', argv, { stdio: 'ignore' });
+  procs.push(proc);
+  const qmp = await QmpClient.connect(sock, { label: name, timeoutMs: 10_000 });
+  clients.push(qmp);
+  return { qmp, proc };
+}
+
+function host(keyDir: string, proc: ChildProcess): JobHost & { views: string[] } {
+  const views: string[] = [];
+  return {
+    name: 'tux',
+    stateDir: keyDir,
+    keyDir,
+    views,
+    handle: () =>
+      ({
+        exited: new Promise<void>((r) => (proc.exitCode !== null ? r() : proc.once('exit', () => r()))),
+      }) as never,
+    setJob: (v) => views.push(v.status),
+  };
+}
+
+const status = async (qmp: QmpClient) => (await qmp.execute<{ status: string }>('query-status')).status;
+
+describe('migration stream key', () => {
+  it('keys are 16-128 printable characters; the PSK file holds them in hex', () => {
+    expect(migrationKeySchema.safeParse('short').success).toBe(false);
+    expect(migrationKeySchema.safeParse('with a space in it!').success).toBe(false);
+    expect(migrationKeySchema.safeParse(KEY).success).toBe(true);
+    expect(pskLine('abcdefghijklmnop')).toBe('kvmux:6162636465666768696a6b6c6d6e6f70\n');
+  });
+
+  it('an adopted keyed receive listens again with its key: a plain sender is refused, the keyed one gets in', async () => {
+    const dir = tempDir('kvmux-stream-key-');
+    const keyDir = join(dir, 'stream-key');
+    const uri = `unix:${join(dir, 'mig.sock')}`;
+    writeStreamKey(keyDir, KEY);
+    const recv = await qemu(dir, 'recv', true);
+    const rec = { kind: 'receive' as const, target: uri, startedAt: new Date().toISOString(), keyed: true };
+    const h = host(keyDir, recv.proc);
+    const adopted = adoptJob(h, recv.qmp, rec, { disks: [], memoryMiB: 32 });
+    // the plain sender: refused at the handshake, the receiver listens on
+    const plain = await qemu(dir, 'plain', false);
+    await useNoStreamKey(plain.qmp);
+    for (let i = 0; i < 100 && !existsSync(uri.slice(5)); i++) await new Promise((r) => setTimeout(r, 50));
+    const refused = await sendStream(plain.qmp, uri, newJob('migrate', uri, new Date()), {
+      returnPath: true,
+    });
+    expect(refused.status).toBe('failed');
+    expect(await status(recv.qmp)).toBe('inmigrate');
+    // the keyed sender (its own copy of the key, as on another host)
+    const sender = await qemu(dir, 'sender', false);
+    const senderKeys = join(dir, 'sender-key');
+    writeStreamKey(senderKeys, KEY);
+    await useStreamKey(sender.qmp, senderKeys, 'client', { fresh: true });
+    const sent = await sendStream(sender.qmp, uri, newJob('migrate', uri, new Date(), true), {
+      returnPath: true,
+    });
+    expect(sent.status).toBe('completed');
+    const end = await adopted;
+    expect(end).toMatchObject({ status: 'completed', keyed: true });
+    expect(await status(recv.qmp)).toBe('running');
+    expect(existsSync(keyDir)).toBe(false);
+  }, 60_000);
+
+  it('an adopted keyed receive whose key is gone fails closed: it never listens without it', async () => {
+    const dir = tempDir('kvmux-stream-key-');
+    const uri = `unix:${join(dir, 'mig.sock')}`;
+    const recv = await qemu(dir, 'recv', true);
+    const rec = { kind: 'receive' as const, target: uri, startedAt: new Date().toISOString(), keyed: true };
+    const end = await adoptJob(host(join(dir, 'stream-key'), recv.proc), recv.qmp, rec, {
+      disks: [],
+      memoryMiB: 32,
+    });
+    expect(end).toMatchObject({ status: 'failed' });
+    expect(end.error).toMatch(/key is gone/);
+    expect(existsSync(uri.slice(5))).toBe(false);
+    await new Promise<void>((r) => (recv.proc.exitCode !== null ? r() : recv.proc.once('exit', () => r())));
+  }, 30_000);
+});
