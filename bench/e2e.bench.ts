@@ -432,6 +432,39 @@ async function switchLatency(k: Kvmux) {
   };
 }
 
+/**
+ * kvmux's own `start timeline` log line as ms after the spawn (its marks count from its process
+ * start): where start → first pixels went, for the display shown first.
+ */
+function startBreakdown(logFile: string, spawnEpochMs: number, first: string) {
+  const line = readFileSync(logFile, 'utf8')
+    .split('\n')
+    .find((l) => l.includes('"start timeline"'));
+  if (!line) return { error: 'no start timeline in the log' };
+  const { processStartEpochMs, marks } = JSON.parse(line) as {
+    processStartEpochMs: number;
+    marks: Record<string, number>;
+  };
+  const at = (step: string) => {
+    const ms = marks[step];
+    return ms === undefined ? null : Math.round(ms + processStartEpochMs - spawnEpochMs);
+  };
+  return {
+    display: first,
+    processStartMs: Math.round(processStartEpochMs - spawnEpochMs),
+    modulesLoadedMs: at('run'),
+    configLoadedMs: at('config'),
+    serviceModulesLoadedMs: at('service-loaded'),
+    xServerStartMs: at(`x-start:${first}`),
+    xServerReadyMs: at(`x-ready:${first}`),
+    displayUpMs: at(`display-up:${first}`),
+    vmSpawnedMs: at(`vm-spawned:${first}`),
+    vmWindowMappedMs: at(`window-mapped:${first}`),
+    vmRunningMs: at(`vm-running:${first}`),
+    allStartedMs: at('running'),
+  };
+}
+
 /** Spawn → the first VM's display shows pixels; then RSS and idle CPU with 4 VMs. */
 async function startAndIdle() {
   const dir = mkdtempSync('/tmp/kvmux-bench-');
@@ -453,6 +486,8 @@ async function startAndIdle() {
   const configPath = join(dir, 'k.yaml');
   writeFileSync(configPath, stringify(cfg));
   const fd = openSync(join(dir, 'kvmux.log'), 'a');
+  const loadAverage1m = loadavg()[0];
+  const spawnEpochMs = Date.now();
   const t0 = performance.now();
   const proc = spawn(process.execPath, [...KVMUX_NODE_FLAGS, CLI, 'run', '--config', configPath], {
     stdio: ['ignore', fd, fd],
@@ -463,8 +498,10 @@ async function startAndIdle() {
   const ctl = await connectSocket(sock);
   let firstPixelsMs = Number.NaN;
   let conn: XConnection | null = null;
+  let first = '';
   while (Number.isNaN(firstPixelsMs) && performance.now() - t0 < 30_000) {
-    const d = (await ctl.call('display.list')) as Array<{ display: string }>;
+    const d = (await ctl.call('display.list')) as Array<{ name: string; display: string }>;
+    first = d[0]?.name ?? first;
     if (d[0]?.display) {
       conn ??= await connectDisplay(d[0].display).catch(() => null);
       if (conn && !(await screenIsBlank(conn))) firstPixelsMs = performance.now() - t0;
@@ -475,6 +512,7 @@ async function startAndIdle() {
   while (((await ctl.call('vm.list')) as Array<{ state: string }>).some((v) => v.state !== 'running'))
     await sleep(100);
   await sleep(3000);
+  const breakdown = startBreakdown(join(dir, 'kvmux.log'), spawnEpochMs, first);
   const c0 = procCpuTicks(proc.pid!);
   const idleSeconds = 10;
   await sleep(idleSeconds * 1000);
@@ -486,6 +524,8 @@ async function startAndIdle() {
   rmSync(dir, { recursive: true, force: true });
   return {
     startToFirstVmPixelsMs: Math.round(firstPixelsMs),
+    loadAverage1m,
+    startBreakdown: breakdown,
     vms: 4,
     kvmuxRssMiB: rss,
     kvmuxIdleCpuPercent: Number((cpu * 100).toFixed(2)),

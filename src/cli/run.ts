@@ -1,10 +1,10 @@
 import { resolveConfigPath } from '../config/config.js';
 import { loadEffectiveConfig } from '../config/overlay.js';
-import { createOverlayMenuView } from '../service/overlay-view.js';
-import { Service } from '../service/service.js';
+import { startHeadStart } from '../service/head-start.js';
 import { errText } from '../util/errors.js';
 import { createLogger, LogRing } from '../util/log.js';
 import { INPUT_NICE, raiseInputPriority } from '../util/priority.js';
+import { markStart } from '../util/start-trace.js';
 
 /**
  * `kvmux run`: the service in the foreground. SIGTERM/SIGINT stop everything gracefully and
@@ -12,17 +12,30 @@ import { INPUT_NICE, raiseInputPriority } from '../util/priority.js';
  * (what a service upgrade wants).
  */
 export default async function run(opts: { config?: string }): Promise<number> {
+  markStart('run'); // node, the CLI and this module's imports are loaded
   const path = resolveConfigPath(opts.config);
   // the --config file with kvmux's own layer (stateDir/config.yaml: vm.create/update/delete) over it
-  const { base: config, overlay, quarantined } = loadEffectiveConfig(path, { quarantine: true });
+  const effective = loadEffectiveConfig(path, { quarantine: true });
+  const { base: config, overlay, quarantined } = effective;
+  markStart('config');
   const ring = new LogRing();
   const log = createLogger({ ring });
+  const vmNames = effective.config.vms.map((v) => v.name);
+  // the first display's X server starts while the service's modules load (they are not needed for it)
+  const headStart = startHeadStart(config, vmNames, log);
+  const dropHeadStart = () =>
+    headStart?.server.then(
+      (s) => s.stop(),
+      () => {},
+    ) ?? Promise.resolve();
+  const { Service, createOverlayMenuView } = await loadService(dropHeadStart);
+  markStart('service-loaded');
   if (quarantined)
     log.error(
       { moved: quarantined.path, problem: quarantined.error },
       "kvmux's own config layer no longer fits the config file: moved aside, starting from the file alone",
     );
-  const service = new Service({ config, overlay, log, ring, menuView: createOverlayMenuView });
+  const service = new Service({ config, overlay, log, ring, menuView: createOverlayMenuView, headStart });
   let stopping: Promise<void> | null = null;
   const stop = (signal: NodeJS.Signals, leaveRunning: boolean) => {
     log.info({ signal }, 'signal');
@@ -57,10 +70,35 @@ export default async function run(opts: { config?: string }): Promise<number> {
   } catch (err) {
     log.fatal({ err: errText(err) }, 'start failed');
     await service.stop().catch(() => {});
+    // a start that failed before the displays existed leaves the head start's server to us
+    await dropHeadStart();
     process.stderr.write(`kvmux run: ${errText(err)}\n`);
     process.stderr.write('kvmux run: `kvmux doctor` checks what this machine is missing\n');
     return 1;
   }
   await new Promise(() => {});
   return 0;
+}
+
+const earlySignals: NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGUSR1'];
+
+/**
+ * The service's modules, loaded while the head start's X server starts. A signal meanwhile (or a
+ * failed load) stops that server: nothing else knows of it yet, and no record lets a later kvmux adopt it.
+ */
+async function loadService(dropHeadStart: () => Promise<void>) {
+  const onSignal = () => void dropHeadStart().finally(() => process.exit(1));
+  for (const sig of earlySignals) process.once(sig, onSignal);
+  try {
+    const [{ Service }, { createOverlayMenuView }] = await Promise.all([
+      import('../service/service.js'),
+      import('../service/overlay-view.js'),
+    ]);
+    return { Service, createOverlayMenuView };
+  } catch (err) {
+    await dropHeadStart();
+    throw err;
+  } finally {
+    for (const sig of earlySignals) process.off(sig, onSignal);
+  }
 }

@@ -1,6 +1,6 @@
-import { execa } from 'execa';
 import { z } from 'zod';
 import { RpcCode, RpcError } from '../util/errors.js';
+import { execa } from '../util/lazy-execa.js';
 import { type Logger, silentLogger } from '../util/log.js';
 import { defineMethod, type RpcMethod } from './rpc/method.js';
 import { type HostUpdateView, slotStatus } from './transfer/host-update.js';

@@ -1,5 +1,5 @@
-import { execa } from 'execa';
 import { NetError } from '../util/errors.js';
+import { execa } from '../util/lazy-execa.js';
 
 /** One row of `ip -j -d link show`, reduced to what kvmux reads. */
 export interface Link {

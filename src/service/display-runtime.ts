@@ -1,8 +1,8 @@
-import { join } from 'node:path';
 import type { Config } from '../config/schema.js';
 import { DisplayError, errText } from '../util/errors.js';
 import { type Logger, silentLogger } from '../util/log.js';
 import { JsonRecordStore } from '../util/record-store.js';
+import { markStart } from '../util/start-trace.js';
 import { connectDisplay } from '../x/connection.js';
 import { consoleLock } from '../x/console-lock.js';
 import { type KioskWm, startKioskWm } from '../x/kiosk-wm.js';
@@ -15,6 +15,7 @@ import {
 } from '../x/server.js';
 import { activeVt, allocateVt, releaseVt, switchVt } from '../x/vt.js';
 import { createXtestSink, type XtestSink } from '../x/xtest-sink.js';
+import { dropHeadStart, serverBase } from './head-start.js';
 
 /**
  * One named display at runtime: its X server (started, or adopted from an earlier kvmux), the
@@ -105,6 +106,11 @@ export class DisplayRuntime {
     return this.lazy && !this.requested && !this.live;
   }
 
+  /** A start was asked for (it may be running, done, or waiting to retry): starting it again would make a second server. */
+  get startRequested(): boolean {
+    return this.requested;
+  }
+
   /** Resolves with the display once its server, WM and sink are up; starts an on-demand one. */
   ready(): Promise<LiveDisplay> {
     if (this.live) return Promise.resolve(this.live);
@@ -124,10 +130,21 @@ export class DisplayRuntime {
     this.lazy = this.records.load(this.opts.name) === null;
   }
 
-  /** Adopt a server recorded by an earlier kvmux if it still runs, else start a new one. */
-  start(): Promise<LiveDisplay> {
+  /**
+   * Adopt a server recorded by an earlier kvmux if it still runs, else take `early` (the head
+   * start's server, spawned for this display while kvmux loaded), else start a new one.
+   */
+  start(early?: Promise<XServer>): Promise<LiveDisplay> {
     this.requested = true;
-    const run = (async () => this.attach(this.adopt() ?? (await this.launch())))();
+    const name = this.opts.name;
+    markStart(`x-start:${name}`);
+    const run = (async () => {
+      const adopted = this.adopt();
+      if (adopted && early) void dropHeadStart(early);
+      const server = adopted ?? (early && (await this.fromHeadStart(early))) ?? (await this.launch());
+      markStart(`x-ready:${name}`);
+      return this.attach(server);
+    })();
     this.starting = run;
     const done = () => {
       if (this.starting === run) this.starting = null;
@@ -146,13 +163,21 @@ export class DisplayRuntime {
     return server;
   }
 
+  /** The head start's server; null when it failed (then a new one is launched). */
+  private async fromHeadStart(early: Promise<XServer>): Promise<XServer | null> {
+    try {
+      return await early;
+    } catch (err) {
+      this.log.warn({ err: errText(err) }, 'head-start X server failed; starting another');
+      return null;
+    }
+  }
+
   private async launch(): Promise<XServer> {
     const { config } = this.opts;
     const x = config.x;
-    const logDir = join(config.runDir, 'x');
-    const range: [number, number] = [x.firstDisplay, x.firstDisplay + 79];
-    const readyMs = x.readySeconds * 1000;
-    const base = { logDir, width: x.width, height: x.height, range, readyTimeoutMs: readyMs };
+    const base = serverBase(config);
+    const readyMs = base.readyTimeoutMs;
     if (config.console === 'virtual') return startXServer({ kind: 'xvfb', ...base });
     const vt = allocateVt(x.firstVt, 63);
     let stuck = false;
@@ -218,7 +243,10 @@ export class DisplayRuntime {
     let wm: KioskWm;
     let sink: XtestSink;
     try {
-      wm = await startKioskWm(server.display, { log, timeoutMs: 5000 });
+      const name = this.opts.name;
+      const onManage = () => markStart(`window-mapped:${name}`);
+      wm = await startKioskWm(server.display, { log, timeoutMs: 5000, onManage });
+      markStart(`wm-up:${name}`);
       sink = await createXtestSink(server.display, { log, timeoutMs: 5000, bufferRequests: true });
     } catch (err) {
       await server.stop();
@@ -232,6 +260,7 @@ export class DisplayRuntime {
     const live: LiveDisplay = { name: this.opts.name, server, wm, sink };
     this.live = live;
     this.failures = 0;
+    markStart(`display-up:${this.opts.name}`);
     log.info({ x: server.display, vt: server.vt, pid: server.pid }, 'display up');
     for (const resolve of this.waiting.splice(0)) resolve(live);
     this.opts.onChange?.(this.opts.name, live);

@@ -17,11 +17,13 @@ import { Supervisor } from '../session/supervisor.js';
 import { type Logger, type LogRing, silentLogger } from '../util/log.js';
 import { SHOWN_X_RT_PRIORITY, setProcessScheduling } from '../util/priority.js';
 import { isAlive } from '../util/proc.js';
+import { markStart, startMarks } from '../util/start-trace.js';
 import { createAdminScreen } from './admin-screen.js';
 import { Api } from './api.js';
 import { configMethods } from './config-methods.js';
 import { ConsoleInput } from './console-input.js';
 import type { LiveDisplay } from './display-runtime.js';
+import type { HeadStart } from './head-start.js';
 import { HostPhrase, phraseMethods } from './host-phrase.js';
 import { jobMethods } from './job-methods.js';
 import type { MenuView } from './menu-controller.js';
@@ -41,6 +43,8 @@ export interface ServiceOptions {
   readonly ring?: LogRing;
   /** Draws the switcher and ask dialogs (the X overlay renderer in production). */
   readonly menuView: (host: MenuViewHost) => MenuView;
+  /** The first display's X server, started while kvmux loaded (cli/run). */
+  readonly headStart?: HeadStart | null;
 }
 
 /** Everything `start` built, in the order it was built; `stop` takes it down in reverse. */
@@ -59,8 +63,9 @@ interface Parts {
 /**
  * `kvmux run`, the composition root: builds the parts in dependency order (displays → networks →
  * supervisor → console input and menu → VM catalogue → admin screen → API → control plane), starts
- * them, and stops them in reverse. Data flows one way: input → hotkey/guard/router → the active
- * display; control → catalogue/supervisor/switcher.
+ * them (the display shown first and its VM before the others), and stops them in reverse. Data
+ * flows one way: input → hotkey/guard/router → the active display; control →
+ * catalogue/supervisor/switcher.
  */
 export class Service implements MenuViewHost {
   readonly config: Config;
@@ -87,10 +92,16 @@ export class Service implements MenuViewHost {
 
   async start(): Promise<void> {
     const { config: cfg, log } = this;
+    markStart('service-start');
     for (const dir of [cfg.runDir, cfg.stateDir, join(cfg.runDir, 'vm')])
       mkdirSync(dir, { recursive: true, mode: 0o700 });
     const vtGuard = cfg.console === 'vt' ? rememberOriginalVt(cfg.stateDir) : null;
-    const switcher = new Switcher({ config: cfg, log, shownPriority: shownPriorityFor(cfg, log) });
+    const switcher = new Switcher({
+      config: cfg,
+      log,
+      shownPriority: shownPriorityFor(cfg, log),
+      headStart: this.opts.headStart ?? null,
+    });
     const net = cfg.networks.length > 0 ? new NetworkManager({ log }) : null;
     const supervisor = newSupervisor(cfg, log, switcher, net);
     const view = this.opts.menuView(this);
@@ -131,13 +142,21 @@ export class Service implements MenuViewHost {
       await net.reconcile(catalogue.config);
       await net.ensureNetworks(cfg.networks);
     }
-    await switcher.startAll();
+    const shown = await switcher.startFirst();
     this.consoleReady = true;
-    log.info({ display: switcher.active ?? switcher.entries[0]?.name }, 'console ready');
-    await supervisor.autostart();
+    markStart('console-ready');
+    log.info({ display: switcher.active ?? shown }, 'console ready');
+    // the shown VM starts alone: other X servers and VMs would take the CPU it needs to reach the screen
+    await supervisor.autostart({ lead: shown, afterLead: () => switcher.startRest() });
     await adminScreen?.autostart();
     catalogue.watchImages();
     this.ready = true;
+    markStart('running');
+    // ms since the process started; the epoch of that start lets a caller add its own spawn time
+    log.info(
+      { processStartEpochMs: Math.round(performance.timeOrigin), marks: startMarks() },
+      'start timeline',
+    );
     log.info({ displays: switcher.entries.map((e) => e.name), socket: plane.socketPath }, 'kvmux running');
   }
 

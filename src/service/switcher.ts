@@ -7,6 +7,7 @@ import { writeFileAtomicLater, writesSettled } from '../util/atomic-file.js';
 import { errText, RpcCode, RpcError } from '../util/errors.js';
 import { type Logger, silentLogger } from '../util/log.js';
 import { consoleLock } from '../x/console-lock.js';
+import type { XServer } from '../x/server.js';
 import { activeVt, switchVt, waitVtActive } from '../x/vt.js';
 import { DisplayRuntime, type LiveDisplay } from './display-runtime.js';
 import {
@@ -21,6 +22,7 @@ import {
   setEntries,
   upsertEntry,
 } from './displays.js';
+import { dropHeadStart, type HeadStart } from './head-start.js';
 import type { ShownPriority } from './shown-priority.js';
 
 /** How long a timed-out VT switch may still complete and take input with it. */
@@ -31,6 +33,8 @@ export interface SwitcherOptions {
   readonly log?: Logger;
   /** Raises the X server on screen (input.realtime); none: every X server stays normal. */
   readonly shownPriority?: ShownPriority | undefined;
+  /** An X server already starting for the display expected first (kvmux run's head start). */
+  readonly headStart?: HeadStart | null;
 }
 
 export interface SwitchResult {
@@ -64,8 +68,11 @@ export class Switcher extends EventEmitter<{
   /** The display startAll shows first, until a switch makes one active. */
   private shownFirst: string | null = null;
 
+  private headStart: HeadStart | null;
+
   constructor(private readonly opts: SwitcherOptions) {
     super();
+    this.headStart = opts.headStart ?? null;
     this.log = opts.log ?? silentLogger;
     this.activeFile = join(opts.config.stateDir, 'active-display');
   }
@@ -110,24 +117,55 @@ export class Switcher extends EventEmitter<{
   }
 
   /**
-   * Start every display in menu order (VTs are handed out in that order). The first one shown
-   * (the one remembered from before a crash, else the first) must come up: a failure there is a
-   * broken setup and throws; the others retry with backoff.
+   * Start every display: the one shown first, then the others in menu order (VTs are handed out
+   * in that order). A failure of the first is a broken setup and throws; the others retry with backoff.
    */
   async startAll(): Promise<void> {
+    const first = this.startFirst();
+    this.startRest();
+    await first;
+  }
+
+  /**
+   * Start the display shown first (the one remembered from before a crash, else the first in menu
+   * order) and show it; resolves with its name once it is up. A failure there is a broken setup and
+   * throws. The others wait for `startRest`: they would take the CPU its VM needs to reach the screen.
+   */
+  async startFirst(): Promise<string | null> {
     const resumed = this.resumeActive();
     const first = this.table.entries.find((e) => e.name === resumed) ?? this.table.entries[0];
     this.shownFirst = first?.name ?? null;
-    let firstUp: Promise<unknown> | null = null;
-    // in menu order, so VTs are handed out in that order too (allocation is synchronous)
+    const rt = first ? this.runtimes.get(first.name) : undefined;
+    const early = this.takeHeadStart(first?.name ?? null);
+    if (!first || !rt) return null;
+    await rt.start(early);
+    void this.switchTo(first.name).catch(() => {});
+    return first.name;
+  }
+
+  /** The head start's server when it was started for `name`; one started for another display is stopped. */
+  private takeHeadStart(name: string | null): Promise<XServer> | undefined {
+    const head = this.headStart;
+    this.headStart = null;
+    if (!head) return undefined;
+    if (head.name === name) return head.server;
+    this.log.info(
+      { expected: head.name, first: name },
+      'head-start X server was for another display: stopped',
+    );
+    void dropHeadStart(head.server);
+    return undefined;
+  }
+
+  /**
+   * Start every display not started yet, in menu order (a VM added meanwhile started its own);
+   * each retries with backoff itself.
+   */
+  startRest(): void {
     for (const { name } of this.table.entries) {
       const rt = this.runtimes.get(name);
-      if (name === first?.name) firstUp = rt?.start() ?? null;
-      else rt?.startOrRetry();
+      if (rt && !rt.startRequested) rt.startOrRetry();
     }
-    if (!first || !firstUp) return;
-    await firstUp;
-    void this.switchTo(first.name).catch(() => {});
   }
 
   /** Start one display (a VM added at run time); retries with backoff, its VM waits for it. */
@@ -246,6 +284,10 @@ export class Switcher extends EventEmitter<{
     this.stopped = true;
     // servers left for a later kvmux run at normal priority until it shows one
     this.opts.shownPriority?.show(null);
+    // never taken (start failed before the first display): it has no record to be adopted by
+    const head = this.headStart;
+    this.headStart = null;
+    if (head) await dropHeadStart(head.server);
     await Promise.all([...this.runtimes.values()].map((rt) => rt.stop(opts)));
     // a switch's background write must not land after the removal and resurrect the file
     await writesSettled(this.activeFile);

@@ -5,6 +5,7 @@ import type { CgroupResources } from '../resources/cgroup.js';
 import type { AppliedResources } from '../resources/limits.js';
 import { BackendError, errnoName, errText } from '../util/errors.js';
 import { type Logger, silentLogger } from '../util/log.js';
+import { autostartPlan } from './autostart-plan.js';
 import type { Backend, LaunchContext, VmState } from './backends/backend.js';
 import type { JobView } from './jobs/job.js';
 import {
@@ -50,6 +51,18 @@ export interface SupervisorOptions {
 }
 
 const SETTLED: ReadonlySet<VmState> = new Set(['running', 'stopped', 'crashed']);
+/** How long the lead VM has the start to itself; a slow one (VirtualBox, a busy host) then shares it. */
+const LEAD_MS = 10_000;
+
+/** Resolves when `p` settles or after `ms`, whichever comes first; never rejects. */
+function settledWithin(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, ms);
+  });
+  return Promise.race([p.then(noop, noop), late]).finally(() => clearTimeout(timer));
+}
+const noop = () => {};
 
 /** `reset`: a VM rebooted from inside (QMP RESET); its process, and its channel, live on. */
 export class Supervisor extends EventEmitter<{ state: [VmStatus]; reset: [string] }> {
@@ -259,15 +272,35 @@ export class Supervisor extends EventEmitter<{ state: [VmStatus]; reset: [string
     return adopted;
   }
 
-  /** Adopt what still runs, then start every autostart VM in config order. */
-  async autostart(): Promise<void> {
+  /**
+   * Adopt what still runs, then start every autostart VM in config order; `lead` (the VM on the
+   * display shown first) first and alone, for at most `leadMs`, then `afterLead` (start the other
+   * displays) and the rest one by one.
+   */
+  async autostart(
+    opts: { lead?: string | null; leadMs?: number; afterLead?: () => void } = {},
+  ): Promise<void> {
     await this.adoptAll();
-    for (const r of this.runners.values()) {
-      if (!r.vm.autostart || r.state !== 'stopped') continue;
-      await this.start(r.vm.name).catch((err: unknown) =>
-        this.log.error({ vm: r.vm.name, err: errnoName(err) }, 'autostart failed'),
+    const candidates = [...this.runners.values()].map((r) => ({
+      name: r.vm.name,
+      autostart: r.vm.autostart,
+      state: r.state,
+    }));
+    const plan = autostartPlan(candidates, opts.lead ?? null);
+    const start = (name: string) =>
+      this.start(name).then(
+        () => {},
+        (err: unknown) => this.log.error({ vm: name, err: errnoName(err) }, 'autostart failed'),
       );
+    const lead = plan.lead ? start(plan.lead) : null;
+    if (lead) await settledWithin(lead, opts.leadMs ?? LEAD_MS);
+    opts.afterLead?.();
+    for (const name of plan.rest) {
+      // started meanwhile (vm.start) or gone (vm.delete): not ours to start
+      if (this.runners.get(name)?.state !== 'stopped') continue;
+      await start(name);
     }
+    await lead;
   }
 
   /** Stop everything (graceful unless forced), or leave the VMs running for a later kvmux to adopt. */

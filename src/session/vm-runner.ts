@@ -3,6 +3,7 @@ import type { Resources, VmConfig } from '../config/schema.js';
 import type { CgroupResources } from '../resources/cgroup.js';
 import { BackendError, errnoName, errText } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
+import { markStart } from '../util/start-trace.js';
 import type { Backend, LaunchContext, VmExit, VmHandle, VmRecord, VmState } from './backends/backend.js';
 import { adoptJob } from './jobs/adopt-job.js';
 import type { JobKind, JobRecord, JobView } from './jobs/job.js';
@@ -363,9 +364,12 @@ export class VmRunner {
     const { log } = this.deps;
     const incoming = this.incoming;
     this.incoming = null;
+    const name = this.vm.name;
+    markStart(`vm-start:${name}`);
     const attempt = (async () => {
       await this.releasing;
       const ctx = await this.deps.context(this.vm, this.memoryMiB, undefined, incoming !== null);
+      markStart(`vm-display:${name}`);
       // recorded with the process itself: a kvmux dying before migrate-incoming leaves a QEMU
       // waiting in `-incoming defer`, and the next one must know which stream it waits for (and
       // that only a keyed one may load)
@@ -378,6 +382,7 @@ export class VmRunner {
           }
         : null;
       const onSpawned = (rec: VmRecord) => {
+        markStart(`vm-spawned:${name}`);
         if (gen === this.gen) this.deps.records.save(this.recordWith(rec));
       };
       const handle = await this.deps
@@ -395,6 +400,7 @@ export class VmRunner {
       }
       this.attach(handle);
       this.lastError = null;
+      markStart(`vm-running:${name}`);
       this.dispatch({ type: 'launched' });
       if (incoming) this.incomingDone = this.follow(incoming);
       return handle;

@@ -26,6 +26,8 @@ export interface KioskWmOptions extends ConnectOptions {
    * 'resize-then-map' is the classic order.
    */
   order?: 'map-then-resize' | 'resize-then-map';
+  /** Called when a top-level window is managed (mapped full-screen): the start-up timeline's "VM window shown". */
+  onManage?: (wid: number) => void;
 }
 
 const RevertToPointerRoot = 1;
@@ -54,7 +56,8 @@ interface WmState {
 type Verbs = ReturnType<typeof wmVerbs>;
 
 /** The WM's small actions on the server (dwm style verbs). */
-function wmVerbs(conn: XConnection, st: WmState, wmState: number, order: KioskWmOptions['order']) {
+function wmVerbs(conn: XConnection, st: WmState, wmState: number, opts: KioskWmOptions) {
+  const order = opts.order ?? 'map-then-resize';
   const { client } = conn;
   const fullScreen = (wid: number) =>
     client.ConfigureWindow(wid, { x: 0, y: 0, width: conn.width, height: conn.height, borderWidth: 0 });
@@ -80,6 +83,7 @@ function wmVerbs(conn: XConnection, st: WmState, wmState: number, order: KioskWm
     if (order !== 'resize-then-map') fullScreen(wid);
     setState(wid, NormalState);
     focus(wid);
+    opts.onManage?.(wid);
   };
   const forget = (wid: number) => {
     st.overlays.delete(wid);
@@ -118,7 +122,7 @@ export async function startKioskWm(display: string, opts: KioskWmOptions = {}): 
   const log = opts.log ?? silentLogger;
   const conn = await connectDisplay(display, opts);
   const st: WmState = { stack: [], overlays: new Set() };
-  const verbs = wmVerbs(conn, st, await conn.atom('WM_STATE'), opts.order ?? 'map-then-resize');
+  const verbs = wmVerbs(conn, st, await conn.atom('WM_STATE'), opts);
   const handlers = wmHandlers(verbs, st, conn.root);
   conn.onEvent((ev) => {
     log.trace({ display, event: ev.name, wid: ev.wid }, 'wm event');

@@ -9,6 +9,7 @@ import { VmRecordStore } from '../../src/session/vm-records.js';
 import { isAlive, readProcStat } from '../../src/util/proc.js';
 import { tempDir } from '../helpers/temp.js';
 
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const supervisors: Supervisor[] = [];
 const children: ChildProcess[] = [];
 
@@ -149,5 +150,66 @@ describe('supervisor with real processes (command backend)', () => {
     expect(now.state).toBe('running');
     expect(now.pid).not.toBe(zpid);
     parent.stdin!.end();
+  });
+});
+
+describe('autostart with a lead (the VM on the display shown first)', () => {
+  const three = ['a', 'b', 'c'].map((name) => ({ name, backend: 'command', command: ['sleep', '1000'] }));
+
+  it('starts the lead alone, then afterLead, then the others in config order', async () => {
+    const { sup: make } = setup(three);
+    const sup = make();
+    const events: string[] = [];
+    sup.on('state', (st) => events.push(`${st.name} ${st.state}`));
+    await sup.autostart({ lead: 'b', afterLead: () => events.push('afterLead') });
+    expect(events).toEqual([
+      'b starting',
+      'b running',
+      'afterLead',
+      'a starting',
+      'a running',
+      'c starting',
+      'c running',
+    ]);
+  });
+
+  it('a lead that takes too long shares the start after leadMs; autostart still waits for it', async () => {
+    const dir = tempDir('kvmux-sup-lead-');
+    const config = configSchema.parse({ runDir: join(dir, 'run'), stateDir: join(dir, 'state'), vms: three });
+    let showB: () => void = () => {};
+    const bDisplay = new Promise<void>((r) => (showB = r));
+    const sup = new Supervisor({
+      config,
+      backends: { command: createCommandBackend({ termTimeoutMs: 2000 }) },
+      // b's display is slow to come up: its launch waits for it
+      displayFor: async (vm) => {
+        if (vm.name === 'b') await bDisplay;
+        return { display: ':139', width: 1024, height: 768 };
+      },
+    });
+    supervisors.push(sup);
+    const events: string[] = [];
+    sup.on('state', (st) => events.push(`${st.name} ${st.state}`));
+    let done = false;
+    const all = sup
+      .autostart({ lead: 'b', leadMs: 300, afterLead: () => events.push('afterLead') })
+      .then(() => (done = true));
+    try {
+      const cUp = waitState(sup, (st) => st.name === 'c' && st.state === 'running').then(() => true);
+      expect(await Promise.race([cUp, sleep(5000).then(() => false)])).toBe(true);
+      expect(events).toEqual([
+        'b starting',
+        'afterLead',
+        'a starting',
+        'a running',
+        'c starting',
+        'c running',
+      ]);
+      expect(done).toBe(false);
+    } finally {
+      showB(); // also when it failed: shutdown in afterEach must not wait for b's display
+    }
+    await all;
+    expect(sup.get('b').state).toBe('running');
   });
 });

@@ -35,6 +35,25 @@ describe('kiosk WM started late (e.g. after a kvmux restart)', () => {
   });
 });
 
+describe('kiosk WM onManage (the start timeline\'s "VM window shown")', () => {
+  it('is called with each window it maps full-screen, already mapped ones included', async () => {
+    const server = await startTestXvfb({ width: 640, height: 480 });
+    try {
+      const early = await openClientWindow(server.display, 120, 80);
+      const managed: number[] = [];
+      const wm = await startKioskWm(server.display, { onManage: (wid) => managed.push(wid) });
+      const late = await openClientWindow(server.display, 100, 60);
+      await waitFor(async () => managed.length === 2, 5000, 'both windows managed');
+      expect(managed).toEqual([early.wid, late.wid]);
+      await early.conn.close();
+      await late.conn.close();
+      await wm.stop();
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
 describe.each(['map-then-resize', 'resize-then-map'] as const)('kiosk WM on Xvfb (%s)', (order) => {
   let server: XServer;
   let wm: KioskWm;

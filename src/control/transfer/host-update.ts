@@ -1,9 +1,9 @@
 import { mkdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { execa } from 'execa';
 import { z } from 'zod';
 import { writeFileAtomic } from '../../util/atomic-file.js';
 import { errnoName, RpcCode, RpcError } from '../../util/errors.js';
+import { execa } from '../../util/lazy-execa.js';
 import { type Logger, silentLogger } from '../../util/log.js';
 import { defineMethod, type RpcMethod } from '../rpc/method.js';
 import { sha256Schema } from './chunked-file.js';

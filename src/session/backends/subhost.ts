@@ -1,10 +1,10 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { execa } from 'execa';
 import type { SubhostConfig, VmConfig } from '../../config/schema.js';
 import type { NetworkManager } from '../../net/manager.js';
 import type { CgroupResources } from '../../resources/cgroup.js';
 import { BackendError, errText } from '../../util/errors.js';
+import { execa } from '../../util/lazy-execa.js';
 import { type Logger, silentLogger } from '../../util/log.js';
 import { isAlive, readProcStat, signal } from '../../util/proc.js';
 import type { Backend, LaunchContext, VmExit, VmHandle, VmRecord } from './backend.js';

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
-import { execa } from 'execa';
 import type { VmConfig } from '../../config/schema.js';
 import { BackendError } from '../../util/errors.js';
+import { execa } from '../../util/lazy-execa.js';
 import { type Logger, silentLogger } from '../../util/log.js';
 import type { Backend, LaunchContext, VmExit, VmHandle, VmRecord } from './backend.js';
 import { goneWithin, recordAlive, spawnDetached, terminate, watchAdopted } from './spawn.js';
