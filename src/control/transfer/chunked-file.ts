@@ -1,9 +1,10 @@
-import { createHash, type Hash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { type FileHandle, link, open, rename, rm, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { fsyncDir } from '../../util/atomic-file.js';
 import { errnoName, RpcCode, RpcError } from '../../util/errors.js';
+import { OrderedHash } from './hash-worker.js';
 
 /**
  * Chunked receive shared by image upload and host update: a temp file beside the destination (same
@@ -29,14 +30,16 @@ export interface CommitOptions {
 
 export class ChunkedTransfer {
   private received = 0;
-  private readonly hash: Hash = createHash('sha256');
-  /** Queued disk writes (positional, so they may finish in any order); they never reject. */
+  /** In arrival order, on the hashing thread, while the writes go on. */
+  private readonly hash = new OrderedHash();
+  /** Queued chunks (positional write + hash; writes may finish in any order); they never reject. */
   private readonly writing = new Set<Promise<void>>();
   /** The first write or writeback failure (an RpcError; the temp file is being or has been removed). */
   private failure: unknown = null;
   /** A datasync started during the upload, and the bytes received since the last one started. */
   private writeback: Promise<void> | null = null;
   private sinceWriteback = 0;
+  private writebacksStarted = 0;
   private done = false;
   private discarding: Promise<void> | null = null;
 
@@ -72,9 +75,14 @@ export class ChunkedTransfer {
     return this.received;
   }
 
-  /** Disk writes queued whose end has not been seen yet. */
+  /** Chunks whose write or hash has not ended yet. */
   get writesInFlight(): number {
     return this.writing.size;
+  }
+
+  /** Background fdatasyncs started so far. */
+  get writebacks(): number {
+    return this.writebacksStarted;
   }
 
   /** A failure is reported once the temp file is gone: "nothing kept" is true when the peer reads it. */
@@ -85,10 +93,10 @@ export class ChunkedTransfer {
   }
 
   /**
-   * Hash in arrival order, then queue the positional write and return: the reply goes out while
-   * the disk works. Only a full window (WRITE_WINDOW writes queued) waits, which is the memory bound.
-   * A failed write surfaces on the next call or at commit. `release` gets `data` back once its
-   * disk write has ended (a pooled buffer may then be reused).
+   * Queue the chunk's hash (in arrival order) and its positional write, and return: the reply goes
+   * out while the disk and the hashing thread work. Only a full window (WRITE_WINDOW chunks queued)
+   * waits, which is the memory bound. A failure surfaces on the next call or at commit. `release`
+   * gets `data` back once both are done with it (a pooled buffer may then be reused).
    */
   async write(offset: number, data: Buffer, release?: (data: Buffer) => void): Promise<void> {
     await this.throwIfFailed();
@@ -105,23 +113,22 @@ export class ChunkedTransfer {
         `invalid params: data: would exceed the declared size ${this.size}`,
       );
     }
-    this.hash.update(data);
     this.received += data.length;
-    this.queue(this.writeAt(offset, data, release));
+    const hashed = this.hash.update(data);
+    const written = this.writeAt(offset, data);
+    // given back only once neither reads it any more, even when one of them failed
+    const ended = Promise.allSettled([hashed, written]).then(() => release?.(data));
+    this.queue(Promise.all([hashed, written, ended]).then(() => undefined));
     this.startWriteback(data.length);
     while (this.writing.size >= WRITE_WINDOW) await Promise.race(this.writing);
     await this.throwIfFailed();
   }
 
-  private async writeAt(offset: number, data: Buffer, release?: (data: Buffer) => void): Promise<void> {
-    try {
-      let done = 0;
-      while (done < data.length) {
-        const { bytesWritten } = await this.fh.write(data, done, data.length - done, offset + done);
-        done += bytesWritten;
-      }
-    } finally {
-      release?.(data);
+  private async writeAt(offset: number, data: Buffer): Promise<void> {
+    let done = 0;
+    while (done < data.length) {
+      const { bytesWritten } = await this.fh.write(data, done, data.length - done, offset + done);
+      done += bytesWritten;
     }
   }
 
@@ -141,6 +148,7 @@ export class ChunkedTransfer {
     this.sinceWriteback += n;
     if (this.writeback || this.sinceWriteback < WRITEBACK_EVERY || this.received === this.size) return;
     this.sinceWriteback = 0;
+    this.writebacksStarted++;
     this.writeback = this.guard(() => this.fh.datasync()).then(
       () => {
         this.writeback = null;
@@ -172,7 +180,10 @@ export class ChunkedTransfer {
         `incomplete: received ${this.received} of ${this.size} bytes; aborted`,
       );
     }
-    const digest = this.hash.digest('hex');
+    let digest = '';
+    await this.guard(async () => {
+      digest = await this.hash.digest();
+    });
     if (digest !== this.sha256) {
       await this.abort();
       throw new RpcError(
@@ -216,6 +227,7 @@ export class ChunkedTransfer {
     if (this.discarding) return this.discarding;
     if (this.done) return Promise.resolve();
     this.done = true;
+    this.hash.drop();
     this.discarding = (async () => {
       await this.closeHandle();
       await rm(this.tmpPath, { force: true });
