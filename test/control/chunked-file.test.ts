@@ -1,6 +1,8 @@
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ChunkedTransfer } from '../../src/control/transfer/chunked-file.js';
 import { tempDir } from './helpers.js';
@@ -64,4 +66,40 @@ describe('chunked transfer to a temp file', () => {
     await expect(x.commit(join(t.dir, 'out.img'), { replace: false })).rejects.toThrow(/sha256 mismatch/);
     expect(readdirSync(t.dir)).toEqual([]);
   });
+
+  const strace = spawnSync('strace', ['-V']).status === 0;
+  it.skipIf(!strace)(
+    'fsyncs the temp file before it gets its name, and the folder after (traced with strace; skipped where strace is missing)',
+    async () => {
+      const data = randomBytes(1 << 20);
+      const x = await ChunkedTransfer.open(t.dir, data.length, sha(data));
+      await x.write(0, data);
+      const log = join(t.dir, 'strace.log');
+      // this test process itself, every thread: the thread pool does the syncs
+      const tracer = spawn('strace', [
+        '-f',
+        '-qq',
+        '-p',
+        String(process.pid),
+        '-e',
+        'trace=fsync,linkat,link',
+        '-o',
+        log,
+      ]);
+      try {
+        for (let i = 0; i < 100 && !existsSync(log); i++) await sleep(20);
+        await sleep(300); // attached to every thread
+        await x.commit(join(t.dir, 'out.img'), { replace: false });
+      } finally {
+        const exited = new Promise((r) => tracer.once('exit', r));
+        tracer.kill('SIGINT');
+        await exited;
+      }
+      const calls = readFileSync(log, 'utf8')
+        .split('\n')
+        .map((l) => /(fsync|link(?:at)?)\(/.exec(l)?.[1])
+        .filter((c) => c !== undefined);
+      expect(calls).toEqual(['fsync', expect.stringMatching(/^link/), 'fsync']);
+    },
+  );
 });
