@@ -32,6 +32,7 @@ describe('the local socket reads into its own reused buffer', () => {
     });
     await new Promise<void>((r) => server.listen(path, r));
     const c = connect(path);
+    await until(() => swapped !== null, 3000); // null: fell back to the plain socket
     const greeting = await new Promise<string>((r) => c.once('data', (d) => r(d.toString())));
     expect(greeting).toBe('hello\n');
     c.write('one');
@@ -101,6 +102,8 @@ describe('the local socket reads into its own reused buffer', () => {
       writeFileSync(src, data);
       const c = await connectSocket(sock);
       try {
+        await until(() => server.connections.size === 1);
+        expect([...server.connections].map((conn) => conn.readsOwnBuffer)).toEqual([true]);
         await sendFile(c, {
           prefix: 'image.upload',
           file: src,

@@ -53,6 +53,8 @@ export class Connection {
   private readonly ctx: CallContext;
   private sessionEnders = new Set<() => void>();
   readonly closed: Promise<void>;
+  /** Its bytes come through receive() from a reused read buffer, not as 'data' events. */
+  readonly readsOwnBuffer: boolean;
 
   constructor(
     private readonly core: ServerCore,
@@ -60,9 +62,10 @@ export class Connection {
     readonly caller: Caller,
     opts: { reusedChunks?: boolean } = {},
   ) {
+    this.readsOwnBuffer = opts.reusedChunks ?? false;
     this.splitter = new LineSplitter(core.limits.maxLineBytes, {
       pool: attachmentPool,
-      reusedChunks: opts.reusedChunks ?? false,
+      reusedChunks: this.readsOwnBuffer,
     });
     this.lastActivityMs = core.now();
     this.rate = initialRate(core.limits.rate, core.now());
@@ -80,7 +83,7 @@ export class Connection {
       this.abort.abort(new KvmuxError(`${this.who}: channel closed`));
     });
     // reusedChunks: the stream's owner reads into its own buffer and calls receive() instead
-    if (!opts.reusedChunks) stream.on('data', (chunk: Buffer) => this.onData(chunk));
+    if (!this.readsOwnBuffer) stream.on('data', (chunk: Buffer) => this.onData(chunk));
     stream.on('error', (err) =>
       core.log.debug({ from: this.who, err: err.message }, 'control channel error'),
     );
