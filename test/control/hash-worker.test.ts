@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { OrderedHash } from '../../src/control/transfer/hash-worker.js';
+import { OrderedHash, stopHashWorker } from '../../src/control/transfer/hash-worker.js';
 
 describe('sha256 on the hashing thread', () => {
   it('gives the digest of the updates in the order they were made, shared memory or not', async () => {
@@ -24,5 +24,22 @@ describe('sha256 on the hashing thread', () => {
     await Promise.all(pending);
     expect(await a.digest()).toBe(createHash('sha256').update(x).digest('hex'));
     expect(await b.digest()).toBe(createHash('sha256').update(y).digest('hex'));
+  });
+
+  it('fails the hashes in progress when the worker goes, and starts a new one for the next', async () => {
+    const big = Buffer.from(new SharedArrayBuffer(8 << 20));
+    const h = new OrderedHash();
+    const updates = Array.from({ length: 20 }, () =>
+      h.update(big).then(
+        () => 'ok',
+        (e: Error) => e.message,
+      ),
+    );
+    await stopHashWorker();
+    const outcomes = await Promise.all(updates);
+    expect(outcomes.at(-1)).toBe('sha256 worker stopped');
+    const next = new OrderedHash();
+    await next.update(Buffer.from('abc'));
+    expect(await next.digest()).toBe(createHash('sha256').update('abc').digest('hex'));
   });
 });
