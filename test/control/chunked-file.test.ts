@@ -23,7 +23,7 @@ describe('chunked transfer to a temp file', () => {
     let peak = 0;
     const released: number[] = [];
     for (let off = 0; off < data.length; off += chunk) {
-      // a copy the transfer may hold until it releases it: overwritten after release, as a pool would
+      // a copy the transfer holds until it releases it: overwritten after release, as a pool would
       const part = Buffer.from(data.subarray(off, off + chunk));
       await x.write(off, part, (b) => {
         released.push(off);
@@ -58,7 +58,7 @@ describe('chunked transfer to a temp file', () => {
     expect(readdirSync(t.dir)).toEqual([]);
   });
 
-  it('refuses a wrong sha256 computed on the hashing thread, and keeps nothing', async () => {
+  it('refuses a wrong sha256, and keeps nothing', async () => {
     const data = randomBytes(3 << 20);
     const x = await ChunkedTransfer.open(t.dir, data.length, sha(randomBytes(8)));
     for (let off = 0; off < data.length; off += 1 << 20)
