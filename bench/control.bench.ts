@@ -1,7 +1,8 @@
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { open } from 'node:fs/promises';
+import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { coreMethods } from '../src/control/core-methods.js';
@@ -16,9 +17,26 @@ import { summarize } from './stats.js';
  * #bin attachments, sha256 while writing, fsync + inspection + rename at commit), image download
  * MB/s (sha256 checked by the receiving process) and RPC round trip. The uploading client is a
  * separate node process, as `kvmux ctl` or a guest would be. Images land on the disk holding
- * os.tmpdir(). Goal: ≥100 MB/s.
+ * os.tmpdir().
+ *
+ * The limit is measured in the same run: an upload can go no faster than the disk writes (same
+ * folder, same size, same block size, fsync at the end) nor than one core hashes sha256. Both are
+ * measured before and after the uploads, so noise from a busy machine falls on them alike; the
+ * best of each is the limit (the strictest reading). Goal: each binary upload ≥ 0.6 of it.
  */
 const TOTAL = 256 << 20;
+const GOAL_RATIO = 0.6;
+/** Runs of each binary mode; MBps is the best (as the limit is the best of its samples), all are listed. */
+const BINARY_RUNS = 2;
+
+interface UploadResult {
+  MBps: number;
+  chunksMBps: number;
+  commitMs: number;
+  runsMBps?: number[];
+}
+
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
 /**
  * Plain-JS uploader run with `node -e`: argv = socket, name, total, chunkBytes, inFlight, mode
@@ -138,6 +156,57 @@ function sha256Ceiling(): number {
   return mbps(block.length, performance.now() - t0);
 }
 
+/**
+ * The disk's own rate where uploads land: TOTAL bytes in `block`-sized sequential writes, then
+ * fsync, timed together. `writebackEvery` also starts an fdatasync every so many bytes (what the
+ * upload does); the limit takes whichever way was faster.
+ */
+async function diskWrite(dir: string, block: number, writebackEvery = 0): Promise<number> {
+  const path = join(dir, 'disk-probe.bin');
+  const data = randomBytes(block);
+  const fh = await open(path, 'wx', 0o600);
+  try {
+    const t0 = performance.now();
+    let syncing: Promise<void> | null = null;
+    for (let off = 0; off < TOTAL; off += block) {
+      await fh.write(data, 0, block, off);
+      if (writebackEvery && !syncing && (off + block) % writebackEvery === 0 && off + block < TOTAL)
+        syncing = fh.datasync().then(() => {
+          syncing = null;
+        });
+    }
+    await syncing;
+    await fh.sync();
+    return mbps(TOTAL, performance.now() - t0);
+  } finally {
+    await fh.close();
+    rmSync(path);
+  }
+}
+
+interface LimitSample {
+  diskMBps: number;
+  diskWithWritebackMBps: number;
+  sha256MBps: number;
+}
+
+async function limitSample(dir: string): Promise<LimitSample> {
+  return {
+    diskMBps: await diskWrite(dir, 2 << 20),
+    diskWithWritebackMBps: await diskWrite(dir, 2 << 20, 32 << 20),
+    sha256MBps: sha256Ceiling(),
+  };
+}
+
+/** min(best disk, best sha256) over the samples: the strictest limit this run saw. */
+function limitOf(samples: LimitSample[]): { limitMBps: number; diskMBps: number; sha256MBps: number } {
+  const diskMBps = Math.max(...samples.flatMap((s) => [s.diskMBps, s.diskWithWritebackMBps]));
+  const sha256MBps = Math.max(...samples.map((s) => s.sha256MBps));
+  return { limitMBps: Math.min(diskMBps, sha256MBps), diskMBps, sha256MBps };
+}
+
+const loadAverage = () => loadavg().map((x) => Number(x.toFixed(2)));
+
 const mbps = (bytes: number, ms: number) => Number((bytes / 1e6 / (ms / 1000)).toFixed(1));
 
 /** 256 MiB image out of the image folder: hash not cached (begin hashes it), cached, and through the real CLI. */
@@ -191,7 +260,9 @@ export async function run(): Promise<Record<string, unknown>> {
   const sock = join(dir, 'control.sock');
   await server.listen(sock);
   try {
-    const uploads: Record<string, unknown> = {};
+    const loadBefore = loadAverage();
+    const limits = [await limitSample(images)];
+    const uploads: Record<string, UploadResult> = {};
     for (const [label, chunk, inFlight, mode] of [
       ['chunk2MiB_sequential', 2 << 20, 1, 'base64'],
       ['chunk2MiB_pipelined4', 2 << 20, 4, 'base64'],
@@ -199,9 +270,31 @@ export async function run(): Promise<Record<string, unknown>> {
       ['binary2MiB_pipelined4', 2 << 20, 4, 'binary'],
       ['binary4MiB_pipelined4', 4 << 20, 4, 'binary'],
     ] as const) {
-      uploads[label] = await upload(sock, `${label}.img`, chunk, inFlight, mode);
-      rmSync(join(images, `${label}.img`));
+      // binary runs twice: the first upload in a process also pays for fresh memory (pool slabs,
+      // page faults), which a service that has uploaded before does not; both runs are reported
+      const runs: Awaited<ReturnType<typeof upload>>[] = [];
+      for (let i = 0; i < (mode === 'binary' ? BINARY_RUNS : 1); i++) {
+        runs.push(await upload(sock, `${label}.img`, chunk, inFlight, mode));
+        rmSync(join(images, `${label}.img`));
+      }
+      const best = runs.reduce((a, b) => (b.MBps > a.MBps ? b : a));
+      uploads[label] = runs.length > 1 ? { ...best, runsMBps: runs.map((r) => r.MBps) } : best;
     }
+    limits.push(await limitSample(images));
+    const limit = limitOf(limits);
+    const upload_ = Object.fromEntries(
+      Object.entries(uploads).map(([k, v]) => [
+        k,
+        {
+          ...v,
+          limitMBps: limit.limitMBps,
+          ratioToLimit: Number((v.MBps / limit.limitMBps).toFixed(3)),
+          ...(v.runsMBps
+            ? { meanRatioToLimit: Number((mean(v.runsMBps) / limit.limitMBps).toFixed(3)) }
+            : {}),
+        },
+      ]),
+    );
     const download = await downloads(sock, images, dir);
     const c = await connectSocket(sock);
     const rtt: number[] = [];
@@ -213,10 +306,16 @@ export async function run(): Promise<Record<string, unknown>> {
     c.close();
     return {
       bytes: TOTAL,
-      sha256OneCoreMBps: sha256Ceiling(),
-      goalMBps: 100,
-      note: 'upload MBps includes the commit (fsync, inspection, rename); the host checks the sha256 of uploads, the client that of downloads',
-      upload: uploads,
+      sha256OneCoreMBps: limit.sha256MBps,
+      limit: {
+        ...limit,
+        goalRatio: GOAL_RATIO,
+        note: 'limitMBps = min(disk, sha256): best of the samples taken before and after the uploads; disk = 2 MiB writes of TOTAL bytes + fsync in the upload folder (with and without an fdatasync every 32 MiB)',
+        samples: limits,
+      },
+      loadAverage: { before: loadBefore, after: loadAverage() },
+      note: 'upload MBps includes the commit (fsync, inspection, rename); binary modes: best of runsMBps; ratioToLimit = MBps / limitMBps, meanRatioToLimit from the mean of the runs; the host checks the sha256 of uploads, the client that of downloads',
+      upload: upload_,
       download,
       pingRoundTripMs: summarize(rtt.slice(100)),
     };

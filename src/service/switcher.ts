@@ -31,10 +31,10 @@ const lateSwitchMs = 60_000;
 export interface SwitcherOptions {
   readonly config: Pick<Config, 'console' | 'x' | 'runDir' | 'stateDir'>;
   readonly log?: Logger;
-  /** An X server already starting for the display expected first (kvmux run's head start). */
-  readonly headStart?: HeadStart | null;
   /** Raises the X server on screen (input.realtime); none: every X server stays normal. */
   readonly shownPriority?: ShownPriority | undefined;
+  /** An X server already starting for the display expected first (kvmux run's head start). */
+  readonly headStart?: HeadStart | null;
 }
 
 export interface SwitchResult {

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { BufferPool } from '../../src/control/rpc/buffer-pool.js';
 import { type FrameEvent, jsonDepth, LineSplitter } from '../../src/control/rpc/framing.js';
 
 const lines = (evs: FrameEvent[]) => evs.map((e) => (e.type === 'line' ? e.line.toString() : `!${e.limit}`));
@@ -65,6 +66,38 @@ describe('binary attachments (#bin N)', () => {
       '#bin 12345678901',
       '#binary 3',
     ]);
+  });
+});
+
+describe('a reader that reuses its buffer (reusedChunks)', () => {
+  it('keeps a line that spans reads intact when the reader overwrites its buffer', () => {
+    const s = new LineSplitter(100, { reusedChunks: true });
+    const buf = Buffer.alloc(8);
+    const read = (text: string) => {
+      buf.fill(0x58); // what the next read leaves in the reused buffer
+      buf.write(text);
+      return s.push(buf.subarray(0, text.length));
+    };
+    expect(lines(read('{"a":'))).toEqual([]);
+    expect(lines(read('12345'))).toEqual([]);
+    expect(lines(read('}\n{"b"'))).toEqual(['{"a":12345}']);
+    expect(lines(read(':2}\n'))).toEqual(['{"b":2}']);
+  });
+});
+
+describe('attachments from a pool', () => {
+  it('fills a pooled buffer, and gives back one that no line claimed', () => {
+    const pool = new BufferPool(1 << 20, 1); // size classes 1, 2, 4, …
+    const s = new LineSplitter(100, { pool });
+    const [ev] = s.push(Buffer.from('#bin 3\nabc{"id":1}\n'));
+    expect(ev?.type === 'line' && ev.binary?.toString()).toBe('abc');
+    if (ev?.type === 'line' && ev.binary) pool.give(ev.binary);
+    expect(pool.bytesFree).toBe(4);
+    // taken again for the next attachment; a second header supersedes it unread: back it goes
+    s.push(Buffer.from('#bin 3\nxyz#bin 2\nuv'));
+    expect(pool.bytesFree).toBe(4);
+    const [last] = s.push(Buffer.from('{"id":2}\n'));
+    expect(last?.type === 'line' && last.binary?.toString()).toBe('uv');
   });
 });
 

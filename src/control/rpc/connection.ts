@@ -3,6 +3,7 @@ import { KvmuxError, RpcCode, RpcError } from '../../util/errors.js';
 import { keyNamesOnly, redactSecrets, summarizeParams } from '../auth/audit.js';
 import { checkPassword, LOCAL_LOCKOUT_KEY, parseLogin } from '../auth/login.js';
 import { targetOf } from '../auth/policy.js';
+import { attachmentPool } from './buffer-pool.js';
 import type { ServerCore } from './core.js';
 import {
   describeIssues,
@@ -52,13 +53,20 @@ export class Connection {
   private readonly ctx: CallContext;
   private sessionEnders = new Set<() => void>();
   readonly closed: Promise<void>;
+  /** Its bytes come through receive() from a reused read buffer, not as 'data' events. */
+  readonly readsOwnBuffer: boolean;
 
   constructor(
     private readonly core: ServerCore,
     private readonly stream: Duplex,
     readonly caller: Caller,
+    opts: { reusedChunks?: boolean } = {},
   ) {
-    this.splitter = new LineSplitter(core.limits.maxLineBytes);
+    this.readsOwnBuffer = opts.reusedChunks ?? false;
+    this.splitter = new LineSplitter(core.limits.maxLineBytes, {
+      pool: attachmentPool,
+      reusedChunks: this.readsOwnBuffer,
+    });
     this.lastActivityMs = core.now();
     this.rate = initialRate(core.limits.rate, core.now());
     this.bytes = initialRate(core.limits.bytes, core.now());
@@ -74,7 +82,8 @@ export class Connection {
       this.endSession();
       this.abort.abort(new KvmuxError(`${this.who}: channel closed`));
     });
-    stream.on('data', (chunk: Buffer) => this.onData(chunk));
+    // reusedChunks: the stream's owner reads into its own buffer and calls receive() instead
+    if (!this.readsOwnBuffer) stream.on('data', (chunk: Buffer) => this.onData(chunk));
     stream.on('error', (err) =>
       core.log.debug({ from: this.who, err: err.message }, 'control channel error'),
     );
@@ -86,6 +95,11 @@ export class Connection {
 
   close(): void {
     this.stream.destroy();
+  }
+
+  /** Bytes read into a buffer its reader reuses after this call (see withOwnReadBuffer). */
+  receive(chunk: Buffer): void {
+    this.onData(chunk);
   }
 
   /**

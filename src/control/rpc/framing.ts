@@ -6,6 +6,8 @@
  * followed by exactly N raw bytes, which ride on the next JSON line (request or reply). `#` never
  * starts JSON, so a peer that does not use it is unaffected; bulk data then skips base64.
  */
+import type { BufferPool } from './buffer-pool.js';
+
 export type FrameEvent =
   | { type: 'line'; line: Buffer; binary?: Buffer }
   | { type: 'overflow'; limit: number };
@@ -22,14 +24,34 @@ export class LineSplitter {
   private size = 0;
   /** True while discarding the rest of an over-long line. */
   private skipping = false;
-  /** Raw bytes still owed to an announced attachment (-1: none), and those received. */
+  /** Raw bytes still owed to an announced attachment (-1: none). */
   private binaryLeft = -1;
-  private binaryParts: Buffer[] = [];
-  private binaryDrop = false;
+  /**
+   * The attachment, allocated whole at its header (at most `maxLine` bytes) and filled in place:
+   * one copy out of the socket's buffers, no per-piece Buffers for the GC. Null while dropping one.
+   */
+  private binaryBuf: Buffer | null = null;
+  private binaryAt = 0;
   /** A complete attachment waiting for its JSON line. */
   private attachment: Buffer | undefined;
 
-  constructor(readonly maxLine: number) {}
+  /** `parts[0..owned)` are copies; the rest still view the caller's chunk. */
+  private owned = 0;
+  private readonly pool: BufferPool | undefined;
+  private readonly reusedChunks: boolean;
+
+  /**
+   * @param opts.pool where attachment buffers come from (the receiver gives them back there)
+   * @param opts.reusedChunks the caller overwrites each chunk after `push` returns (a socket's own
+   *   read buffer): a line still open at the end of a chunk is then copied
+   */
+  constructor(
+    readonly maxLine: number,
+    opts: { pool?: BufferPool; reusedChunks?: boolean } = {},
+  ) {
+    this.pool = opts.pool;
+    this.reusedChunks = opts.reusedChunks ?? false;
+  }
 
   push(chunk: Buffer): FrameEvent[] {
     const out: FrameEvent[] = [];
@@ -47,13 +69,20 @@ export class LineSplitter {
       this.finishLine(out);
       start = nl + 1;
     }
+    if (this.reusedChunks) this.ownParts();
     return out;
+  }
+
+  private ownParts(): void {
+    for (; this.owned < this.parts.length; this.owned++)
+      this.parts[this.owned] = Buffer.from(this.parts[this.owned]!);
   }
 
   private take(piece: Buffer, out: FrameEvent[]): void {
     if (this.skipping || piece.length === 0) return;
     if (this.size + piece.length > this.maxLine) {
       this.parts = [];
+      this.owned = 0;
       this.size = 0;
       this.skipping = true;
       out.push({ type: 'overflow', limit: this.maxLine });
@@ -77,6 +106,7 @@ export class LineSplitter {
       }
     }
     this.parts = [];
+    this.owned = 0;
     this.size = 0;
     this.skipping = false;
   }
@@ -84,16 +114,21 @@ export class LineSplitter {
   /** An attachment over the line limit is read past and dropped, and reported like a long line. */
   private startBinary(n: number, out: FrameEvent[]): void {
     this.binaryLeft = n;
-    this.binaryParts = [];
-    this.binaryDrop = n > this.maxLine;
+    this.binaryAt = 0;
+    // an attachment no line claimed is superseded
+    if (this.attachment) this.pool?.give(this.attachment);
     this.attachment = undefined;
-    if (this.binaryDrop) out.push({ type: 'overflow', limit: this.maxLine });
+    const drop = n > this.maxLine;
+    // allocUnsafeSlow: its own memory (not Node's shared pool); every byte is overwritten before use
+    this.binaryBuf = drop ? null : (this.pool?.take(n) ?? Buffer.allocUnsafeSlow(n));
+    if (drop) out.push({ type: 'overflow', limit: this.maxLine });
     if (n === 0) this.endBinary();
   }
 
   private takeBinary(chunk: Buffer, start: number): number {
     const take = Math.min(this.binaryLeft, chunk.length - start);
-    if (!this.binaryDrop && take > 0) this.binaryParts.push(Buffer.from(chunk.subarray(start, start + take)));
+    if (this.binaryBuf && take > 0) chunk.copy(this.binaryBuf, this.binaryAt, start, start + take);
+    this.binaryAt += take;
     this.binaryLeft -= take;
     if (this.binaryLeft === 0) this.endBinary();
     return start + take;
@@ -101,8 +136,8 @@ export class LineSplitter {
 
   private endBinary(): void {
     this.binaryLeft = -1;
-    if (!this.binaryDrop) this.attachment = Buffer.concat(this.binaryParts);
-    this.binaryParts = [];
+    if (this.binaryBuf) this.attachment = this.binaryBuf;
+    this.binaryBuf = null;
   }
 }
 

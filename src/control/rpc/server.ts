@@ -11,6 +11,7 @@ import { compilePolicy, type PolicyRule } from '../auth/policy.js';
 import { Connection } from './connection.js';
 import { type ConfirmFn, type ControlLimits, defaultLimits, type ServerCore } from './core.js';
 import type { Caller, RpcMethod } from './method.js';
+import { withOwnReadBuffer } from './own-read-buffer.js';
 
 export interface ControlServerOptions {
   /** The method table; more rows can be added later with `register`. */
@@ -76,6 +77,21 @@ export function createControlServer(opts: ControlServerOptions = {}): ControlSer
     return conn;
   };
 
+  /** A local peer: its socket reads into one reused buffer when it can (the upload path's cost). */
+  const attachLocal = (accepted: Socket) => {
+    let conn: Connection | null = null;
+    const own = withOwnReadBuffer(accepted, (chunk) => conn?.receive(chunk));
+    if (!own) {
+      attach(accepted, { kind: 'local' });
+      accepted.resume();
+      return;
+    }
+    conn = new Connection(core, own, { kind: 'local' }, { reusedChunks: true });
+    connections.add(conn);
+    const c = conn;
+    void c.closed.then(() => connections.delete(c));
+  };
+
   return {
     register,
     setPolicy(rules) {
@@ -83,7 +99,7 @@ export function createControlServer(opts: ControlServerOptions = {}): ControlSer
     },
     async listen(path) {
       if (listener) throw new KvmuxError(`control server already listens on ${socketPath}`);
-      listener = await listenPrivate(path, (sock) => attach(sock, { kind: 'local' }), core.log);
+      listener = await listenPrivate(path, (sock) => attachLocal(sock), core.log);
       socketPath = path;
     },
     attach,
@@ -111,7 +127,8 @@ async function listenPrivate(path: string, onSocket: (s: Socket) => void, log: L
   await refuseLiveSocket(path);
   const tmp = `${path}.${process.pid}.tmp`;
   await rm(tmp, { force: true });
-  const server = createServer({ pauseOnConnect: false }, onSocket);
+  // paused: withOwnReadBuffer may only swap a socket that never read
+  const server = createServer({ pauseOnConnect: true }, onSocket);
   server.on('error', (err) => log.error({ err, path }, 'control socket error'));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { RpcCode, RpcError } from '../../util/errors.js';
+import { giveAttachment } from '../rpc/buffer-pool.js';
 import { type CallContext, defineMethod, type RpcMethod } from '../rpc/method.js';
 import { ChunkedTransfer, decodeBase64 } from './chunked-file.js';
 
@@ -136,7 +137,8 @@ export function chunkedMethods<B extends z.ZodType, M>(f: ChunkedFlavor<B, M>): 
         const t = find(ctx, p.uploadId);
         touch(table, p.uploadId);
         try {
-          await t.transfer.write(p.offset, chunkBytes(p.data, ctx));
+          // an attachment's buffer goes back to the connections' pool once it is on its way to disk
+          await t.transfer.write(p.offset, chunkBytes(p.data, ctx), ctx.binary && giveAttachment);
         } catch (err) {
           // an I/O failure already removed the temp file; a bad offset leaves the transfer usable
           if (t.transfer.finished) await end(table, p.uploadId);

@@ -150,12 +150,14 @@ export function imageUploadMethods(opts: ImageUploadOptions): RpcMethod[] {
       const stateDir = opts.stateDir?.();
       await transfer.commit(meta.finalPath, {
         replace: meta.replace,
-        validate: async (tmp) => {
+        inspect: async (tmp) => {
           const bad = await inspectImage(tmp, {
             asName: meta.finalPath,
             allowBackingFiles: defaults().allowBackingFiles ?? false,
           });
           if (bad) throw new RpcError(RpcCode.invalidParams, `image "${basename(meta.finalPath)}" ${bad}`);
+        },
+        validate: async (tmp) => {
           // recorded before the file appears, so discovery never sees a guest's upload as the admin's
           if (stateDir)
             await recordOrigin(stateDir, await realTarget(meta.finalPath), await stat(tmp), meta.by);

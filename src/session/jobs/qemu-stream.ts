@@ -29,9 +29,9 @@ export async function setBandwidth(qmp: QmpClient, bandwidthMiB: number | undefi
  * result comes back and a failed load fails the sender's job, so the guest runs on there. Not for
  * a save to a file (exec:), which has no way back.
  */
-export async function setReturnPath(qmp: QmpClient): Promise<void> {
+export async function setReturnPath(qmp: QmpClient, on = true): Promise<void> {
   await qmp.execute('migrate-set-capabilities', {
-    capabilities: [{ capability: 'return-path', state: true }],
+    capabilities: [{ capability: 'return-path', state: on }],
   });
 }
 

@@ -1,10 +1,12 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
 import { adoptJob } from '../../../src/session/jobs/adopt-job.js';
 import { newJob } from '../../../src/session/jobs/job.js';
 import { sendStream } from '../../../src/session/jobs/qemu-stream.js';
+import { savePaths } from '../../../src/session/jobs/saved-state.js';
 import {
   migrationKeySchema,
   pskLine,
@@ -12,7 +14,7 @@ import {
   useStreamKey,
   writeStreamKey,
 } from '../../../src/session/jobs/stream-key.js';
-import type { JobHost } from '../../../src/session/jobs/vm-jobs.js';
+import { type JobHost, migrateVm, saveVm } from '../../../src/session/jobs/vm-jobs.js';
 import { QmpClient } from '../../../src/session/qmp.js';
 import { tempDir } from '../../helpers/temp.js';
 
@@ -49,7 +51,7 @@ async function qemu(
   return { qmp, proc };
 }
 
-function host(keyDir: string, proc: ChildProcess): JobHost & { views: string[] } {
+function host(keyDir: string, proc: ChildProcess, qmp?: QmpClient): JobHost & { views: string[] } {
   const views: string[] = [];
   return {
     name: 'tux',
@@ -59,6 +61,7 @@ function host(keyDir: string, proc: ChildProcess): JobHost & { views: string[] }
     handle: () =>
       ({
         exited: new Promise<void>((r) => (proc.exitCode !== null ? r() : proc.once('exit', () => r()))),
+        qmp: async () => qmp ?? null,
       }) as never,
     setJob: (v) => views.push(v.status),
   };
@@ -121,4 +124,30 @@ describe('migration stream key', () => {
     expect(existsSync(uri.slice(5))).toBe(false);
     await new Promise<void>((r) => (recv.proc.exitCode !== null ? r() : recv.proc.once('exit', () => r())));
   }, 30_000);
+
+  it.each([
+    ['keyed', KEY],
+    ['plain', undefined],
+  ])(
+    'a save after a failed %s migration writes a plain state file: no TLS nor return path left',
+    async (_, key) => {
+      const dir = tempDir('kvmux-stream-key-');
+      const vm = await qemu(dir, 'vm', false);
+      const h = host(join(dir, 'stream-key'), vm.proc, vm.qmp);
+      // nobody listens there: the migration fails and the guest goes on
+      const failed = await migrateVm(h, `unix:${join(dir, 'nobody.sock')}`, { key }).catch((e: Error) => e);
+      expect(failed).toBeInstanceOf(Error);
+      expect(await status(vm.qmp)).toBe('running');
+      const stateDir = join(dir, 'state');
+      const saved = await Promise.race([
+        saveVm({ ...h, stateDir }, { disks: [], memoryMiB: 32 }),
+        new Promise<never>((_, no) => setTimeout(() => no(new Error('save hung for 20 s')), 20_000)),
+      ]);
+      expect(saved.bytes).toBeGreaterThan(0);
+      // the file is QEMU's own stream (gzip of "QEVM"), which a restore can load
+      const head = gunzipSync(readFileSync(savePaths(stateDir, 'tux').file)).subarray(0, 4);
+      expect(head.toString('latin1')).toBe('QEVM');
+    },
+    60_000,
+  );
 });

@@ -1,0 +1,105 @@
+import { spawn, spawnSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ChunkedTransfer } from '../../src/control/transfer/chunked-file.js';
+import { tempDir } from './helpers.js';
+
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+describe('chunked transfer to a temp file', () => {
+  let t: ReturnType<typeof tempDir>;
+  beforeEach(() => {
+    t = tempDir();
+  });
+  afterEach(() => t.cleanup());
+
+  it('keeps several writes in flight, starts writeback during a large transfer, and lands every byte', async () => {
+    const data = randomBytes(72 << 20);
+    const x = await ChunkedTransfer.open(t.dir, data.length, sha(data));
+    const chunk = 4 << 20;
+    let peak = 0;
+    const released: number[] = [];
+    for (let off = 0; off < data.length; off += chunk) {
+      // a copy the transfer holds until it releases it: overwritten after release, as a pool would
+      const part = Buffer.from(data.subarray(off, off + chunk));
+      await x.write(off, part, (b) => {
+        released.push(off);
+        b.fill(0);
+      });
+      peak = Math.max(peak, x.writesInFlight);
+    }
+    expect(peak).toBeGreaterThan(1);
+    expect(x.writebacks).toBeGreaterThanOrEqual(1);
+    await x.commit(join(t.dir, 'out.img'), { replace: false });
+    expect(released.sort((a, b) => a - b)).toEqual(
+      Array.from({ length: data.length / chunk }, (_, i) => i * chunk),
+    );
+    expect(readFileSync(join(t.dir, 'out.img')).equals(data)).toBe(true);
+  });
+
+  it('runs the inspection beside the fsync and installs nothing when it refuses', async () => {
+    const data = randomBytes(1 << 20);
+    const x = await ChunkedTransfer.open(t.dir, data.length, sha(data));
+    await x.write(0, data);
+    let inspected = '';
+    await expect(
+      x.commit(join(t.dir, 'out.img'), {
+        replace: false,
+        inspect: async (tmp) => {
+          inspected = readFileSync(tmp).equals(data) ? 'complete' : 'partial';
+          throw new Error('refused by inspection');
+        },
+      }),
+    ).rejects.toThrow(/cannot install: refused by inspection/);
+    expect(inspected).toBe('complete');
+    expect(readdirSync(t.dir)).toEqual([]);
+  });
+
+  it('refuses a wrong sha256, and keeps nothing', async () => {
+    const data = randomBytes(3 << 20);
+    const x = await ChunkedTransfer.open(t.dir, data.length, sha(randomBytes(8)));
+    for (let off = 0; off < data.length; off += 1 << 20)
+      await x.write(off, data.subarray(off, off + (1 << 20)));
+    await expect(x.commit(join(t.dir, 'out.img'), { replace: false })).rejects.toThrow(/sha256 mismatch/);
+    expect(readdirSync(t.dir)).toEqual([]);
+  });
+
+  const strace = spawnSync('strace', ['-V']).status === 0;
+  it.skipIf(!strace)(
+    'fsyncs the temp file before it gets its name, and the folder after (traced with strace; skipped where strace is missing)',
+    async () => {
+      const data = randomBytes(1 << 20);
+      const x = await ChunkedTransfer.open(t.dir, data.length, sha(data));
+      await x.write(0, data);
+      const log = join(t.dir, 'strace.log');
+      // this test process itself, every thread: the thread pool does the syncs
+      const tracer = spawn('strace', [
+        '-f',
+        '-qq',
+        '-p',
+        String(process.pid),
+        '-e',
+        'trace=fsync,linkat,link',
+        '-o',
+        log,
+      ]);
+      try {
+        for (let i = 0; i < 100 && !existsSync(log); i++) await sleep(20);
+        await sleep(300); // attached to every thread
+        await x.commit(join(t.dir, 'out.img'), { replace: false });
+      } finally {
+        const exited = new Promise((r) => tracer.once('exit', r));
+        tracer.kill('SIGINT');
+        await exited;
+      }
+      const calls = readFileSync(log, 'utf8')
+        .split('\n')
+        .map((l) => /(fsync|link(?:at)?)\(/.exec(l)?.[1])
+        .filter((c) => c !== undefined);
+      expect(calls).toEqual(['fsync', expect.stringMatching(/^link/), 'fsync']);
+    },
+  );
+});
