@@ -1,8 +1,8 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ChunkedTransfer } from '../../src/control/transfer/chunked-file.js';
 import { tempDir } from './helpers.js';
@@ -102,4 +102,39 @@ describe('chunked transfer to a temp file', () => {
       expect(calls).toEqual(['fsync', expect.stringMatching(/^link/), 'fsync']);
     },
   );
+
+  it('reports a failed write only once the temp file is gone, to whichever call comes first', async () => {
+    const mnt = join(t.dir, 'mnt');
+    mkdirSync(mnt);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', mnt]);
+    try {
+      const data = randomBytes(1536 << 10);
+      const x = await ChunkedTransfer.open(mnt, data.length, sha(data)); // fits now…
+      writeFileSync(join(mnt, 'other-tenant'), randomBytes(1 << 20)); // …not once this lands
+      let failure = '';
+      let tempFileThen = true;
+      for (let off = 0; off < data.length && !failure; off += 64 << 10) {
+        failure = await x.write(off, data.subarray(off, off + (64 << 10))).then(
+          () => '',
+          (err: Error) => err.message,
+        );
+        tempFileThen = existsSync(x.tmpPath);
+      }
+      // the calls that follow, one event-loop turn apart, all land inside the removal if it is slow
+      for (let i = 0; i < 20 && failure; i++) {
+        const again = await x.write(x.bytesReceived, Buffer.alloc(1)).then(
+          () => '',
+          (err: Error) => err.message,
+        );
+        expect(again).toMatch(/disk full \(ENOSPC\).*nothing kept/);
+        tempFileThen &&= existsSync(x.tmpPath);
+        await nextTurn();
+      }
+      expect(failure).toMatch(/disk full \(ENOSPC\).*nothing kept/);
+      expect(tempFileThen).toBe(false);
+      expect(readdirSync(mnt)).toEqual(['other-tenant']);
+    } finally {
+      execFileSync('umount', [mnt]);
+    }
+  });
 });
