@@ -46,7 +46,8 @@ export class ShownPriority {
       if (failed && failed !== 'ESRCH')
         this.log.warn({ pid: old.pid, err: failed }, 'X server off screen: lowering its priority failed');
     }
-    if (!server) return;
+    // a server that has gone while kvmux still lists it: its pid may be another process by now
+    if (!server || !this.io.isAlive(server)) return;
     const failed = this.io.setScheduling(server.pid, this.rtPriority);
     if (!failed) {
       this.raised = { pid: server.pid, startTime: server.startTime };
@@ -60,6 +61,19 @@ export class ShownPriority {
         'X server on screen not made real-time (refused): keys may lag on a busy machine',
       );
     }
+  }
+
+  /**
+   * `server` came up off screen (started, or adopted after a crash of the kvmux that raised it): it
+   * runs normal. A kvmux killed while showing it could not lower it, and its successor may show
+   * another display or have input.realtime off.
+   */
+  offScreen(server: ProcessRef): void {
+    if (this.raised?.pid === server.pid && this.raised.startTime === server.startTime) return;
+    if (!this.io.isAlive(server)) return;
+    const failed = this.io.setScheduling(server.pid, 0);
+    if (failed && failed !== 'ESRCH')
+      this.log.warn({ pid: server.pid, err: failed }, 'X server off screen: lowering its priority failed');
   }
 
   /** `server` has exited (or is about to be stopped): forget it without touching its pid. */

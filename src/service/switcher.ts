@@ -29,7 +29,7 @@ const lateSwitchMs = 60_000;
 export interface SwitcherOptions {
   readonly config: Pick<Config, 'console' | 'x' | 'runDir' | 'stateDir'>;
   readonly log?: Logger;
-  /** Raises the X server on screen (input.realtime); none: every X server stays normal. */
+  /** Raises the X server on screen (at 0 with input.realtime off: lowers what a crashed kvmux raised). */
   readonly shownPriority?: ShownPriority | undefined;
 }
 
@@ -273,6 +273,7 @@ export class Switcher extends EventEmitter<{
     this.table = setEntries(this.table, entries);
     // the shown display's server went or came back: the priority goes with it
     if (name === this.table.active) this.opts.shownPriority?.show(live?.server ?? null);
+    else if (live) this.opts.shownPriority?.offScreen(live.server);
     this.emit('display', name, live);
     // the shown display's server came back (on a VT the monitor may not show): show it again
     if (live && name === this.table.active && live.server.vt !== null && activeVt() !== live.server.vt)

@@ -57,6 +57,22 @@ describe('ShownPriority: the X server on screen is raised, no other', () => {
     expect(p.raised()).toEqual([]);
   });
 
+  it('a server that comes up off screen is lowered (a killed kvmux raised it), never the shown one nor a dead one', () => {
+    const p = new FakeProcs();
+    p.spawn(a);
+    p.spawn(b);
+    p.prio.set('200@1', 1); // left raised by a kvmux killed before it could lower it
+    const s = new ShownPriority(p.io, 1, silentLogger);
+    s.show(a);
+    s.offScreen(a); // the shown one stays raised
+    s.offScreen(b);
+    expect(p.raised()).toEqual(['100@1']);
+    const gone = { pid: 300, startTime: 1 };
+    s.offScreen(gone);
+    s.show(gone); // listed but already dead: its pid is not touched
+    expect(p.calls.filter((c) => c.startsWith('300:'))).toEqual([]);
+  });
+
   it('never touches the pid of a server that has gone (a reused pid is another process)', () => {
     const p = new FakeProcs();
     p.spawn(a);
