@@ -150,4 +150,20 @@ describe('migration stream key', () => {
     },
     60_000,
   );
+
+  it.each([16, 128])('a key of %i characters (the schema allows 16-128) carries a migration', async (len) => {
+    const key = 'k'.repeat(len - 1).concat('!');
+    expect(migrationKeySchema.safeParse(key).success).toBe(true);
+    const dir = tempDir('kvmux-stream-key-');
+    const uri = `unix:${join(dir, 'mig.sock')}`;
+    const recv = await qemu(dir, 'recv', true);
+    writeStreamKey(join(dir, 'recv-key'), key);
+    await useStreamKey(recv.qmp, join(dir, 'recv-key'), 'server', { fresh: true });
+    await recv.qmp.execute('migrate-incoming', { uri });
+    const sender = await qemu(dir, 'sender', false);
+    writeStreamKey(join(dir, 'send-key'), key);
+    await useStreamKey(sender.qmp, join(dir, 'send-key'), 'client', { fresh: true });
+    const sent = await sendStream(sender.qmp, uri, newJob('migrate', uri, new Date(), true));
+    expect(sent.status).toBe('completed');
+  }, 60_000);
 });
