@@ -16,7 +16,7 @@ import { createVirtualboxBackend } from '../session/backends/virtualbox.js';
 import { Supervisor } from '../session/supervisor.js';
 import { type Logger, type LogRing, silentLogger } from '../util/log.js';
 import { SHOWN_X_RT_PRIORITY, setProcessScheduling } from '../util/priority.js';
-import { isAlive } from '../util/proc.js';
+import { isAlive, processCpuMs } from '../util/proc.js';
 import { createAdminScreen } from './admin-screen.js';
 import { Api } from './api.js';
 import { configMethods } from './config-methods.js';
@@ -173,6 +173,7 @@ function shownPriorityFor(cfg: Config, log: Logger): ShownPriority {
   const io = {
     setScheduling: setProcessScheduling,
     isAlive: (p: { pid: number; startTime: number }) => isAlive(p.pid, p.startTime),
+    cpuMs: processCpuMs,
   };
   return new ShownPriority(io, cfg.input.realtime ? SHOWN_X_RT_PRIORITY : 0, log);
 }

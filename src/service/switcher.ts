@@ -61,6 +61,7 @@ export class Switcher extends EventEmitter<{
   /** Switches committed so far: a late VT switch must not undo a newer one. */
   private shown = 0;
   private stopped = false;
+  private budgetTimer: NodeJS.Timeout | undefined;
   /** The display startAll shows first, until a switch makes one active. */
   private shownFirst: string | null = null;
 
@@ -68,6 +69,9 @@ export class Switcher extends EventEmitter<{
     super();
     this.log = opts.log ?? silentLogger;
     this.activeFile = join(opts.config.stateDir, 'active-display');
+    const sp = opts.shownPriority;
+    // the real-time X server's CPU budget; unref'd: it never keeps kvmux alive
+    if (sp) this.budgetTimer = setInterval(() => sp.watch(performance.now()), 250).unref();
   }
 
   get entries(): readonly DisplayEntry[] {
@@ -244,6 +248,7 @@ export class Switcher extends EventEmitter<{
   /** `leaveRunning` keeps the X servers for a later kvmux to adopt (and the remembered display). */
   async stop(opts: { leaveRunning?: boolean } = {}): Promise<void> {
     this.stopped = true;
+    clearInterval(this.budgetTimer);
     // servers left for a later kvmux run at normal priority until it shows one
     this.opts.shownPriority?.show(null);
     await Promise.all([...this.runtimes.values()].map((rt) => rt.stop(opts)));

@@ -116,4 +116,23 @@ describe.skipIf(!canRaise)('input priority follows the monitor (kvmux run, Xvfb)
     await eventually(() => policy(x['left']!) === 'other 0', 'adopted left X server back to normal');
     expect(policy(x['right']!)).toBe('other 0');
   }, 90_000);
+
+  it('a client flooding the shown X server loses real-time (CPU budget); a calm display shown next is raised', async () => {
+    const flood = [process.execPath, join(import.meta.dirname, '../fixtures/x-flood.mjs')];
+    k = await startKvmux({ vms: [{ name: 'left', backend: 'command', command: flood }, vms[1]!] });
+    const x = await bothUp(k);
+    await eventually(
+      () => /over its real-time CPU budget/.test(k!.log()),
+      'the flooded X server demoted',
+      10_000,
+    );
+    const active = (await k.call<Array<{ name: string; active: boolean }>>('display.list')).find(
+      (d) => d.active,
+    );
+    expect(active?.name).toBe('left'); // still on screen, yet normal
+    expect(policy(x['left']!)).toBe('other 0');
+    // a calm display shown meanwhile is raised as usual
+    await k.call('display.switch', { name: 'right' });
+    expect(policy(x['right']!)).toBe('rr 1');
+  }, 90_000);
 });
