@@ -14,7 +14,7 @@ import {
   useStreamKey,
   writeStreamKey,
 } from '../../../src/session/jobs/stream-key.js';
-import { type JobHost, migrateVm, saveVm } from '../../../src/session/jobs/vm-jobs.js';
+import { type JobHost, migrateVm, saveVm, takeIncoming } from '../../../src/session/jobs/vm-jobs.js';
 import { QmpClient } from '../../../src/session/qmp.js';
 import { tempDir } from '../../helpers/temp.js';
 
@@ -181,4 +181,27 @@ describe('migration stream key', () => {
     },
     60_000,
   );
+
+  it('a VM received with a key saves to a plain file later (its return path and TLS are not the save’s)', async () => {
+    const dir = tempDir('kvmux-stream-key-');
+    const uri = `unix:${join(dir, 'mig.sock')}`;
+    const recv = await qemu(dir, 'recv', true);
+    const h = host(join(dir, 'recv-key'), recv.proc, recv.qmp);
+    const received = takeIncoming(h, { kind: 'receive', uri, target: uri, key: KEY });
+    for (let i = 0; i < 100 && !existsSync(uri.slice(5)); i++) await new Promise((r) => setTimeout(r, 50));
+    const sender = await qemu(dir, 'sender', false);
+    writeStreamKey(join(dir, 'send-key'), KEY);
+    await useStreamKey(sender.qmp, join(dir, 'send-key'), 'client', { fresh: true });
+    const sent = await sendStream(sender.qmp, uri, newJob('migrate', uri, new Date(), true), {
+      returnPath: true,
+    });
+    expect(sent.status).toBe('completed');
+    expect((await received).status).toBe('completed');
+    const stateDir = join(dir, 'state');
+    const saved = await Promise.race([
+      saveVm({ ...h, stateDir }, { disks: [], memoryMiB: 32 }),
+      new Promise<never>((_, no) => setTimeout(() => no(new Error('save hung for 20 s')), 20_000)),
+    ]);
+    expect(saved.bytes).toBeGreaterThan(0);
+  }, 60_000);
 });
