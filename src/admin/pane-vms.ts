@@ -99,7 +99,9 @@ export function vmsPane(): Pane {
   const askStream = async (ctx: PaneCtx, title: string, help: string) => {
     const channel = (await ctx.ui.prompt(title, { help }))?.trim();
     if (!channel) return null;
+    // shown as stars: the admin screen is an X display (and a guest's terminal, remotely)
     const key = await ctx.ui.prompt('Stream key', {
+      censor: true,
       help: 'the same 16+ characters at both ends (empty: none, for a private link only)',
     });
     if (key === null) return null;

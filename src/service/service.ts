@@ -16,7 +16,7 @@ import { createVirtualboxBackend } from '../session/backends/virtualbox.js';
 import { Supervisor } from '../session/supervisor.js';
 import { type Logger, type LogRing, silentLogger } from '../util/log.js';
 import { SHOWN_X_RT_PRIORITY, setProcessScheduling } from '../util/priority.js';
-import { isAlive } from '../util/proc.js';
+import { isAlive, processCpuMs } from '../util/proc.js';
 import { markStart, startMarks } from '../util/start-trace.js';
 import { createAdminScreen } from './admin-screen.js';
 import { Api } from './api.js';
@@ -184,14 +184,17 @@ export class Service implements MenuViewHost {
   }
 }
 
-/** input.realtime: the X server on screen runs real-time with kvmux's input thread. */
-function shownPriorityFor(cfg: Config, log: Logger): ShownPriority | undefined {
-  if (!cfg.input.realtime) return undefined;
+/**
+ * input.realtime: the X server on screen runs real-time with kvmux's input thread. Off, every X
+ * server runs normal: priority 0 still lowers one an earlier kvmux raised and could not lower (killed).
+ */
+function shownPriorityFor(cfg: Config, log: Logger): ShownPriority {
   const io = {
     setScheduling: setProcessScheduling,
     isAlive: (p: { pid: number; startTime: number }) => isAlive(p.pid, p.startTime),
+    cpuMs: processCpuMs,
   };
-  return new ShownPriority(io, SHOWN_X_RT_PRIORITY, log);
+  return new ShownPriority(io, cfg.input.realtime ? SHOWN_X_RT_PRIORITY : 0, log);
 }
 
 /** Per-VM cgroups: v2 where the host has it, else the v1 fallback; none when neither is usable. */

@@ -11,7 +11,22 @@ export interface ShownPriorityIo {
   setScheduling(pid: number, rtPriority: number): string | undefined;
   /** Is this still the same process (pid and start time)? */
   isAlive(ref: ProcessRef): boolean;
+  /** CPU time `pid` has used so far, in ms (null when unreadable); none: no budget is kept. */
+  cpuMs?(pid: number): number | null;
 }
+
+/**
+ * The share of one CPU the shown X server may take while real-time, over a window: above it, a
+ * client is flooding it (any local X client can; a guest's full-screen redraw took 15%), and
+ * at SCHED_RR it would keep up to 95% of a CPU from every normal task, the other VMs included.
+ */
+export const RT_CPU_BUDGET = 0.5;
+const BUDGET_WINDOW_MS = 1000;
+/** How long a server over budget runs normal before it is raised again (if still shown). */
+const COOL_DOWN_MS = 10_000;
+
+const same = (a: ProcessRef | null, b: ProcessRef | null) =>
+  a !== null && b !== null && a.pid === b.pid && a.startTime === b.startTime;
 
 /**
  * Input priority follows the monitor: the X server on screen gets `rtPriority` (SCHED_RR), the
@@ -24,6 +39,10 @@ export interface ShownPriorityIo {
 export class ShownPriority {
   private raised: ProcessRef | null = null;
   private refusedOnce = false;
+  /** What show() was last given: the server on screen, raised or not. */
+  private shown: ProcessRef | null = null;
+  private sample: { ref: ProcessRef; cpuMs: number; atMs: number } | null = null;
+  private demoted: { ref: ProcessRef; untilMs: number } | null = null;
 
   constructor(
     private readonly io: ShownPriorityIo,
@@ -46,7 +65,49 @@ export class ShownPriority {
       if (failed && failed !== 'ESRCH')
         this.log.warn({ pid: old.pid, err: failed }, 'X server off screen: lowering its priority failed');
     }
-    if (!server) return;
+    this.shown = server;
+    // a server that has gone while kvmux still lists it: its pid may be another process by now
+    if (!server || !this.io.isAlive(server)) return;
+    if (this.demoted && same(this.demoted.ref, server)) return; // over budget: normal for now
+    this.raise(server);
+  }
+
+  /**
+   * Called every few hundred ms: the raised server over its CPU budget goes back to normal for a
+   * cool-down, then is raised again if still on screen.
+   */
+  watch(nowMs: number): void {
+    if (this.demoted && nowMs >= this.demoted.untilMs) {
+      const back = this.demoted.ref;
+      this.demoted = null;
+      if (same(this.shown, back) && !this.raised && this.io.isAlive(back)) this.raise(back);
+    }
+    const cur = this.raised;
+    const cpu = cur && this.io.cpuMs && this.rtPriority > 0 ? this.io.cpuMs(cur.pid) : null;
+    if (!cur || cpu === null) {
+      this.sample = null;
+      return;
+    }
+    if (!this.sample || !same(this.sample.ref, cur)) {
+      this.sample = { ref: cur, cpuMs: cpu, atMs: nowMs };
+      return;
+    }
+    const spanMs = nowMs - this.sample.atMs;
+    if (spanMs < BUDGET_WINDOW_MS) return;
+    const share = (cpu - this.sample.cpuMs) / spanMs;
+    this.sample = { ref: cur, cpuMs: cpu, atMs: nowMs };
+    if (share <= RT_CPU_BUDGET) return;
+    this.io.setScheduling(cur.pid, 0);
+    this.raised = null;
+    this.sample = null;
+    this.demoted = { ref: cur, untilMs: nowMs + COOL_DOWN_MS };
+    this.log.warn(
+      { pid: cur.pid, cpuShare: Number(share.toFixed(2)), coolDownMs: COOL_DOWN_MS },
+      'X server on screen over its real-time CPU budget (a client floods it): normal priority for a while',
+    );
+  }
+
+  private raise(server: ProcessRef): void {
     const failed = this.io.setScheduling(server.pid, this.rtPriority);
     if (!failed) {
       this.raised = { pid: server.pid, startTime: server.startTime };
@@ -60,6 +121,19 @@ export class ShownPriority {
         'X server on screen not made real-time (refused): keys may lag on a busy machine',
       );
     }
+  }
+
+  /**
+   * `server` came up off screen (started, or adopted after a crash of the kvmux that raised it): it
+   * runs normal. A kvmux killed while showing it could not lower it, and its successor may show
+   * another display or have input.realtime off.
+   */
+  offScreen(server: ProcessRef): void {
+    if (this.raised?.pid === server.pid && this.raised.startTime === server.startTime) return;
+    if (!this.io.isAlive(server)) return;
+    const failed = this.io.setScheduling(server.pid, 0);
+    if (failed && failed !== 'ESRCH')
+      this.log.warn({ pid: server.pid, err: failed }, 'X server off screen: lowering its priority failed');
   }
 
   /** `server` has exited (or is about to be stopped): forget it without touching its pid. */

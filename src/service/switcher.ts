@@ -31,7 +31,7 @@ const lateSwitchMs = 60_000;
 export interface SwitcherOptions {
   readonly config: Pick<Config, 'console' | 'x' | 'runDir' | 'stateDir'>;
   readonly log?: Logger;
-  /** Raises the X server on screen (input.realtime); none: every X server stays normal. */
+  /** Raises the X server on screen (at 0 with input.realtime off: lowers what a crashed kvmux raised). */
   readonly shownPriority?: ShownPriority | undefined;
   /** An X server already starting for the display expected first (kvmux run's head start). */
   readonly headStart?: HeadStart | null;
@@ -65,6 +65,7 @@ export class Switcher extends EventEmitter<{
   /** Switches committed so far: a late VT switch must not undo a newer one. */
   private shown = 0;
   private stopped = false;
+  private budgetTimer: NodeJS.Timeout | undefined;
   /** The display startAll shows first, until a switch makes one active. */
   private shownFirst: string | null = null;
 
@@ -75,6 +76,9 @@ export class Switcher extends EventEmitter<{
     this.headStart = opts.headStart ?? null;
     this.log = opts.log ?? silentLogger;
     this.activeFile = join(opts.config.stateDir, 'active-display');
+    const sp = opts.shownPriority;
+    // the real-time X server's CPU budget; unref'd: it never keeps kvmux alive
+    if (sp) this.budgetTimer = setInterval(() => sp.watch(performance.now()), 250).unref();
   }
 
   get entries(): readonly DisplayEntry[] {
@@ -282,6 +286,7 @@ export class Switcher extends EventEmitter<{
   /** `leaveRunning` keeps the X servers for a later kvmux to adopt (and the remembered display). */
   async stop(opts: { leaveRunning?: boolean } = {}): Promise<void> {
     this.stopped = true;
+    clearInterval(this.budgetTimer);
     // servers left for a later kvmux run at normal priority until it shows one
     this.opts.shownPriority?.show(null);
     // never taken (start failed before the first display): it has no record to be adopted by
@@ -315,6 +320,7 @@ export class Switcher extends EventEmitter<{
     this.table = setEntries(this.table, entries);
     // the shown display's server went or came back: the priority goes with it
     if (name === this.table.active) this.opts.shownPriority?.show(live?.server ?? null);
+    else if (live) this.opts.shownPriority?.offScreen(live.server);
     this.emit('display', name, live);
     // the shown display's server came back (on a VT the monitor may not show): show it again
     if (live && name === this.table.active && live.server.vt !== null && activeVt() !== live.server.vt)

@@ -145,6 +145,9 @@ describe.skipIf(missing.length > 0)('admin screen: a running job’s progress, a
     tmux!.keys('Enter');
     await tmux!.waitFor(/Stream key/);
     tmux!.type('correct-horse-battery-staple');
+    // typed like a password: one star a character, the key itself never on screen
+    await tmux!.waitFor(/> \*{28}_/);
+    expect(tmux!.screen()).not.toContain('correct-horse');
     tmux!.keys('Enter');
     const s = await tmux!.waitFor(/<migrate \(keyed\) FAILED/, 60_000);
     process.stderr.write(`[admin-job-progress] after the failed migration:\n${tuxLine(s)}\n`);

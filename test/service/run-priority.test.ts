@@ -1,4 +1,7 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { parse, stringify } from 'yaml';
 import { signal } from '../../src/util/proc.js';
 import { schedulingOf, xServerPidOf } from '../helpers/x-servers.js';
 import { eventually, type Kvmux, sleep, startKvmux } from './kvmux-harness.js';
@@ -89,5 +92,47 @@ describe.skipIf(!canRaise)('input priority follows the monitor (kvmux run, Xvfb)
     expect(policy(x['right']!)).toBe('other 0');
     await k.call('display.switch', { name: 'right' });
     expect(policy(x['right']!)).toBe('other 0');
+  }, 90_000);
+
+  it('a crashed kvmux left an X server real-time: the next kvmux lowers it unless it shows it', async () => {
+    k = await startKvmux({ vms });
+    const x = await bothUp(k);
+    await k.call('display.switch', { name: 'right' });
+    expect(policy(x['right']!)).toBe('rr 1');
+    // killed before its background write of the shown display landed: the next one shows left
+    await k.crash('SIGKILL');
+    writeFileSync(join(k.dir, 'state', 'active-display'), 'left\n');
+    k = await k.restart();
+    expect(await bothUp(k)).toEqual(x); // adopted, not restarted
+    await eventually(() => policy(x['left']!) === 'rr 1', 'shown left X server raised');
+    await eventually(() => policy(x['right']!) === 'other 0', 'adopted right X server back to normal');
+    // killed again (left raised), and started again with input.realtime off: nothing stays real-time
+    await k.crash('SIGKILL');
+    const cfgPath = join(k.dir, 'kvmux.yaml');
+    const cfg = parse(readFileSync(cfgPath, 'utf8')) as { input: Record<string, unknown> };
+    writeFileSync(cfgPath, stringify({ ...cfg, input: { ...cfg.input, realtime: false } }));
+    k = await k.restart();
+    expect(await bothUp(k)).toEqual(x);
+    await eventually(() => policy(x['left']!) === 'other 0', 'adopted left X server back to normal');
+    expect(policy(x['right']!)).toBe('other 0');
+  }, 90_000);
+
+  it('a client flooding the shown X server loses real-time (CPU budget); a calm display shown next is raised', async () => {
+    const flood = [process.execPath, join(import.meta.dirname, '../fixtures/x-flood.mjs')];
+    k = await startKvmux({ vms: [{ name: 'left', backend: 'command', command: flood }, vms[1]!] });
+    const x = await bothUp(k);
+    await eventually(
+      () => /over its real-time CPU budget/.test(k!.log()),
+      'the flooded X server demoted',
+      10_000,
+    );
+    const active = (await k.call<Array<{ name: string; active: boolean }>>('display.list')).find(
+      (d) => d.active,
+    );
+    expect(active?.name).toBe('left'); // still on screen, yet normal
+    expect(policy(x['left']!)).toBe('other 0');
+    // a calm display shown meanwhile is raised as usual
+    await k.call('display.switch', { name: 'right' });
+    expect(policy(x['right']!)).toBe('rr 1');
   }, 90_000);
 });

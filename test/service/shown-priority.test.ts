@@ -57,6 +57,56 @@ describe('ShownPriority: the X server on screen is raised, no other', () => {
     expect(p.raised()).toEqual([]);
   });
 
+  it('a server that comes up off screen is lowered (a killed kvmux raised it), never the shown one nor a dead one', () => {
+    const p = new FakeProcs();
+    p.spawn(a);
+    p.spawn(b);
+    p.prio.set('200@1', 1); // left raised by a kvmux killed before it could lower it
+    const s = new ShownPriority(p.io, 1, silentLogger);
+    s.show(a);
+    s.offScreen(a); // the shown one stays raised
+    s.offScreen(b);
+    expect(p.raised()).toEqual(['100@1']);
+    const gone = { pid: 300, startTime: 1 };
+    s.offScreen(gone);
+    s.show(gone); // listed but already dead: its pid is not touched
+    expect(p.calls.filter((c) => c.startsWith('300:'))).toEqual([]);
+  });
+
+  it('a shown server over its CPU budget runs normal for a cool-down, then is raised again if still shown', () => {
+    const p = new FakeProcs();
+    p.spawn(a);
+    p.spawn(b);
+    const cpu = new Map<number, number>([
+      [100, 0],
+      [200, 0],
+    ]);
+    const s = new ShownPriority({ ...p.io, cpuMs: (pid) => cpu.get(pid) ?? null }, 1, silentLogger);
+    s.show(a);
+    s.watch(0);
+    cpu.set(100, 400); // 40% of a CPU over 1 s: within budget
+    s.watch(1000);
+    expect(p.raised()).toEqual(['100@1']);
+    cpu.set(100, 1300); // 90%: a flood
+    s.watch(2000);
+    expect(p.raised()).toEqual([]);
+    s.show(b);
+    s.show(a); // back on screen within the cool-down: stays normal
+    expect(p.raised()).toEqual([]);
+    s.watch(11_999);
+    expect(p.raised()).toEqual([]);
+    s.watch(12_000);
+    expect(p.raised()).toEqual(['100@1']);
+    // demoted again, then another display shown: the cool-down's end raises nothing
+    s.watch(12_500);
+    cpu.set(100, 3000);
+    s.watch(13_500);
+    s.show(b);
+    expect(p.raised()).toEqual(['200@1']);
+    s.watch(24_000);
+    expect(p.raised()).toEqual(['200@1']);
+  });
+
   it('never touches the pid of a server that has gone (a reused pid is another process)', () => {
     const p = new FakeProcs();
     p.spawn(a);

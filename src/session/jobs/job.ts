@@ -34,7 +34,10 @@ export interface JobRecord {
   readonly startedAt: string;
   /** save: the partial stream file that becomes `target` on completion. */
   readonly partial?: string;
-  /** receive: only a stream with the owners' key (kept in the VM's run dir until the end) may load. */
+  /**
+   * receive: only a stream with the owners' key (kept in the VM's run dir until the end) may load;
+   * migrate: the stream went out keyed (what vm.list says of an adopted job).
+   */
   readonly keyed?: boolean;
 }
 

@@ -115,7 +115,7 @@ export async function migrateVm(
   const qmp = await qmpOf(host);
   const keyed = opts.key !== undefined;
   const job = newJob('migrate', to, new Date(), keyed);
-  host.setJob(job, { kind: 'migrate', target: to, startedAt: job.startedAt });
+  host.setJob(job, { kind: 'migrate', target: to, startedAt: job.startedAt, ...(keyed ? { keyed } : {}) });
   let end: JobView;
   try {
     if (opts.key !== undefined) {

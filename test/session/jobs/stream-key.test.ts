@@ -14,7 +14,7 @@ import {
   useStreamKey,
   writeStreamKey,
 } from '../../../src/session/jobs/stream-key.js';
-import { type JobHost, migrateVm, saveVm } from '../../../src/session/jobs/vm-jobs.js';
+import { type JobHost, migrateVm, saveVm, takeIncoming } from '../../../src/session/jobs/vm-jobs.js';
 import { QmpClient } from '../../../src/session/qmp.js';
 import { tempDir } from '../../helpers/temp.js';
 
@@ -51,19 +51,28 @@ async function qemu(
   return { qmp, proc };
 }
 
-function host(keyDir: string, proc: ChildProcess, qmp?: QmpClient): JobHost & { views: string[] } {
+function host(
+  keyDir: string,
+  proc: ChildProcess,
+  qmp?: QmpClient,
+): JobHost & { views: string[]; records: unknown[] } {
   const views: string[] = [];
+  const records: unknown[] = [];
   return {
     name: 'tux',
     stateDir: keyDir,
     keyDir,
     views,
+    records,
     handle: () =>
       ({
         exited: new Promise<void>((r) => (proc.exitCode !== null ? r() : proc.once('exit', () => r()))),
         qmp: async () => qmp ?? null,
       }) as never,
-    setJob: (v) => views.push(v.status),
+    setJob: (v, record) => {
+      views.push(v.status);
+      if (record) records.push(record);
+    },
   };
 }
 
@@ -138,6 +147,8 @@ describe('migration stream key', () => {
       const failed = await migrateVm(h, `unix:${join(dir, 'nobody.sock')}`, { key }).catch((e: Error) => e);
       expect(failed).toBeInstanceOf(Error);
       expect(await status(vm.qmp)).toBe('running');
+      // the record a restarted kvmux adopts the job from says whether it was keyed
+      expect(h.records[0]).toMatchObject({ kind: 'migrate', ...(key ? { keyed: true } : {}) });
       const stateDir = join(dir, 'state');
       const saved = await Promise.race([
         saveVm({ ...h, stateDir }, { disks: [], memoryMiB: 32 }),
@@ -150,4 +161,47 @@ describe('migration stream key', () => {
     },
     60_000,
   );
+
+  it.each([16, 128])(
+    'a key of %i characters (the schema allows 16-128) carries a migration',
+    async (len) => {
+      const key = 'k'.repeat(len - 1).concat('!');
+      expect(migrationKeySchema.safeParse(key).success).toBe(true);
+      const dir = tempDir('kvmux-stream-key-');
+      const uri = `unix:${join(dir, 'mig.sock')}`;
+      const recv = await qemu(dir, 'recv', true);
+      writeStreamKey(join(dir, 'recv-key'), key);
+      await useStreamKey(recv.qmp, join(dir, 'recv-key'), 'server', { fresh: true });
+      await recv.qmp.execute('migrate-incoming', { uri });
+      const sender = await qemu(dir, 'sender', false);
+      writeStreamKey(join(dir, 'send-key'), key);
+      await useStreamKey(sender.qmp, join(dir, 'send-key'), 'client', { fresh: true });
+      const sent = await sendStream(sender.qmp, uri, newJob('migrate', uri, new Date(), true));
+      expect(sent.status).toBe('completed');
+    },
+    60_000,
+  );
+
+  it('a VM received with a key saves to a plain file later (its return path and TLS are not the save’s)', async () => {
+    const dir = tempDir('kvmux-stream-key-');
+    const uri = `unix:${join(dir, 'mig.sock')}`;
+    const recv = await qemu(dir, 'recv', true);
+    const h = host(join(dir, 'recv-key'), recv.proc, recv.qmp);
+    const received = takeIncoming(h, { kind: 'receive', uri, target: uri, key: KEY });
+    for (let i = 0; i < 100 && !existsSync(uri.slice(5)); i++) await new Promise((r) => setTimeout(r, 50));
+    const sender = await qemu(dir, 'sender', false);
+    writeStreamKey(join(dir, 'send-key'), KEY);
+    await useStreamKey(sender.qmp, join(dir, 'send-key'), 'client', { fresh: true });
+    const sent = await sendStream(sender.qmp, uri, newJob('migrate', uri, new Date(), true), {
+      returnPath: true,
+    });
+    expect(sent.status).toBe('completed');
+    expect((await received).status).toBe('completed');
+    const stateDir = join(dir, 'state');
+    const saved = await Promise.race([
+      saveVm({ ...h, stateDir }, { disks: [], memoryMiB: 32 }),
+      new Promise<never>((_, no) => setTimeout(() => no(new Error('save hung for 20 s')), 20_000)),
+    ]);
+    expect(saved.bytes).toBeGreaterThan(0);
+  }, 60_000);
 });
