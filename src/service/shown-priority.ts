@@ -21,7 +21,8 @@ export interface ShownPriorityIo {
  * at SCHED_RR it would keep up to 95% of a CPU from every normal task, the other VMs included.
  */
 export const RT_CPU_BUDGET = 0.5;
-const BUDGET_WINDOW_MS = 1000;
+/** About a second (the watch runs once a second; a timer may fire a little early). */
+const BUDGET_WINDOW_MS = 950;
 /** How long a server over budget runs normal before it is raised again (if still shown). */
 const COOL_DOWN_MS = 10_000;
 
@@ -73,7 +74,7 @@ export class ShownPriority {
   }
 
   /**
-   * Called every few hundred ms: the raised server over its CPU budget goes back to normal for a
+   * Called about once a second: the raised server over its CPU budget goes back to normal for a
    * cool-down, then is raised again if still on screen.
    */
   watch(nowMs: number): void {

@@ -78,7 +78,8 @@ export class Switcher extends EventEmitter<{
     this.activeFile = join(opts.config.stateDir, 'active-display');
     const sp = opts.shownPriority;
     // the real-time X server's CPU budget; unref'd: it never keeps kvmux alive
-    if (sp) this.budgetTimer = setInterval(() => sp.watch(performance.now()), 250).unref();
+    // once a second: a flood shows within two; an idle kvmux wakes for it only once a second
+    if (sp) this.budgetTimer = setInterval(() => sp.watch(performance.now()), 1000).unref();
   }
 
   get entries(): readonly DisplayEntry[] {
