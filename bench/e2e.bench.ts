@@ -183,6 +183,126 @@ function setKvmuxPolicy(pid: number, xPid: number, policy: Policy): void {
   }
 }
 
+/** The key's receiver in its own process (bench/key-receiver.ts): arrival times come back on a pipe. */
+async function separateReceiver(display: string) {
+  const child = spawn(process.execPath, [join(import.meta.dirname, 'key-receiver.js'), display], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  const times: bigint[] = [];
+  let waiter: { n: number; resolve: () => void } | null = null;
+  let buf = '';
+  let ready: () => void = () => {};
+  const isReady = new Promise<void>((r) => {
+    ready = r;
+  });
+  child.stdout.setEncoding('utf8').on('data', (d: string) => {
+    buf += d;
+    for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
+      const line = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      if (line === 'ready') ready();
+      else times.push(BigInt(line));
+    }
+    if (waiter && times.length >= waiter.n) {
+      const w = waiter;
+      waiter = null;
+      w.resolve();
+    }
+  });
+  await isReady;
+  /** µs from `sentNs` to the arrival of key event number `n` (1-based) at the receiver. */
+  const arrivalUs = (n: number, sentNs: bigint, what: string) =>
+    new Promise<number>((resolve, reject) => {
+      const done = () => resolve(Number(times[n - 1]! - sentNs) / 1000);
+      if (times.length >= n) return done();
+      const t = setTimeout(() => reject(new Error(`${what} never reached the receiver`)), 2000);
+      waiter = {
+        n,
+        resolve: () => {
+          clearTimeout(t);
+          done();
+        },
+      };
+    });
+  return {
+    count: () => times.length,
+    arrivalUs,
+    stop: () =>
+      new Promise<void>((r) => {
+        child.once('exit', () => r());
+        child.stdin.end();
+      }),
+  };
+}
+
+/**
+ * The same pair of paths with the receiving window in a process of its own, asleep between keys
+ * like a VM's: in the in-process figures the bare path's receiver is the process that has just
+ * sent (often still awake), the FIFO path's receiver has gone to sleep; here both wake alike, so
+ * the difference is kvmux's hop (its wake-up and its work) and nothing of the apparatus.
+ */
+async function separateReceiverFigures(k: Kvmux, display: string, xt: x11.XTestExt, n: number) {
+  const rx = await separateReceiver(display);
+  const quiet: Samples = { via: [], bare: [] };
+  const loaded: Samples = { via: [], bare: [] };
+  const via = async (i: number) => {
+    await sleep(1);
+    const t = process.hrtime.bigint();
+    k.kb.writeRaw(A_DOWN);
+    const us = await rx.arrivalUs(rx.count() + 1, t, `press ${i} via kvmux`);
+    const r = process.hrtime.bigint();
+    k.kb.writeRaw(A_UP);
+    await rx.arrivalUs(rx.count() + 1, r, `release ${i} via kvmux`);
+    return us;
+  };
+  const bare = async (i: number) => {
+    await sleep(1);
+    const t = process.hrtime.bigint();
+    xt.FakeInput(2, KEY_A + 8, 0, 0, 0, 0);
+    const us = await rx.arrivalUs(rx.count() + 1, t, `bare press ${i}`);
+    const r = process.hrtime.bigint();
+    xt.FakeInput(3, KEY_A + 8, 0, 0, 0, 0);
+    await rx.arrivalUs(rx.count() + 1, r, `bare release ${i}`);
+    return us;
+  };
+  const trials = async (into: Samples, first: number, count: number) => {
+    for (let i = first; i < first + count; i++) {
+      if (i % 2 === 0) {
+        into.via.push(await via(i));
+        into.bare.push(await bare(i));
+      } else {
+        into.bare.push(await bare(i));
+        into.via.push(await via(i));
+      }
+    }
+  };
+  try {
+    for (let done = 0; done < n; done += 50) {
+      const count = Math.min(50, n - done);
+      await trials(quiet, done, count);
+      const burner = cpuBurner();
+      await sleep(100);
+      try {
+        await trials(loaded, done, count);
+      } finally {
+        await burner.stop();
+      }
+    }
+  } finally {
+    await rx.stop();
+  }
+  return {
+    quiet: compare(quiet.via, quiet.bare),
+    underCpuLoad: {
+      ...compare(loaded.via, loaded.bare),
+      load: 'a second process spinning on one of the CPUs',
+    },
+    note:
+      'the receiving window in its own process at normal priority (asleep between keys, as a VM); ' +
+      'times on one CLOCK_MONOTONIC, read back later; kvmux as shipped (input thread RR 2, X RR 1)',
+  };
+}
+
 /** One block of `count` trials per condition: quiet, a CPU spinner, the spinner with the apparatus at RT. */
 async function forwardingBlock(
   m: { k: Kvmux; client: Awaited<ReturnType<typeof keyClient>>; xt: x11.XTestExt; xPid: number },
@@ -320,9 +440,16 @@ async function forwarding(k: Kvmux, display: string, opts: { throughput: boolean
   const bareAll = await client.until(bareStart + 2 * pairs, 60_000);
   const bareSecs = (performance.now() - b0) / 1000;
   await client.conn.close();
+  // the flood may have put the X server over its real-time CPU budget: back at RR after 10 s
+  for (let i = 0; i < 150 && schedOf(m.xPid).policy !== 'SCHED_RR'; i++) await sleep(100);
+  const separate = {
+    shownXServerScheduling: schedOf(m.xPid),
+    ...(await separateReceiverFigures(k, display, xt, n)),
+  };
   await injector.close();
   return {
     ...figures,
+    separateReceiver: separate,
     throughput: {
       keyEventsSent: 2 * pairs,
       keyEventsReceivedByClient: received,
