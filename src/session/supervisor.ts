@@ -314,6 +314,9 @@ export class Supervisor extends EventEmitter<{ state: [VmStatus]; reset: [string
     }
     const live = all.filter((r) => r.busy);
     await Promise.all(live.map((r) => this.stop(r.vm.name, { force: opts.force ?? false })));
+    // a VM's cgroup goes once its tasks are gone (retried while the kernel still counts them):
+    // the process must not exit before, or the folders stay behind
+    await Promise.all(all.map((r) => r.released()));
   }
 
   private runner(name: string): VmRunner {

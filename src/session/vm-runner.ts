@@ -432,6 +432,11 @@ export class VmRunner {
     return done;
   }
 
+  /** Resolves once the cgroup of the last run is gone (its leftovers killed, its folders removed). */
+  async released(): Promise<void> {
+    await this.releasing;
+  }
+
   private attach(handle: VmHandle): void {
     this.handle = handle;
     this.deps.records.save(this.recordOf(handle));

@@ -1,5 +1,8 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { detectCgroups } from '../../src/resources/cgroup.js';
+import { detectCgroups, instanceGroup } from '../../src/resources/cgroup.js';
+import { V1_CONTROLLERS } from '../../src/resources/limits.js';
 import { loudSkip } from '../helpers/skips.js';
 import { type Kvmux, startKvmux } from './kvmux-harness.js';
 
@@ -30,6 +33,17 @@ afterAll(async () => {
   await k?.stop();
 });
 
+/** This kvmux's cgroup folders (its own parent group under each hierarchy), whatever is left. */
+function leftGroups(stateDir: string): string[] {
+  if (!layout) return [];
+  const group = instanceGroup(stateDir);
+  const parents =
+    layout.mode === 'v2'
+      ? [join(layout.root, group)]
+      : V1_CONTROLLERS.map((c) => join(layout.root, c, group));
+  return parents.filter((d) => existsSync(d));
+}
+
 describe.runIf(layout)('per-VM resources in kvmux run', () => {
   it('change live, read back, survive a restart', async () => {
     const set = await k.call<{ live: boolean }>('vm.setResources', {
@@ -53,6 +67,8 @@ describe.runIf(layout)('per-VM resources in kvmux run', () => {
 
     // SIGTERM: a clean stop of kvmux and its VMs; the same config and state start again
     await k.crash('SIGTERM');
+    // a clean stop leaves no cgroup of this kvmux behind (not even its parent group)
+    expect(leftGroups(join(k.dir, 'state'))).toEqual([]);
     k = await k.restart();
     const again = await k.call<Row[]>('vm.list');
     expect(again[0]).toMatchObject({ state: 'running', resources: { cpuQuota: 0.25, memoryMaxMiB: 100 } });
