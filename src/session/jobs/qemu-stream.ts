@@ -11,7 +11,10 @@ export interface StreamOptions {
   readonly bandwidthMiB?: number | undefined;
   readonly pollMs?: number;
   readonly onProgress?: (job: JobView) => void;
-  /** A live migration to another host: the receiver's load result comes back (setReturnPath). */
+  /**
+   * A live migration to another host: the receiver's load result comes back (setReturnPath). Off
+   * for anything else (a file has no way back), also after an earlier migration of this QEMU.
+   */
   readonly returnPath?: boolean;
 }
 
@@ -55,7 +58,7 @@ export async function sendStream(
   opts: StreamOptions = {},
 ): Promise<JobView> {
   await setBandwidth(qmp, opts.bandwidthMiB);
-  if (opts.returnPath) await setReturnPath(qmp);
+  await setReturnPath(qmp, opts.returnPath === true);
   await qmp.execute('migrate', { uri });
   return watchStream(qmp, job, opts);
 }

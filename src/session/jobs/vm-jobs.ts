@@ -67,10 +67,9 @@ export async function saveVm(host: JobHost, info: SaveInfo): Promise<SavedMeta> 
   await qmp.execute('stop');
   let end: JobView;
   try {
-    // a file takes QEMU's plain one-way stream: a failed migration before left its return path
-    // (and with a key its TLS) set, and either waits on gzip forever, the guest paused
+    // a file takes QEMU's plain one-way stream: a failed keyed migration before left its TLS set,
+    // which waits on gzip forever, the guest paused (sendStream turns the return path off itself)
     await useNoStreamKey(qmp);
-    await setReturnPath(qmp, false);
     end = await sendStream(qmp, saveUri(paths.partial), job, {
       bandwidthMiB: info.bandwidthMiB,
       onProgress: (v) => host.setJob(v),
