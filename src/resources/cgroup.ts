@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Resources } from '../config/schema.js';
 import { BackendError, errnoName } from '../util/errors.js';
@@ -191,8 +191,7 @@ export class CgroupResources {
         process.kill(pid, 'SIGKILL');
       } catch {}
     }
-    const dirs = [...this.dirs(vm).values()];
-    for (const dir of dirs) {
+    for (const dir of this.dirs(vm).values()) {
       for (let attempt = 0; ; attempt++) {
         try {
           rmdirSync(dir);
@@ -208,13 +207,23 @@ export class CgroupResources {
         }
       }
     }
-    // the instance's parent group goes with its last VM (a test's kvmux leaves no empty group
-    // behind in the host's hierarchy); while another VM of it has a group there, the kernel refuses
-    for (const parent of dirs.map((d) => dirname(d))) {
+    this.removeParentIfEmpty();
+  }
+
+  /**
+   * The instance's parent group goes with its last VM (a test's kvmux leaves no empty group behind
+   * in the host's hierarchy); while a VM of its own still has a group there, the kernel refuses.
+   */
+  private removeParentIfEmpty(): void {
+    const parents =
+      this.mode === 'v2'
+        ? [join(this.root, this.group)]
+        : V1_CONTROLLERS.map((c) => join(this.root, c, this.group));
+    for (const dir of parents) {
       try {
-        rmdirSync(parent);
+        rmdirSync(dir);
       } catch {
-        // EBUSY / ENOTEMPTY: another VM of this kvmux runs; ENOENT: gone already
+        // EBUSY / ENOTEMPTY: another VM of this kvmux runs; ENOENT: never made
       }
     }
   }
