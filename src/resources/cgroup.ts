@@ -174,9 +174,20 @@ export class CgroupResources {
     writeFileSync(join(dir, file), value);
   }
 
+  /**
+   * Asked to be frozen (hibernating). The kernel stops the processes a moment later (v1 shows
+   * FREEZING meanwhile): `stopped` tells when every one is.
+   */
   frozen(vm: string): boolean {
     const dirs = this.dirs(vm);
     if (this.mode === 'v2') return read(join(dirs.get('') ?? '', 'cgroup.freeze')) === '1';
+    return read(join(dirs.get('freezer') ?? '', 'freezer.self_freezing')) === '1';
+  }
+
+  /** Every process of the VM is frozen now (the freeze asked for has completed). */
+  stopped(vm: string): boolean {
+    const dirs = this.dirs(vm);
+    if (this.mode === 'v2') return /^frozen 1$/m.test(read(join(dirs.get('') ?? '', 'cgroup.events')));
     return read(join(dirs.get('freezer') ?? '', 'freezer.state')) === 'FROZEN';
   }
 

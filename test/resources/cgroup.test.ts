@@ -88,10 +88,12 @@ describe.runIf(layout)('per-VM resources through cgroups', () => {
 
   it('freeze stops the whole tree and thaw lets it run again', async () => {
     res.freeze('burn', true);
-    await sleep(200);
     expect(res.frozen('burn')).toBe(true);
+    await expect.poll(() => res.stopped('burn'), { timeout: 5000 }).toBe(true);
     expect(await cpuOver('burn', 700)).toBeLessThan(0.005);
     res.freeze('burn', false);
+    expect(res.frozen('burn')).toBe(false);
+    expect(res.stopped('burn')).toBe(false);
     expect(await cpuOver('burn', 700)).toBeGreaterThan(0.02);
   }, 30_000);
 
@@ -116,8 +118,15 @@ describe.runIf(layout)('per-VM resources through cgroups', () => {
     expect(sup.get('burn').state).toBe('running');
   }, 30_000);
 
+  it('a hibernated VM stops (woken first: a frozen process takes no signal, on v1 not even SIGKILL)', async () => {
+    expect(sup.hibernate('burn')).toMatchObject({ frozen: true });
+    await expect.poll(() => res.stopped('burn'), { timeout: 5000 }).toBe(true);
+    const t0 = Date.now();
+    expect(await sup.stop('burn', { force: true })).toMatchObject({ state: 'stopped', frozen: false });
+    expect(Date.now() - t0).toBeLessThan(5000);
+  }, 30_000);
+
   it('a stopped VM leaves no cgroup behind, nor a process it forked', async () => {
-    await sup.stop('burn', { force: true });
     await sleep(300);
     expect([...res.dirs('burn').values()].filter((d) => existsSync(d))).toEqual([]);
     const st = await sup.start('forks');

@@ -265,8 +265,11 @@ describe.runIf(ready)('a subhost on systemd-nspawn', () => {
   it('hibernate freezes every process; start thaws it', async () => {
     expect(sup.hibernate('sub')).toMatchObject({ frozen: true, state: 'running' });
     expect(res?.frozen('sub')).toBe(true);
+    // the kernel stops the processes a moment after the request (cgroup v1 reads FREEZING meanwhile)
+    await expect.poll(() => res?.stopped('sub'), { timeout: 10_000 }).toBe(true);
     expect((await sup.start('sub')).frozen).toBe(false);
     expect(res?.frozen('sub')).toBe(false);
+    expect(res?.stopped('sub')).toBe(false);
   }, 30_000);
 
   it('stop is clean: no mount, link, netns or cgroup left behind', async () => {
