@@ -135,3 +135,40 @@ describe('leadingId (over-rate lines: the id without a parse)', async () => {
     expect(leadingId(Buffer.from(line))).toBe(want);
   });
 });
+
+describe('reading an attachment in place (readTarget / landed)', () => {
+  it('offers the rest of an attachment, mixed freely with copied pieces, and hands it whole to its line', () => {
+    const data = Buffer.from(Array.from({ length: 100 }, (_, i) => i));
+    const s = new LineSplitter(1000);
+    expect(s.readTarget(10)).toBeNull(); // no attachment under way
+    expect(s.push(Buffer.concat([Buffer.from('#bin 100\n'), data.subarray(0, 7)]))).toEqual([]);
+    let t = s.readTarget(10);
+    expect(t?.length).toBe(93);
+    data.copy(t!, 0, 7, 40); // a read that filled part of it
+    s.landed(33);
+    expect(s.push(data.subarray(40, 45))).toEqual([]); // then a copied piece
+    t = s.readTarget(10);
+    expect(t?.length).toBe(55);
+    data.copy(t!, 0, 45);
+    s.landed(55);
+    expect(s.readTarget(10)).toBeNull(); // complete: the line comes through the buffer again
+    const [ev] = s.push(Buffer.from('{"id":1}\n'));
+    expect(ev?.type === 'line' && ev.binary?.equals(data)).toBe(true);
+  });
+
+  it('offers nothing for a small rest, nor for an attachment being dropped', () => {
+    const s = new LineSplitter(50);
+    s.push(Buffer.from('#bin 20\n'));
+    expect(s.readTarget(21)).toBeNull();
+    expect(s.readTarget(20)?.length).toBe(20);
+    const over = new LineSplitter(50);
+    over.push(Buffer.from('#bin 60\n'));
+    expect(over.readTarget(1)).toBeNull();
+  });
+
+  it('refuses a landing larger than what is owed (the reader broke its promise)', () => {
+    const s = new LineSplitter(50);
+    s.push(Buffer.from('#bin 20\n'));
+    expect(() => s.landed(21)).toThrow(/owed/);
+  });
+});

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { connectSocket } from '../../src/control/rpc/client.js';
+import type { Connection } from '../../src/control/rpc/connection.js';
 import { READ_BUFFER_BYTES, withOwnReadBuffer } from '../../src/control/rpc/own-read-buffer.js';
 import type { ControlServer } from '../../src/control/rpc/server.js';
 import { sendFile } from '../../src/control/transfer/transfer-client.js';
@@ -25,9 +26,11 @@ describe('the local socket reads into its own reused buffer', () => {
     const seen: { text: string; buffer: ArrayBufferLike }[] = [];
     let swapped: Socket | null = null;
     const server = createServer({ pauseOnConnect: true }, (accepted) => {
-      swapped = withOwnReadBuffer(accepted, (chunk) =>
-        seen.push({ text: chunk.toString(), buffer: chunk.buffer }),
-      );
+      swapped = withOwnReadBuffer(accepted, {
+        bytes: (chunk) => seen.push({ text: chunk.toString(), buffer: chunk.buffer }),
+        target: () => null,
+        landed: () => expect.unreachable('no target was offered'),
+      });
       swapped?.write('hello\n');
     });
     await new Promise<void>((r) => server.listen(path, r));
@@ -45,6 +48,39 @@ describe('the local socket reads into its own reused buffer', () => {
     const closed = new Promise((r) => c.once('close', r));
     (swapped as Socket | null)?.destroy();
     await closed;
+    c.destroy();
+    await new Promise((r) => server.close(r));
+  });
+
+  it('reads straight into the memory its sink offers, and into its own buffer otherwise', async () => {
+    const path = join(t.dir, 'target.sock');
+    const into = Buffer.alloc(300_000);
+    let filled = 0;
+    const seen: string[] = [];
+    let swapped: Socket | null = null;
+    const server = createServer({ pauseOnConnect: true }, (accepted) => {
+      swapped = withOwnReadBuffer(accepted, {
+        bytes: (chunk) => seen.push(chunk.toString()),
+        target: () => (filled < into.length && seen.length > 0 ? into.subarray(filled) : null),
+        landed: (n) => {
+          filled += n;
+        },
+      });
+    });
+    await new Promise<void>((r) => server.listen(path, r));
+    const c = connect(path);
+    await until(() => swapped !== null, 3000);
+    c.write('head');
+    await until(() => seen.length === 1);
+    const bulk = randomBytes(into.length);
+    c.write(bulk);
+    await until(() => filled === into.length);
+    c.write('tail');
+    await until(() => seen.length === 2);
+    // nothing of the bulk went through the shared buffer, nothing past it landed in place
+    expect(seen).toEqual(['head', 'tail']);
+    expect(into.equals(bulk)).toBe(true);
+    (swapped as Socket | null)?.destroy();
     c.destroy();
     await new Promise((r) => server.close(r));
   });
@@ -98,12 +134,14 @@ describe('the local socket reads into its own reused buffer', () => {
 
     it('lands a pipelined binary upload of pooled chunks byte for byte', async () => {
       const data = randomBytes(40 << 20);
+      let conn: Connection | undefined;
       const src = join(t.dir, 'src.img');
       writeFileSync(src, data);
       const c = await connectSocket(sock);
       try {
         await until(() => server.connections.size === 1);
         expect([...server.connections].map((conn) => conn.readsOwnBuffer)).toEqual([true]);
+        conn = [...server.connections][0];
         await sendFile(c, {
           prefix: 'image.upload',
           file: src,
@@ -116,6 +154,8 @@ describe('the local socket reads into its own reused buffer', () => {
         rmSync(src);
       }
       expect(readFileSync(join(images, 'pooled.img')).equals(data)).toBe(true);
+      // most of each attachment was read in place (a read that also holds its header is copied)
+      expect(conn?.bytesLandedInPlace).toBeGreaterThan(data.length * 0.5);
     });
   });
 });

@@ -102,6 +102,21 @@ export class Connection {
     this.onData(chunk);
   }
 
+  /** Where the next read may land in place: the rest of an attachment (see LineSplitter.readTarget). */
+  readTarget(): Buffer | null {
+    return this.splitter.readTarget();
+  }
+
+  /** Bytes that were read straight into an attachment's memory (no copy out of a read buffer). */
+  bytesLandedInPlace = 0;
+
+  /** `n` bytes were read straight into readTarget()'s memory: counted like any others. */
+  landed(n: number): void {
+    this.bytesLandedInPlace += n;
+    this.spendBytes(n);
+    this.splitter.landed(n);
+  }
+
   /**
    * Rate limits apply here, before any line is parsed or even depth-scanned: a flooding guest costs
    * the splitter's indexOf and a token count per line, and its over-rate lines never reach the pump.

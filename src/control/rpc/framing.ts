@@ -13,6 +13,8 @@ export type FrameEvent =
   | { type: 'overflow'; limit: number };
 
 const NL = 0x0a;
+/** An attachment rest worth reading in place (readTarget). */
+const READ_IN_PLACE_MIN = 16 << 10;
 const BIN_HEADER = /^#bin (\d{1,10})$/;
 
 /** The header line that announces `n` raw bytes. */
@@ -123,6 +125,25 @@ export class LineSplitter {
     this.binaryBuf = drop ? null : (this.pool?.take(n) ?? Buffer.allocUnsafeSlow(n));
     if (drop) out.push({ type: 'overflow', limit: this.maxLine });
     if (n === 0) this.endBinary();
+  }
+
+  /**
+   * The memory the next bytes of the stream belong in, when a reader can put them there itself:
+   * the rest of an attachment being received, if at least `min` bytes (smaller rests are not worth
+   * a read of their own). Null otherwise, and while an over-long attachment is being dropped.
+   */
+  readTarget(min = READ_IN_PLACE_MIN): Buffer | null {
+    if (!this.binaryBuf || this.binaryLeft < min) return null;
+    return this.binaryBuf.subarray(this.binaryAt, this.binaryAt + this.binaryLeft);
+  }
+
+  /** `n` bytes (at most what readTarget() offered) were read into its memory. */
+  landed(n: number): void {
+    if (!this.binaryBuf || n > this.binaryLeft)
+      throw new Error(`landed ${n} bytes where ${this.binaryLeft} were owed`);
+    this.binaryAt += n;
+    this.binaryLeft -= n;
+    if (this.binaryLeft === 0) this.endBinary();
   }
 
   private takeBinary(chunk: Buffer, start: number): number {

@@ -12,6 +12,19 @@ import koffi from 'koffi';
  */
 export const READ_BUFFER_BYTES = 256 << 10;
 
+/** Where a socket read with its own buffer delivers. */
+export interface ReadSink {
+  /** Bytes read into the shared buffer: valid only during the call. */
+  bytes(chunk: Buffer): void;
+  /**
+   * Memory the reader wants the next read to fill in place instead (the rest of a `#bin`
+   * attachment: it then skips one copy of every bulk byte), or null for the shared buffer.
+   */
+  target(): Buffer | null;
+  /** `n` bytes were read straight into the buffer the last `target()` returned. */
+  landed(n: number): void;
+}
+
 let dupFn: ((fd: number) => number) | null | undefined;
 
 function dup(): ((fd: number) => number) | null {
@@ -26,12 +39,12 @@ function dup(): ((fd: number) => number) | null {
 }
 
 /**
- * A socket equal to `accepted` whose reads land in one reused buffer and go to `onBytes` (valid
- * only during the call). Null when that cannot be done here (no libc dup, no fd): use `accepted`
- * as it is then. `accepted` must come from a server with `pauseOnConnect: true`: a socket that
+ * A socket equal to `accepted` whose reads land in one reused buffer and go to `sink.bytes` (valid
+ * only during the call), or, while the sink has a target, straight into that. Null when that
+ * cannot be done here (no libc dup, no fd): use `accepted` as it is then. `accepted` must come from a server with `pauseOnConnect: true`: a socket that
  * ever read is registered with the event loop under its fd and must not be swapped.
  */
-export function withOwnReadBuffer(accepted: Socket, onBytes: (chunk: Buffer) => void): Socket | null {
+export function withOwnReadBuffer(accepted: Socket, sink: ReadSink): Socket | null {
   const fd = (accepted as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
   const d = dup();
   if (typeof fd !== 'number' || fd < 0 || !d) return null;
@@ -41,9 +54,11 @@ export function withOwnReadBuffer(accepted: Socket, onBytes: (chunk: Buffer) => 
   let sock: Socket;
   try {
     const onread = {
-      buffer,
+      // asked before every read (Node: the next read goes to what this returns)
+      buffer: () => sink.target() ?? buffer,
       callback: (n: number, buf: Uint8Array) => {
-        onBytes(Buffer.from(buf.buffer, buf.byteOffset, n));
+        if (buf === buffer) sink.bytes(Buffer.from(buf.buffer, buf.byteOffset, n));
+        else sink.landed(n);
         return true;
       },
     };

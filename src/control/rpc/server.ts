@@ -80,7 +80,11 @@ export function createControlServer(opts: ControlServerOptions = {}): ControlSer
   /** A local peer: its socket reads into one reused buffer when it can (the upload path's cost). */
   const attachLocal = (accepted: Socket) => {
     let conn: Connection | null = null;
-    const own = withOwnReadBuffer(accepted, (chunk) => conn?.receive(chunk));
+    const own = withOwnReadBuffer(accepted, {
+      bytes: (chunk) => conn?.receive(chunk),
+      target: () => conn?.readTarget() ?? null,
+      landed: (n) => conn?.landed(n),
+    });
     if (!own) {
       attach(accepted, { kind: 'local' });
       accepted.resume();
