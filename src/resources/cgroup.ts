@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Resources } from '../config/schema.js';
 import { BackendError, errnoName } from '../util/errors.js';
@@ -202,7 +202,8 @@ export class CgroupResources {
         process.kill(pid, 'SIGKILL');
       } catch {}
     }
-    for (const dir of this.dirs(vm).values()) {
+    const dirs = [...this.dirs(vm).values()];
+    for (const dir of dirs) {
       for (let attempt = 0; ; attempt++) {
         try {
           rmdirSync(dir);
@@ -218,23 +219,13 @@ export class CgroupResources {
         }
       }
     }
-    this.removeParentIfEmpty();
-  }
-
-  /**
-   * The instance's parent group goes with its last VM (a test's kvmux leaves no empty group behind
-   * in the host's hierarchy); while a VM of its own still has a group there, the kernel refuses.
-   */
-  private removeParentIfEmpty(): void {
-    const parents =
-      this.mode === 'v2'
-        ? [join(this.root, this.group)]
-        : V1_CONTROLLERS.map((c) => join(this.root, c, this.group));
-    for (const dir of parents) {
+    // the instance's parent group goes with its last VM (a test's kvmux leaves no empty group
+    // behind in the host's hierarchy); while another VM of it has a group there, the kernel refuses
+    for (const parent of dirs.map((d) => dirname(d))) {
       try {
-        rmdirSync(dir);
+        rmdirSync(parent);
       } catch {
-        // EBUSY / ENOTEMPTY: another VM of this kvmux runs; ENOENT: never made
+        // EBUSY / ENOTEMPTY: another VM of this kvmux runs; ENOENT: gone already
       }
     }
   }

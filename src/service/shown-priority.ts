@@ -59,7 +59,7 @@ export class ShownPriority {
   /** `server` is on screen now (null: nothing kvmux knows of). */
   show(server: ProcessRef | null): void {
     const old = this.raised;
-    if (old && server && old.pid === server.pid && old.startTime === server.startTime) return;
+    if (same(old, server)) return;
     this.raised = null;
     if (old && this.io.isAlive(old)) {
       const failed = this.io.setScheduling(old.pid, 0);
@@ -130,15 +130,9 @@ export class ShownPriority {
    * another display or have input.realtime off.
    */
   offScreen(server: ProcessRef): void {
-    if (this.raised?.pid === server.pid && this.raised.startTime === server.startTime) return;
-    if (!this.io.isAlive(server)) return;
+    if (same(this.raised, server) || !this.io.isAlive(server)) return;
     const failed = this.io.setScheduling(server.pid, 0);
     if (failed && failed !== 'ESRCH')
       this.log.warn({ pid: server.pid, err: failed }, 'X server off screen: lowering its priority failed');
-  }
-
-  /** `server` has exited (or is about to be stopped): forget it without touching its pid. */
-  gone(server: ProcessRef): void {
-    if (this.raised?.pid === server.pid && this.raised.startTime === server.startTime) this.raised = null;
   }
 }

@@ -101,12 +101,7 @@ export function watchGone(
 
 /** CPU time (user + system, every thread) `pid` has used, in ms; null when it is unreadable. */
 export function processCpuMs(pid: number): number | null {
-  try {
-    const rest = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ');
-    if (!rest) return null;
-    // utime and stime, in clock ticks (USER_HZ, 100 on Linux)
-    return (Number(rest[11]) + Number(rest[12])) * 10;
-  } catch {
-    return null;
-  }
+  const st = readProcStat(pid);
+  // utime and stime, in clock ticks (USER_HZ, 100 on Linux)
+  return st ? (st.utime + st.stime) * 10 : null;
 }

@@ -127,8 +127,8 @@ describe('ShownPriority: the X server on screen is raised, no other', () => {
     p.spawn(a);
     const s = new ShownPriority(p.io, 1, silentLogger);
     s.show(a);
-    s.gone(a);
     p.die(a);
+    s.show(null); // the display reports its server gone (Switcher.onDisplayChange)
     const again = { pid: 101, startTime: 5 };
     p.spawn(again);
     s.show(again);
@@ -174,7 +174,7 @@ describe('ShownPriority: the X server on screen is raised, no other', () => {
         } else if (what < 0.8) {
           // the server dies; the display runtime reports it gone, then a new one comes up
           p.die(r);
-          s.gone(r);
+          if (shown === r) s.show(null);
           const fresh = { pid: next++, startTime: step + 2 };
           servers[i] = fresh;
           p.spawn(fresh);
