@@ -237,3 +237,24 @@ export function changeMessage(name: string, what: string, result: unknown): stri
   const later = Array.isArray(r['nextStart']) && r['nextStart'].length > 0;
   return `${name}: ${what}, ${later ? 'applies at next start' : 'applied live'}`;
 }
+
+/**
+ * Key hints on as few lines of `width` columns as they take (at most `maxLines`): broken only
+ * between hints (two spaces apart), so no key is ever cut from what it does. Each line starts
+ * with a space; a single hint wider than the line is cut.
+ */
+export function wrapHints(text: string, width: number, maxLines = 3): string[] {
+  const room = Math.max(1, width - 1);
+  const lines: string[] = [];
+  let cur = '';
+  for (const hint of text.split(/ {2,}/).filter(Boolean)) {
+    const next = cur ? `${cur}  ${hint}` : hint;
+    if (next.length <= room || !cur) cur = next.slice(0, room);
+    else {
+      lines.push(cur);
+      cur = hint.slice(0, room);
+    }
+  }
+  if (cur) lines.push(cur);
+  return lines.slice(0, maxLines).map((l) => ` ${l}`);
+}

@@ -1,6 +1,6 @@
 import blessed from 'blessed';
 import { errText } from '../util/errors.js';
-import { escapeTags } from './format.js';
+import { escapeTags, wrapHints } from './format.js';
 import type { Pane, PaneCtx } from './pane.js';
 import { logsPane, networksPane, switchPane } from './pane-info.js';
 import { hostUpdatePane, uploadPane } from './pane-transfer.js';
@@ -133,8 +133,23 @@ export class MainView {
     this.w.pane.setLabel(` ${pane.title}${this.focus === 'pane' ? ' *' : ''} `);
     this.w.pane.setContent(pane.render(Number(this.w.pane.width) - 2));
     const nav = this.focus === 'menu' ? 'Up/Down menu  Tab/Right enter pane' : 'Tab/Left back to menu';
-    this.w.hints.setContent(` ${nav}  |  ${pane.hint}  |  F5 refresh  Ctrl-C quit`);
+    this.layoutHints(wrapHints(`${nav}  |  ${pane.hint}  |  F5 refresh  Ctrl-C quit`, this.columns()));
     this.ui.render();
+  }
+
+  private columns(): number {
+    return Number(this.ui.screen.width) || 80;
+  }
+
+  /** The hint line grows upwards (to 3 lines) when the pane's keys do not fit on one. */
+  private layoutHints(lines: string[]): void {
+    const n = Math.max(1, lines.length);
+    this.w.hints.top = `100%-${n}`;
+    this.w.hints.height = n;
+    this.w.message.top = `100%-${n + 1}`;
+    this.w.menu.bottom = n + 1;
+    this.w.pane.bottom = n + 1;
+    this.w.hints.setContent(lines.join('\n'));
   }
 
   private async load(): Promise<void> {

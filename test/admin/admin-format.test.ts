@@ -8,6 +8,7 @@ import {
   progressBar,
   vmLine,
   vmRows,
+  wrapHints,
 } from '../../src/admin/format.js';
 import { editLine } from '../../src/admin/line-edit.js';
 import { moveSelection } from '../../src/admin/pane.js';
@@ -120,5 +121,30 @@ describe('admin screen text', () => {
       moveSelection(1, 3, 'x'),
     ]).toEqual([0, 2, 2, undefined]);
     expect(moveSelection(0, 0, 'down')).toBeUndefined();
+  });
+});
+
+describe('wrapHints', () => {
+  const vms =
+    'Tab/Left back to menu  |  Up/Down  s start  t stop  f force  r restart  m memory  c cpus  l limits  h hibernate  v save  o restore  g migrate  i receive  a autostart  n new  d delete  w switch  |  F5 refresh  Ctrl-C quit';
+
+  it('keeps one line when the hints fit', () => {
+    expect(wrapHints('Up/Down  s start  |  F5 refresh', 80)).toEqual([' Up/Down  s start  |  F5 refresh']);
+  });
+
+  it('breaks only between hints, never inside one, and loses none at 128 or 80 columns', () => {
+    for (const width of [128, 80]) {
+      const lines = wrapHints(vms, width);
+      expect(lines.length).toBeGreaterThan(1);
+      for (const l of lines) expect(l.length).toBeLessThanOrEqual(width);
+      // every hint is whole on some line: joined back, the text is the original
+      expect(lines.map((l) => l.slice(1)).join('  ')).toBe(vms);
+    }
+    expect(wrapHints(vms, 128)).toHaveLength(2);
+  });
+
+  it('cuts at maxLines and cuts a hint wider than the line', () => {
+    expect(wrapHints(vms, 30, 3)).toHaveLength(3);
+    expect(wrapHints('a-very-long-hint-without-spaces', 10)).toEqual([' a-very-lo']);
   });
 });

@@ -62,6 +62,11 @@ describe('kvmux admin in tmux', () => {
     expect(s).toMatch(/alpha\s+qemu\s+running\s+100\s+512 MiB/);
     expect(s).toMatch(/1 Virtual machines/);
     expect(s).toMatch(/Networks/);
+    // every key of the VMs pane is on screen at 120 columns: the hint line takes more rows
+    // (below the panes' bottom border: the message line, then the hints)
+    const hints = s.slice(s.lastIndexOf('qj\n'));
+    for (const key of ['m memory', 'g migrate', 'i receive', 'w switch', 'Ctrl-C quit'])
+      expect(hints).toContain(key);
   });
 
   it('stops a VM after confirmation and shows its new state', async () => {
