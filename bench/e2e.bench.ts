@@ -1,6 +1,6 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { loadavg, setPriority } from 'node:os';
+import { availableParallelism, loadavg, setPriority } from 'node:os';
 import { join } from 'node:path';
 import x11 from 'x11';
 import { stringify } from 'yaml';
@@ -172,14 +172,23 @@ const samplesOf = (): Record<'quiet' | 'loaded' | 'isolated', Samples> => ({
  * as with `input.realtime: false` (input thread SCHED_OTHER nice -10, X server normal), set from
  * outside so both are measured on one kvmux, block by block.
  */
-function setKvmuxPolicy(pid: number, xPid: number, policy: Policy): void {
+/**
+ * kvmux as shipped (input thread RR 2 and pinned to `pinnedCpus` when it was, X RR 1 there) or as
+ * with `input.realtime: false` (nice -10, both on every CPU).
+ */
+function setKvmuxPolicy(pid: number, xPid: number, policy: Policy, pinnedCpus: string): void {
+  const all = `0-${availableParallelism() - 1}`;
   if (policy === 'realtime') {
     execFileSync('chrt', ['-r', '-R', '-p', '2', String(pid)]);
     execFileSync('chrt', ['-r', '-R', '-p', '1', String(xPid)]);
+    execFileSync('taskset', ['-p', '-c', pinnedCpus, String(pid)], { stdio: 'ignore' });
+    execFileSync('taskset', ['-a', '-p', '-c', pinnedCpus, String(xPid)], { stdio: 'ignore' });
   } else {
     execFileSync('chrt', ['-o', '-R', '-p', '0', String(pid)]);
     setPriority(pid, -10);
     execFileSync('chrt', ['-o', '-R', '-p', '0', String(xPid)]);
+    execFileSync('taskset', ['-p', '-c', all, String(pid)], { stdio: 'ignore' });
+    execFileSync('taskset', ['-a', '-p', '-c', all, String(xPid)], { stdio: 'ignore' });
   }
 }
 
@@ -382,13 +391,13 @@ async function forwarding(k: Kvmux, display: string, opts: { throughput: boolean
           ? ['nice', 'realtime']
           : ['realtime', 'nice'];
       for (const policy of order) {
-        if (compareNice) setKvmuxPolicy(k.pid, m.xPid, policy);
+        if (compareNice) setKvmuxPolicy(k.pid, m.xPid, policy, started.cpus);
         await forwardingBlock(m, done, count, samples[policy]);
       }
       load.underLoad.push(loadavg()[0]!);
     }
   } finally {
-    if (compareNice) setKvmuxPolicy(k.pid, m.xPid, 'realtime');
+    if (compareNice) setKvmuxPolicy(k.pid, m.xPid, 'realtime', started.cpus);
   }
   const figures = {
     kvmuxScheduling: started,

@@ -8,11 +8,13 @@ export function procCpuTicks(pid: number): number {
   return Number(rest[11]) + Number(rest[12]);
 }
 
-/** Scheduling of a process's main thread, from /proc/PID/stat (policy 2 is SCHED_RR). */
-export function schedOf(pid: number): { policy: string; rtPriority: number; nice: number } {
+/** Scheduling of a process's main thread, from /proc (policy 2 is SCHED_RR; cpus: its CPU affinity). */
+export function schedOf(pid: number): { policy: string; rtPriority: number; nice: number; cpus: string } {
   const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
   const policy = ['SCHED_OTHER', 'SCHED_FIFO', 'SCHED_RR'][Number(f[38])] ?? `policy ${f[38]}`;
-  return { policy, rtPriority: Number(f[37]), nice: Number(f[16]) };
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const cpus = /^Cpus_allowed_list:\s*(\S+)/m.exec(status)?.[1] ?? '?';
+  return { policy, rtPriority: Number(f[37]), nice: Number(f[16]), cpus };
 }
 
 /** CPU ticks of each process (all its threads), for the share each took of a timed span. */

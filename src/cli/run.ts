@@ -1,6 +1,7 @@
 import { resolveConfigPath } from '../config/config.js';
 import { loadEffectiveConfig } from '../config/overlay.js';
 import { startHeadStart } from '../service/head-start.js';
+import { pinInputThread } from '../util/affinity.js';
 import { errText } from '../util/errors.js';
 import { createLogger, LogRing } from '../util/log.js';
 import { INPUT_NICE, raiseInputPriority } from '../util/priority.js';
@@ -65,6 +66,12 @@ export default async function run(opts: { config?: string }): Promise<number> {
   else if (priority.realtimeRefused)
     log.warn(priority, 'input thread not real-time (refused): nice only, keys may lag on a busy machine');
   else log.info(priority, 'input priority raised (children start at SCHED_OTHER nice 0)');
+  if (priority.policy === 'rr' && config.input.pinCpu) {
+    const pinned = await pinInputThread();
+    if (pinned && 'refused' in pinned)
+      log.warn(pinned, 'input thread not pinned: keys may wait for a second CPU to wake');
+    else if (pinned) log.info(pinned, 'input thread pinned; the X server on screen joins it on that CPU');
+  }
   try {
     await service.start();
   } catch (err) {

@@ -194,6 +194,11 @@ export const configSchema = z.strictObject({
        * nice -10 and every X server normal.
        */
       realtime: z.boolean().default(true),
+      /**
+       * With `realtime`: the input thread keeps to one CPU (the last), and the X server on screen
+       * joins it there, so a key wakes no second CPU on its way. False: both run anywhere.
+       */
+      pinCpu: z.boolean().default(true),
     })
     .prefault({}),
   x: z

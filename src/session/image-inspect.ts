@@ -2,6 +2,7 @@ import { execFile, execFileSync } from 'node:child_process';
 import { closeSync, openSync, readSync, realpathSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { promisify } from 'node:util';
+import { startUnpinned } from '../util/affinity.js';
 import { diskFormat } from './backends/qemu-argv.js';
 
 /**
@@ -146,11 +147,14 @@ export function inspectImageSync(path: string, opts: InspectOptions = {}): strin
   const format = diskFormat(path);
   let verdict: string | null;
   try {
-    const stdout = execFileSync('qemu-img', infoArgs(path, format), {
-      timeout: 60_000,
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    // a synchronous spawn bypasses ChildProcess#spawn: unpinned by hand (see util/affinity.ts)
+    const stdout = startUnpinned(() =>
+      execFileSync('qemu-img', infoArgs(path, format), {
+        timeout: 60_000,
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'pipe'],
+      }),
+    );
     verdict = verdictFrom(stdout, path, format, opts);
   } catch (err) {
     verdict = failure(err, format);

@@ -124,3 +124,22 @@ export function schedulingOf(pid: number): { policy: number; rtPriority: number;
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return { policy: Number(f[38]), rtPriority: Number(f[37]), nice: Number(f[16]) };
 }
+
+/** The CPUs a thread may run on (`Cpus_allowed_list`: "1", "0-1"); `tid` defaults to the main thread. */
+export function cpusOf(pid: number, tid = pid): string {
+  const status = readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8');
+  return /^Cpus_allowed_list:\s*(\S+)/m.exec(status)?.[1] ?? '?';
+}
+
+/** Every thread's CPUs, distinct: one entry when the whole process is alike. */
+export function threadCpusOf(pid: number): string[] {
+  const out = new Set<string>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      out.add(cpusOf(pid, Number(tid)));
+    } catch {
+      // ended meanwhile
+    }
+  }
+  return [...out].sort();
+}

@@ -1,9 +1,10 @@
 import { readFileSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { signal } from '../../src/util/proc.js';
-import { schedulingOf, xServerPidOf } from '../helpers/x-servers.js';
+import { cpusOf, schedulingOf, threadCpusOf, xServerPidOf } from '../helpers/x-servers.js';
 import { eventually, type Kvmux, sleep, startKvmux } from './kvmux-harness.js';
 
 /**
@@ -14,6 +15,10 @@ import { eventually, type Kvmux, sleep, startKvmux } from './kvmux-harness.js';
 const SCHED_OTHER = 0;
 const SCHED_RR = 2;
 const canRaise = process.getuid?.() === 0;
+const cpus = availableParallelism();
+/** Every CPU, as /proc lists them (this machine's CPUs are numbered 0..n-1). */
+const all = cpus > 1 ? `0-${cpus - 1}` : '0';
+if (cpus < 2) console.warn('SKIP input CPU pin: one CPU, nothing to pin');
 if (!canRaise) console.warn('SKIP run priority: needs root (CAP_SYS_NICE) to raise priority');
 
 let k: Kvmux | undefined;
@@ -83,11 +88,38 @@ describe.skipIf(!canRaise)('input priority follows the monitor (kvmux run, Xvfb)
     expect(policy(again)).toBe('other 0');
   }, 90_000);
 
+  it.skipIf(cpus < 2)(
+    'the input thread keeps to the last CPU; the shown X server joins it, nothing else does',
+    async () => {
+      k = await startKvmux({ vms });
+      const x = await bothUp(k);
+      const last = String(cpus - 1);
+      await eventually(() => cpusOf(k!.pid) === last, 'kvmux main thread pinned');
+      await eventually(
+        () => threadCpusOf(x['left']!).join() === last,
+        'shown X server (all threads) joined it',
+      );
+      expect(threadCpusOf(x['right']!)).toEqual([all]);
+      // kvmux's other threads (libuv pool, V8) and what it spawned (the VMs) keep every CPU
+      const others = threadCpusOf(k.pid).filter((c) => c !== last);
+      expect(others).toEqual([all]);
+      const vmPids = (await k.call<Array<{ name: string; pid?: number }>>('vm.list')).map((v) => v.pid);
+      expect(vmPids.length).toBe(2);
+      for (const pid of vmPids) expect(threadCpusOf(pid!)).toEqual([all]);
+
+      await k.call('display.switch', { name: 'right' });
+      expect(threadCpusOf(x['right']!)).toEqual([last]);
+      expect(threadCpusOf(x['left']!)).toEqual([all]);
+    },
+    90_000,
+  );
+
   it('with input.realtime false nothing is real-time: kvmux at nice -10, every X server normal', async () => {
     k = await startKvmux({ vms, input: { realtime: false } });
     const x = await bothUp(k);
     await sleep(500);
     expect(policy(k.pid)).toBe('other -10');
+    expect(cpusOf(k.pid)).toBe(all); // no pin without real-time either
     expect(policy(x['left']!)).toBe('other 0');
     expect(policy(x['right']!)).toBe('other 0');
     await k.call('display.switch', { name: 'right' });

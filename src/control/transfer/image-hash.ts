@@ -1,6 +1,7 @@
 import { realpathSync, statSync } from 'node:fs';
 import { realpath, stat } from 'node:fs/promises';
 import { Worker } from 'node:worker_threads';
+import { startUnpinned } from '../../util/affinity.js';
 
 /**
  * sha256 of image files, cached by (real path, inode, size, mtime): image.list and
@@ -72,7 +73,8 @@ createReadStream(workerData, { highWaterMark: 1 << 20 })
 
 function hashInWorker(path: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    const w = new Worker(HASH_WORKER, { eval: true, workerData: path });
+    // a worker thread inherits the creating thread's CPU pin: started unpinned
+    const w = startUnpinned(() => new Worker(HASH_WORKER, { eval: true, workerData: path }));
     let settled = false;
     w.once('message', (m: { sha256?: string; error?: string }) => {
       settled = true;
