@@ -159,17 +159,13 @@ export class Supervisor extends EventEmitter<{ state: [VmStatus]; reset: [string
 
   /** Graceful (ACPI powerdown, then kill after the timeout) or forced stop; resolves when stopped. */
   async stop(name: string, opts: { force?: boolean } = {}): Promise<VmStatus> {
-    const r = this.runner(name);
-    // a frozen process acts on no signal (cgroup v1: not even SIGKILL): wake it to stop it
-    if (r.status().frozen) r.freeze(false);
-    r.dispatch({ type: 'stop', force: opts.force ?? false });
+    // a hibernated VM is woken first (VmRunner.terminate): a frozen process takes no signal
+    this.runner(name).dispatch({ type: 'stop', force: opts.force ?? false });
     return this.settle(name);
   }
 
   async restart(name: string): Promise<VmStatus> {
-    const r = this.runner(name);
-    if (r.status().frozen) r.freeze(false);
-    r.dispatch({ type: 'restart' });
+    this.runner(name).dispatch({ type: 'restart' });
     const st = await this.settle(name);
     if (st.state !== 'running') throw new BackendError(name, `did not restart: ${st.lastError ?? st.state}`);
     return st;

@@ -441,7 +441,18 @@ export class VmRunner {
     this.handle = handle;
     this.deps.records.save(this.recordOf(handle));
     this.joinCgroup(handle.pid);
+    // an adopted VM may have been hibernated by the kvmux before this one: the kernel knows
+    this.frozen = this.kernelFrozen();
     void handle.exited.then((exit) => this.onExit(handle, exit));
+  }
+
+  /** Its cgroup is asked to be frozen (false without cgroups, or when unreadable). */
+  private kernelFrozen(): boolean {
+    try {
+      return this.deps.resources?.frozen(this.vm.name) ?? false;
+    } catch {
+      return false;
+    }
   }
 
   /** Launched processes joined before exec; this covers adoption and backends that could not. */
@@ -474,6 +485,8 @@ export class VmRunner {
       this.dispatch({ type: 'exited', clean: true });
       return;
     }
+    // a frozen process acts on no signal (cgroup v1: not even SIGKILL): wake it to stop it
+    if (this.frozen || this.kernelFrozen()) this.freeze(false);
     const timeout = this.deps.stopTimeoutMs;
     await handle
       .stop({ force, ...(timeout !== undefined ? { timeoutMs: timeout } : {}) })

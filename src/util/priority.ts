@@ -1,7 +1,7 @@
 import { getPriority, setPriority } from 'node:os';
 import koffi from 'koffi';
 import { errnoName } from '../input/libc.js';
-import { allCpus, inputCpu, setProcessAffinity } from './affinity.js';
+import { allCpus, getAffinity, inputCpu, setProcessAffinity } from './affinity.js';
 import { errText } from './errors.js';
 
 const SCHED_OTHER = 0;
@@ -85,17 +85,24 @@ export function raiseInputPriority(wanted: InputPriorityWanted = {}): InputPrior
  * The main thread of process `pid` (another process: an X server) at SCHED_RR `rtPriority`, or
  * back at SCHED_OTHER with 0. Reset-on-fork: what it starts (xkbcomp) stays normal. Other threads
  * of the process keep their policy. Returns the errno name when refused (ESRCH: it is gone).
- * When kvmux's input thread is pinned (see affinity.ts), a raised process joins it on its CPU and a
- * lowered one gets every CPU back (best effort: the priority is what matters most).
+ * CPUs (see affinity.ts): a raised process joins kvmux's pinned input thread on its CPU (all its
+ * threads; what it starts meanwhile inherits that CPU); a lowered one gets kvmux's CPUs back, also
+ * when this kvmux pins nothing (an earlier one, killed, may have pinned it). Best effort: the
+ * priority is what matters most.
  */
 export function setProcessScheduling(pid: number, rtPriority: number): string | undefined {
   if (!Number.isInteger(pid) || pid <= 0) return 'EINVAL';
   const policy = (rtPriority > 0 ? SCHED_RR : SCHED_OTHER) | SCHED_RESET_ON_FORK;
   const failed = trySetScheduler(policy, rtPriority, pid);
+  if (failed) return failed;
   const cpu = inputCpu();
-  const all = allCpus();
-  if (!failed && cpu !== null && all) setProcessAffinity(pid, rtPriority > 0 ? [cpu] : all);
-  return failed;
+  if (rtPriority > 0) {
+    if (cpu !== null) setProcessAffinity(pid, [cpu]);
+  } else {
+    const all = allCpus() ?? getAffinity();
+    if (all) setProcessAffinity(pid, all);
+  }
+  return undefined;
 }
 
 function trySetScheduler(policy: number, priority: number, pid = 0): string | undefined {

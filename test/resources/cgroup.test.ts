@@ -20,6 +20,7 @@ const layout = detectCgroups();
 const group = `kvmux-test-${process.pid}`;
 const dir = tempDir('kvmux-cgroup-');
 let sup: Supervisor;
+let supOpts: ConstructorParameters<typeof Supervisor>[0];
 let res: CgroupResources;
 
 const burner = ['/bin/sh', '-c', 'while :; do :; done'];
@@ -44,12 +45,13 @@ beforeAll(() => {
       { name: 'forks', backend: 'command', command: ['/bin/sh', '-c', 'sleep 600 & sleep 600'] },
     ],
   });
-  sup = new Supervisor({
+  supOpts = {
     config,
     backends: { command: createCommandBackend({ termTimeoutMs: 1000 }) },
     displayFor: () => ({ display: ':99', width: 0, height: 0 }),
     resources: res,
-  });
+  };
+  sup = new Supervisor(supOpts);
 });
 
 afterAll(async () => {
@@ -118,11 +120,16 @@ describe.runIf(layout)('per-VM resources through cgroups', () => {
     expect(sup.get('burn').state).toBe('running');
   }, 30_000);
 
-  it('a hibernated VM stops (woken first: a frozen process takes no signal, on v1 not even SIGKILL)', async () => {
+  it('a hibernated VM is still frozen for the next kvmux, which stops it gracefully (woken first: a frozen process takes no signal, on v1 not even SIGKILL)', async () => {
     expect(sup.hibernate('burn')).toMatchObject({ frozen: true });
     await expect.poll(() => res.stopped('burn'), { timeout: 5000 }).toBe(true);
+    // this kvmux goes (VMs left running, as an upgrade does); the next adopts the frozen VM
+    await sup.shutdown({ leaveRunning: true });
+    sup = new Supervisor(supOpts);
+    expect(await sup.adoptAll()).toContain('burn');
+    expect(sup.get('burn')).toMatchObject({ state: 'running', frozen: true });
     const t0 = Date.now();
-    expect(await sup.stop('burn', { force: true })).toMatchObject({ state: 'stopped', frozen: false });
+    expect(await sup.stop('burn')).toMatchObject({ state: 'stopped', frozen: false });
     expect(Date.now() - t0).toBeLessThan(5000);
   }, 30_000);
 

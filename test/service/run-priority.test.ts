@@ -147,6 +147,9 @@ describe.skipIf(!canRaise)('input priority follows the monitor (kvmux run, Xvfb)
     expect(await bothUp(k)).toEqual(x);
     await eventually(() => policy(x['left']!) === 'other 0', 'adopted left X server back to normal');
     expect(policy(x['right']!)).toBe('other 0');
+    // and on every CPU again, though this kvmux pins nothing (the killed one had pinned it)
+    expect(cpusOf(k.pid)).toBe(all);
+    expect(threadCpusOf(x['left']!)).toEqual([all]);
   }, 90_000);
 
   it('a client flooding the shown X server loses real-time (CPU budget); a calm display shown next is raised', async () => {
