@@ -37,4 +37,8 @@ describe('attachment buffer pool', () => {
     pool.clear();
     expect(pool.bytesFree).toBe(0);
   });
+
+  it('lends shared memory, which the hashing thread reads without a copy', () => {
+    expect(new BufferPool().take(10).buffer).toBeInstanceOf(SharedArrayBuffer);
+  });
 });

@@ -25,8 +25,8 @@ export class BufferPool {
     const cap = slabSize(n, this.minSlab);
     const slab = this.free.get(cap)?.pop();
     if (slab) this.freeBytes -= cap;
-    // allocUnsafeSlow: a slab of its own, never a slice of Node's shared small-buffer pool
-    const s = slab ?? Buffer.allocUnsafeSlow(cap);
+    // shared memory: the hashing thread reads it without a copy (and it is never Node's small-buffer pool)
+    const s = slab ?? Buffer.from(new SharedArrayBuffer(cap));
     this.lent.add(s.buffer);
     return s.subarray(0, n);
   }

@@ -1,9 +1,10 @@
-import { createHash, type Hash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { type FileHandle, link, open, rename, rm, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { fsyncDir } from '../../util/atomic-file.js';
 import { errnoName, RpcCode, RpcError } from '../../util/errors.js';
+import { OrderedHash } from './hash-worker.js';
 
 /**
  * Chunked receive shared by image upload and host update: a temp file beside the destination (same
@@ -34,12 +35,9 @@ export interface CommitOptions {
 
 export class ChunkedTransfer {
   private received = 0;
-  /**
-   * In arrival order, before each chunk's write is queued. A hashing worker thread was tried: it
-   * cost ~150 ms more CPU per 256 MiB and gained neither MB/s nor event-loop delay on 2 shared cores.
-   */
-  private readonly hash: Hash = createHash('sha256');
-  /** Queued positional writes (they may finish in any order); they never reject. */
+  /** In arrival order, on the hashing thread, while the writes go on. */
+  private readonly hash = new OrderedHash();
+  /** Queued chunks (positional write + hash; writes may finish in any order); they never reject. */
   private readonly writing = new Set<Promise<void>>();
   /** The first write or writeback failure (an RpcError; the temp file is being or has been removed). */
   private failure: unknown = null;
@@ -82,7 +80,7 @@ export class ChunkedTransfer {
     return this.received;
   }
 
-  /** Disk writes queued whose end has not been seen yet. */
+  /** Chunks whose write or hash has not ended yet. */
   get writesInFlight(): number {
     return this.writing.size;
   }
@@ -100,10 +98,10 @@ export class ChunkedTransfer {
   }
 
   /**
-   * Hash in arrival order, queue the positional write and return: the reply goes out while the
-   * disk works. Only a full window (WRITE_WINDOW writes queued) waits, which is the memory bound.
-   * A failure surfaces on the next call or at commit. `release` gets `data` back once its write
-   * has ended (a pooled buffer may then be reused).
+   * Queue the chunk's hash (in arrival order) and its positional write, and return: the reply goes
+   * out while the disk and the hashing thread work. Only a full window (WRITE_WINDOW chunks queued)
+   * waits, which is the memory bound. A failure surfaces on the next call or at commit. `release`
+   * gets `data` back once both are done with it (a pooled buffer may then be reused).
    */
   async write(offset: number, data: Buffer, release?: (data: Buffer) => void): Promise<void> {
     await this.throwIfFailed();
@@ -120,24 +118,22 @@ export class ChunkedTransfer {
         `invalid params: data: would exceed the declared size ${this.size}`,
       );
     }
-    this.hash.update(data);
     this.received += data.length;
-    this.queue(this.writeAt(offset, data, release));
+    const hashed = this.hash.update(data);
+    const written = this.writeAt(offset, data);
+    // given back only once neither reads it any more, even when one of them failed
+    const ended = Promise.allSettled([hashed, written]).then(() => release?.(data));
+    this.queue(Promise.all([hashed, written, ended]).then(() => undefined));
     this.startWriteback(data.length);
     while (this.writing.size >= WRITE_WINDOW) await Promise.race(this.writing);
     await this.throwIfFailed();
   }
 
-  private async writeAt(offset: number, data: Buffer, release?: (data: Buffer) => void): Promise<void> {
-    try {
-      let done = 0;
-      while (done < data.length) {
-        const { bytesWritten } = await this.fh.write(data, done, data.length - done, offset + done);
-        done += bytesWritten;
-      }
-    } finally {
-      // given back only once the write no longer reads it, also when it failed
-      release?.(data);
+  private async writeAt(offset: number, data: Buffer): Promise<void> {
+    let done = 0;
+    while (done < data.length) {
+      const { bytesWritten } = await this.fh.write(data, done, data.length - done, offset + done);
+      done += bytesWritten;
     }
   }
 
@@ -189,7 +185,10 @@ export class ChunkedTransfer {
         `incomplete: received ${this.received} of ${this.size} bytes; aborted`,
       );
     }
-    const digest = this.hash.digest('hex');
+    let digest = '';
+    await this.guard(async () => {
+      digest = await this.hash.digest();
+    });
     if (digest !== this.sha256) {
       await this.abort();
       throw new RpcError(
@@ -233,6 +232,7 @@ export class ChunkedTransfer {
     if (this.discarding) return this.discarding;
     if (this.done) return Promise.resolve();
     this.done = true;
+    this.hash.drop();
     this.discarding = (async () => {
       await this.closeHandle();
       await rm(this.tmpPath, { force: true });

@@ -1,0 +1,45 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { OrderedHash, stopHashWorker } from '../../src/control/transfer/hash-worker.js';
+
+describe('sha256 on the hashing thread', () => {
+  it('gives the digest of the updates in the order they were made, shared memory or not', async () => {
+    const parts = [randomBytes(1000), randomBytes(70_000), Buffer.alloc(0), randomBytes(3)];
+    const shared = Buffer.from(new SharedArrayBuffer(70_000));
+    parts[1]!.copy(shared);
+    const h = new OrderedHash();
+    await Promise.all([h.update(parts[0]!), h.update(shared), h.update(parts[2]!), h.update(parts[3]!)]);
+    expect(await h.digest()).toBe(createHash('sha256').update(Buffer.concat(parts)).digest('hex'));
+  });
+
+  it('keeps interleaved transfers apart', async () => {
+    const a = new OrderedHash();
+    const b = new OrderedHash();
+    const x = randomBytes(5000);
+    const y = randomBytes(7000);
+    const pending = [a.update(x.subarray(0, 100)), b.update(y), a.update(x.subarray(100))];
+    const dropped = new OrderedHash();
+    void dropped.update(y);
+    dropped.drop();
+    await Promise.all(pending);
+    expect(await a.digest()).toBe(createHash('sha256').update(x).digest('hex'));
+    expect(await b.digest()).toBe(createHash('sha256').update(y).digest('hex'));
+  });
+
+  it('fails the hashes in progress when the worker goes, and starts a new one for the next', async () => {
+    const big = Buffer.from(new SharedArrayBuffer(8 << 20));
+    const h = new OrderedHash();
+    const updates = Array.from({ length: 20 }, () =>
+      h.update(big).then(
+        () => 'ok',
+        (e: Error) => e.message,
+      ),
+    );
+    await stopHashWorker();
+    const outcomes = await Promise.all(updates);
+    expect(outcomes.at(-1)).toBe('sha256 worker stopped');
+    const next = new OrderedHash();
+    await next.update(Buffer.from('abc'));
+    expect(await next.digest()).toBe(createHash('sha256').update('abc').digest('hex'));
+  });
+});
