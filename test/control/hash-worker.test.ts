@@ -1,4 +1,6 @@
+import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { OrderedHash, stopHashWorker } from '../../src/control/transfer/hash-worker.js';
 
@@ -41,5 +43,25 @@ describe('sha256 on the hashing thread', () => {
     const next = new OrderedHash();
     await next.update(Buffer.from('abc'));
     expect(await next.digest()).toBe(createHash('sha256').update('abc').digest('hex'));
+  });
+
+  it('never continues a hash on a new worker: the transfer that began on the old one fails', async () => {
+    const h = new OrderedHash();
+    await h.update(Buffer.from('first half'));
+    await stopHashWorker();
+    await expect(h.update(Buffer.from('second half'))).rejects.toThrow(/restarted in the middle/);
+    await expect(h.digest()).rejects.toThrow(/restarted in the middle/);
+  });
+
+  it('hashes also in a process started with --input-type=module (its workers would be ESM)', () => {
+    const mod = fileURLToPath(new URL('../../src/control/transfer/hash-worker.ts', import.meta.url));
+    const script = `const { OrderedHash } = await import(${JSON.stringify(mod)});
+const h = new OrderedHash();
+await h.update(Buffer.from('abc'));
+process.stdout.write(await h.digest());`;
+    const out = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      encoding: 'utf8',
+    });
+    expect(out).toBe(createHash('sha256').update('abc').digest('hex'));
   });
 });

@@ -16,8 +16,9 @@ import { KvmuxError } from '../../util/errors.js';
  * 475–511 MB/s. An earlier try of this (before attachments were read in place) measured no gain.
  *
  * Chunks backed by a SharedArrayBuffer (the attachment pool's) reach the worker without a copy;
- * others are copied by postMessage. The worker starts on first use and does not keep the process
- * alive.
+ * others are copied by postMessage. The worker starts on first use and keeps the process alive
+ * only while a hash is waited for. Its code is CommonJS, run without the process's node options (`--input-type=module` would
+ * make it ESM, where `require` is undefined).
  */
 const WORKER_SOURCE = `
 const { parentPort } = require('node:worker_threads');
@@ -58,11 +59,13 @@ function failAll(err: Error): void {
 
 function start(): Worker {
   // a worker thread inherits the creating thread's CPU pin: started with every CPU
-  const w = startUnpinned(() => new Worker(WORKER_SOURCE, { eval: true }));
+  const w = startUnpinned(() => new Worker(WORKER_SOURCE, { eval: true, execArgv: [] }));
   generation++;
   w.on('message', (m: { seq: number; digest?: string }) => {
     const waiter = waiting.get(m.seq);
     waiting.delete(m.seq);
+    // idle: the worker alone does not keep the process alive
+    if (waiting.size === 0) w.unref();
     waiter?.resolve(m.digest);
   });
   w.on('error', (err) => {
@@ -71,8 +74,6 @@ function start(): Worker {
   w.on('exit', (code) => {
     if (worker === w) failAll(new KvmuxError(`sha256 worker exited (code ${code})`));
   });
-  // after the listeners: adding one refs the worker's port again
-  w.unref();
   return w;
 }
 
@@ -84,6 +85,8 @@ function post(msg: Record<string, unknown>, gen: number): Promise<string | undef
       if (gen !== 0 && gen !== generation) throw new Error('restarted in the middle of this transfer');
       const s = ++seq;
       waiting.set(s, { resolve, reject });
+      // a hash being waited for keeps the process alive until it is answered
+      worker.ref();
       worker.postMessage({ ...msg, seq: s });
     } catch (err) {
       // cannot start a thread (out of memory, thread limit): this transfer fails, not the service

@@ -58,7 +58,8 @@ export async function imageHash(path: string): Promise<string> {
  * The hashing runs in a worker thread, not on the main thread: that thread is the input thread and
  * runs SCHED_RR (util/priority.ts), so a multi-GiB hash there would sit above every X server and
  * vCPU. A thread made after that call starts SCHED_OTHER (SCHED_RESET_ON_FORK). The worker's code
- * is inline (CommonJS) so it runs the same from src under the tests and from dist.
+ * is inline (CommonJS, with the process's own node options left out: `--input-type=module` would make it
+ * ESM) so it runs the same from src under the tests and from dist.
  */
 const HASH_WORKER = `
 const { parentPort, workerData } = require('node:worker_threads');
@@ -74,7 +75,7 @@ createReadStream(workerData, { highWaterMark: 1 << 20 })
 function hashInWorker(path: string): Promise<string> {
   return new Promise((resolve, reject) => {
     // a worker thread inherits the creating thread's CPU pin: started unpinned
-    const w = startUnpinned(() => new Worker(HASH_WORKER, { eval: true, workerData: path }));
+    const w = startUnpinned(() => new Worker(HASH_WORKER, { eval: true, execArgv: [], workerData: path }));
     let settled = false;
     w.once('message', (m: { sha256?: string; error?: string }) => {
       settled = true;
