@@ -14,8 +14,9 @@ import { createQemuBackend } from '../session/backends/qemu.js';
 import { createSubhostBackend } from '../session/backends/subhost.js';
 import { createVirtualboxBackend } from '../session/backends/virtualbox.js';
 import { Supervisor } from '../session/supervisor.js';
+import { inputCpu } from '../util/affinity.js';
 import { type Logger, type LogRing, silentLogger } from '../util/log.js';
-import { SHOWN_X_RT_PRIORITY, setProcessScheduling } from '../util/priority.js';
+import { joinInputCpu, SHOWN_X_RT_PRIORITY, setProcessScheduling } from '../util/priority.js';
 import { isAlive, processCpuMs } from '../util/proc.js';
 import { markStart, startMarks } from '../util/start-trace.js';
 import { createAdminScreen } from './admin-screen.js';
@@ -193,6 +194,8 @@ function shownPriorityFor(cfg: Config, log: Logger): ShownPriority {
     setScheduling: setProcessScheduling,
     isAlive: (p: { pid: number; startTime: number }) => isAlive(p.pid, p.startTime),
     cpuMs: processCpuMs,
+    // with the input thread pinned (kvmux run pins it before the service starts)
+    ...(inputCpu() !== null ? { joinInputCpu } : {}),
   };
   return new ShownPriority(io, cfg.input.realtime ? SHOWN_X_RT_PRIORITY : 0, log);
 }

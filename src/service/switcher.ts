@@ -23,7 +23,7 @@ import {
   upsertEntry,
 } from './displays.js';
 import { dropHeadStart, type HeadStart } from './head-start.js';
-import type { ShownPriority } from './shown-priority.js';
+import { INPUT_LOAD_EVERY_MS, type ShownPriority } from './shown-priority.js';
 
 /** How long a timed-out VT switch may still complete and take input with it. */
 const lateSwitchMs = 60_000;
@@ -66,6 +66,7 @@ export class Switcher extends EventEmitter<{
   private shown = 0;
   private stopped = false;
   private budgetTimer: NodeJS.Timeout | undefined;
+  private loadTimer: NodeJS.Timeout | undefined;
   /** The display startAll shows first, until a switch makes one active. */
   private shownFirst: string | null = null;
 
@@ -80,6 +81,15 @@ export class Switcher extends EventEmitter<{
     // the real-time X server's CPU budget; unref'd: it never keeps kvmux alive
     // once a second: a flood shows within two; an idle kvmux wakes for it only once a second
     if (sp) this.budgetTimer = setInterval(() => sp.watch(performance.now()), 1000).unref();
+    // the input thread's load, while the shown server shares its CPU (no syscall: libuv's own count)
+    if (sp?.followsInputLoad) {
+      let last = performance.eventLoopUtilization();
+      this.loadTimer = setInterval(() => {
+        const now = performance.eventLoopUtilization();
+        sp.inputLoad(performance.eventLoopUtilization(now, last).utilization);
+        last = now;
+      }, INPUT_LOAD_EVERY_MS).unref();
+    }
   }
 
   get entries(): readonly DisplayEntry[] {
@@ -288,6 +298,7 @@ export class Switcher extends EventEmitter<{
   async stop(opts: { leaveRunning?: boolean } = {}): Promise<void> {
     this.stopped = true;
     clearInterval(this.budgetTimer);
+    clearInterval(this.loadTimer);
     // servers left for a later kvmux run at normal priority until it shows one
     this.opts.shownPriority?.show(null);
     // never taken (start failed before the first display): it has no record to be adopted by

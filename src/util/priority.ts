@@ -105,6 +105,17 @@ export function setProcessScheduling(pid: number, rtPriority: number): string | 
   return undefined;
 }
 
+/**
+ * Every thread of `pid` on the input thread's CPU (`join`) or on kvmux's CPUs before the pin;
+ * nothing to do (undefined) when the input thread is not pinned. The errno name if refused.
+ */
+export function joinInputCpu(pid: number, join: boolean): string | undefined {
+  const cpu = inputCpu();
+  const all = allCpus();
+  if (cpu === null || !all) return undefined;
+  return setProcessAffinity(pid, join ? [cpu] : all);
+}
+
 function trySetScheduler(policy: number, priority: number, pid = 0): string | undefined {
   try {
     return setScheduler(policy, priority, pid);

@@ -1,9 +1,12 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { closeSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
+import { sendFile } from '../../src/control/transfer/transfer-client.js';
 import { signal } from '../../src/util/proc.js';
+import { tempDir } from '../helpers/temp.js';
 import { cpusOf, schedulingOf, threadCpusOf, xServerPidOf } from '../helpers/x-servers.js';
 import { eventually, type Kvmux, sleep, startKvmux } from './kvmux-harness.js';
 
@@ -112,6 +115,39 @@ describe.skipIf(!canRaise)('input priority follows the monitor (kvmux run, Xvfb)
       expect(threadCpusOf(x['left']!)).toEqual([all]);
     },
     90_000,
+  );
+
+  it.skipIf(cpus < 2)(
+    'while an upload keeps the input thread busy the shown X server may use every CPU, then joins again',
+    async () => {
+      const images = tempDir('kvmux-prio-img-');
+      const file = join(tempDir('kvmux-prio-src-'), 'big.raw');
+      const block = randomBytes(8 << 20);
+      const fd = openSync(file, 'w');
+      for (let i = 0; i < 96; i++) writeSync(fd, block); // 768 MiB: a few seconds of reading
+      closeSync(fd);
+      k = await startKvmux({ vms, extra: { imageDirs: [images] } });
+      const x = await bothUp(k);
+      const last = String(cpus - 1);
+      const shown = () => threadCpusOf(x['left']!).join();
+      await eventually(() => shown() === last, 'shown X server joined the input CPU');
+      let uploading = true;
+      const upload = sendFile(k.client, { prefix: 'image.upload', file, begin: { name: 'big.raw' } }).finally(
+        () => (uploading = false),
+      );
+      const seen = new Set<string>();
+      while (uploading) {
+        seen.add(shown());
+        await sleep(20);
+      }
+      await upload;
+      expect([...seen]).toContain(all);
+      // quiet again: back on the input thread's CPU, still real-time
+      await eventually(() => shown() === last, 'shown X server joined the input CPU again');
+      expect(policy(x['left']!)).toBe('rr 1');
+      expect(threadCpusOf(x['right']!)).toEqual([all]);
+    },
+    120_000,
   );
 
   it('with input.realtime false nothing is real-time: kvmux at nice -10, every X server normal', async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { type ProcessRef, ShownPriority } from '../../src/service/shown-priority.js';
+import { INPUT_BUSY, INPUT_QUIET, type ProcessRef, ShownPriority } from '../../src/service/shown-priority.js';
 import { silentLogger } from '../../src/util/log.js';
 import { mulberry32 } from '../helpers/prng.js';
 
@@ -9,6 +9,8 @@ import { mulberry32 } from '../helpers/prng.js';
  */
 class FakeProcs {
   readonly prio = new Map<string, number>();
+  /** On the input thread's CPU only (what setScheduling does to a raised server, when pinned). */
+  readonly joined = new Set<string>();
   readonly alive = new Set<string>();
   readonly calls: string[] = [];
   refuse: string | undefined;
@@ -28,10 +30,23 @@ class FakeProcs {
       if (!k) return 'ESRCH';
       if (this.refuse && rt > 0) return this.refuse;
       this.prio.set(k, rt);
+      if (rt > 0) this.joined.add(k);
+      else this.joined.delete(k);
       return undefined;
     },
     isAlive: (r: ProcessRef) => this.alive.has(this.key(r)),
+    joinInputCpu: (pid: number, join: boolean) => {
+      this.calls.push(`${pid}:${join ? 'join' : 'spread'}`);
+      const k = this.byPid(pid);
+      if (!k) return 'ESRCH';
+      if (join) this.joined.add(k);
+      else this.joined.delete(k);
+      return undefined;
+    },
   };
+  pinnedTo(): string[] {
+    return [...this.alive].filter((k) => this.joined.has(k));
+  }
   raised(): string[] {
     return [...this.alive].filter((k) => (this.prio.get(k) ?? 0) > 0);
   }
@@ -155,6 +170,53 @@ describe('ShownPriority: the X server on screen is raised, no other', () => {
     expect(p.raised()).toEqual(['200@1']);
   });
 
+  it('a busy input thread lets the raised server use every CPU, until it is quiet again', () => {
+    const p = new FakeProcs();
+    p.spawn(a);
+    p.spawn(b);
+    const s = new ShownPriority(p.io, 1, silentLogger);
+    expect(s.followsInputLoad).toBe(true);
+    s.inputLoad(0.9); // nothing raised: nothing to move
+    expect(p.calls).toEqual([]);
+    s.show(a);
+    expect(p.pinnedTo()).toEqual(['100@1']);
+    s.inputLoad(0.01); // typing, the mouse: stays on the input CPU
+    s.inputLoad(INPUT_BUSY); // not above
+    expect(p.pinnedTo()).toEqual(['100@1']);
+    s.inputLoad(0.6); // an upload being read
+    expect(p.pinnedTo()).toEqual([]);
+    expect(p.raised()).toEqual(['100@1']); // still real-time
+    s.inputLoad(INPUT_QUIET); // between: no flapping
+    expect(p.pinnedTo()).toEqual([]);
+    s.inputLoad(0.01);
+    expect(p.pinnedTo()).toEqual(['100@1']);
+    s.inputLoad(0.7);
+    s.show(b); // a switch while busy: the new one joins (raised), the old one is lowered
+    expect(p.pinnedTo()).toEqual(['200@1']);
+    s.inputLoad(0.7);
+    expect(p.pinnedTo()).toEqual([]);
+    s.show(null);
+    s.inputLoad(0);
+    expect(p.pinnedTo()).toEqual([]);
+    expect(p.calls).toEqual([
+      '100:1',
+      '100:spread',
+      '100:join',
+      '100:spread',
+      '100:0',
+      '200:1',
+      '200:spread',
+      '200:0',
+    ]);
+  });
+
+  it('follows the input load only when real-time and pinned', () => {
+    const p = new FakeProcs();
+    const { joinInputCpu: _, ...unpinned } = p.io;
+    expect(new ShownPriority(unpinned, 1, silentLogger).followsInputLoad).toBe(false);
+    expect(new ShownPriority(p.io, 0, silentLogger).followsInputLoad).toBe(false);
+  });
+
   it('random switches, restarts and deaths: after every step at most one server is raised, the shown one', () => {
     for (let seed = 1; seed <= 30; seed++) {
       const rnd = mulberry32(seed);
@@ -164,11 +226,17 @@ describe('ShownPriority: the X server on screen is raised, no other', () => {
       const servers = [0, 1, 2].map(() => ({ pid: next++, startTime: 1 }));
       for (const r of servers) p.spawn(r);
       let shown: ProcessRef | null = null;
+      let spread = false;
       for (let step = 0; step < 200; step++) {
         const i = Math.floor(rnd() * servers.length);
         const r = servers[i]!;
         const what = rnd();
-        if (what < 0.6) {
+        const before = s.current;
+        if (what < 0.25) {
+          const load = rnd() * 3 * INPUT_BUSY; // around both bars
+          s.inputLoad(load);
+          if (s.current) spread = spread ? load >= INPUT_QUIET : load > INPUT_BUSY;
+        } else if (what < 0.6) {
           shown = p.io.isAlive(r) ? r : null;
           s.show(shown);
         } else if (what < 0.8) {
@@ -191,8 +259,11 @@ describe('ShownPriority: the X server on screen is raised, no other', () => {
           if (shown === r) shown = null;
           s.show(shown);
         }
+        if (s.current !== before) spread = false; // raised anew: on the input CPU
         const want = shown ? [`${shown.pid}@${shown.startTime}`] : [];
         expect(p.raised(), `seed ${seed} step ${step}`).toEqual(want);
+        // on the input CPU: the raised server unless the input thread is busy, never another
+        expect(p.pinnedTo(), `seed ${seed} step ${step}`).toEqual(spread ? [] : want);
       }
     }
   });
