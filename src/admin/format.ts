@@ -241,20 +241,31 @@ export function changeMessage(name: string, what: string, result: unknown): stri
 /**
  * Key hints on as few lines of `width` columns as they take (at most `maxLines`): broken only
  * between hints (two spaces apart), so no key is ever cut from what it does. Each line starts
- * with a space; a single hint wider than the line is cut.
+ * with a space; a single hint wider than the line is cut. When they need more than `maxLines`,
+ * the last line ends in "…" (in place of the hints that do not fit), so none goes missing unsaid.
  */
 export function wrapHints(text: string, width: number, maxLines = 3): string[] {
   const room = Math.max(1, width - 1);
-  const lines: string[] = [];
-  let cur = '';
-  for (const hint of text.split(/ {2,}/).filter(Boolean)) {
-    const next = cur ? `${cur}  ${hint}` : hint;
-    if (next.length <= room || !cur) cur = next.slice(0, room);
-    else {
+  const hints = text.split(/ {2,}/).filter(Boolean);
+  const lines: string[][] = [];
+  let cur: string[] = [];
+  let len = 0;
+  for (const hint of hints) {
+    const next = cur.length ? len + 2 + hint.length : hint.length;
+    if (next <= room || cur.length === 0) {
+      cur.push(hint);
+      len = next;
+    } else {
       lines.push(cur);
-      cur = hint.slice(0, room);
+      cur = [hint];
+      len = hint.length;
     }
   }
-  if (cur) lines.push(cur);
-  return lines.slice(0, maxLines).map((l) => ` ${l}`);
+  if (cur.length) lines.push(cur);
+  if (lines.length > maxLines) {
+    const last = lines[maxLines - 1]!;
+    while (last.length > 1 && `${last.join('  ')}  …`.length > room) last.pop();
+    last.push('…');
+  }
+  return lines.slice(0, maxLines).map((l) => ` ${l.join('  ').slice(0, room)}`);
 }

@@ -100,6 +100,8 @@ export class MainView {
       this.resolve = resolve;
       this.timer = setInterval(() => this.tick(), 250);
       this.pop = this.ui.push((ch, key) => this.onKey(ch, key));
+      // a new size (a mode change, a font change on the console): the hints wrap again
+      this.ui.screen.on('resize', this.onResize);
       this.select(0);
       if (notice) this.status(notice, 'ok');
     });
@@ -133,7 +135,7 @@ export class MainView {
     this.w.pane.setLabel(` ${pane.title}${this.focus === 'pane' ? ' *' : ''} `);
     this.w.pane.setContent(pane.render(Number(this.w.pane.width) - 2));
     const nav = this.focus === 'menu' ? 'Up/Down menu  Tab/Right enter pane' : 'Tab/Left back to menu';
-    this.layoutHints(wrapHints(`${nav}  |  ${pane.hint}  |  F5 refresh  Ctrl-C quit`, this.columns()));
+    this.layoutHints(wrapHints(`${nav}  |  ${pane.hint}  |  F5 refresh  Ctrl-C quit`, this.columns(), 4));
     this.ui.render();
   }
 
@@ -141,7 +143,7 @@ export class MainView {
     return Number(this.ui.screen.width) || 80;
   }
 
-  /** The hint line grows upwards (to 3 lines) when the pane's keys do not fit on one. */
+  /** The hint line grows upwards (to 4 lines: every key at 80 columns) when the pane's keys do not fit on one. */
   private layoutHints(lines: string[]): void {
     const n = Math.max(1, lines.length);
     this.w.hints.top = `100%-${n}`;
@@ -179,9 +181,12 @@ export class MainView {
     }
   }
 
+  private readonly onResize = () => this.paint();
+
   private finish(o: Outcome): void {
     this.closed = true;
     clearInterval(this.timer);
+    this.ui.screen.off('resize', this.onResize);
     this.pop();
     this.ui.cancelDialogs();
     for (const el of Object.values(this.w)) el.destroy();

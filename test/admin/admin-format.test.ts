@@ -143,8 +143,18 @@ describe('wrapHints', () => {
     expect(wrapHints(vms, 128)).toHaveLength(2);
   });
 
-  it('cuts at maxLines and cuts a hint wider than the line', () => {
-    expect(wrapHints(vms, 30, 3)).toHaveLength(3);
+  it('cuts at maxLines, saying so with "…", and cuts a hint wider than the line', () => {
+    const cut = wrapHints(vms, 30, 3);
+    expect(cut).toHaveLength(3);
+    expect(cut[2]).toMatch(/ {2}…$/);
+    for (const l of cut) expect(l.length).toBeLessThanOrEqual(30);
+    // the hints shown are whole, in order, and the first ones of the text
+    const shown = cut
+      .map((l) => l.slice(1))
+      .join('  ')
+      .replace(/ {2}…$/, '');
+    expect(vms.startsWith(shown)).toBe(true);
+    expect(wrapHints(vms, 200, 3).join('')).not.toContain('…');
     expect(wrapHints('a-very-long-hint-without-spaces', 10)).toEqual([' a-very-lo']);
   });
 });

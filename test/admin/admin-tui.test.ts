@@ -69,6 +69,26 @@ describe('kvmux admin in tmux', () => {
       expect(hints).toContain(key);
   });
 
+  it('wraps the key hints again when the terminal changes size', async () => {
+    // the host update pane: long hints, and no polling that would repaint anyway
+    tmux.keys('3');
+    // loaded (the load's own repaint would re-wrap the hints too)
+    await tmux.waitFor(/host updates are not provided by this service/);
+    const hintsOf = (screen: string) => screen.slice(screen.lastIndexOf('qj\n'));
+    try {
+      tmux.tmux('resize-window', '-t', 'main', '-x', '80', '-y', '40');
+      // wrapped again at 80 columns, every key whole (well within the 4 s idle lock)
+      const s = await tmux.waitFor(/a apply \(reboot into it\)[\s\S]*Ctrl-C quit\s*$/, 2500);
+      for (const key of ['u upload new host image', 'b roll back', 'R reboot', 'P power off'])
+        expect(hintsOf(s)).toContain(key);
+      for (const line of s.split('\n')) expect(line.length).toBeLessThanOrEqual(80);
+    } finally {
+      tmux.tmux('resize-window', '-t', 'main', '-x', '120', '-y', '40');
+    }
+    tmux.keys('1'); // back to the VMs pane, as the next tests expect
+    await tmux.waitFor(/m memory/);
+  });
+
   it('stops a VM after confirmation and shows its new state', async () => {
     tmux.keys('Tab', 'Down', 't');
     await tmux.waitFor(/Shut down beta gracefully/);
