@@ -8,8 +8,9 @@ export interface ProcessRef {
 
 export interface ShownPriorityIo {
   /**
-   * Set the main thread of `pid` to SCHED_RR `rtPriority` (0: back to SCHED_OTHER), and its CPUs
-   * (raised: the input thread's pinned CPU, if any; lowered: every CPU); the errno name if refused.
+   * Set the main thread of `pid` to SCHED_RR `rtPriority` (0: back to SCHED_OTHER; the X server's
+   * other threads keep their policy), and the CPUs of all its threads (raised: the input thread's
+   * pinned CPU, if any; lowered: every CPU); the errno name if refused.
    */
   setScheduling(pid: number, rtPriority: number): string | undefined;
   /** Is this still the same process (pid and start time)? */
