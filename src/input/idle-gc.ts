@@ -28,6 +28,8 @@ export class IdleGc {
   private timer: NodeJS.Timeout | undefined;
   /** Minor GCs run so far (for tests and `service.status`). */
   runs = 0;
+  /** Quiet spells that found the young generation emptier than `minFill` (V8 had scavenged). */
+  skipped = 0;
 
   constructor(opts: IdleGcOptions = {}) {
     this.idleMs = opts.idleMs ?? 50;
@@ -64,7 +66,10 @@ export class IdleGc {
       return;
     }
     this.timer = undefined;
-    if (youngFill() < this.minFill) return;
+    if (youngFill() < this.minFill) {
+      this.skipped++;
+      return;
+    }
     this.gc?.({ type: 'minor', execution: 'sync' });
     this.runs++;
   }

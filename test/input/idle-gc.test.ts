@@ -19,16 +19,20 @@ describe('idle-time young-generation GC', () => {
     const r = run('full');
     expect(r.available).toBe(true);
     expect(r.fillBefore).toBeGreaterThanOrEqual(0.5);
-    expect(r.runs).toBe(1);
+    // one decision per quiet spell: collect, or skip because V8 scavenged on its own first (Node
+    // 24's V8 sometimes does, ~12 ms into the quiet; Node 20's does not, so there a mutant that
+    // never collects fails on fillAfter)
+    expect(r.runs + r.skipped, JSON.stringify(r)).toBe(1);
+    if (r.runs === 1) expect(r.idleRunAfterQuietMs).toBeGreaterThanOrEqual(45);
+    else expect(r.firstMinorAfterQuietMs, JSON.stringify(r)).toBeLessThan(50);
     expect(r.minorGcsWhenQuiet).toBeGreaterThanOrEqual(1);
-    expect(r.idleRunAfterQuietMs).toBeGreaterThanOrEqual(45);
     expect(r.fillAfter).toBeLessThan(0.25);
   });
 
   it('waits while keys keep coming, then collects once', () => {
     const r = run('typing');
     expect(r.runsWhileTyping).toBe(0);
-    expect(r.runs).toBe(1);
+    expect(r.runs + r.skipped, JSON.stringify(r)).toBe(1);
   });
 
   it('leaves an almost empty young generation alone', () => {
