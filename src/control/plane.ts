@@ -39,6 +39,8 @@ export interface ControlPlaneHooks {
   limits?: Partial<ControlLimits>;
   /** Carries out host.reboot/host.shutdown/host.update.apply; default systemctl (tests inject). */
   power?: (action: PowerAction) => Promise<void>;
+  /** A transfer's chunk is being called (uploads, downloads, host updates; socket or guest). */
+  onBulk?: () => void;
 }
 
 export interface ControlPlane {
@@ -71,6 +73,7 @@ export async function startControlPlane(
     audit,
     log,
     ...(hooks.confirm ? { confirm: hooks.confirm } : {}),
+    ...(hooks.onBulk ? { onBulk: hooks.onBulk } : {}),
     // the channel's backstop answers a little after the console dialog's own timeout
     limits: { confirmTimeoutMs: (cfg.menu.askTimeoutSeconds + 10) * 1000, ...hooks.limits },
   });

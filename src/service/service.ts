@@ -125,6 +125,8 @@ export class Service implements MenuViewHost {
         imageInUse: (path) => catalogue.imageInUse(path),
         imageUsers: (path) => catalogue.imageUsers(path),
         onImagesChanged: () => catalogue.rescan(),
+        // bulk work on the input thread: the shown X server's pin is checked within a quarter second
+        onBulk: () => switcher.busyHint(),
         methods: [
           ...serviceMethods(api),
           ...configMethods(catalogue),

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import type { EventLoopUtilization } from 'node:perf_hooks';
 import type { Config } from '../config/schema.js';
 import type { DisplayInfo } from '../session/supervisor.js';
 import { writeFileAtomicLater, writesSettled } from '../util/atomic-file.js';
@@ -66,7 +67,9 @@ export class Switcher extends EventEmitter<{
   private shown = 0;
   private stopped = false;
   private budgetTimer: NodeJS.Timeout | undefined;
-  private loadTimer: NodeJS.Timeout | undefined;
+  /** The priority watch's current period, and the loop utilisation it last read. */
+  private watchEvery = 0;
+  private watchLast: EventLoopUtilization | null = null;
   /** The display startAll shows first, until a switch makes one active. */
   private shownFirst: string | null = null;
 
@@ -77,19 +80,38 @@ export class Switcher extends EventEmitter<{
     this.headStart = opts.headStart ?? null;
     this.log = opts.log ?? silentLogger;
     this.activeFile = join(opts.config.stateDir, 'active-display');
-    const sp = opts.shownPriority;
-    // the real-time X server's CPU budget; unref'd: it never keeps kvmux alive
-    // once a second: a flood shows within two; an idle kvmux wakes for it only once a second
-    if (sp) this.budgetTimer = setInterval(() => sp.watch(performance.now()), 1000).unref();
-    // the input thread's load, while the shown server shares its CPU (no syscall: libuv's own count)
-    if (sp?.followsInputLoad) {
-      let last = performance.eventLoopUtilization();
-      this.loadTimer = setInterval(() => {
-        const now = performance.eventLoopUtilization();
-        sp.inputLoad(performance.eventLoopUtilization(now, last).utilization);
-        last = now;
-      }, INPUT_LOAD_EVERY_MS).unref();
-    }
+    if (opts.shownPriority) this.watchPriority(opts.shownPriority, performance.eventLoopUtilization());
+  }
+
+  /**
+   * The real-time X server's CPU budget, and the input thread's load while the shown server shares
+   * its CPU (libuv's own count: no syscall). Once a second (a flood shows within two; an idle kvmux
+   * wakes for it once a second), every INPUT_LOAD_EVERY_MS while the input thread is busy or just
+   * was, or bulk work has begun (busyHint). Unref'd: it never keeps kvmux alive.
+   */
+  private watchPriority(sp: ShownPriority, last: EventLoopUtilization, every?: number): void {
+    this.watchEvery = every ?? (sp.followsInputLoad && sp.wantsFastChecks ? INPUT_LOAD_EVERY_MS : 1000);
+    this.budgetTimer = setTimeout(() => {
+      if (this.stopped) return;
+      sp.watch(performance.now());
+      const now = performance.eventLoopUtilization();
+      if (sp.followsInputLoad) sp.inputLoad(performance.eventLoopUtilization(now, last).utilization);
+      this.watchLast = now;
+      this.watchPriority(sp, now);
+    }, this.watchEvery).unref();
+    this.watchLast = last;
+  }
+
+  /**
+   * Bulk work (a transfer's chunk) is starting on the input thread: check its load within
+   * INPUT_LOAD_EVERY_MS rather than at the next once-a-second check. Cheap when already fast.
+   */
+  busyHint(): void {
+    const sp = this.opts.shownPriority;
+    if (!sp?.followsInputLoad || this.stopped || this.watchEvery <= INPUT_LOAD_EVERY_MS || !this.watchLast)
+      return;
+    clearTimeout(this.budgetTimer);
+    this.watchPriority(sp, this.watchLast, INPUT_LOAD_EVERY_MS);
   }
 
   get entries(): readonly DisplayEntry[] {
@@ -297,8 +319,7 @@ export class Switcher extends EventEmitter<{
   /** `leaveRunning` keeps the X servers for a later kvmux to adopt (and the remembered display). */
   async stop(opts: { leaveRunning?: boolean } = {}): Promise<void> {
     this.stopped = true;
-    clearInterval(this.budgetTimer);
-    clearInterval(this.loadTimer);
+    clearTimeout(this.budgetTimer);
     // servers left for a later kvmux run at normal priority until it shows one
     this.opts.shownPriority?.show(null);
     // never taken (start failed before the first display): it has no record to be adopted by

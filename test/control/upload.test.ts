@@ -231,3 +231,25 @@ describe('image upload onto a full disk', () => {
     }
   });
 });
+
+describe('chunk calls and the input thread', () => {
+  it('tells the onBulk hook of each chunk call, and of no other call', async () => {
+    const t2 = tempDir();
+    let bulk = 0;
+    const { server: s2, sock: sock2 } = await startServer(t2.dir, { onBulk: () => void bulk++ });
+    s2.register(imageUploadMethods({ imageDirs: () => [t2.dir] }));
+    const c = await connectSocket(sock2);
+    try {
+      const data = randomBytes(3 << 20);
+      const up = await upload(c, 'bulk.img', data); // 3 chunks of 1 MiB
+      expect(bulk).toBe(3);
+      await up.commit();
+      await c.call('vm.list');
+      expect(bulk).toBe(3);
+    } finally {
+      c.close();
+      await s2.close();
+      t2.cleanup();
+    }
+  });
+});

@@ -181,15 +181,19 @@ describe('ShownPriority: the X server on screen is raised, no other', () => {
     s.show(a);
     expect(p.pinnedTo()).toEqual(['100@1']);
     s.inputLoad(0.01); // typing, the mouse: stays on the input CPU
+    expect(s.wantsFastChecks).toBe(false); // an idle kvmux checks once a second
     s.inputLoad(INPUT_BUSY); // not above
     expect(p.pinnedTo()).toEqual(['100@1']);
+    expect(s.wantsFastChecks).toBe(true); // busy-ish: checked again soon
     s.inputLoad(0.6); // an upload being read
     expect(p.pinnedTo()).toEqual([]);
     expect(p.raised()).toEqual(['100@1']); // still real-time
     s.inputLoad(INPUT_QUIET); // between: no flapping
     expect(p.pinnedTo()).toEqual([]);
+    expect(s.wantsFastChecks).toBe(true); // spread: checked again soon
     s.inputLoad(0.01);
     expect(p.pinnedTo()).toEqual(['100@1']);
+    expect(s.wantsFastChecks).toBe(false); // joined and quiet: once a second again
     s.inputLoad(0.7);
     s.show(b); // a switch while busy: the new one joins (raised), the old one is lowered
     expect(p.pinnedTo()).toEqual(['200@1']);
@@ -208,6 +212,27 @@ describe('ShownPriority: the X server on screen is raised, no other', () => {
       '200:spread',
       '200:0',
     ]);
+  });
+
+  it('reads the CPU time of the raised server once per budget window, however often it is asked', () => {
+    const p = new FakeProcs();
+    p.spawn(a);
+    let reads = 0;
+    const s = new ShownPriority(
+      {
+        ...p.io,
+        cpuMs: () => {
+          reads++;
+          return 0;
+        },
+      },
+      1,
+      silentLogger,
+    );
+    s.show(a);
+    for (let t = 0; t <= 4000; t += 250) s.watch(t); // checks every 250 ms while the input is busy
+    expect(reads).toBeLessThanOrEqual(5);
+    expect(reads).toBeGreaterThanOrEqual(4);
   });
 
   it('follows the input load only when real-time and pinned', () => {

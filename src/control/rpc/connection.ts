@@ -293,6 +293,7 @@ export class Connection {
     // parsed first: the policy's target is the name the call would really act on
     const params = parseParams(method, req.params);
     if (this.caller.kind === 'guest') await this.authorize(this.caller.vm, req, params);
+    if (method.bulk) this.core.onBulk?.();
     return method.handler(params, binary ? { ...this.ctx, binary } : this.ctx);
   }
 

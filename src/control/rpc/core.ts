@@ -62,5 +62,7 @@ export interface ServerCore {
   readonly lockout: LockoutConfig;
   /** Per VM, so reconnecting (or rebooting the VM) does not reset a lockout. */
   readonly lockouts: Map<string, LockoutState>;
+  /** A `bulk` method is being called (any connection, before its handler runs). */
+  readonly onBulk: (() => void) | null;
   now(): number;
 }

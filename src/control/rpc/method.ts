@@ -37,6 +37,11 @@ export interface RpcMethod<S extends z.ZodType = z.ZodType> {
    * the admin's guest channel, can go on polling vm.list for the job's progress.
    */
   readonly background?: boolean;
+  /**
+   * Moves bulk data (an upload's or download's chunk): the server tells its `onBulk` hook, so the
+   * input thread's CPU pin can make room before the load shows in the next check.
+   */
+  readonly bulk?: boolean;
   handler(params: z.infer<S>, ctx: CallContext): unknown | Promise<unknown>;
 }
 

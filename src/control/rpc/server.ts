@@ -28,6 +28,8 @@ export interface ControlServerOptions {
   lockout?: LockoutConfig;
   /** Clock for idle timeout, lockout and rate limits (tests pass their own). */
   now?: () => number;
+  /** Called as a `bulk` method (a transfer's chunk) is called. */
+  onBulk?: () => void;
 }
 
 export interface ControlServer {
@@ -55,6 +57,7 @@ export function createControlServer(opts: ControlServerOptions = {}): ControlSer
     limits: { ...defaultLimits, ...opts.limits },
     lockout: opts.lockout ?? defaultLockout,
     lockouts: new Map<string, LockoutState>(),
+    onBulk: opts.onBulk ?? null,
     now: opts.now ?? Date.now,
   };
   let listener: Server | null = null;

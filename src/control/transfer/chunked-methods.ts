@@ -131,6 +131,7 @@ export function chunkedMethods<B extends z.ZodType, M>(f: ChunkedFlavor<B, M>): 
     defineMethod({
       name: `${f.prefix}.chunk`,
       params: chunkParams,
+      bulk: true,
       summary: 'write data (base64, or a #bin attachment) at offset (= bytes received so far)',
       async handler(p, ctx) {
         const table = tableOf(ctx);

@@ -103,6 +103,7 @@ export function imageDownloadMethods(opts: DownloadOptions): RpcMethod[] {
     }),
     defineMethod({
       name: 'image.download.chunk',
+      bulk: true,
       params: z.strictObject({
         downloadId: idSchema,
         offset: z.number().int().min(0),
