@@ -7,14 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BufferPool } from '../../src/control/rpc/buffer-pool.js';
 import { ChunkedTransfer } from '../../src/control/transfer/chunked-file.js';
 import { OrderedHash } from '../../src/control/transfer/hash-worker.js';
-import { tempDir } from './helpers.js';
-
-/** CPU seconds the main thread (tid = pid: vitest runs files in forks) has used, from /proc. */
-function mainThreadCpu(): number {
-  const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) / 100; // utime + stime in clock ticks (USER_HZ 100)
-}
+import { mainThreadCpu, tempDir } from './helpers.js';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 

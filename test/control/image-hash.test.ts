@@ -1,16 +1,10 @@
 import { createHash } from 'node:crypto';
-import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { imageHash } from '../../src/control/transfer/image-hash.js';
 import { tempDir } from '../helpers/temp.js';
-
-/** CPU seconds the main thread (tid = pid) has used, from /proc. */
-function mainThreadCpu(): number {
-  const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) / 100; // utime + stime, in clock ticks (USER_HZ 100)
-}
+import { mainThreadCpu } from './helpers.js';
 
 describe('image hashing', () => {
   it('hashes off the main thread (the SCHED_RR input thread), with the right digest', async () => {
