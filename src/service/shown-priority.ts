@@ -122,6 +122,8 @@ export class ShownPriority {
     const old = this.raised;
     if (same(old, server)) return;
     this.raised = null;
+    // nothing raised is spread: an idle kvmux goes back to one check a second
+    this.spread = false;
     if (old && this.io.isAlive(old)) {
       const failed = this.io.setScheduling(old.pid, 0);
       if (failed && failed !== 'ESRCH')
@@ -163,6 +165,7 @@ export class ShownPriority {
     if (share <= RT_CPU_BUDGET) return;
     this.io.setScheduling(cur.pid, 0);
     this.raised = null;
+    this.spread = false;
     this.sample = null;
     this.demoted = { ref: cur, untilMs: nowMs + COOL_DOWN_MS };
     this.log.warn(

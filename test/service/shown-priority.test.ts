@@ -202,6 +202,7 @@ describe('ShownPriority: the X server on screen is raised, no other', () => {
     s.show(null);
     s.inputLoad(0);
     expect(p.pinnedTo()).toEqual([]);
+    expect(s.wantsFastChecks).toBe(false); // nothing raised: back to once a second
     expect(p.calls).toEqual([
       '100:1',
       '100:spread',
