@@ -96,7 +96,6 @@ export class Switcher extends EventEmitter<{
       sp.watch(performance.now());
       const now = performance.eventLoopUtilization();
       if (sp.followsInputLoad) sp.inputLoad(performance.eventLoopUtilization(now, last).utilization);
-      this.watchLast = now;
       this.watchPriority(sp, now);
     }, this.watchEvery).unref();
     this.watchLast = last;
