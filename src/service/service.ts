@@ -5,6 +5,7 @@ import type { Config } from '../config/schema.js';
 import { passwdPath } from '../control/auth/auth.js';
 import { passwdMethods } from '../control/auth/passwd-methods.js';
 import { type ControlPlane, startControlPlane } from '../control/plane.js';
+import { releaseTransferMemory } from '../control/transfer/attachments.js';
 import type { MenuItem } from '../menu/model.js';
 import { NetworkManager } from '../net/manager.js';
 import { netMethods } from '../net/methods.js';
@@ -176,6 +177,7 @@ export class Service implements MenuViewHost {
     catalogue.close();
     input.close();
     await plane.close().catch(() => {});
+    await releaseTransferMemory();
     await adminScreen?.shutdown({ leaveRunning });
     await supervisor.shutdown({ leaveRunning });
     await switcher.stop({ leaveRunning });

@@ -1,8 +1,15 @@
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import { describe, expect, it } from 'vitest';
-import { OrderedHash, stopHashWorker } from '../../src/control/transfer/hash-worker.js';
+import { describe, expect, it, vi } from 'vitest';
+import { attachmentPool } from '../../src/control/rpc/buffer-pool.js';
+import { giveAttachment } from '../../src/control/transfer/attachments.js';
+import {
+  hashWorkerRunning,
+  OrderedHash,
+  stopHashWorker,
+  stopHashWorkerIfIdle,
+} from '../../src/control/transfer/hash-worker.js';
 
 describe('sha256 on the hashing thread', () => {
   it('gives the digest of the updates in the order they were made, shared memory or not', async () => {
@@ -51,6 +58,48 @@ describe('sha256 on the hashing thread', () => {
     await stopHashWorker();
     await expect(h.update(Buffer.from('second half'))).rejects.toThrow(/restarted in the middle/);
     await expect(h.digest()).rejects.toThrow(/restarted in the middle/);
+    // and no new thread was started for it (one started, then refused, kept the process alive)
+    expect(hashWorkerRunning()).toBe(false);
+  });
+
+  it('stops when idle only: never under an open hash, which would fail its transfer', async () => {
+    const h = new OrderedHash();
+    await h.update(Buffer.from('a paused transfer'));
+    expect(stopHashWorkerIfIdle()).toBe(false);
+    expect(hashWorkerRunning()).toBe(true);
+    await h.digest();
+    expect(stopHashWorkerIfIdle()).toBe(true);
+    expect(hashWorkerRunning()).toBe(false);
+    // an aborted transfer's drop ends its hash too
+    const dropped = new OrderedHash();
+    await dropped.update(Buffer.from('x'));
+    expect(stopHashWorkerIfIdle()).toBe(false);
+    dropped.drop();
+    expect(stopHashWorkerIfIdle()).toBe(true);
+  });
+
+  it('after a quiet minute, empties the attachment pool and ends the idle thread (which may hold its slabs)', async () => {
+    const h = new OrderedHash();
+    const slab = attachmentPool.take(1 << 20);
+    await h.update(slab);
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      giveAttachment(slab);
+      expect(attachmentPool.bytesFree).toBe(1 << 20);
+      // a transfer paused between chunks: its hash is open, both wait another minute
+      vi.advanceTimersByTime(60_000);
+      expect(hashWorkerRunning()).toBe(true);
+      expect(attachmentPool.bytesFree).toBe(1 << 20);
+      await h.digest(); // a worker's answer, not a timer
+      vi.advanceTimersByTime(59_000);
+      expect(attachmentPool.bytesFree).toBe(1 << 20);
+      vi.advanceTimersByTime(1_000);
+      expect(hashWorkerRunning()).toBe(false);
+      expect(attachmentPool.bytesFree).toBe(0);
+      expect(attachmentPool.bytesShared).toBe(0);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('hashes also in a process started with --input-type=module (its workers would be ESM)', () => {

@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { RpcCode, RpcError } from '../../util/errors.js';
-import { giveAttachment } from '../rpc/buffer-pool.js';
 import { type CallContext, defineMethod, type RpcMethod } from '../rpc/method.js';
+import { giveAttachment } from './attachments.js';
 import { ChunkedTransfer, decodeBase64 } from './chunked-file.js';
 
 /**

@@ -48,10 +48,14 @@ let seq = 0;
 let nextId = 0;
 /** Counts the workers started: a hash begun on one cannot go on in the next. */
 let generation = 0;
+/** Hashes begun (a first update) and not yet ended by `digest` or `drop`. */
+const openHashes = new Set<number>();
 
 /** Every hash in progress fails with `err`; the next update starts a new worker. */
 function failAll(err: Error): void {
   worker = null;
+  // their state went with the thread: they can only fail now, and hold nothing open
+  openHashes.clear();
   const all = [...waiting.values()];
   waiting.clear();
   for (const w of all) w.reject(err);
@@ -81,13 +85,15 @@ function start(): Worker {
 function post(msg: Record<string, unknown>, gen: number): Promise<string | undefined> {
   return new Promise((resolve, reject) => {
     try {
+      // checked before starting one: a hash whose worker is gone fails without a new thread
+      if (gen !== 0 && (worker === null || gen !== generation))
+        throw new Error('restarted in the middle of this transfer');
       worker ??= start();
-      if (gen !== 0 && gen !== generation) throw new Error('restarted in the middle of this transfer');
       const s = ++seq;
+      worker.postMessage({ ...msg, seq: s });
       waiting.set(s, { resolve, reject });
       // a hash being waited for keeps the process alive until it is answered
       worker.ref();
-      worker.postMessage({ ...msg, seq: s });
     } catch (err) {
       // cannot start a thread (out of memory, thread limit): this transfer fails, not the service
       reject(new KvmuxError(`sha256 worker: ${(err as Error).message}`, { cause: err }));
@@ -103,6 +109,21 @@ export async function stopHashWorker(): Promise<void> {
   await w.terminate();
 }
 
+/**
+ * Stop the hashing thread if no hash is open (begun and not ended), so that nothing is lost. Ending
+ * it also lets go of every shared slab it still refers to (freed once its exit is complete). False
+ * when a hash is open.
+ */
+export function stopHashWorkerIfIdle(): boolean {
+  if (openHashes.size > 0 || waiting.size > 0) return false;
+  // the next update starts a new thread at once: this one is forgotten before it has ended
+  void stopHashWorker();
+  return true;
+}
+
+/** Whether the hashing thread is running (tests). */
+export const hashWorkerRunning = (): boolean => worker !== null;
+
 /** One transfer's running sha256: `update` in arrival order, then `digest` once. */
 export class OrderedHash {
   private readonly id = ++nextId;
@@ -111,6 +132,7 @@ export class OrderedHash {
 
   /** Resolves once the worker has hashed `data` (it must stay unchanged until then). */
   update(data: Buffer): Promise<void> {
+    if (!this.ended) openHashes.add(this.id);
     const sent = post({ op: 'update', id: this.id, data }, this.gen);
     this.gen ||= generation;
     return sent.then(() => undefined);
@@ -119,6 +141,7 @@ export class OrderedHash {
   /** The hex digest of everything given to `update` before this call. */
   async digest(): Promise<string> {
     this.ended = true;
+    openHashes.delete(this.id);
     const d = await post({ op: 'digest', id: this.id }, this.gen);
     if (d === undefined) throw new KvmuxError('sha256 worker gave no digest');
     return d;
@@ -126,8 +149,10 @@ export class OrderedHash {
 
   /** Forget an unfinished hash (the transfer was aborted). */
   drop(): void {
-    if (this.ended || !worker) return;
+    if (this.ended) return;
     this.ended = true;
-    worker.postMessage({ op: 'drop', id: this.id });
+    openHashes.delete(this.id);
+    // a later worker never had this hash
+    if (worker && this.gen === generation) worker.postMessage({ op: 'drop', id: this.id });
   }
 }
