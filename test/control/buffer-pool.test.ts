@@ -3,6 +3,8 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { BufferPool } from '../../src/control/rpc/buffer-pool.js';
 
+const src = (f: string) => JSON.stringify(fileURLToPath(new URL(`../../src/control/${f}`, import.meta.url)));
+
 describe('attachment buffer pool', () => {
   it('hands back exactly n bytes, and reuses the memory of a given-back buffer', () => {
     const pool = new BufferPool(1 << 20, 1024);
@@ -63,6 +65,21 @@ describe('attachment buffer pool', () => {
 
   it('lends shared memory, which the hashing thread reads without a copy', () => {
     expect(new BufferPool().take(10).buffer).toBeInstanceOf(SharedArrayBuffer);
+  });
+
+  it('a slab its borrower lost (never given back) frees its share of the bound once collected', () => {
+    const script = `const { BufferPool } = await import(${src('rpc/buffer-pool.ts')});
+const pool = new BufferPool(1 << 20, 1 << 20);
+(() => { pool.take(1000); })();
+const before = pool.bytesShared;
+for (let i = 0; i < 20 && pool.bytesShared > 0; i++) { gc(); await new Promise((r) => setTimeout(r, 10)); }
+process.stdout.write(JSON.stringify([before, pool.bytesShared, pool.take(1000).buffer instanceof SharedArrayBuffer]));`;
+    const out = execFileSync(
+      process.execPath,
+      ['--expose-gc', '--import', 'tsx', '--input-type=module', '-e', script],
+      { encoding: 'utf8' },
+    );
+    expect(JSON.parse(out)).toEqual([1 << 20, 0, true]);
   });
 
   // Review 2026-12-03: the pool full of 4 MiB slabs, a 384 MiB upload in 2 MiB chunks grew the
