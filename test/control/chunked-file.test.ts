@@ -6,7 +6,7 @@ import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promi
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BufferPool } from '../../src/control/rpc/buffer-pool.js';
 import { ChunkedTransfer } from '../../src/control/transfer/chunked-file.js';
-import { OrderedHash } from '../../src/control/transfer/hash-worker.js';
+import { OrderedHash, stopHashWorker } from '../../src/control/transfer/hash-worker.js';
 import { mainThreadCpu, tempDir } from './helpers.js';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -72,17 +72,34 @@ describe('chunked transfer to a temp file', () => {
     const part = new BufferPool().take(data.length);
     data.copy(part);
     const x = await ChunkedTransfer.open(t.dir, data.length, sha(data));
-    let hashedFirst = false;
+    let busyHashed = false;
+    void queued.then(() => {
+      busyHashed = true;
+    });
+    // whether the busy hash (queued before this chunk's) had ended when the chunk came back
+    let releasedAfterHash: boolean | undefined;
     await x.write(0, part, (b) => {
+      releasedAfterHash = busyHashed;
       b.fill(0); // as the pool's next read would
     });
-    void queued.then(() => {
-      hashedFirst = true;
-    });
     await x.commit(join(t.dir, 'out.img'), { replace: false });
-    expect(hashedFirst).toBe(true);
+    expect(releasedAfterHash).toBe(true);
     expect(readFileSync(join(t.dir, 'out.img')).equals(data)).toBe(true);
     busy.drop();
+  });
+
+  it('a hashing thread lost mid-transfer fails the transfer as such, and keeps nothing', async () => {
+    const data = randomBytes(2 << 20);
+    const x = await ChunkedTransfer.open(t.dir, data.length, sha(data));
+    await x.write(0, data.subarray(0, 1 << 20));
+    await stopHashWorker();
+    const failure = x
+      .write(1 << 20, data.subarray(1 << 20))
+      .then(() => x.commit(join(t.dir, 'out.img'), { replace: false }));
+    await expect(failure).rejects.toThrow(
+      /: hashing failed: sha256 worker (stopped|: restarted in the middle of this transfer); transfer aborted, nothing kept$/,
+    );
+    expect(readdirSync(t.dir)).toEqual([]);
   });
 
   it('runs the inspection beside the fsync and installs nothing when it refuses', async () => {

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { fsyncDir } from '../../util/atomic-file.js';
 import { errnoName, RpcCode, RpcError } from '../../util/errors.js';
-import { OrderedHash } from './hash-worker.js';
+import { HashError, OrderedHash } from './hash-worker.js';
 
 /**
  * Chunked receive shared by image upload and host update: a temp file beside the destination (same
@@ -262,15 +262,16 @@ export class ChunkedTransfer {
     await this.fh.close().catch(() => undefined);
   }
 
-  /** Disk full or any I/O error: remove the partial file and say so plainly. */
+  /** Disk full, any I/O error or a lost hashing thread: remove the partial file and say so plainly. */
   private async guard(io: () => Promise<unknown>): Promise<void> {
     try {
       await io();
     } catch (err) {
       const why = errnoName(err) === 'ENOSPC' ? 'disk full (ENOSPC)' : errnoName(err);
+      const what = err instanceof HashError ? 'hashing failed' : 'write failed';
       const failed = new RpcError(
         RpcCode.internal,
-        `${this.tmpPath}: write failed: ${why}; transfer aborted, nothing kept`,
+        `${this.tmpPath}: ${what}: ${why}; transfer aborted, nothing kept`,
       );
       // recorded before the discard ends: a call arriving meanwhile reports this, not "finished"
       this.failure ??= failed;

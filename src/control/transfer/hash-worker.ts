@@ -37,6 +37,11 @@ parentPort.on('message', (m) => {
   }
 });`;
 
+/** The hashing thread failed (not the data): a transfer reports it as such, not as a write error. */
+export class HashError extends KvmuxError {
+  override name = 'HashError';
+}
+
 interface Waiter {
   resolve(digest: string | undefined): void;
   reject(err: Error): void;
@@ -73,10 +78,10 @@ function start(): Worker {
     waiter?.resolve(m.digest);
   });
   w.on('error', (err) => {
-    if (worker === w) failAll(new KvmuxError(`sha256 worker failed: ${err.message}`, { cause: err }));
+    if (worker === w) failAll(new HashError(`sha256 worker failed: ${err.message}`, { cause: err }));
   });
   w.on('exit', (code) => {
-    if (worker === w) failAll(new KvmuxError(`sha256 worker exited (code ${code})`));
+    if (worker === w) failAll(new HashError(`sha256 worker exited (code ${code})`));
   });
   return w;
 }
@@ -96,7 +101,7 @@ function post(msg: Record<string, unknown>, gen: number): Promise<string | undef
       worker.ref();
     } catch (err) {
       // cannot start a thread (out of memory, thread limit): this transfer fails, not the service
-      reject(new KvmuxError(`sha256 worker: ${(err as Error).message}`, { cause: err }));
+      reject(new HashError(`sha256 worker: ${(err as Error).message}`, { cause: err }));
     }
   });
 }
@@ -105,7 +110,7 @@ function post(msg: Record<string, unknown>, gen: number): Promise<string | undef
 export async function stopHashWorker(): Promise<void> {
   const w = worker;
   if (!w) return;
-  failAll(new KvmuxError('sha256 worker stopped'));
+  failAll(new HashError('sha256 worker stopped'));
   await w.terminate();
 }
 
@@ -143,7 +148,7 @@ export class OrderedHash {
     this.ended = true;
     openHashes.delete(this.id);
     const d = await post({ op: 'digest', id: this.id }, this.gen);
-    if (d === undefined) throw new KvmuxError('sha256 worker gave no digest');
+    if (d === undefined) throw new HashError('sha256 worker gave no digest');
     return d;
   }
 
