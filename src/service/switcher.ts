@@ -69,7 +69,6 @@ export class Switcher extends EventEmitter<{
   private budgetTimer: NodeJS.Timeout | undefined;
   /** The priority watch's current period, and the loop utilisation it last read. */
   private watchEvery = 0;
-  private watchLast: EventLoopUtilization | null = null;
   /** The display startAll shows first, until a switch makes one active. */
   private shownFirst: string | null = null;
 
@@ -98,19 +97,19 @@ export class Switcher extends EventEmitter<{
       if (sp.followsInputLoad) sp.inputLoad(performance.eventLoopUtilization(now, last).utilization);
       this.watchPriority(sp, now);
     }, this.watchEvery).unref();
-    this.watchLast = last;
   }
 
   /**
    * Bulk work (a transfer's chunk) is starting on the input thread: check its load within
-   * INPUT_LOAD_EVERY_MS rather than at the next once-a-second check. Cheap when already fast.
+   * INPUT_LOAD_EVERY_MS rather than at the next once-a-second check, measured from now (the quiet
+   * time before the hint, up to a second, would dilute a busy quarter second below the threshold).
+   * Cheap when already fast.
    */
   busyHint(): void {
     const sp = this.opts.shownPriority;
-    if (!sp?.followsInputLoad || this.stopped || this.watchEvery <= INPUT_LOAD_EVERY_MS || !this.watchLast)
-      return;
+    if (!sp?.followsInputLoad || this.stopped || this.watchEvery <= INPUT_LOAD_EVERY_MS) return;
     clearTimeout(this.budgetTimer);
-    this.watchPriority(sp, this.watchLast, INPUT_LOAD_EVERY_MS);
+    this.watchPriority(sp, performance.eventLoopUtilization(), INPUT_LOAD_EVERY_MS);
   }
 
   get entries(): readonly DisplayEntry[] {

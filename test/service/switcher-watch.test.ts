@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { configSchema } from '../../src/config/schema.js';
 import { INPUT_LOAD_EVERY_MS, type ShownPriority } from '../../src/service/shown-priority.js';
@@ -10,16 +11,17 @@ import { Switcher } from '../../src/service/switcher.js';
  */
 function recording(fast: { value: boolean }) {
   const calls: number[] = [];
+  const loads: number[] = [];
   const sp = {
     followsInputLoad: true,
     get wantsFastChecks() {
       return fast.value;
     },
     watch: (now: number) => void calls.push(now),
-    inputLoad: () => undefined,
+    inputLoad: (load: number) => void loads.push(load),
     show: () => undefined,
   } as unknown as ShownPriority;
-  return { sp, calls };
+  return { sp, calls, loads };
 }
 
 const config = configSchema.parse({
@@ -64,6 +66,21 @@ describe('the switcher priority watch', () => {
     expect(calls).toHaveLength(10);
     vi.advanceTimersByTime(1);
     expect(calls).toHaveLength(11);
+  });
+
+  it('measures the load after a hint from the hint on, not diluted by the quiet time before it', async () => {
+    const { sp, loads } = recording({ value: false });
+    const s = new Switcher({ config, shownPriority: sp });
+    switchers.push(s);
+    // real idle time since the window began (timers/promises is not faked)
+    await sleep(300);
+    s.busyHint();
+    // a chunk's work: 30 ms of the input thread, then the quarter second ends
+    for (const end = performance.now() + 30; performance.now() < end; );
+    vi.advanceTimersByTime(INPUT_LOAD_EVERY_MS);
+    expect(loads).toHaveLength(1);
+    // ~1 from the hint on; measured from the window's start it was ~30 / 330 ≈ 0.09
+    expect(loads[0]).toBeGreaterThan(0.5);
   });
 
   it('takes no hint when the shown server does not share the input CPU', () => {
