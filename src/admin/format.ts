@@ -265,7 +265,9 @@ export function wrapHints(text: string, width: number, maxLines = 3): string[] {
   if (lines.length > maxLines) {
     const last = lines[maxLines - 1]!;
     while (last.length > 1 && `${last.join('  ')}  …`.length > room) last.pop();
-    last.push('…');
+    const shown = `${last.join('  ')}  …`;
+    // a lone hint too wide for it is cut to make room for the "…"
+    lines[maxLines - 1] = [shown.length <= room ? shown : `${last.join('  ').slice(0, room - 1)}…`];
   }
   return lines.slice(0, maxLines).map((l) => ` ${l.join('  ').slice(0, room)}`);
 }

@@ -156,5 +156,8 @@ describe('wrapHints', () => {
     expect(vms.startsWith(shown)).toBe(true);
     expect(wrapHints(vms, 200, 3).join('')).not.toContain('…');
     expect(wrapHints('a-very-long-hint-without-spaces', 10)).toEqual([' a-very-lo']);
+    // the last line holds one hint too wide for it and "…": the hint is cut, the "…" stays
+    expect(wrapHints('aaaaaaaaaa  bbbbbbbbbb  cccc', 8, 2)).toEqual([' aaaaaaa', ' bbbbbb…']);
+    expect(wrapHints('aa  bb', 2, 1)).toEqual([' …']);
   });
 });
