@@ -106,6 +106,7 @@ export class ShownPriority {
     if (!cur || !this.io.joinInputCpu) return;
     const spread = this.spread ? load >= INPUT_QUIET : load > INPUT_BUSY;
     if (spread === this.spread) return;
+    if (this.forgetIfGone(cur)) return;
     const failed = this.io.joinInputCpu(cur.pid, !spread);
     if (failed) return;
     this.spread = spread;
@@ -150,6 +151,10 @@ export class ShownPriority {
     const started = this.sample && cur && same(this.sample.ref, cur) ? this.sample : null;
     // within the window: nothing to read yet (the checks come faster while the input thread is busy)
     if (started && nowMs - started.atMs < BUDGET_WINDOW_MS) return;
+    if (cur && this.forgetIfGone(cur)) {
+      this.sample = null;
+      return;
+    }
     const cpu = cur && this.io.cpuMs && this.rtPriority > 0 ? this.io.cpuMs(cur.pid) : null;
     if (!cur || cpu === null) {
       this.sample = null;
@@ -172,6 +177,17 @@ export class ShownPriority {
       { pid: cur.pid, cpuShare: Number(share.toFixed(2)), coolDownMs: COOL_DOWN_MS },
       'X server on screen over its real-time CPU budget (a client floods it): normal priority for a while',
     );
+  }
+
+  /**
+   * The raised server has gone (kvmux has not heard yet): forget it, true. Its pid may be another
+   * process by now, whose CPU time is not the server's and whose CPUs and priority are not ours.
+   */
+  private forgetIfGone(cur: ProcessRef): boolean {
+    if (this.io.isAlive(cur)) return false;
+    this.raised = null;
+    this.spread = false;
+    return true;
   }
 
   private raise(server: ProcessRef): void {

@@ -122,15 +122,27 @@ describe('ShownPriority: the X server on screen is raised, no other', () => {
     expect(p.raised()).toEqual(['200@1']);
   });
 
-  it('never touches the pid of a server that has gone (a reused pid is another process)', () => {
+  it.each([
+    ['a load check first', 'load'],
+    ['a budget check first', 'budget'],
+  ])('never touches the pid of a server that has gone (a reused pid is another process): %s', (_, first) => {
     const p = new FakeProcs();
     p.spawn(a);
-    const s = new ShownPriority(p.io, 1, silentLogger);
+    const cpu = new Map<number, number>([[100, 0]]);
+    const s = new ShownPriority({ ...p.io, cpuMs: (pid) => cpu.get(pid) ?? null }, 1, silentLogger);
     s.show(a);
+    s.watch(0);
     p.die(a);
     const reused = { pid: 100, startTime: 9 }; // same pid, another process, made RT by someone else
     p.spawn(reused);
     p.prio.set('100@9', 50);
+    // before kvmux learns of the death: a busy input thread and a budget check (the new process
+    // floods a CPU) must neither move nor lower it, whichever comes first
+    cpu.set(100, 950);
+    const checks = [() => s.inputLoad(0.5), () => s.watch(1000)];
+    if (first === 'budget') checks.reverse();
+    for (const check of checks) check();
+    s.inputLoad(0);
     p.spawn(b);
     s.show(b);
     expect(p.prio.get('100@9')).toBe(50);
