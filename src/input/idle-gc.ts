@@ -10,6 +10,8 @@ export interface IdleGcOptions {
   /** V8's gc() (node --expose-gc); without it IdleGc does nothing. */
   gc?: GcFn | undefined;
   now?: () => number;
+  /** How full the young generation is, 0..1 (default: V8's heap statistics). */
+  fill?: () => number;
 }
 
 /**
@@ -24,6 +26,7 @@ export class IdleGc {
   private readonly minFill: number;
   private readonly gc: GcFn | undefined;
   private readonly now: () => number;
+  private readonly fill: () => number;
   private lastInput = 0;
   private timer: NodeJS.Timeout | undefined;
   /** Minor GCs run so far (for tests and `service.status`). */
@@ -36,6 +39,7 @@ export class IdleGc {
     this.minFill = opts.minFill ?? 0.25;
     this.gc = 'gc' in opts ? opts.gc : (globalThis as { gc?: GcFn }).gc;
     this.now = opts.now ?? (() => performance.now());
+    this.fill = opts.fill ?? youngFill;
   }
 
   get available(): boolean {
@@ -66,7 +70,7 @@ export class IdleGc {
       return;
     }
     this.timer = undefined;
-    if (youngFill() < this.minFill) {
+    if (this.fill() < this.minFill) {
       this.skipped++;
       return;
     }

@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { IdleGc } from '../../src/input/idle-gc.js';
 
 /** A real V8 in a child process: the young generation filled, then input goes quiet. */
 const root = join(import.meta.dirname, '../..');
@@ -13,6 +14,35 @@ function run(mode: string, flags = ['--expose-gc', '--max-semi-space-size=2']) {
   });
   return JSON.parse(out);
 }
+
+describe('IdleGc decisions (fake clock and fill)', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('collects once a quiet spell finds the young generation past minFill, skips it when not', () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+    let fill = 0.6;
+    const calls: string[] = [];
+    const idle = new IdleGc({ gc: (o) => void calls.push(o.type), fill: () => fill });
+    idle.poke();
+    vi.advanceTimersByTime(30);
+    idle.poke(); // still typing: the spell starts again
+    vi.advanceTimersByTime(49);
+    expect(calls).toEqual([]);
+    vi.advanceTimersByTime(1);
+    expect(calls).toEqual(['minor']);
+    expect([idle.runs, idle.skipped]).toEqual([1, 0]);
+    fill = 0.1; // V8 scavenged on its own meanwhile
+    idle.poke();
+    vi.advanceTimersByTime(50);
+    expect(calls).toEqual(['minor']);
+    expect([idle.runs, idle.skipped]).toEqual([1, 1]);
+    vi.advanceTimersByTime(10_000); // no input, no timer: nothing more
+    expect([idle.runs, idle.skipped]).toEqual([1, 1]);
+    idle.close();
+  });
+});
 
 describe('idle-time young-generation GC', () => {
   it('collects a half-full young generation once input has been quiet for 50 ms', () => {
