@@ -95,14 +95,19 @@ export function setProcessScheduling(pid: number, rtPriority: number): string | 
   const policy = (rtPriority > 0 ? SCHED_RR : SCHED_OTHER) | SCHED_RESET_ON_FORK;
   const failed = trySetScheduler(policy, rtPriority, pid);
   if (failed) return failed;
-  const cpu = inputCpu();
-  if (rtPriority > 0) {
-    if (cpu !== null) setProcessAffinity(pid, [cpu]);
-  } else {
-    const all = allCpus() ?? getAffinity();
-    if (all) setProcessAffinity(pid, all);
-  }
+  const cpus = cpusFor(rtPriority > 0);
+  if (cpus) setProcessAffinity(pid, cpus);
   return undefined;
+}
+
+/**
+ * Where a process goes: joined, the input thread's CPU (none when nothing is pinned); else kvmux's
+ * CPUs before the pin, or its current ones when it pins nothing.
+ */
+function cpusFor(join: boolean): readonly number[] | null {
+  const cpu = inputCpu();
+  if (join) return cpu === null ? null : [cpu];
+  return allCpus() ?? getAffinity();
 }
 
 /**
@@ -110,10 +115,8 @@ export function setProcessScheduling(pid: number, rtPriority: number): string | 
  * nothing to do (undefined) when the input thread is not pinned. The errno name if refused.
  */
 export function joinInputCpu(pid: number, join: boolean): string | undefined {
-  const cpu = inputCpu();
-  const all = allCpus();
-  if (cpu === null || !all) return undefined;
-  return setProcessAffinity(pid, join ? [cpu] : all);
+  const cpus = inputCpu() === null ? null : cpusFor(join);
+  return cpus ? setProcessAffinity(pid, cpus) : undefined;
 }
 
 function trySetScheduler(policy: number, priority: number, pid = 0): string | undefined {

@@ -15,7 +15,9 @@ if (cpus < 2) console.warn('SKIP affinity: one CPU, nothing to pin');
 const SCRIPT = `
 import { spawn, spawnSync } from 'node:child_process';
 import { Worker } from 'node:worker_threads';
+import { readFileSync } from 'node:fs';
 import { pinInputThread, startUnpinned } from '${root}/src/util/affinity.ts';
+import { joinInputCpu, setProcessScheduling } from '${root}/src/util/priority.ts';
 const allowed = (text) => /^Cpus_allowed_list:\\s*(\\S+)/m.exec(text)[1];
 const inWorker = (start) => new Promise((res) => {
   const w = start(() => new Worker("Promise.all([import('node:fs'), import('node:worker_threads')]).then(([fs, wt]) => wt.parentPort.postMessage(fs.readFileSync('/proc/thread-self/status', 'utf8')))", { eval: true }));
@@ -31,11 +33,24 @@ const out = {
   workerUnpinned: await inWorker(startUnpinned),
   workerPlain: await inWorker((f) => f()),
 };
+// another process (an X server's stand-in): joined, spread, raised and lowered
+const other = spawn('sleep', ['30']);
+await new Promise((res) => other.once('spawn', res));
+const cpusOf = () => allowed(readFileSync('/proc/' + other.pid + '/status', 'utf8'));
+const moves = [];
+const step = (what, result) => moves.push([what, result ?? null, cpusOf()]);
+step('start');
+step('join', joinInputCpu(other.pid, true));
+step('spread', joinInputCpu(other.pid, false));
+step('raise', setProcessScheduling(other.pid, 1));
+step('lower', setProcessScheduling(other.pid, 0));
+other.kill();
+out.moves = moves;
 process.stdout.write(JSON.stringify(out));
 `;
 
 describe.skipIf(cpus < 2)('the input thread CPU pin', () => {
-  it('pins the main thread only: children and startUnpinned workers keep every CPU', () => {
+  it('pins the main thread only: children and startUnpinned workers keep every CPU; a shown X server joins it', () => {
     const out = JSON.parse(
       execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', SCRIPT], {
         cwd: root,
@@ -53,6 +68,14 @@ describe.skipIf(cpus < 2)('the input thread CPU pin', () => {
       // the premise: a thread or a synchronous spawn inherits the creator's pin
       syncChildPlain: last,
       workerPlain: last,
+      moves: [
+        ['start', null, all],
+        ['join', null, last],
+        ['spread', null, all],
+        // raised is joined, lowered gets every CPU back (root may make it real-time here)
+        ['raise', null, last],
+        ['lower', null, all],
+      ],
     });
   });
 });
