@@ -92,7 +92,7 @@ function post(msg: Record<string, unknown>, gen: number): Promise<string | undef
     try {
       // checked before starting one: a hash whose worker is gone fails without a new thread
       if (gen !== 0 && (worker === null || gen !== generation))
-        throw new Error('restarted in the middle of this transfer');
+        throw new Error('ended during this transfer (its hash went with it)');
       worker ??= start();
       const s = ++seq;
       worker.postMessage({ ...msg, seq: s });
