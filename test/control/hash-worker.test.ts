@@ -56,7 +56,9 @@ describe('sha256 on the hashing thread', () => {
     const h = new OrderedHash();
     await h.update(Buffer.from('first half'));
     await stopHashWorker();
-    await expect(h.update(Buffer.from('second half'))).rejects.toThrow(/sha256 worker: ended during this transfer/);
+    await expect(h.update(Buffer.from('second half'))).rejects.toThrow(
+      /sha256 worker: ended during this transfer/,
+    );
     await expect(h.digest()).rejects.toThrow(/sha256 worker: ended during this transfer/);
     // and no new thread was started for it (one started, then refused, kept the process alive)
     expect(hashWorkerRunning()).toBe(false);
