@@ -3,11 +3,14 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { attachmentPool } from '../../src/control/rpc/buffer-pool.js';
 import { connectSocket, type RpcClient } from '../../src/control/rpc/client.js';
+import { binaryHeader } from '../../src/control/rpc/framing.js';
 import type { ControlServer } from '../../src/control/rpc/server.js';
 import { sendFile } from '../../src/control/transfer/transfer-client.js';
 import { imageUploadMethods } from '../../src/control/transfer/upload.js';
-import { codeOf, startServer, tempDir, until } from './helpers.js';
+import { RpcError } from '../../src/util/errors.js';
+import { codeOf, LinePeer, startServer, tempDir, until } from './helpers.js';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
@@ -121,6 +124,56 @@ describe('image upload over the local socket', () => {
     ).toMatch(/base64/);
     expect((await codeOf(client.call('image.upload.commit', { uploadId })))[1]).toMatch(/incomplete/);
     expect(readdirSync(images)).toEqual([]);
+  });
+
+  it('gives every refused or unread attachment back to the pool: a peer cannot use up its shared memory', async () => {
+    const data = randomBytes(4 << 20);
+    const { uploadId } = await client.call<{ uploadId: string }>('image.upload.begin', {
+      name: 'pool.img',
+      size: data.length,
+      sha256: sha(data),
+    });
+    attachmentPool.clear(); // nothing free: each refusal below that kept its slab would need a new one
+    const shared0 = attachmentPool.bytesShared;
+    const part = data.subarray(0, 2 << 20);
+    const chunk = (params: object) => client.callBinary('image.upload.chunk', { uploadId, ...params }, part);
+    const raw = await LinePeer.connect(sock);
+    const refusals: [string, () => Promise<unknown>][] = [
+      ['no such method', () => client.callBinary('no.such.method', {}, part)],
+      ['a method that reads no attachment', () => client.callBinary('vm.list', {}, part)],
+      ['bad offset (refused by the transfer)', () => chunk({ offset: 5 })],
+      ['data and an attachment', () => chunk({ offset: 0, data: 'AAAA' })],
+      ['unknown transfer', () => chunk({ uploadId: '0'.repeat(32), offset: 0 })],
+      [
+        'not JSON',
+        async () => {
+          raw.send(Buffer.concat([Buffer.from(binaryHeader(part.length)), part, Buffer.from('{oops\n')]));
+          expect((await raw.next()).error?.code).toBe(-32700);
+        },
+      ],
+    ];
+    for (let round = 0; round < 3; round++) {
+      for (const [what, call] of refusals) {
+        // refused as such (a test mistake throws something else)
+        await call().catch((e: unknown) => {
+          if (!(e instanceof RpcError)) throw e;
+        });
+        // one slab in all, and it is free again
+        expect(attachmentPool.bytesShared - shared0, what).toBe(attachmentPool.slabBytes);
+        expect(attachmentPool.bytesFree, what).toBe(attachmentPool.slabBytes);
+      }
+    }
+    raw.close();
+    // the transfer is still usable, and a taken chunk is given back once written and hashed
+    await client.callBinary('image.upload.chunk', { uploadId, offset: 0 }, part);
+    await client.callBinary(
+      'image.upload.chunk',
+      { uploadId, offset: part.length },
+      data.subarray(part.length),
+    );
+    await client.call('image.upload.commit', { uploadId });
+    expect(readFileSync(join(images, 'pool.img')).equals(data)).toBe(true);
+    expect(attachmentPool.bytesFree).toBe(attachmentPool.bytesShared);
   });
 
   it('never overwrites an existing image unless asked to', async () => {

@@ -124,8 +124,13 @@ export class Connection {
   private onData(chunk: Buffer): void {
     this.spendBytes(chunk.length);
     for (const ev of this.splitter.push(chunk)) {
-      if (this.takeToken()) this.queue.push(ev);
-      else if (ev.type === 'line' && ev.line.length <= LIMITED_PARSE_BYTES)
+      if (this.takeToken()) {
+        this.queue.push(ev);
+        continue;
+      }
+      // over the rate: its attachment is never read
+      if (ev.type === 'line' && ev.binary) attachmentPool.give(ev.binary);
+      if (ev.type === 'line' && ev.line.length <= LIMITED_PARSE_BYTES)
         this.queue.push({ type: 'limited', line: ev.line });
     }
     if (this.queue.length >= HIGH_WATER) this.stream.pause();
@@ -245,6 +250,22 @@ export class Connection {
 
   /** A line within the rate (the token was taken on arrival). */
   private async respond(line: Buffer, binary?: Buffer): Promise<RpcResponse | null> {
+    const req = this.request(line);
+    if (!('method' in req)) {
+      if (binary) attachmentPool.give(binary);
+      return req;
+    }
+    const answer = this.answer(req, binary);
+    if (!this.core.methods.get(req.method)?.background) return answer;
+    // out of order: the pump goes on with the next line, the answer is sent once the job ends
+    void answer.then((resp) => {
+      if (resp) this.send(resp);
+    });
+    return null;
+  }
+
+  /** The request on `line`, or the error response when it is not one. */
+  private request(line: Buffer): RpcRequest | RpcResponse {
     const { maxDepth } = this.core.limits;
     if (jsonDepth(line, maxDepth) > maxDepth) {
       return errorResponse(null, invalidRequest(`JSON nested deeper than ${maxDepth} levels`));
@@ -260,27 +281,27 @@ export class Connection {
     }
     const env = requestSchema.safeParse(raw);
     if (!env.success) return errorResponse(salvageId(raw), invalidRequest(describeIssues(env.error)));
-    const req = env.data;
-    const answer = this.answer(req, binary);
-    if (!this.core.methods.get(req.method)?.background) return answer;
-    // out of order: the pump goes on with the next line, the answer is sent once the job ends
-    void answer.then((resp) => {
-      if (resp) this.send(resp);
-    });
-    return null;
+    return env.data;
   }
 
   private async answer(req: RpcRequest, binary?: Buffer): Promise<RpcResponse | null> {
-    const outcome = await this.execute(req, binary).then(
+    let claimed = false;
+    const claimBinary = () => {
+      claimed = true;
+    };
+    const ctx = binary ? { ...this.ctx, binary, claimBinary } : this.ctx;
+    const outcome = await this.execute(req, ctx).then(
       (result) => ({ ok: true as const, result }),
       (err: unknown) => ({ ok: false as const, error: this.toRpcError(req, err) }),
     );
+    // refused, failed or never read: the attachment's slab goes back to the pool for the next one
+    if (binary && !claimed) attachmentPool.give(binary);
     this.auditCall(req, outcome.ok ? null : outcome.error);
     if (req.id === undefined) return null;
     return outcome.ok ? okResponse(req.id, outcome.result) : errorResponse(req.id, outcome.error);
   }
 
-  private async execute(req: RpcRequest, binary?: Buffer): Promise<unknown> {
+  private async execute(req: RpcRequest, ctx: CallContext): Promise<unknown> {
     const guest = this.caller.kind === 'guest';
     if (req.method === 'auth.login') return this.login(req.params);
     if (req.method === 'auth.logout') return this.logout();
@@ -294,7 +315,7 @@ export class Connection {
     const params = parseParams(method, req.params);
     if (this.caller.kind === 'guest') await this.authorize(this.caller.vm, req, params);
     if (method.bulk) this.core.onBulk?.();
-    return method.handler(params, binary ? { ...this.ctx, binary } : this.ctx);
+    return method.handler(params, ctx);
   }
 
   /** Guest channels only: the local root socket is not rate-limited. */

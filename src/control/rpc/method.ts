@@ -12,6 +12,11 @@ export interface CallContext {
   /** Raw bytes sent with this request (`#bin N` framing), if any. */
   readonly binary?: Buffer;
   /**
+   * The handler keeps `binary` past the call and gives it back to the attachment pool itself (an
+   * upload chunk on its way to disk). Unclaimed, the connection gives it back once the call ends.
+   */
+  claimBinary?(): void;
+  /**
    * Run `fn` once when the caller's session ends: logout, idle expiry or channel close (a guest),
    * channel close (the local socket). Transfers hold space only while their session lives.
    */

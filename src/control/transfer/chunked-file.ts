@@ -101,22 +101,15 @@ export class ChunkedTransfer {
    * Queue the chunk's hash (in arrival order) and its positional write, and return: the reply goes
    * out while the disk and the hashing thread work. Only a full window (WRITE_WINDOW chunks queued)
    * waits, which is the memory bound. A failure surfaces on the next call or at commit. `release`
-   * gets `data` back once both are done with it (a pooled buffer may then be reused).
+   * gets `data` back exactly once: when both are done with it (a pooled buffer may then be
+   * reused), or at once when the chunk is refused.
    */
   async write(offset: number, data: Buffer, release?: (data: Buffer) => void): Promise<void> {
-    await this.throwIfFailed();
-    if (this.done) throw new RpcError(RpcCode.notFound, `${this.tmpPath}: transfer already finished`);
-    if (offset !== this.received) {
-      throw new RpcError(
-        RpcCode.invalidParams,
-        `invalid params: offset: expected ${this.received}, got ${offset}`,
-      );
-    }
-    if (this.received + data.length > this.size) {
-      throw new RpcError(
-        RpcCode.invalidParams,
-        `invalid params: data: would exceed the declared size ${this.size}`,
-      );
+    try {
+      await this.check(offset, data.length);
+    } catch (err) {
+      release?.(data);
+      throw err;
     }
     this.received += data.length;
     const hashed = this.hash.update(data);
@@ -127,6 +120,24 @@ export class ChunkedTransfer {
     this.startWriteback(data.length);
     while (this.writing.size >= WRITE_WINDOW) await Promise.race(this.writing);
     await this.throwIfFailed();
+  }
+
+  /** The next chunk may be written: the transfer open, nothing failed, `offset` and size right. */
+  private async check(offset: number, length: number): Promise<void> {
+    await this.throwIfFailed();
+    if (this.done) throw new RpcError(RpcCode.notFound, `${this.tmpPath}: transfer already finished`);
+    if (offset !== this.received) {
+      throw new RpcError(
+        RpcCode.invalidParams,
+        `invalid params: offset: expected ${this.received}, got ${offset}`,
+      );
+    }
+    if (this.received + length > this.size) {
+      throw new RpcError(
+        RpcCode.invalidParams,
+        `invalid params: data: would exceed the declared size ${this.size}`,
+      );
+    }
   }
 
   private async writeAt(offset: number, data: Buffer): Promise<void> {

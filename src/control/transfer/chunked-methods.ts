@@ -136,15 +136,18 @@ export function chunkedMethods<B extends z.ZodType, M>(f: ChunkedFlavor<B, M>): 
       async handler(p, ctx) {
         const table = tableOf(ctx);
         const t = find(ctx, p.uploadId);
-        touch(table, p.uploadId);
+        const bytes = chunkBytes(p.data, ctx);
+        // an attachment's buffer is the transfer's now: back to the pool once on its way to disk
+        if (ctx.binary) ctx.claimBinary?.();
         try {
-          // an attachment's buffer goes back to the connections' pool once it is on its way to disk
-          await t.transfer.write(p.offset, chunkBytes(p.data, ctx), ctx.binary && giveAttachment);
+          await t.transfer.write(p.offset, bytes, ctx.binary && giveAttachment);
         } catch (err) {
           // an I/O failure already removed the temp file; a bad offset leaves the transfer usable
           if (t.transfer.finished) await end(table, p.uploadId);
           throw err;
         }
+        // only a chunk taken keeps the transfer from its idle end (refused ones could forever)
+        touch(table, p.uploadId);
         return { received: t.transfer.bytesReceived };
       },
     }),
