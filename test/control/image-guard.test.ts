@@ -279,6 +279,19 @@ describe('image uploads from a hostile guest', () => {
     expect((await codeOf(g.call('image.upload.chunk', { uploadId, offset: 1 << 20, data: '' })))[0]).toBe(
       -32004,
     );
+    // refused chunks do not keep a transfer from its idle end (nor its reservation)
+    const held = await g.call<{ uploadId: string }>('image.upload.begin', {
+      name: 'held.img',
+      size: 1 << 20,
+      sha256: sha(data),
+    });
+    const since = Date.now();
+    while (ledger.count > 0 && Date.now() - since < 3000) {
+      const [code] = await codeOf(g.call('image.upload.chunk', { ...held, offset: 5, data: '' }));
+      if (ledger.count > 0) expect(code).toBe(-32602);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(ledger.count).toBe(0);
 
     defaults['transferIdleSeconds'] = 300;
     await g.call('image.upload.begin', { name: 'out.img', size: 1 << 20, sha256: sha(data) });
