@@ -3,6 +3,8 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { coreMethods } from '../../src/control/core-methods.js';
 import { attachGuestChannel, type GuestChannel } from '../../src/control/guest-channel.js';
+import { attachmentPool } from '../../src/control/rpc/buffer-pool.js';
+import { binaryHeader } from '../../src/control/rpc/framing.js';
 import type { ControlServer } from '../../src/control/rpc/server.js';
 import { fakeQemuChardev, type LinePeer, PASSWORD, startServer, tempDir } from './helpers.js';
 
@@ -184,6 +186,25 @@ describe('guest channel', () => {
     expect(replies).toHaveLength(30);
     expect(replies.every((r) => r.error?.code === -32700)).toBe(true);
     expect((await peer.call('vm.list', {}, 'late')).error).toMatchObject({ code: -32029 });
+  });
+
+  it('gives back the attachments of lines beyond the rate limit (they are never read)', async () => {
+    const { peer } = await guest('alpha');
+    peer.send('not json\n'.repeat(30)); // the burst used up
+    for (let i = 0; i < 30; i++) await peer.next();
+    attachmentPool.clear();
+    const shared0 = attachmentPool.bytesShared;
+    for (let i = 0; i < 20; i++) {
+      peer.send(
+        Buffer.concat([Buffer.from(binaryHeader(100 << 10)), Buffer.alloc(100 << 10, i), Buffer.from('x\n')]),
+      );
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    await new Promise((r) => setTimeout(r, 100));
+    expect(peer.pendingLines()).toBe(0); // over the rate: not one was answered (nor read)
+    // one slab, taken and given back 20 times
+    expect(attachmentPool.bytesShared - shared0).toBe(attachmentPool.slabBytes);
+    expect(attachmentPool.bytesFree).toBe(attachmentPool.slabBytes);
   });
 
   it('ends the session on auth.logout', async () => {
