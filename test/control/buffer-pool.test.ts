@@ -1,13 +1,13 @@
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { BufferPool } from '../../src/control/rpc/buffer-pool.js';
+import { BufferPool, PoolShare } from '../../src/control/rpc/buffer-pool.js';
 
 const src = (f: string) => JSON.stringify(fileURLToPath(new URL(`../../src/control/${f}`, import.meta.url)));
 
 describe('attachment buffer pool', () => {
   it('hands back exactly n bytes, and reuses the memory of a given-back buffer of any size', () => {
-    const pool = new BufferPool(1 << 20, 4096);
+    const pool = new BufferPool(1 << 20, 4096, { minSharedBytes: 0 });
     const a = pool.take(3000);
     expect(pool.bytesShared).toBe(4096);
     expect(a.length).toBe(3000);
@@ -24,7 +24,7 @@ describe('attachment buffer pool', () => {
   });
 
   it('takes a buffer back once only, and never one it did not lend', () => {
-    const pool = new BufferPool(1 << 20, 1024);
+    const pool = new BufferPool(1 << 20, 1024, { minSharedBytes: 0 });
     const a = pool.take(1024);
     pool.give(a);
     pool.give(a); // a second give would put one slab in the free list twice
@@ -38,7 +38,7 @@ describe('attachment buffer pool', () => {
   });
 
   it('never has more than maxSharedBytes of shared slabs: past it, private memory; clear frees the bound', () => {
-    const pool = new BufferPool(8192, 4096);
+    const pool = new BufferPool(8192, 4096, { minSharedBytes: 0 });
     const check = () => expect(pool.bytesShared).toBeLessThanOrEqual(8192);
     const a = pool.take(4096);
     const b = pool.take(1000);
@@ -66,7 +66,7 @@ describe('attachment buffer pool', () => {
   // Review 2026-12-03: with a size class each, 4 MiB slabs filling the bound left every 2 MiB
   // chunk to private memory (2.4 times slower)
   it('slabs given back after chunks of one size serve chunks of every other size', () => {
-    const pool = new BufferPool(16 << 20, 4 << 20);
+    const pool = new BufferPool(16 << 20, 4 << 20, { minSharedBytes: 0 });
     const big = [1, 2, 3, 4].map(() => pool.take(4 << 20));
     for (const b of big) pool.give(b);
     for (const n of [2 << 20, 1 << 20, 64 << 10, 3, 4 << 20]) {
@@ -77,14 +77,36 @@ describe('attachment buffer pool', () => {
     expect(pool.bytesShared).toBe(16 << 20);
   });
 
+  it('lends one connection at most its share of slabs: past it, private memory', () => {
+    const pool = new BufferPool(1 << 20, 4096, { minSharedBytes: 0 });
+    const mine = new PoolShare(2);
+    const theirs = new PoolShare(2);
+    const shared = (b: Buffer) => b.buffer instanceof SharedArrayBuffer;
+    const a = pool.take(100, mine);
+    const b = pool.take(100, mine);
+    expect([shared(a), shared(b), shared(pool.take(100, mine))]).toEqual([true, true, false]);
+    expect(mine.lent).toBe(2);
+    // another connection is not held back by this one
+    expect(shared(pool.take(100, theirs))).toBe(true);
+    pool.give(a);
+    pool.give(a); // once only
+    expect(mine.lent).toBe(1);
+    expect(shared(pool.take(100, mine))).toBe(true);
+    expect(mine.lent).toBe(2);
+  });
+
   it('lends shared memory, which the hashing thread reads without a copy', () => {
-    expect(new BufferPool().take(10).buffer).toBeInstanceOf(SharedArrayBuffer);
+    expect(new BufferPool().take(64 << 10).buffer).toBeInstanceOf(SharedArrayBuffer);
+    // under 64 KiB: private memory, its copy costs nothing and it holds no slab
+    expect(new BufferPool().take((64 << 10) - 1).buffer).not.toBeInstanceOf(SharedArrayBuffer);
   });
 
   it('a slab its borrower lost frees its share of the bound once collected; one let go by clear is counted once', () => {
     const script = `const { BufferPool } = await import(${src('rpc/buffer-pool.ts')});
-const pool = new BufferPool(1 << 20, 1 << 20);
-(() => { pool.take(1000); })();
+const { PoolShare } = await import(${src('rpc/buffer-pool.ts')});
+const pool = new BufferPool(1 << 20, 1 << 20, { minSharedBytes: 0 });
+const share = new PoolShare(1);
+(() => { pool.take(1000, share); })();
 const before = pool.bytesShared;
 for (let i = 0; i < 20 && pool.bytesShared > 0; i++) { gc(); await new Promise((r) => setTimeout(r, 10)); }
 const afterLost = pool.bytesShared;
@@ -98,7 +120,7 @@ pool.clear();
 for (let i = 0; i < 5; i++) { gc(); await new Promise((r) => setTimeout(r, 10)); }
 const afterClear = pool.bytesShared;
 const bound = [pool.take(1000), pool.take(1000)].map((b) => b.buffer instanceof SharedArrayBuffer);
-process.stdout.write(JSON.stringify([before, afterLost, againShared, afterClear, bound]));`;
+process.stdout.write(JSON.stringify([before, afterLost, againShared, afterClear, bound, share.lent]));`;
     const out = execFileSync(
       process.execPath,
       ['--expose-gc', '--import', 'tsx', '--input-type=module', '-e', script],
@@ -106,7 +128,7 @@ process.stdout.write(JSON.stringify([before, afterLost, againShared, afterClear,
     );
     // before the loss, after it, the next one shared again; after clear and gc 0, and the bound
     // (one slab) still holds: a second slab is private
-    expect(JSON.parse(out)).toEqual([1 << 20, 0, true, 0, [true, false]]);
+    expect(JSON.parse(out)).toEqual([1 << 20, 0, true, 0, [true, false], 0]);
   });
 
   // Review 2026-12-03: the pool full of 4 MiB slabs, a 384 MiB upload in 2 MiB chunks grew the

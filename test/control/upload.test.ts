@@ -3,9 +3,11 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { z } from 'zod';
 import { attachmentPool } from '../../src/control/rpc/buffer-pool.js';
 import { connectSocket, type RpcClient } from '../../src/control/rpc/client.js';
 import { binaryHeader } from '../../src/control/rpc/framing.js';
+import { defineMethod } from '../../src/control/rpc/method.js';
 import type { ControlServer } from '../../src/control/rpc/server.js';
 import { sendFile } from '../../src/control/transfer/transfer-client.js';
 import { imageUploadMethods } from '../../src/control/transfer/upload.js';
@@ -174,6 +176,44 @@ describe('image upload over the local socket', () => {
     await client.call('image.upload.commit', { uploadId });
     expect(readFileSync(join(images, 'pool.img')).equals(data)).toBe(true);
     expect(attachmentPool.bytesFree).toBe(attachmentPool.bytesShared);
+  });
+
+  it('gives back the attachments of lines not yet answered, and a half-read one, when the peer goes', async () => {
+    let release = () => {};
+    const held = new Promise<void>((r) => {
+      release = r;
+    });
+    server.register(
+      defineMethod({
+        name: 'test.hold',
+        params: z.strictObject({}),
+        summary: 'holds the connection until the test lets go',
+        handler: async () => {
+          await held;
+          return 'ok';
+        },
+      }),
+    );
+    attachmentPool.clear();
+    const slab = attachmentPool.slabBytes;
+    const raw = await LinePeer.connect(sock);
+    const line = (i: number) => `${JSON.stringify({ jsonrpc: '2.0', id: i, method: 'vm.list' })}\n`;
+    const att = (i: number) =>
+      Buffer.concat([Buffer.from(binaryHeader(1 << 20)), Buffer.alloc(1 << 20, i), Buffer.from(line(i))]);
+    try {
+      raw.send(`${JSON.stringify({ jsonrpc: '2.0', id: 'h', method: 'test.hold', params: {} })}\n`);
+      // three lines queued behind the held call, and a fourth attachment half read
+      raw.send(
+        Buffer.concat([att(1), att(2), att(3), Buffer.from(binaryHeader(1 << 20)), Buffer.alloc(512 << 10)]),
+      );
+      await until(() => attachmentPool.bytesShared === 4 * slab);
+      expect(attachmentPool.bytesFree).toBe(0);
+      raw.close();
+      await until(() => attachmentPool.bytesFree === 4 * slab);
+      expect(attachmentPool.bytesShared).toBe(4 * slab);
+    } finally {
+      release();
+    }
   });
 
   it('never overwrites an existing image unless asked to', async () => {

@@ -15,53 +15,79 @@
  *
  * Every slab has one size (`slabBytes`, the largest attachment by default), so any free slab
  * serves any attachment: with a size class each, slabs of one size could fill the bound and leave
- * every other size to private memory (review 2026-12-03: 2.4 times slower uploads). Only the bytes
- * an attachment fills are ever touched, so a small one costs no more memory in a large slab.
- * Larger attachments get private memory.
+ * every other size to private memory (review 2026-12-03: 2.4 times slower uploads). Larger
+ * attachments, and small ones (under `minSharedBytes`: their copy costs nothing), get private
+ * memory. A connection holds at most `PoolShare.maxLent` slabs at once, so one peer cannot take
+ * the bound from the others by leaving attachments unclaimed in its queue.
+ *
+ * After `quietMs` without a give-back the free slabs are let go, once `beforeQuietClear` (the
+ * hashing thread's owner: it ends that thread, which may still refer to them) agrees.
  */
 export class BufferPool {
   /** Free slabs, newest last. */
   private readonly free: Buffer[] = [];
   /** Bytes of the shared slabs this pool made and has not let go of (free or lent). */
   private shared = 0;
-  /** Slabs lent out (by their memory): `give` takes back only these, and each only once. */
-  private readonly lent = new WeakSet<ArrayBufferLike>();
+  /** Each shared slab's record (by its memory): whether it is lent, and under which share. */
+  private readonly records = new WeakMap<ArrayBufferLike, SlabRecord>();
   /** A lent slab lost by its borrower (never given back) frees its share of the bound when collected. */
-  private readonly lost = new FinalizationRegistry<number>((cap) => {
-    this.shared -= cap;
+  private readonly lost = new FinalizationRegistry<SlabRecord>((r) => {
+    this.shared -= r.cap;
+    if (r.lent && r.share) r.share.lent--;
   });
+  readonly minSharedBytes: number;
+  private readonly quietMs: number;
+  private quietTimer: NodeJS.Timeout | undefined;
+  /** Asked before the quiet clear; false puts it off by another `quietMs`. */
+  beforeQuietClear: (() => boolean) | undefined;
 
   /**
    * @param maxSharedBytes shared slabs, free and lent together, never exceed this
    * @param slabBytes the size of every slab: a larger attachment gets private memory
+   * @param opts.minSharedBytes a smaller attachment gets private memory (default 64 KiB)
+   * @param opts.quietMs free slabs are let go this long after the last give-back (0: never)
    */
   constructor(
     readonly maxSharedBytes = 64 << 20,
     readonly slabBytes = 4 << 20,
-  ) {}
+    opts: { minSharedBytes?: number; quietMs?: number } = {},
+  ) {
+    this.minSharedBytes = opts.minSharedBytes ?? 64 << 10;
+    this.quietMs = opts.quietMs ?? 0;
+  }
 
-  /** `n` bytes (contents undefined: the caller overwrites every byte before use). */
-  take(n: number): Buffer {
+  /** `n` bytes (contents undefined: the caller overwrites every byte before use), for `share`. */
+  take(n: number, share?: PoolShare): Buffer {
     const cap = this.slabBytes;
-    let slab = n <= cap ? this.free.pop() : undefined;
-    if (!slab && n <= cap && this.shared + cap <= this.maxSharedBytes) {
+    const fits = n <= cap && n >= this.minSharedBytes && (!share || share.lent < share.maxLent);
+    let slab = fits ? this.free.pop() : undefined;
+    if (!slab && fits && this.shared + cap <= this.maxSharedBytes) {
       // shared memory: the hashing thread reads it without a copy (and it is never Node's small-buffer pool)
       slab = Buffer.from(new SharedArrayBuffer(cap));
       this.shared += cap;
-      this.lost.register(slab.buffer, cap, slab.buffer);
+      const record: SlabRecord = { cap, lent: false, share: null };
+      this.records.set(slab.buffer, record);
+      this.lost.register(slab.buffer, record, slab.buffer);
     }
-    // too large, or over the bound: private memory (its own, not Node's shared pool), not lent
+    // too large, too small, over the share or the bound: private memory (not Node's shared pool), not lent
     if (!slab) return Buffer.allocUnsafeSlow(n);
-    this.lent.add(slab.buffer);
+    const record = this.records.get(slab.buffer)!;
+    record.lent = true;
+    record.share = share ?? null;
+    if (share) share.lent++;
     return slab.subarray(0, n);
   }
 
   /** Return a buffer from `take` once nothing reads it; anything else (or a second give) is ignored. */
   give(buf: Buffer): void {
     const mem = buf.buffer;
-    if (!this.lent.has(mem)) return;
-    this.lent.delete(mem);
+    const record = this.records.get(mem);
+    if (!record?.lent) return;
+    record.lent = false;
+    if (record.share) record.share.lent--;
+    record.share = null;
     this.free.push(Buffer.from(mem, 0, mem.byteLength));
+    this.armQuietTimer();
   }
 
   /**
@@ -69,8 +95,10 @@ export class BufferPool {
    * freed once no thread refers to them: end the hashing thread too, or it may keep them.
    */
   clear(): void {
+    clearTimeout(this.quietTimer);
     for (const slab of this.free) {
       this.lost.unregister(slab.buffer);
+      this.records.delete(slab.buffer);
       this.shared -= slab.buffer.byteLength;
     }
     this.free.length = 0;
@@ -84,7 +112,33 @@ export class BufferPool {
   get bytesShared(): number {
     return this.shared;
   }
+
+  private armQuietTimer(): void {
+    if (this.quietMs <= 0) return;
+    clearTimeout(this.quietTimer);
+    this.quietTimer = setTimeout(() => {
+      if (this.beforeQuietClear?.() ?? true) this.clear();
+      else this.armQuietTimer();
+    }, this.quietMs);
+    this.quietTimer.unref();
+  }
 }
 
-/** The pool the control server's connections share (emptied when quiet: transfer/attachments.ts). */
-export const attachmentPool = new BufferPool();
+interface SlabRecord {
+  readonly cap: number;
+  lent: boolean;
+  /** The share it is lent under, if any. */
+  share: PoolShare | null;
+}
+
+/** One connection's part of the pool: at most `maxLent` of its attachments hold slabs at once. */
+export class PoolShare {
+  lent = 0;
+  constructor(readonly maxLent = 6) {}
+}
+
+/**
+ * The pool the control server's connections share: emptied a minute after the last give-back
+ * (transfer/attachments.ts ends the idle hashing thread first).
+ */
+export const attachmentPool = new BufferPool(64 << 20, 4 << 20, { quietMs: 60_000 });

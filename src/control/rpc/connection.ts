@@ -3,7 +3,7 @@ import { KvmuxError, RpcCode, RpcError } from '../../util/errors.js';
 import { keyNamesOnly, redactSecrets, summarizeParams } from '../auth/audit.js';
 import { checkPassword, LOCAL_LOCKOUT_KEY, parseLogin } from '../auth/login.js';
 import { targetOf } from '../auth/policy.js';
-import { attachmentPool } from './buffer-pool.js';
+import { attachmentPool, PoolShare } from './buffer-pool.js';
 import type { ServerCore } from './core.js';
 import {
   describeIssues,
@@ -65,6 +65,7 @@ export class Connection {
     this.readsOwnBuffer = opts.reusedChunks ?? false;
     this.splitter = new LineSplitter(core.limits.maxLineBytes, {
       pool: attachmentPool,
+      share: new PoolShare(),
       reusedChunks: this.readsOwnBuffer,
     });
     this.lastActivityMs = core.now();
@@ -79,6 +80,7 @@ export class Connection {
     this.closed = new Promise((resolve) => stream.once('close', () => resolve()));
     void this.closed.then(() => {
       clearTimeout(this.resumeTimer);
+      this.releaseAttachments();
       this.endSession();
       this.abort.abort(new KvmuxError(`${this.who}: channel closed`));
     });
@@ -87,6 +89,16 @@ export class Connection {
     stream.on('error', (err) =>
       core.log.debug({ from: this.who, err: err.message }, 'control channel error'),
     );
+  }
+
+  /**
+   * The channel closed: the attachments of lines never answered, and any the splitter holds, go
+   * back to the pool (the line being answered gives its own back when its call ends).
+   */
+  private releaseAttachments(): void {
+    for (const item of this.queue) if (item.type === 'line' && item.binary) attachmentPool.give(item.binary);
+    this.queue.length = 0;
+    this.splitter.dispose();
   }
 
   get who(): string {

@@ -6,7 +6,7 @@
  * followed by exactly N raw bytes, which ride on the next JSON line (request or reply). `#` never
  * starts JSON, so a peer that does not use it is unaffected; bulk data then skips base64.
  */
-import type { BufferPool } from './buffer-pool.js';
+import type { BufferPool, PoolShare } from './buffer-pool.js';
 
 export type FrameEvent =
   | { type: 'line'; line: Buffer; binary?: Buffer }
@@ -40,19 +40,31 @@ export class LineSplitter {
   /** `parts[0..owned)` are copies; the rest still view the caller's chunk. */
   private owned = 0;
   private readonly pool: BufferPool | undefined;
+  private readonly share: PoolShare | undefined;
   private readonly reusedChunks: boolean;
 
   /**
    * @param opts.pool where attachment buffers come from (the receiver gives them back there)
+   * @param opts.share this stream's part of the pool
    * @param opts.reusedChunks the caller overwrites each chunk after `push` returns (a socket's own
    *   read buffer): a line still open at the end of a chunk is then copied
    */
   constructor(
     readonly maxLine: number,
-    opts: { pool?: BufferPool; reusedChunks?: boolean } = {},
+    opts: { pool?: BufferPool; share?: PoolShare; reusedChunks?: boolean } = {},
   ) {
     this.pool = opts.pool;
+    this.share = opts.share;
     this.reusedChunks = opts.reusedChunks ?? false;
+  }
+
+  /** The stream has ended: an attachment being read, or waiting for its line, goes back to the pool. */
+  dispose(): void {
+    if (this.attachment) this.pool?.give(this.attachment);
+    if (this.binaryBuf) this.pool?.give(this.binaryBuf);
+    this.attachment = undefined;
+    this.binaryBuf = null;
+    this.binaryLeft = -1;
   }
 
   push(chunk: Buffer): FrameEvent[] {
@@ -122,7 +134,7 @@ export class LineSplitter {
     this.attachment = undefined;
     const drop = n > this.maxLine;
     // allocUnsafeSlow: its own memory (not Node's shared pool); every byte is overwritten before use
-    this.binaryBuf = drop ? null : (this.pool?.take(n) ?? Buffer.allocUnsafeSlow(n));
+    this.binaryBuf = drop ? null : (this.pool?.take(n, this.share) ?? Buffer.allocUnsafeSlow(n));
     if (drop) out.push({ type: 'overflow', limit: this.maxLine });
     if (n === 0) this.endBinary();
   }

@@ -146,8 +146,8 @@ export function chunkedMethods<B extends z.ZodType, M>(f: ChunkedFlavor<B, M>): 
           if (t.transfer.finished) await end(table, p.uploadId);
           throw err;
         }
-        // only a chunk taken keeps the transfer from its idle end (refused ones could forever)
-        touch(table, p.uploadId);
+        // only progress keeps the transfer from its idle end (refused or empty chunks could forever)
+        if (bytes.length > 0) touch(table, p.uploadId);
         return { received: t.transfer.bytesReceived };
       },
     }),
