@@ -95,6 +95,22 @@ describe('attachment buffer pool', () => {
     expect(mine.lent).toBe(2);
   });
 
+  it('keeps the guests together within their parent share, so the root socket still gets slabs', () => {
+    const pool = new BufferPool(1 << 20, 4096, { minSharedBytes: 0 });
+    const guests = new PoolShare(3);
+    const [a, b] = [new PoolShare(10, guests), new PoolShare(10, guests)];
+    const root = new PoolShare(10);
+    const shared = (x: Buffer) => x.buffer instanceof SharedArrayBuffer;
+    const lent = [pool.take(100, a), pool.take(100, b), pool.take(100, a)];
+    expect(lent.map(shared)).toEqual([true, true, true]);
+    expect([a.lent, b.lent, guests.lent]).toEqual([2, 1, 3]);
+    expect(shared(pool.take(100, b))).toBe(false); // the guests' part is used up
+    expect(shared(pool.take(100, root))).toBe(true);
+    pool.give(lent[0]!);
+    expect([a.lent, guests.lent]).toEqual([1, 2]);
+    expect(shared(pool.take(100, b))).toBe(true);
+  });
+
   it('lends shared memory, which the hashing thread reads without a copy', () => {
     expect(new BufferPool().take(64 << 10).buffer).toBeInstanceOf(SharedArrayBuffer);
     // under 64 KiB: private memory, its copy costs nothing and it holds no slab

@@ -178,43 +178,59 @@ describe('image upload over the local socket', () => {
     expect(attachmentPool.bytesFree).toBe(attachmentPool.bytesShared);
   });
 
-  it('gives back the attachments of lines not yet answered, and a half-read one, when the peer goes', async () => {
-    let release = () => {};
-    const held = new Promise<void>((r) => {
-      release = r;
-    });
-    server.register(
-      defineMethod({
-        name: 'test.hold',
-        params: z.strictObject({}),
-        summary: 'holds the connection until the test lets go',
-        handler: async () => {
-          await held;
-          return 'ok';
-        },
-      }),
-    );
-    attachmentPool.clear();
-    const slab = attachmentPool.slabBytes;
-    const raw = await LinePeer.connect(sock);
-    const line = (i: number) => `${JSON.stringify({ jsonrpc: '2.0', id: i, method: 'vm.list' })}\n`;
-    const att = (i: number) =>
-      Buffer.concat([Buffer.from(binaryHeader(1 << 20)), Buffer.alloc(1 << 20, i), Buffer.from(line(i))]);
-    try {
-      raw.send(`${JSON.stringify({ jsonrpc: '2.0', id: 'h', method: 'test.hold', params: {} })}\n`);
-      // three lines queued behind the held call, and a fourth attachment half read
-      raw.send(
-        Buffer.concat([att(1), att(2), att(3), Buffer.from(binaryHeader(1 << 20)), Buffer.alloc(512 << 10)]),
+  it.each([
+    ['the peer goes', false],
+    ['the channel is closed as the call before them ends', true],
+  ])(
+    'gives back the attachments of lines not yet answered, and a half-read one, when %s',
+    async (_, atEnd) => {
+      let release = () => {};
+      const held = new Promise<void>((r) => {
+        release = r;
+      });
+      server.register(
+        defineMethod({
+          name: 'test.hold',
+          params: z.strictObject({}),
+          summary: 'holds the connection until the test lets go',
+          handler: async () => {
+            await held;
+            return 'ok';
+          },
+        }),
       );
-      await until(() => attachmentPool.bytesShared === 4 * slab);
-      expect(attachmentPool.bytesFree).toBe(0);
-      raw.close();
-      await until(() => attachmentPool.bytesFree === 4 * slab);
-      expect(attachmentPool.bytesShared).toBe(4 * slab);
-    } finally {
-      release();
-    }
-  });
+      attachmentPool.clear();
+      const slab = attachmentPool.slabBytes;
+      const raw = await LinePeer.connect(sock);
+      const line = (i: number) => `${JSON.stringify({ jsonrpc: '2.0', id: i, method: 'vm.list' })}\n`;
+      const att = (i: number) =>
+        Buffer.concat([Buffer.from(binaryHeader(1 << 20)), Buffer.alloc(1 << 20, i), Buffer.from(line(i))]);
+      try {
+        raw.send(`${JSON.stringify({ jsonrpc: '2.0', id: 'h', method: 'test.hold', params: {} })}\n`);
+        // three lines queued behind the held call, and a fourth attachment half read
+        raw.send(
+          Buffer.concat([
+            att(1),
+            att(2),
+            att(3),
+            Buffer.from(binaryHeader(1 << 20)),
+            Buffer.alloc(512 << 10),
+          ]),
+        );
+        await until(() => attachmentPool.bytesShared === 4 * slab);
+        expect(attachmentPool.bytesFree).toBe(0);
+        if (atEnd) {
+          // kvmux closes the channel (a VM stopped, a peer not reading) in the turn the held call ends
+          for (const c of server.connections) c.close();
+          release();
+        } else raw.close();
+        await until(() => attachmentPool.bytesFree === 4 * slab);
+        expect(attachmentPool.bytesShared).toBe(4 * slab);
+      } finally {
+        release();
+      }
+    },
+  );
 
   it('never overwrites an existing image unless asked to', async () => {
     writeFileSync(join(images, 'old.img'), 'old');

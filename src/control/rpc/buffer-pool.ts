@@ -33,7 +33,7 @@ export class BufferPool {
   /** A lent slab lost by its borrower (never given back) frees its share of the bound when collected. */
   private readonly lost = new FinalizationRegistry<SlabRecord>((r) => {
     this.shared -= r.cap;
-    if (r.lent && r.share) r.share.lent--;
+    if (r.lent) r.share?.add(-1);
   });
   readonly minSharedBytes: number;
   private readonly quietMs: number;
@@ -59,7 +59,7 @@ export class BufferPool {
   /** `n` bytes (contents undefined: the caller overwrites every byte before use), for `share`. */
   take(n: number, share?: PoolShare): Buffer {
     const cap = this.slabBytes;
-    const fits = n <= cap && n >= this.minSharedBytes && (!share || share.lent < share.maxLent);
+    const fits = n <= cap && n >= this.minSharedBytes && (share?.hasRoom() ?? true);
     let slab = fits ? this.free.pop() : undefined;
     if (!slab && fits && this.shared + cap <= this.maxSharedBytes) {
       // shared memory: the hashing thread reads it without a copy (and it is never Node's small-buffer pool)
@@ -74,7 +74,7 @@ export class BufferPool {
     const record = this.records.get(slab.buffer)!;
     record.lent = true;
     record.share = share ?? null;
-    if (share) share.lent++;
+    share?.add(1);
     return slab.subarray(0, n);
   }
 
@@ -84,7 +84,7 @@ export class BufferPool {
     const record = this.records.get(mem);
     if (!record?.lent) return;
     record.lent = false;
-    if (record.share) record.share.lent--;
+    record.share?.add(-1);
     record.share = null;
     this.free.push(Buffer.from(mem, 0, mem.byteLength));
     this.armQuietTimer();
@@ -135,12 +135,28 @@ interface SlabRecord {
  * One connection's part of the pool: at most `maxLent` of its attachments hold slabs at once. The
  * default 10 covers an upload's write window (4), the chunks its client keeps in flight (4) and
  * the one being read: at 6, bench uploads fell back to private memory (0.41 of their limit against
- * 0.63 at 10, 2026-12-03).
+ * 0.63 at 10, 2026-12-03). Within a `parent` (every guest channel's shares in one), the parent's
+ * limit holds too, so the guests together cannot take the slabs the root socket needs.
  */
 export class PoolShare {
   lent = 0;
-  constructor(readonly maxLent = 10) {}
+  constructor(
+    readonly maxLent = 10,
+    readonly parent: PoolShare | null = null,
+  ) {}
+
+  hasRoom(): boolean {
+    return this.lent < this.maxLent && (this.parent?.hasRoom() ?? true);
+  }
+
+  add(n: number): void {
+    this.lent += n;
+    this.parent?.add(n);
+  }
 }
+
+/** Every guest channel's share lies within this one: 12 of the pool's 16 slabs, 4 kept for root. */
+export const guestShare = new PoolShare(12);
 
 /**
  * The pool the control server's connections share: emptied a minute after the last give-back

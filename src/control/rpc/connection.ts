@@ -3,7 +3,7 @@ import { KvmuxError, RpcCode, RpcError } from '../../util/errors.js';
 import { keyNamesOnly, redactSecrets, summarizeParams } from '../auth/audit.js';
 import { checkPassword, LOCAL_LOCKOUT_KEY, parseLogin } from '../auth/login.js';
 import { targetOf } from '../auth/policy.js';
-import { attachmentPool, PoolShare } from './buffer-pool.js';
+import { attachmentPool, guestShare, PoolShare } from './buffer-pool.js';
 import type { ServerCore } from './core.js';
 import {
   describeIssues,
@@ -65,7 +65,7 @@ export class Connection {
     this.readsOwnBuffer = opts.reusedChunks ?? false;
     this.splitter = new LineSplitter(core.limits.maxLineBytes, {
       pool: attachmentPool,
-      share: new PoolShare(),
+      share: new PoolShare(undefined, caller.kind === 'guest' ? guestShare : null),
       reusedChunks: this.readsOwnBuffer,
     });
     this.lastActivityMs = core.now();
@@ -168,12 +168,17 @@ export class Connection {
     }, waitMs);
   }
 
+  /** The next queued item, none once the channel is destroyed (it stays queued for the close). */
+  private next(): Item | undefined {
+    return this.stream.destroyed ? undefined : this.queue.shift();
+  }
+
   private async pump(): Promise<void> {
     if (this.pumping) return;
     this.pumping = true;
     try {
-      for (let item = this.queue.shift(); item; item = this.queue.shift()) {
-        if (this.stream.destroyed) return;
+      // destroyed: what is still queued (attachments too) is let go at close (releaseAttachments)
+      for (let item = this.next(); item; item = this.next()) {
         const resp =
           item.type === 'line'
             ? await this.respond(item.line, item.binary)
