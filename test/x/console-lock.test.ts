@@ -56,7 +56,8 @@ describe('console lock', () => {
     const stuck = lock.run(() => new Promise<void>(() => {}), {
       what: 'xorg :21 start',
       maxHoldMs: 100,
-      onOverrun: (what, ms) => overruns.push(`${what} ${ms >= 100}`),
+      // a timer may fire up to a millisecond early by the wall clock (CI: 99 ms measured)
+      onOverrun: (what, ms) => overruns.push(`${what} ${ms >= 95}`),
     });
     let switchedAt = -1;
     const queued = lock.run(async () => {
