@@ -1,15 +1,21 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type Config, configSchema } from '../../src/config/schema.js';
 import { createCommandBackend } from '../../src/session/backends/command.js';
 import { Supervisor, type VmStatus } from '../../src/session/supervisor.js';
+import { vmDirOf } from '../../src/session/vm-paths.js';
 import { VmRecordStore } from '../../src/session/vm-records.js';
 import { isAlive, readProcStat } from '../../src/util/proc.js';
 import { tempDir } from '../helpers/temp.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function until(cond: () => boolean, ms = 5000): Promise<void> {
+  for (const end = Date.now() + ms; !cond(); await sleep(20))
+    if (Date.now() > end) throw new Error('not in time');
+}
 const supervisors: Supervisor[] = [];
 const children: ChildProcess[] = [];
 
@@ -72,6 +78,25 @@ describe('supervisor with real processes (command backend)', () => {
     await sup.start('once');
     const st = await waitState(sup, (s) => s.state !== 'running');
     expect(st).toMatchObject({ state: 'stopped', crashes: 0 });
+  });
+
+  it('gives the program a temp folder of its own, emptied at each start (not /tmp)', async () => {
+    const script = 'd=$(mktemp -d); echo "$d" > "$KVMUX_VM_DIR/made"; exec sleep 1000';
+    const { config, sup: make } = setup([{ name: 'tmp', backend: 'command', command: ['sh', '-c', script] }]);
+    const sup = make();
+    const vmTmp = join(vmDirOf(config.runDir, 'tmp'), 'tmp');
+    const made = join(vmDirOf(config.runDir, 'tmp'), 'made');
+    await sup.start('tmp');
+    await until(() => existsSync(made));
+    const first = readFileSync(made, 'utf8').trim();
+    expect(first.startsWith(`${vmTmp}/`)).toBe(true);
+    expect(existsSync(first)).toBe(true);
+    await sup.stop('tmp');
+    rmSync(made);
+    await sup.start('tmp');
+    await until(() => existsSync(made));
+    expect(existsSync(first)).toBe(false); // what the last run left is gone
+    expect(readdirSync(vmTmp)).toHaveLength(1);
   });
 
   it('stops gracefully with SIGTERM and forgets its record', async () => {

@@ -1,3 +1,4 @@
+import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { VmConfig } from '../../config/schema.js';
 import { BackendError } from '../../util/errors.js';
@@ -15,11 +16,16 @@ export function createCommandBackend(opts: CommandBackendOptions = {}): Backend 
 
   async function start(vm: VmConfig, ctx: LaunchContext): Promise<VmHandle> {
     if (!vm.command) throw new BackendError(vm.name, 'backend "command" needs "command"');
+    // the program's temp files in a folder of the VM's own, emptied at each start: xterm, for one,
+    // leaves a /tmp/xtermXXXXXX folder behind every time it is killed
+    const tmp = join(ctx.vmDir, 'tmp');
+    rmSync(tmp, { recursive: true, force: true });
+    mkdirSync(tmp, { mode: 0o700 });
     const proc = await spawnDetached({
       vm: vm.name,
       argv: vm.command,
       logFile: join(ctx.vmDir, 'command.log'),
-      env: { ...process.env, DISPLAY: ctx.display, KVMUX_VM: vm.name, KVMUX_VM_DIR: ctx.vmDir },
+      env: { ...process.env, DISPLAY: ctx.display, KVMUX_VM: vm.name, KVMUX_VM_DIR: ctx.vmDir, TMPDIR: tmp },
       cwd: ctx.vmDir,
       ...(ctx.cgroupProcs ? { cgroupProcs: ctx.cgroupProcs } : {}),
     });
