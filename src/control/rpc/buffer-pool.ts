@@ -32,7 +32,7 @@ export class BufferPool {
   private readonly records = new WeakMap<ArrayBufferLike, SlabRecord>();
   /** A lent slab lost by its borrower (never given back) frees its share of the bound when collected. */
   private readonly lost = new FinalizationRegistry<SlabRecord>((r) => {
-    this.shared -= r.cap;
+    this.shared -= this.slabBytes;
     if (r.lent) r.share?.add(-1);
   });
   readonly minSharedBytes: number;
@@ -65,7 +65,7 @@ export class BufferPool {
       // shared memory: the hashing thread reads it without a copy (and it is never Node's small-buffer pool)
       slab = Buffer.from(new SharedArrayBuffer(cap));
       this.shared += cap;
-      const record: SlabRecord = { cap, lent: false, share: null };
+      const record: SlabRecord = { lent: false, share: null };
       this.records.set(slab.buffer, record);
       this.lost.register(slab.buffer, record, slab.buffer);
     }
@@ -86,7 +86,7 @@ export class BufferPool {
     record.lent = false;
     record.share?.add(-1);
     record.share = null;
-    this.free.push(Buffer.from(mem, 0, mem.byteLength));
+    this.free.push(Buffer.from(mem, 0, this.slabBytes));
     this.armQuietTimer();
   }
 
@@ -99,8 +99,8 @@ export class BufferPool {
     for (const slab of this.free) {
       this.lost.unregister(slab.buffer);
       this.records.delete(slab.buffer);
-      this.shared -= slab.buffer.byteLength;
     }
+    this.shared -= this.bytesFree;
     this.free.length = 0;
   }
 
@@ -125,7 +125,6 @@ export class BufferPool {
 }
 
 interface SlabRecord {
-  readonly cap: number;
   lent: boolean;
   /** The share it is lent under, if any. */
   share: PoolShare | null;
