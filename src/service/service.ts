@@ -197,7 +197,7 @@ function shownPriorityFor(cfg: Config, log: Logger): ShownPriority {
   const io = {
     setScheduling: setProcessScheduling,
     isAlive: (p: { pid: number; startTime: number }) => isAlive(p.pid, p.startTime),
-    cpuMs: processCpuMs,
+    cpuMs: (p: { pid: number; startTime: number }) => processCpuMs(p.pid, p.startTime),
     // with the input thread pinned (kvmux run pins it before the service starts)
     ...(inputCpu() !== null ? { joinInputCpu } : {}),
   };

@@ -15,8 +15,11 @@ export interface ShownPriorityIo {
   setScheduling(pid: number, rtPriority: number): string | undefined;
   /** Is this still the same process (pid and start time)? */
   isAlive(ref: ProcessRef): boolean;
-  /** CPU time `pid` has used so far, in ms (null when unreadable); none: no budget is kept. */
-  cpuMs?(pid: number): number | null;
+  /**
+   * CPU time this very process has used so far, in ms; null when it has gone (or its pid is another
+   * process's by now). None: no budget is kept.
+   */
+  cpuMs?(ref: ProcessRef): number | null;
   /**
    * Only when the input thread is pinned: put every thread of `pid` on the input thread's CPU
    * (`join`) or on every CPU; the errno name if refused. setScheduling joins a raised server.
@@ -122,9 +125,7 @@ export class ShownPriority {
   show(server: ProcessRef | null): void {
     const old = this.raised;
     if (same(old, server)) return;
-    this.raised = null;
-    // nothing raised is spread: an idle kvmux goes back to one check a second
-    this.spread = false;
+    this.forget();
     if (old && this.io.isAlive(old)) {
       const failed = this.io.setScheduling(old.pid, 0);
       if (failed && failed !== 'ESRCH')
@@ -151,13 +152,16 @@ export class ShownPriority {
     const started = this.sample && cur && same(this.sample.ref, cur) ? this.sample : null;
     // within the window: nothing to read yet (the checks come faster while the input thread is busy)
     if (started && nowMs - started.atMs < BUDGET_WINDOW_MS) return;
-    if (cur && this.forgetIfGone(cur)) {
-      this.sample = null;
+    this.sample = null;
+    if (!cur) return;
+    // one read of /proc per window: the server's CPU time, null once it has gone
+    const cpu = this.rtPriority > 0 ? this.io.cpuMs?.(cur) : undefined;
+    if (cpu === undefined) {
+      this.forgetIfGone(cur); // no budget kept
       return;
     }
-    const cpu = cur && this.io.cpuMs && this.rtPriority > 0 ? this.io.cpuMs(cur.pid) : null;
-    if (!cur || cpu === null) {
-      this.sample = null;
+    if (cpu === null) {
+      this.forget();
       return;
     }
     if (!started) {
@@ -169,9 +173,7 @@ export class ShownPriority {
     this.sample = { ref: cur, cpuMs: cpu, atMs: nowMs };
     if (share <= RT_CPU_BUDGET) return;
     this.io.setScheduling(cur.pid, 0);
-    this.raised = null;
-    this.spread = false;
-    this.sample = null;
+    this.forget();
     this.demoted = { ref: cur, untilMs: nowMs + COOL_DOWN_MS };
     this.log.warn(
       { pid: cur.pid, cpuShare: Number(share.toFixed(2)), coolDownMs: COOL_DOWN_MS },
@@ -185,9 +187,14 @@ export class ShownPriority {
    */
   private forgetIfGone(cur: ProcessRef): boolean {
     if (this.io.isAlive(cur)) return false;
+    this.forget();
+    return true;
+  }
+
+  /** Nothing is raised (nor spread: an idle kvmux goes back to one check a second). */
+  private forget(): void {
     this.raised = null;
     this.spread = false;
-    return true;
   }
 
   private raise(server: ProcessRef): void {

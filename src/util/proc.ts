@@ -48,11 +48,16 @@ export function readProcStat(pid: number): ProcStat | null {
   }
 }
 
+/** The stat of `pid` while it runs (not a zombie) and, if given, started at `startTime` ticks. */
+function liveStat(pid: number, startTime?: number): ProcStat | null {
+  const st = readProcStat(pid);
+  if (!st || st.state === 'Z' || st.state === 'X' || st.state === 'x') return null;
+  return startTime === undefined || st.startTime === startTime ? st : null;
+}
+
 /** True when `pid` runs (not a zombie) and, if given, started at `startTime` ticks. */
 export function isAlive(pid: number, startTime?: number): boolean {
-  const st = readProcStat(pid);
-  if (!st || st.state === 'Z' || st.state === 'X' || st.state === 'x') return false;
-  return startTime === undefined || st.startTime === startTime;
+  return liveStat(pid, startTime) !== null;
 }
 
 /** Resolves once `pid` is gone (or a zombie); polls /proc because it may not be our child. */
@@ -99,9 +104,12 @@ export function watchGone(
   return () => clearInterval(timer);
 }
 
-/** CPU time (user + system, every thread) `pid` has used, in ms; null when it is unreadable. */
-export function processCpuMs(pid: number): number | null {
-  const st = readProcStat(pid);
+/**
+ * CPU time (user + system, every thread) `pid` has used, in ms; null when it is gone (a zombie
+ * too) or, `startTime` given, its pid belongs to another process by now. One read of /proc.
+ */
+export function processCpuMs(pid: number, startTime?: number): number | null {
+  const st = liveStat(pid, startTime);
   // utime and stime, in clock ticks (USER_HZ, 100 on Linux)
   return st ? (st.utime + st.stime) * 10 : null;
 }

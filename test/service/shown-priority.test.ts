@@ -96,7 +96,11 @@ describe('ShownPriority: the X server on screen is raised, no other', () => {
       [100, 0],
       [200, 0],
     ]);
-    const s = new ShownPriority({ ...p.io, cpuMs: (pid) => cpu.get(pid) ?? null }, 1, silentLogger);
+    const s = new ShownPriority(
+      { ...p.io, cpuMs: (r) => (p.io.isAlive(r) ? (cpu.get(r.pid) ?? null) : null) },
+      1,
+      silentLogger,
+    );
     s.show(a);
     s.watch(0);
     cpu.set(100, 400); // 40% of a CPU over 1 s: within budget
@@ -129,7 +133,11 @@ describe('ShownPriority: the X server on screen is raised, no other', () => {
     const p = new FakeProcs();
     p.spawn(a);
     const cpu = new Map<number, number>([[100, 0]]);
-    const s = new ShownPriority({ ...p.io, cpuMs: (pid) => cpu.get(pid) ?? null }, 1, silentLogger);
+    const s = new ShownPriority(
+      { ...p.io, cpuMs: (r) => (p.io.isAlive(r) ? (cpu.get(r.pid) ?? null) : null) },
+      1,
+      silentLogger,
+    );
     s.show(a);
     s.watch(0);
     p.die(a);
@@ -231,9 +239,14 @@ describe('ShownPriority: the X server on screen is raised, no other', () => {
     const p = new FakeProcs();
     p.spawn(a);
     let reads = 0;
+    let aliveChecks = 0;
     const s = new ShownPriority(
       {
         ...p.io,
+        isAlive: (r) => {
+          aliveChecks++;
+          return p.io.isAlive(r);
+        },
         cpuMs: () => {
           reads++;
           return 0;
@@ -243,9 +256,26 @@ describe('ShownPriority: the X server on screen is raised, no other', () => {
       silentLogger,
     );
     s.show(a);
+    aliveChecks = 0;
     for (let t = 0; t <= 4000; t += 250) s.watch(t); // checks every 250 ms while the input is busy
     expect(reads).toBeLessThanOrEqual(5);
     expect(reads).toBeGreaterThanOrEqual(4);
+    // that read says whether the server is still there: /proc is read once per window, not twice
+    expect(aliveChecks).toBe(0);
+  });
+
+  it('forgets a raised server whose CPU time is gone (it exited): never lowers its pid later', () => {
+    const p = new FakeProcs();
+    p.spawn(a);
+    const s = new ShownPriority({ ...p.io, cpuMs: (r) => (p.io.isAlive(r) ? 0 : null) }, 1, silentLogger);
+    s.show(a);
+    s.watch(0);
+    p.die(a);
+    p.spawn({ pid: 100, startTime: 7 });
+    s.watch(1000);
+    expect(s.current).toBeNull();
+    s.show(null);
+    expect(p.calls).toEqual(['100:1']);
   });
 
   it('follows the input load only when real-time and pinned', () => {

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { isAlive, readProcStat, waitGone } from '../../src/util/proc.js';
+import { isAlive, processCpuMs, readProcStat, waitGone } from '../../src/util/proc.js';
 
 /** src/util/proc.ts: liveness that treats zombies as dead (pid 1 here reaps no orphans). */
 describe('isAlive', () => {
@@ -10,6 +10,17 @@ describe('isAlive', () => {
     expect(isAlive(process.pid, st.startTime)).toBe(true);
     expect(isAlive(process.pid, st.startTime + 1)).toBe(false);
     expect(isAlive(2 ** 22 + 12345)).toBe(false);
+  });
+
+  it('processCpuMs reads the CPU time of that very process only (null for another at its pid, or none)', () => {
+    const st = readProcStat(process.pid)!;
+    const end = performance.now() + 30;
+    while (performance.now() < end); // some CPU time of its own
+    const ms = processCpuMs(process.pid, st.startTime);
+    expect(ms).toBeGreaterThan(0);
+    expect(processCpuMs(process.pid)).toBeGreaterThanOrEqual(ms!);
+    expect(processCpuMs(process.pid, st.startTime + 1)).toBeNull();
+    expect(processCpuMs(2 ** 22 + 12345)).toBeNull();
   });
 
   it('counts a zombie as dead', async () => {
@@ -26,6 +37,7 @@ describe('isAlive', () => {
         await new Promise((r) => setTimeout(r, 10));
       expect(readProcStat(zpid)?.state).toBe('Z');
       expect(isAlive(zpid)).toBe(false);
+      expect(processCpuMs(zpid)).toBeNull();
       expect(await waitGone(zpid, undefined, 10, 1000)).toBe(true);
     } finally {
       sh.kill();
