@@ -5,7 +5,7 @@ import type { Config } from '../config/schema.js';
 import { passwdPath } from '../control/auth/auth.js';
 import { passwdMethods } from '../control/auth/passwd-methods.js';
 import { type ControlPlane, startControlPlane } from '../control/plane.js';
-import { releaseTransferMemory } from '../control/transfer/attachments.js';
+import { manageTransferMemory } from '../control/transfer/attachments.js';
 import type { MenuItem } from '../menu/model.js';
 import { NetworkManager } from '../net/manager.js';
 import { netMethods } from '../net/methods.js';
@@ -60,6 +60,8 @@ interface Parts {
   readonly catalogue: VmCatalogue;
   readonly adminScreen: Supervisor | null;
   readonly plane: ControlPlane;
+  /** Ends the hashing thread and empties the upload attachment pool. */
+  readonly releaseTransferMemory: () => Promise<void>;
 }
 
 /**
@@ -116,6 +118,7 @@ export class Service implements MenuViewHost {
     const consoleReady = () => this.consoleReady;
     const ring = this.opts.ring;
     const api = new Api({ config: cfg, switcher, supervisor, catalogue, input, ring, ready, consoleReady });
+    const releaseTransferMemory = manageTransferMemory();
     // no VMs yet: every VM (configured or added later) gets its guest channel through the catalogue
     const plane = await startControlPlane(
       { ...cfg, vms: [] },
@@ -138,7 +141,10 @@ export class Service implements MenuViewHost {
         ],
       },
     );
-    this.parts = { vtGuard, switcher, view, input, net, supervisor, catalogue, adminScreen, plane };
+    this.parts = {
+      ...{ vtGuard, switcher, view, input, net, supervisor, catalogue, adminScreen, plane },
+      releaseTransferMemory,
+    };
     wire(this.parts);
     catalogue.attachInitial();
     input.start();
@@ -171,7 +177,8 @@ export class Service implements MenuViewHost {
   async stop(opts: { leaveRunning?: boolean } = {}): Promise<void> {
     if (this.stopping || !this.parts) return;
     this.stopping = true;
-    const { vtGuard, switcher, input, supervisor, catalogue, adminScreen, plane } = this.parts;
+    const { vtGuard, switcher, input, supervisor, catalogue, adminScreen, plane, releaseTransferMemory } =
+      this.parts;
     const leaveRunning = opts.leaveRunning ?? false;
     this.log.info({ leaveRunning }, 'stopping');
     catalogue.close();

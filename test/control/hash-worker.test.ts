@@ -3,7 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it, vi } from 'vitest';
 import { attachmentPool } from '../../src/control/rpc/buffer-pool.js';
-import { giveAttachment } from '../../src/control/transfer/attachments.js';
+import { manageTransferMemory } from '../../src/control/transfer/attachments.js';
 import {
   hashWorkerRunning,
   OrderedHash,
@@ -84,12 +84,13 @@ describe('sha256 on the hashing thread', () => {
   });
 
   it('after a quiet minute, empties the attachment pool and ends the idle thread (which may hold its slabs)', async () => {
+    const release = manageTransferMemory();
     const h = new OrderedHash();
     const slab = attachmentPool.take(1 << 20);
     await h.update(slab);
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
     try {
-      giveAttachment(slab);
+      attachmentPool.give(slab);
       expect(attachmentPool.bytesFree).toBe(attachmentPool.slabBytes);
       // a transfer paused between chunks: its hash is open, both wait another minute
       vi.advanceTimersByTime(60_000);
@@ -104,6 +105,7 @@ describe('sha256 on the hashing thread', () => {
       expect(attachmentPool.bytesShared).toBe(0);
     } finally {
       vi.useRealTimers();
+      await release();
     }
   });
 

@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { RpcCode, RpcError } from '../../util/errors.js';
+import { attachmentPool } from '../rpc/buffer-pool.js';
 import { type CallContext, defineMethod, type RpcMethod } from '../rpc/method.js';
-import { giveAttachment } from './attachments.js';
 import { ChunkedTransfer, decodeBase64 } from './chunked-file.js';
 
 /**
@@ -140,7 +140,7 @@ export function chunkedMethods<B extends z.ZodType, M>(f: ChunkedFlavor<B, M>): 
         // an attachment's buffer is the transfer's now: back to the pool once on its way to disk
         if (ctx.binary) ctx.claimBinary?.();
         try {
-          await t.transfer.write(p.offset, bytes, ctx.binary && giveAttachment);
+          await t.transfer.write(p.offset, bytes, ctx.binary && giveBack);
         } catch (err) {
           // an I/O failure already removed the temp file; a bad offset leaves the transfer usable
           if (t.transfer.finished) await end(table, p.uploadId);
@@ -178,3 +178,6 @@ export function chunkedMethods<B extends z.ZodType, M>(f: ChunkedFlavor<B, M>): 
     }),
   ];
 }
+
+/** An upload chunk's attachment back to the shared pool, once nothing reads it. */
+const giveBack = (buf: Buffer) => attachmentPool.give(buf);
