@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { coreMethods } from '../../src/control/core-methods.js';
 import { attachGuestChannel, type GuestChannel } from '../../src/control/guest-channel.js';
-import { attachmentPool } from '../../src/control/rpc/buffer-pool.js';
+import { attachmentPool, guestShare } from '../../src/control/rpc/buffer-pool.js';
 import { binaryHeader } from '../../src/control/rpc/framing.js';
 import type { ControlServer } from '../../src/control/rpc/server.js';
 import { fakeQemuChardev, type LinePeer, PASSWORD, startServer, tempDir } from './helpers.js';
@@ -209,6 +209,42 @@ describe('guest channel', () => {
     // one slab, taken and given back 20 times
     expect(attachmentPool.bytesShared - shared0).toBe(attachmentPool.slabBytes);
     expect(attachmentPool.bytesFree).toBe(attachmentPool.slabBytes);
+  });
+
+  it("counts a guest's attachments within the guests' common share of the pool", async () => {
+    const { defineMethod } = await import('../../src/control/rpc/method.js');
+    const { z } = await import('zod');
+    let release: () => void = () => {};
+    const held = new Promise<void>((r) => {
+      release = r;
+    });
+    server.register(
+      defineMethod({
+        name: 'vm.hold',
+        params: z.strictObject({}),
+        summary: '',
+        handler: () => held.then(() => 'held'),
+      }),
+    );
+    const { peer } = await guest('alpha');
+    await login(peer);
+    expect(guestShare.lent).toBe(0);
+    // a held call keeps the guest's pump: the lines behind it wait, each with its attachment
+    peer.send(`${JSON.stringify({ jsonrpc: '2.0', id: 'hold', method: 'vm.hold', params: {} })}\n`);
+    for (let i = 0; i < 3; i++) {
+      const line = `${JSON.stringify({ jsonrpc: '2.0', id: i, method: 'vm.list' })}\n`;
+      peer.send(
+        Buffer.concat([Buffer.from(binaryHeader(100 << 10)), Buffer.alloc(100 << 10, i), Buffer.from(line)]),
+      );
+    }
+    const deadline = Date.now() + 2000;
+    while (guestShare.lent < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    expect(guestShare.lent).toBe(3);
+    release();
+    const ids = [];
+    for (let i = 0; i < 4; i++) ids.push((await peer.next()).id);
+    expect(ids).toEqual(['hold', 0, 1, 2]);
+    expect(guestShare.lent).toBe(0);
   });
 
   it('ends the session on auth.logout', async () => {
