@@ -12,8 +12,8 @@ import { CLI, type Kvmux, startKvmux } from '../src/demo/kvmux-process.js';
 import { raiseInputPriority } from '../src/util/priority.js';
 import { connectDisplay, type XConnection } from '../src/x/connection.js';
 import { screenIsBlank } from '../src/x/screenshot.js';
-import { cpuOf, procCpuTicks, rssMiB, schedOf, ticks, xServerPid } from './procs.js';
-import { summarize } from './stats.js';
+import { cpuOf, lastCpu, procCpuTicks, rssMiB, schedOf, ticks, xServerPid } from './procs.js';
+import { quantileDiffInterval, summarize } from './stats.js';
 
 /**
  * The whole service, measured from outside as a person would feel it: FIFO keyboard in, X events
@@ -82,9 +82,10 @@ async function withApparatusRealtime<T>(xPid: number, fn: () => Promise<T>): Pro
 }
 
 /** A second process busy on one CPU (the "under load" condition): a node child spinning. */
-function cpuBurner(): { stop(): Promise<void> } {
+function cpuBurner(): { pid: number; stop(): Promise<void> } {
   const child = spawn(process.execPath, ['-e', 'for (;;) {}'], { stdio: 'ignore' });
   return {
+    pid: child.pid!,
     stop: () =>
       new Promise<void>((r) => {
         child.once('exit', () => r());
@@ -155,6 +156,8 @@ function compare(via: number[], bare: number[]) {
     bareXtestUs: bx,
     addedP50Us: Number((kv.p50 - bx.p50).toFixed(1)),
     addedP99Us: Number((kv.p99 - bx.p99).toFixed(1)),
+    // 90% bootstrap interval of addedP99Us: how much of it chance alone could make
+    addedP99Interval90Us: quantileDiffInterval(via, bare),
     ratioP99: Number((kv.p99 / bx.p99).toFixed(2)),
   };
 }
@@ -197,7 +200,7 @@ async function separateReceiver(display: string) {
   const child = spawn(process.execPath, [join(import.meta.dirname, 'key-receiver.js'), display], {
     stdio: ['pipe', 'pipe', 'inherit'],
   });
-  const times: bigint[] = [];
+  const times: Array<{ ns: bigint; cpu: number }> = [];
   let waiter: { n: number; resolve: () => void } | null = null;
   let buf = '';
   let ready: () => void = () => {};
@@ -210,7 +213,10 @@ async function separateReceiver(display: string) {
       const line = buf.slice(0, nl);
       buf = buf.slice(nl + 1);
       if (line === 'ready') ready();
-      else times.push(BigInt(line));
+      else {
+        const [ns, cpu] = line.split(' ');
+        times.push({ ns: BigInt(ns!), cpu: Number(cpu) });
+      }
     }
     if (waiter && times.length >= waiter.n) {
       const w = waiter;
@@ -219,10 +225,13 @@ async function separateReceiver(display: string) {
     }
   });
   await isReady;
-  /** µs from `sentNs` to the arrival of key event number `n` (1-based) at the receiver. */
+  /**
+   * µs from `sentNs` to the arrival of key event number `n` (1-based) at the receiver, and the
+   * CPU the receiver ran on then.
+   */
   const arrivalUs = (n: number, sentNs: bigint, what: string) =>
-    new Promise<number>((resolve, reject) => {
-      const done = () => resolve(Number(times[n - 1]! - sentNs) / 1000);
+    new Promise<{ us: number; cpu: number }>((resolve, reject) => {
+      const done = () => resolve({ us: Number(times[n - 1]!.ns - sentNs) / 1000, cpu: times[n - 1]!.cpu });
       if (times.length >= n) return done();
       const t = setTimeout(() => reject(new Error(`${what} never reached the receiver`)), 2000);
       waiter = {
@@ -254,26 +263,35 @@ async function separateReceiverFigures(k: Kvmux, display: string, xt: x11.XTestE
   const rx = await separateReceiver(display);
   const quiet: Samples = { via: [], bare: [] };
   const loaded: Samples = { via: [], bare: [] };
-  const via = async (i: number) => {
+  // under load, each sample split by where the receiver woke: on the spinner's CPU or not
+  const bySpinner = { shared: { via: [], bare: [] } as Samples, apart: { via: [], bare: [] } as Samples };
+  let spinnerPid: number | null = null;
+  const press = async (what: string, down: () => void, up: () => void) => {
     await sleep(1);
     const t = process.hrtime.bigint();
-    k.kb.writeRaw(A_DOWN);
-    const us = await rx.arrivalUs(rx.count() + 1, t, `press ${i} via kvmux`);
+    down();
+    const got = await rx.arrivalUs(rx.count() + 1, t, `${what} press`);
     const r = process.hrtime.bigint();
-    k.kb.writeRaw(A_UP);
-    await rx.arrivalUs(rx.count() + 1, r, `release ${i} via kvmux`);
-    return us;
+    up();
+    await rx.arrivalUs(rx.count() + 1, r, `${what} release`);
+    if (spinnerPid !== null) {
+      const side = got.cpu === lastCpu(spinnerPid) ? bySpinner.shared : bySpinner.apart;
+      (what.startsWith('bare') ? side.bare : side.via).push(got.us);
+    }
+    return got.us;
   };
-  const bare = async (i: number) => {
-    await sleep(1);
-    const t = process.hrtime.bigint();
-    xt.FakeInput(2, KEY_A + 8, 0, 0, 0, 0);
-    const us = await rx.arrivalUs(rx.count() + 1, t, `bare press ${i}`);
-    const r = process.hrtime.bigint();
-    xt.FakeInput(3, KEY_A + 8, 0, 0, 0, 0);
-    await rx.arrivalUs(rx.count() + 1, r, `bare release ${i}`);
-    return us;
-  };
+  const via = (i: number) =>
+    press(
+      `via kvmux ${i}`,
+      () => k.kb.writeRaw(A_DOWN),
+      () => k.kb.writeRaw(A_UP),
+    );
+  const bare = (i: number) =>
+    press(
+      `bare ${i}`,
+      () => xt.FakeInput(2, KEY_A + 8, 0, 0, 0, 0),
+      () => xt.FakeInput(3, KEY_A + 8, 0, 0, 0, 0),
+    );
   const trials = async (into: Samples, first: number, count: number) => {
     for (let i = first; i < first + count; i++) {
       if (i % 2 === 0) {
@@ -291,20 +309,35 @@ async function separateReceiverFigures(k: Kvmux, display: string, xt: x11.XTestE
       await trials(quiet, done, count);
       const burner = cpuBurner();
       await sleep(100);
+      spinnerPid = burner.pid;
       try {
         await trials(loaded, done, count);
       } finally {
+        spinnerPid = null;
         await burner.stop();
       }
     }
   } finally {
     await rx.stop();
   }
+  const split = (side: Samples) => ({
+    viaKvmuxCount: side.via.length,
+    bareXtestCount: side.bare.length,
+    ...(side.via.length >= 20 && side.bare.length >= 20 ? compare(side.via, side.bare) : {}),
+  });
   return {
     quiet: compare(quiet.via, quiet.bare),
     underCpuLoad: {
       ...compare(loaded.via, loaded.bare),
       load: 'a second process spinning on one of the CPUs',
+      byReceiverCpu: {
+        withSpinner: split(bySpinner.shared),
+        apart: split(bySpinner.apart),
+        note:
+          'diagnostic: the same samples split by the CPU the receiver woke on (that of the spinner, ' +
+          'or another); a receiver woken behind the spinner waits for the scheduler to preempt it, in ' +
+          'both paths',
+      },
     },
     note:
       'the receiving window in its own process at normal priority (asleep between keys, as a VM); ' +

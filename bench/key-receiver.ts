@@ -1,9 +1,12 @@
+import { readFileSync } from 'node:fs';
 import x11 from 'x11';
 import { connectDisplay } from '../src/x/connection.js';
+import { cpuOfStat } from './procs.js';
 
 /**
  * The VM's end of a key, in a process of its own (bench/e2e.bench.ts): a window on display argv[2]
- * that prints the CLOCK_MONOTONIC time (ns) of every KeyPress and KeyRelease it gets, one per line.
+ * that prints the CLOCK_MONOTONIC time (ns) of every KeyPress and KeyRelease it gets, one per line,
+ * and the CPU it ran on then (read after the time is taken).
  * Asleep between keys like a VM's window, at normal priority; the sender reads the times later, so
  * reporting back costs the measurement nothing.
  */
@@ -14,8 +17,9 @@ conn.client.CreateWindow(wid, conn.root, 0, 0, 100, 100, 0, 0, 0, 0, {
   eventMask: em['KeyPress']! | em['KeyRelease']!,
 });
 conn.onEvent((ev) => {
-  if (ev.name === 'KeyPress' || ev.name === 'KeyRelease')
-    process.stdout.write(`${process.hrtime.bigint()}\n`);
+  if (ev.name !== 'KeyPress' && ev.name !== 'KeyRelease') return;
+  const t = process.hrtime.bigint();
+  process.stdout.write(`${t} ${cpuOfStat(readFileSync('/proc/self/stat', 'utf8'))}\n`);
 });
 conn.client.MapWindow(wid);
 await conn.sync();

@@ -17,6 +17,11 @@ export function schedOf(pid: number): { policy: string; rtPriority: number; nice
   return { policy, rtPriority: Number(f[37]), nice: Number(f[16]), cpus };
 }
 
+/** The CPU a process's main thread last ran on (field 39 of /proc/PID/stat text). */
+export const cpuOfStat = (stat: string) => Number(stat.split(') ')[1]!.split(' ')[36]);
+
+export const lastCpu = (pid: number) => cpuOfStat(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+
 /** CPU ticks of each process (all its threads), for the share each took of a timed span. */
 export const cpuOf = (pids: number[]) => pids.map((p) => procCpuTicks(p));
 

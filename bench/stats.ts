@@ -15,3 +15,39 @@ export function summarize(
     mean: r(mean),
   };
 }
+
+/** A small seeded generator (mulberry32): the same resamples on every run of the same data. */
+function seeded(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const quantile = (sorted: Float64Array, q: number) =>
+  sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+
+/**
+ * How far chance alone moves the difference of two samples' `q` quantiles (p99: the 10th largest of
+ * 1000, so a few slow trials more or less on one side move it by milliseconds): the 5th and 95th
+ * percentiles of that difference over `rounds` bootstrap resamples of both. An interval far wider
+ * than the difference says the difference is mostly noise.
+ */
+export function quantileDiffInterval(a: number[], b: number[], q = 0.99, rounds = 1000, digits = 1) {
+  const rnd = seeded(0x6b766d);
+  const diffs = new Float64Array(rounds);
+  const ra = new Float64Array(a.length);
+  const rb = new Float64Array(b.length);
+  for (let i = 0; i < rounds; i++) {
+    for (let j = 0; j < a.length; j++) ra[j] = a[Math.floor(rnd() * a.length)]!;
+    for (let j = 0; j < b.length; j++) rb[j] = b[Math.floor(rnd() * b.length)]!;
+    diffs[i] = quantile(ra.sort(), q) - quantile(rb.sort(), q);
+  }
+  diffs.sort();
+  const r = (x: number) => Number(x.toFixed(digits));
+  return [r(quantile(diffs, 0.05)), r(quantile(diffs, 0.95))] as const;
+}
