@@ -377,6 +377,7 @@ function report(s: ReturnType<typeof samplesOf>, load: { quiet: number[]; underL
     keyToClientBareXtestUs: quiet.bareXtestUs,
     addedP50Us: quiet.addedP50Us,
     addedP99Us: quiet.addedP99Us,
+    addedP99Interval90Us: quiet.addedP99Interval90Us,
     ratioP99: quiet.ratioP99,
     loadAverage1m: summarize(load.quiet, 2),
     underCpuLoad: {
