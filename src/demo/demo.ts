@@ -209,7 +209,7 @@ async function story(outDir: string, steps: Step[]): Promise<void> {
     process.exitCode = 1;
     return;
   }
-  const args = steps.flatMap((s) => ['-label', s.caption, join(outDir, s.file)]);
+  const args = steps.flatMap((s) => ['-label', captionLines(s.caption), join(outDir, s.file)]);
   const r = await execa(
     'montage',
     [
@@ -224,6 +224,21 @@ async function story(outDir: string, steps: Step[]): Promise<void> {
     say(`montage failed (${r.stderr}); the single PNGs are there`);
     process.exitCode = 1;
   } else say(`story.png: ${steps.length} captioned screenshots`);
+}
+
+/**
+ * A caption on lines of at most `width` characters, broken between words: a 512 px tile holds about
+ * 65 at 14 points, and montage cuts a longer line at both ends.
+ */
+function captionLines(text: string, width = 60): string {
+  const lines: string[] = [];
+  for (const word of text.split(' ')) {
+    const last = lines.at(-1);
+    if (last !== undefined && last.length + 1 + word.length <= width)
+      lines[lines.length - 1] = `${last} ${word}`;
+    else lines.push(word);
+  }
+  return lines.join('\n');
 }
 
 function say(line: string): void {
