@@ -7,6 +7,7 @@ import { summarize } from './stats.js';
  *
  *   node dist/bench/sched-chain.js timehist.txt BENCH_PID KVMUX_PID XSERVER_PID RECEIVER_PID
  *
+ * (or the task names as the timehist shows them, e.g. MainThread[1234] under Node 24)
  * (the pids are in the timehist: the bench's node, kvmux's node, the Xvfb, and the key receiver,
  * which runs last). Each of the receiver's key wake-ups by the X server is traced back: to kvmux
  * woken by the bench (a key through the FIFO) or to the bench itself (a bare XTEST key). Each part
@@ -58,8 +59,9 @@ function main() {
     process.exit(2);
   }
   const { runs, wakes } = parse(readFileSync(file, 'utf8'));
-  const node = (pid: string) => `node[${pid}]`;
-  const [B, K, X, R] = [node(bench!), node(kvmux!), `Xvfb[${xPid}]`, node(rxPid)];
+  // a bare pid is a node process's main thread as Node 20 names it; Node 24 names it MainThread[PID]
+  const node = (pid: string) => (pid.includes('[') ? pid : `node[${pid}]`);
+  const [B, K, X, R] = [node(bench!), node(kvmux!), xPid!.includes('[') ? xPid! : `Xvfb[${xPid}]`, node(rxPid)];
   const runsOf = new Map<string, Run[]>();
   const runsOn = new Map<number, Run[]>();
   for (const r of runs) {
@@ -98,9 +100,10 @@ function main() {
     }
     xWoken = null;
   }
-  const ownThread = (task: string) => /^\w+\[\d+\/\d+\]$/.test(task);
+  const ownThread = (task: string) => /^[\w-]+\[\d+\/\d+\]$/.test(task);
+  const nodeMain = (task: string) => task.startsWith('node[') || task.startsWith('MainThread[');
   const who = (task: string) =>
-    task === B || task === K || task === R || task === X || ownThread(task) || !task.startsWith('node[')
+    task === B || task === K || task === R || task === X || ownThread(task) || !nodeMain(task)
       ? task
       : 'another node process (the spinner)';
   const report = Object.fromEntries(
