@@ -123,17 +123,41 @@ describe('switcher menu model', () => {
 
   it('keeps the selection by name when items change under an open menu', () => {
     let s = run(['open gamma']).state;
-    const r = menuStep(s, { kind: 'items', items: [items[2]!, items[0]!, items[3]!] });
+    expect(s.selected).toBe('gamma');
+    // gamma (index 2 before) moves to the end: neither the first item nor at its old index
+    const [alpha, beta, gamma, admin] = items as [MenuItem, MenuItem, MenuItem, MenuItem];
+    const r = menuStep(s, { kind: 'items', items: [beta, alpha, admin, gamma] });
     expect(r.actions.map(show)).toEqual(['redraw']);
     s = r.state;
     expect(s.selected).toBe('gamma');
-    expect(menuStep(s, parse('1')).actions.map(show)).toEqual(['choose gamma', 'close']);
+    expect(menuStateView(s)).toEqual({
+      open: true,
+      items: ['beta', 'alpha', 'admin', 'gamma'],
+      selected: 'gamma',
+    });
+    expect(menuStep(s, parse('enter')).actions.map(show)).toEqual(['choose gamma', 'close']);
+    // and navigation goes on from its new place: up from the last row is admin
+    expect(menuStep(s, parse('up')).state.selected).toBe('admin');
   });
 
   it('falls back to the first item when the selected one vanishes', () => {
     const s = run(['open gamma']).state;
-    const r = menuStep(s, { kind: 'items', items: [items[0]!, items[3]!] });
-    expect(r.state.selected).toBe('alpha');
+    const [alpha, beta, , admin] = items as [MenuItem, MenuItem, MenuItem, MenuItem];
+    const r = menuStep(s, { kind: 'items', items: [admin, beta, alpha] });
+    expect(r.actions.map(show)).toEqual(['redraw']);
+    expect(r.state.selected).toBe('admin');
+    expect(menuStep(r.state, parse('enter')).actions.map(show)).toEqual(['choose admin', 'close']);
+    // nothing left to select: none, and enter chooses nothing
+    const empty = menuStep(r.state, { kind: 'items', items: [] }).state;
+    expect(empty.selected).toBeNull();
+    expect(menuStep(empty, parse('enter')).actions).toEqual([]);
+  });
+
+  it('item changes while closed select nothing; the next open selects the active display', () => {
+    const [alpha, beta, gamma] = items as [MenuItem, MenuItem, MenuItem];
+    const s = menuStep(initialMenu(items), { kind: 'items', items: [gamma, beta, alpha] }).state;
+    expect(s.selected).toBeNull();
+    expect(menuStep(s, { kind: 'open', active: 'beta' }).state.selected).toBe('beta');
   });
 
   it('item updates while closed do not redraw', () => {

@@ -1,9 +1,10 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type Config, configSchema } from '../../src/config/schema.js';
 import { createCommandBackend } from '../../src/session/backends/command.js';
+import { savePaths } from '../../src/session/jobs/saved-state.js';
 import { Supervisor, type VmStatus } from '../../src/session/supervisor.js';
 import { vmDirOf } from '../../src/session/vm-paths.js';
 import { VmRecordStore } from '../../src/session/vm-records.js';
@@ -108,6 +109,42 @@ describe('supervisor with real processes (command backend)', () => {
     expect(await sup.stop('idle')).toMatchObject({ state: 'stopped', pid: null });
     expect(isAlive(pid!)).toBe(false);
     expect(existsSync(store.path('idle'))).toBe(false);
+  });
+
+  it('refuses receive and restore on a running VM; its next start is a normal boot, not a wait for a stream', async () => {
+    const script = 'echo $$ >> "$KVMUX_VM_DIR/boots"; exec sleep 1000';
+    const { config, sup: make } = setup([
+      { name: 'busy', backend: 'command', command: ['sh', '-c', script] },
+    ]);
+    // a saved state (no disks, like the VM), so restore gets past "has no saved state" to the guard
+    const saved = savePaths(config.stateDir, 'busy');
+    mkdirSync(saved.dir, { recursive: true });
+    writeFileSync(saved.file, '');
+    const meta = { vm: 'busy', savedAt: new Date().toISOString(), bytes: 0, memoryMiB: null, disks: [] };
+    writeFileSync(saved.meta, JSON.stringify(meta));
+    const sup = make();
+    const boots = join(vmDirOf(config.runDir, 'busy'), 'boots');
+    const bootCount = () => (existsSync(boots) ? readFileSync(boots, 'utf8').trim().split('\n').length : 0);
+    const first = await sup.start('busy');
+    await until(() => bootCount() === 1);
+
+    await expect(sup.receive('busy', 'tcp:127.0.0.1:1')).rejects.toThrow(
+      /is running: stop it before a receive/,
+    );
+    await expect(sup.restore('busy')).rejects.toThrow(/is running: stop it before a restore/);
+    expect(sup.get('busy')).toMatchObject({ state: 'running', pid: first.pid, job: null, lastError: null });
+    expect(sup.get('busy').savedAt).toBe(meta.savedAt);
+
+    // nothing of the refused intake may linger: the next launch boots the program, no stream job
+    await sup.stop('busy');
+    const again = await sup.start('busy');
+    expect(again.pid).not.toBe(first.pid);
+    await until(() => bootCount() === 2);
+    expect(new VmRecordStore(config.stateDir).load('busy')).toMatchObject({ pid: again.pid });
+    expect(new VmRecordStore(config.stateDir).load('busy')).not.toHaveProperty('job');
+    await sleep(200); // a launch taking a stream would fail it (no QMP) and stop the VM by now
+    expect(sup.get('busy')).toMatchObject({ state: 'running', pid: again.pid, job: null, lastError: null });
+    expect(isAlive(again.pid!)).toBe(true);
   });
 
   it('a second supervisor adopts the running VM (same pid) instead of starting a duplicate', async () => {
