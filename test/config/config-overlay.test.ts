@@ -182,6 +182,18 @@ networks: [{ name: lan }]
     expect(readFileSync(join(state, moved[0]!), 'utf8')).toBe(layer);
   });
 
+  it('empty resources remove the limits (the admin prompt\'s "none", vm.setResources {name}); absent ones keep them', () => {
+    const vm = vmFromCreate({ name: 'lim', disk: '/srv/lim.img' });
+    const limited = patchVm(vm, { resources: { cpuQuota: 0.5, cpuset: '0', memoryMaxMiB: 256 } });
+    expect(limited.resources).toEqual({ cpuQuota: 0.5, cpuset: '0', memoryMaxMiB: 256 });
+    expect(patchVm(limited, { cpus: 2 }).resources).toEqual(limited.resources);
+    expect(patchVm(limited, { resources: { ioWeight: 50 } }).resources).toEqual({ ioWeight: 50 });
+    const cleared = patchVm(limited, { resources: {} });
+    expect(cleared.resources).toBeUndefined();
+    expect('resources' in cleared).toBe(false);
+    expect(overlayText(withVm(emptyOverlay(), cleared))).not.toMatch(/resources|cpuQuota|memoryMaxMiB/);
+  });
+
   it('memory above the balloon ceiling is kept for the next start: the ceiling follows instead of an error', () => {
     const vm = vmFromCreate({ name: 'big', disk: '/srv/big.img', memoryMiB: 256 });
     const ceiled = { ...vm, qemu: { ...vm.qemu!, maxMemoryMiB: 512 } };

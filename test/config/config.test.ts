@@ -90,6 +90,52 @@ policy:
     expect(errorOf(text).message).toContain(expected);
   });
 
+  // VM names become runDir/stateDir/cgroup path components: the whole name must match, not a prefix
+  it.each([['a/b'], ['a/../../etc'], ['a..'], ['a b'], ['a.b'], ['a'.repeat(32)], ['a'.repeat(200)]])(
+    'rejects the VM name %j with an error naming the key and line',
+    (name) => {
+      expect(
+        errorOf(`vms:\n  - name: "${name}"\n    backend: command\n    command: [x]\n`).message,
+      ).toContain('k.yaml:2: vms.0.name: must match');
+    },
+  );
+
+  it('accepts a 31-character VM name, the longest allowed', () => {
+    const name = `a${'-0'.repeat(15)}`;
+    expect(name).toHaveLength(31);
+    const cfg = parseConfigText(`vms:\n  - { name: ${name}, backend: command, command: [x] }\n`);
+    expect(cfg.vms[0]?.name).toBe(name);
+  });
+
+  it.each([
+    ['key = next', 'input:\n  hotkey: { key: right }\n'],
+    ['key = previous', 'input:\n  hotkey: { previous: scrolllock }\n'],
+    ['next = previous', 'input:\n  hotkey: { next: left }\n'],
+  ])('rejects hotkey keys that are not three different keys (%s)', (_what, text) => {
+    expect(errorOf(text).message).toBe(
+      'k.yaml:2: input.hotkey: key, next and previous must be three different keys',
+    );
+  });
+
+  it('accepts three different hotkey keys', () => {
+    const cfg = parseConfigText('input:\n  hotkey: { key: pause, next: up, previous: down }\n');
+    expect(cfg.input.hotkey).toMatchObject({ key: 'pause', next: 'up', previous: 'down' });
+  });
+
+  it('rejects a subhost without a root directory or a DISKS root, and accepts either', () => {
+    expect(errorOf('vms:\n  - name: sub\n    backend: subhost\n').message).toBe(
+      'k.yaml:2: vms.0.subhost: backend "subhost" needs subhost.root or a DISKS root',
+    );
+    expect(
+      errorOf('vms:\n  - name: sub\n    backend: subhost\n    subhost: { overlay: false }\n').message,
+    ).toBe('k.yaml:4: vms.0.subhost: backend "subhost" needs subhost.root or a DISKS root');
+    const ok = parseConfigText(`vms:
+  - { name: a, backend: subhost, subhost: { root: /srv/a } }
+  - { name: b, backend: subhost, subhost: { disks: [{ dev: vda, part: 1, image: /srv/b.img }] } }
+`);
+    expect(ok.vms.map((v) => v.name)).toEqual(['a', 'b']);
+  });
+
   it('collects every problem, not just the first', () => {
     const err = errorOf('bogus: 1\nconsole: tv\n');
     expect(err.issues).toHaveLength(2);

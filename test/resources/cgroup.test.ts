@@ -195,4 +195,27 @@ describe.runIf(layout)('two kvmux on one machine with a VM of the same name', ()
   }, 30_000);
 });
 
+describe.runIf(layout)('a limit the kernel refuses', () => {
+  it('is an error naming the file, never silently skipped (the VM would run unlimited)', async () => {
+    const refusing = new CgroupResources({ layout: layout!, group: `kvmux-test-${process.pid}-refused` });
+    const dirs = [...refusing.dirs('bad').values()];
+    const parents = dirs.map((d) => dirname(d));
+    const file = join(refusing.dirs('bad').get(layout!.mode === 'v2' ? '' : 'cpuset')!, 'cpuset.cpus');
+    const refused = new RegExp(
+      `^bad: ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: cannot write "4095": E[A-Z]+$`,
+    );
+    try {
+      // no machine here has CPU 4095: the kernel answers EINVAL to cpuset.cpus (a non-optional write)
+      expect(() => refusing.prepare('bad', { cpuset: '4095' })).toThrow(refused);
+      // the same on a live change of a VM whose cgroup exists
+      expect(refusing.prepare('bad', { cpuset: '0' })).toHaveLength(dirs.length);
+      expect(() => refusing.update('bad', { cpuset: '4095' })).toThrow(refused);
+    } finally {
+      await refusing.release('bad');
+      for (const d of [...dirs, ...parents]) if (existsSync(d)) rmdirSync(d);
+    }
+    expect([...dirs, ...parents].filter((d) => existsSync(d))).toEqual([]);
+  });
+});
+
 if (!layout) loudSkip('cgroup resources', 'no usable cgroup v2 or v1 hierarchy under /sys/fs/cgroup');

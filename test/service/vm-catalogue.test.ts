@@ -4,7 +4,10 @@ import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { emptyOverlay, overlayPath } from '../../src/config/overlay.js';
 import { type Config, configSchema } from '../../src/config/schema.js';
+import { connectSocket } from '../../src/control/rpc/client.js';
+import { configMethods } from '../../src/service/config-methods.js';
 import type { ConsoleInput } from '../../src/service/console-input.js';
+import { jobMethods } from '../../src/service/job-methods.js';
 import { Switcher } from '../../src/service/switcher.js';
 import { affectsImages, VmCatalogue } from '../../src/service/vm-catalogue.js';
 import type { Backend } from '../../src/session/backends/backend.js';
@@ -12,6 +15,7 @@ import { createCommandBackend } from '../../src/session/backends/command.js';
 import { Supervisor } from '../../src/session/supervisor.js';
 import { type Logger, silentLogger } from '../../src/util/log.js';
 import { isAlive } from '../../src/util/proc.js';
+import { codeOf, startServer } from '../control/helpers.js';
 import { tempDir } from '../helpers/temp.js';
 import { ownXvfbs } from './helpers/own-x-servers.js';
 
@@ -127,6 +131,61 @@ describe('VM catalogue changes against running VMs', () => {
     expect(names(r)).toEqual([]);
     expect(r.supervisor.has('a')).toBe(false);
     expect(r.catalogue.describe().overlay.removed).toEqual(['a']);
+  }, 30_000);
+});
+
+/** The rig's catalogue behind a real control socket, with the config and resource methods. */
+async function served(r: Rig) {
+  const { server, sock } = await startServer(tempDir('kvmux-catalogue-ctl-'));
+  server.register([...configMethods(r.catalogue), ...jobMethods(r.supervisor, r.catalogue)]);
+  const c = await connectSocket(sock);
+  return {
+    c,
+    close: async () => {
+      c.close();
+      await server.close();
+    },
+  };
+}
+
+describe('VM catalogue over the control socket', () => {
+  it('vm.create refuses a name that is not wholly [a-z0-9-] (1-31 chars): it would be a path component', async () => {
+    const r = rig(['disk1.img', 'disk2.img']);
+    const { c, close } = await served(r);
+    try {
+      for (const name of ['a/b', 'a/../../etc', 'a..', 'a b', 'a.b', 'a'.repeat(32), 'a'.repeat(200)]) {
+        const [code, message] = await codeOf(c.call('vm.create', { name, disk: 'disk1.img' }));
+        expect([name, code]).toEqual([name, -32602]);
+        expect(message).toMatch(/name/);
+      }
+      expect(existsSync(overlayPath(r.config.stateDir))).toBe(false);
+      expect(names(r)).toEqual(['disk1', 'disk2']);
+      const longest = `a${'-0'.repeat(15)}`;
+      expect(longest).toHaveLength(31);
+      await c.call('vm.create', { name: longest, disk: 'disk1.img' });
+      expect(names(r)).toEqual([longest, 'disk2']);
+    } finally {
+      await close();
+    }
+  }, 30_000);
+
+  it('vm.setResources {name} removes the limits from kvmux own layer', async () => {
+    const r = rig(['found.img']);
+    const { c, close } = await served(r);
+    try {
+      await c.call('vm.create', { name: 'lim', disk: 'found.img' });
+      expect(await c.call('vm.setResources', { name: 'lim', cpuQuota: 0.5, memoryMaxMiB: 256 })).toEqual({
+        live: false,
+        resources: { cpuQuota: 0.5, memoryMaxMiB: 256 },
+      });
+      expect(r.catalogue.find('lim')?.resources).toEqual({ cpuQuota: 0.5, memoryMaxMiB: 256 });
+      expect(readFileSync(overlayPath(r.config.stateDir), 'utf8')).toContain('cpuQuota: 0.5');
+      expect(await c.call('vm.setResources', { name: 'lim' })).toEqual({ live: false, resources: {} });
+      expect(r.catalogue.find('lim')?.resources).toBeUndefined();
+      expect(readFileSync(overlayPath(r.config.stateDir), 'utf8')).not.toMatch(/resources|cpuQuota/);
+    } finally {
+      await close();
+    }
   }, 30_000);
 });
 
