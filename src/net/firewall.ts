@@ -16,7 +16,9 @@ export interface GuardedPort {
   readonly allow?: readonly PortRole[];
 }
 
-export type PortRole = 'router-advertisements' | 'dhcp-server' | 'vlan';
+export const PORT_ROLES = ['router-advertisements', 'dhcp-server', 'vlan'] as const;
+export type PortRole = (typeof PORT_ROLES)[number];
+export const isPortRole = (s: string): s is PortRole => (PORT_ROLES as readonly string[]).includes(s);
 
 /** The MAC-derived (modified EUI-64, RFC 4291) link-local address: fe80::5054:ff:fe12:3456. */
 export function eui64LinkLocal(mac: string): string {

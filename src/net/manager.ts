@@ -220,6 +220,8 @@ export class NetworkManager {
       net: m.network,
       mac: m.mac,
       ips: m.ips.join(','),
+      // a namespace member is re-learnt from this alias after a restart (members.ts adoptableNamespace)
+      allow: (m.allow ?? []).join(','),
     };
     return {
       ifname: m.port,

@@ -1,5 +1,5 @@
 import type { Config, VmConfig } from '../config/schema.js';
-import type { PortRole } from './firewall.js';
+import { isPortRole, type PortRole } from './firewall.js';
 import type { Link } from './ip.js';
 import { guestMac, tapName } from './names.js';
 
@@ -92,7 +92,7 @@ export function adoptableNamespace(
   networks: ReadonlyMap<string, unknown>,
 ): Member | undefined {
   if (fields?.['kind'] !== 'namespace') return undefined;
-  const { owner = '', slot = '', net = '', mac = '', ips = '' } = fields;
+  const { owner = '', slot = '', net = '', mac = '', ips = '', allow = '' } = fields;
   if (!networks.has(net) || link.kind !== 'veth') return undefined;
   return {
     kind: 'namespace',
@@ -102,5 +102,7 @@ export function adoptableNamespace(
     port: link.ifname,
     mac,
     ips: ips ? ips.split(',') : [],
+    // what kvmux wrote; anything else in the alias grants nothing
+    allow: allow.split(',').filter(isPortRole),
   };
 }

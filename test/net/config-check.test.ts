@@ -31,6 +31,12 @@ describe('network config checks', () => {
     expect(issues(vms as unknown[]).join('\n')).toContain(want);
   });
 
+  it('reports two VMs whose derived tap names clash (a long name is cut and hashed)', () => {
+    // "alphabetica" does not fit: cut to "alpha" plus the hash "3458", the tap of VM "alpha3458"
+    const got = issues([vm('alphabetica', [{ network: 'lan' }]), vm('alpha3458', [{ network: 'lan' }])]);
+    expect(got).toEqual(['vms[1].nics[0]: tap name "kvt-alpha3458-0" clashes with vms[0].nics[0]']);
+  });
+
   it('reports two networks whose explicit bridge names clash', () => {
     const got = issues([], [{ name: 'lan' }, { name: 'dmz', bridge: 'kvbr-lan' }]);
     expect(got).toEqual(['networks[1]: bridge "kvbr-lan" clashes with networks[0]']);

@@ -159,3 +159,94 @@ describe('anonymous bridge and taps (inside a test netns)', () => {
     expect(await names()).toEqual(['lo', 'vnet3']);
   });
 });
+
+describe('a configured bridge name that is already a real NIC', () => {
+  let ns: TestNetns;
+
+  beforeAll(async () => {
+    ns = await createNetns('nic-');
+    // eth7 plays a physical NIC someone named as the bridge (`bridge: eth7`)
+    await ns.exec('ip', 'link', 'add', 'eth7', 'type', 'veth', 'peer', 'name', 'eth7p');
+    await ns.exec('ip', 'addr', 'add', '192.0.2.7/24', 'dev', 'eth7');
+    await ns.exec('ip', 'link', 'set', 'eth7', 'up');
+  });
+  afterAll(async () => {
+    await ns?.remove();
+  });
+
+  it('is refused as "not a bridge" and keeps its addresses', async () => {
+    const mgr = new NetworkManager({ netns: ns.name });
+    const nets = config([], [{ name: 'lan', bridge: 'eth7' }]).networks;
+    await expect(mgr.ensureNetworks(nets)).rejects.toThrow(/eth7.*not a bridge/);
+    const addrs = (await ns.ipJson<IpAddr[]>('addr', 'show', 'dev', 'eth7'))[0]?.addr_info ?? [];
+    expect(addrs.map((a) => a.local)).toContain('192.0.2.7');
+    const link = (await ns.ipJson<IpLink[]>('link', 'show', 'dev', 'eth7'))[0];
+    expect(link?.flags).not.toContain('NOARP');
+    expect(link?.ifalias).toBeUndefined();
+  });
+});
+
+describe('namespace members (subhosts) across a service restart', () => {
+  let ns: TestNetns;
+  let member: TestNetns;
+  const nets = config([]);
+  /** The member with pinned IPs only, and the one allowed server roles. */
+  let plain = '';
+  let server = '';
+  const chain = (port: string) => ns.exec('nft', 'list', 'chain', 'bridge', 'kvmux', `port-${port}`);
+
+  beforeAll(async () => {
+    ns = await createNetns('nsr-');
+    member = await createNetns('nsm-');
+    const first = new NetworkManager({ netns: ns.name });
+    await first.ensureNetworks(nets.networks);
+    plain = (await first.attachNamespace('lan', member.name, 'eth0', { ips: ['10.77.0.9'] })).ifname;
+    server = (
+      await first.attachNamespace('lan', member.name, 'eth1', {
+        ips: ['10.77.0.10'],
+        allow: ['dhcp-server', 'router-advertisements'],
+      })
+    ).ifname;
+  });
+  afterAll(async () => {
+    for (const n of [member, ns]) await n?.remove();
+  });
+
+  it('a member attached with allow roles has only those role drops lifted from its port', async () => {
+    const rules = await chain(server);
+    expect(rules).not.toContain('udp sport 67');
+    expect(rules).not.toContain('udp sport 547');
+    expect(rules).not.toContain('nd-router-advert');
+    expect(rules).toMatch(/8021q.*drop/);
+    expect(await chain(plain)).toContain('udp sport 67');
+  });
+
+  it('a new manager adopts the veths with their pinned IPs', async () => {
+    const restarted = new NetworkManager({ netns: ns.name });
+    const report = await restarted.reconcile(nets);
+    expect({ ...report, adopted: report.adopted.sort() }).toEqual({
+      removed: [],
+      adopted: [plain, server].sort(),
+      created: [],
+    });
+    const inMember = await member.ipJson<IpLink[]>('link', 'show');
+    expect(inMember.map((l) => l.ifname).sort()).toEqual(['eth0', 'eth1', 'lo']);
+    const members = (await restarted.list())[0]?.members ?? [];
+    expect(members.map((m) => [m.kind, m.namespace, m.tap, m.ips])).toEqual(
+      expect.arrayContaining([
+        ['namespace', member.name, plain, ['10.77.0.9']],
+        ['namespace', member.name, server, ['10.77.0.10']],
+      ]),
+    );
+    expect(await chain(plain)).toMatch(/ip saddr 10\.77\.0\.9 return/);
+  });
+
+  it('adopted members keep their allow roles', async () => {
+    const rules = await chain(server);
+    expect(rules).toMatch(/ip saddr 10\.77\.0\.10 return/);
+    expect(rules).not.toContain('udp sport 67');
+    expect(rules).not.toContain('nd-router-advert');
+    expect(rules).toMatch(/8021q.*drop/);
+    expect(await chain(plain)).toContain('udp sport 67');
+  });
+});

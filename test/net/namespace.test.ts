@@ -13,6 +13,13 @@ async function pings(from: TestNetns, to: string, ...opts: string[]): Promise<bo
   return /2 packets transmitted, 2 packets received/.test(out);
 }
 
+/** Packets of a kvmux counter in `ns` (the host namespace of a test). */
+async function counterIn(ns: TestNetns, name: string): Promise<number> {
+  const json = JSON.parse(await ns.exec('nft', '-j', 'list', 'counters', 'table', 'bridge', 'kvmux'));
+  const row = json.nftables.find((r: { counter?: { name: string } }) => r.counter?.name === name);
+  return row?.counter.packets ?? 0;
+}
+
 describe('subhost-style namespace members on an anonymous bridge', () => {
   let host: TestNetns;
   let m1: TestNetns;
@@ -114,5 +121,23 @@ describe('a network with an uplink', () => {
     expect(await pings(member, '10.77.3.9')).toBe(true);
     const list = await mgr.list();
     expect(list[0]).toMatchObject({ name: 'up', bridge: 'kvbr-up', uplink: 'phys0', addresses: [] });
+  });
+
+  it('the host stays unreachable from the wire, even with an address and ARP on the bridge', async () => {
+    const before = await counterIn(host, 'host-drop');
+    await host.exec('ip', 'addr', 'add', '10.77.3.254/24', 'dev', 'kvbr-up');
+    await host.exec('ip', 'link', 'set', 'dev', 'kvbr-up', 'arp', 'on');
+    try {
+      // the LAN behind the uplink gets no answer (ARP nor ICMP): the uplink is a silent port too
+      expect(await pings(wire, '10.77.3.254')).toBe(false);
+      expect(await counterIn(host, 'host-drop')).toBeGreaterThan(before);
+      const neigh = await wire.exec('ip', '-j', 'neigh', 'show', '10.77.3.254');
+      expect(neigh).not.toContain('lladdr');
+      // only the host is silent: the member still answers the wire
+      expect(await pings(wire, '10.77.3.1')).toBe(true);
+    } finally {
+      await host.exec('ip', 'link', 'set', 'dev', 'kvbr-up', 'arp', 'off');
+      await host.exec('ip', 'addr', 'flush', 'dev', 'kvbr-up');
+    }
   });
 });

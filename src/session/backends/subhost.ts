@@ -159,6 +159,7 @@ export function createSubhostBackend(opts: SubhostBackendOptions): Backend {
       await net.attachNamespace(nic.network, ns, ifname, {
         ...(nic.mac ? { mac: nic.mac } : {}),
         ...(nic.ips ? { ips: nic.ips } : {}),
+        ...(nic.allow ? { allow: nic.allow } : {}),
       });
       s.nics.push(ifname);
     }
