@@ -134,7 +134,8 @@ describe.skipIf(why !== null)('appliance image', () => {
   it('rolls back: with slot A corrupted, slot B boots and becomes the boot pointer (UEFI when OVMF is here)', {
     timeout: BOOT_MS + 120_000,
   }, async () => {
-    await corruptFile(disk, partitionOffset(img, 'slot-a'), '/root.squashfs');
+    // a block in the middle: the squashfs still mounts, so only the sha256 check can refuse it
+    await corruptFile(disk, partitionOffset(img, 'slot-a'), '/root.squashfs', 'middle');
     const uefi = existsSync(OVMF_CODE) && existsSync(OVMF_VARS);
     if (!uefi) loudSkip('UEFI boot', `${OVMF_CODE} missing (package ovmf): rollback boots with BIOS instead`);
     const vars = join(dir, 'vars.fd');
@@ -158,7 +159,7 @@ describe.skipIf(why !== null)('appliance image', () => {
     );
     const b = boot;
     const log = await timed(`slot A corrupted (${uefi ? 'UEFI' : 'BIOS'})`, () => b.waitFor(READY, BOOT_MS));
-    expect(log).toMatch(/kvmux-initrd: slot a: (sha256 mismatch|squashfs mount failed)/);
+    expect(log).toContain('kvmux-initrd: slot a: sha256 mismatch');
     expect(log).toContain('kvmux-initrd: slot a: unusable, falling back');
     expect(log).toContain('kvmux-initrd: root found: slot b');
     expect(log).toContain('kvmux ready (slot b)');

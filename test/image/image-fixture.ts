@@ -153,9 +153,24 @@ export async function debugfs(disk: string, offset: number, cmd: string, write =
   return String(r.stdout);
 }
 
-/** Overwrites the first bytes of a file inside a partition (found with debugfs bmap): corruption. */
-export async function corruptFile(disk: string, offset: number, path: string): Promise<void> {
-  const block = Number((await debugfs(disk, offset, `bmap ${path} 0`)).trim());
+/**
+ * Overwrites one 4 KiB block of a file inside a partition (found with debugfs bmap): corruption.
+ * `at` 'middle' picks a block in the middle of the file: a squashfs whose superblock and tables
+ * are intact still mounts then, so only its sha256 tells the damage.
+ */
+export async function corruptFile(
+  disk: string,
+  offset: number,
+  path: string,
+  at: 'first' | 'middle' = 'first',
+): Promise<void> {
+  let logical = 0;
+  if (at === 'middle') {
+    const size = Number(/Size: (\d+)/.exec(await debugfs(disk, offset, `stat ${path}`))?.[1]);
+    if (!(size > 3 * 4096)) throw new Error(`stat ${path}: no size, or too small to corrupt its middle`);
+    logical = Math.floor(size / 4096 / 2);
+  }
+  const block = Number((await debugfs(disk, offset, `bmap ${path} ${logical}`)).trim());
   if (!Number.isInteger(block) || block <= 0) throw new Error(`bmap ${path}: no block`);
   const fd = openSync(disk, 'r+');
   try {
