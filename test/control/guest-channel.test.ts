@@ -6,7 +6,7 @@ import { attachGuestChannel, type GuestChannel } from '../../src/control/guest-c
 import { attachmentPool, guestShare } from '../../src/control/rpc/buffer-pool.js';
 import { binaryHeader } from '../../src/control/rpc/framing.js';
 import type { ControlServer } from '../../src/control/rpc/server.js';
-import { fakeQemuChardev, type LinePeer, PASSWORD, startServer, tempDir } from './helpers.js';
+import { fakeQemuChardev, heldMethod, type LinePeer, PASSWORD, startServer, tempDir } from './helpers.js';
 
 const policy = [
   { from: 'alpha', method: 'vm.*', action: 'allow' as const, target: '*' },
@@ -212,20 +212,8 @@ describe('guest channel', () => {
   });
 
   it("counts a guest's attachments within the guests' common share of the pool", async () => {
-    const { defineMethod } = await import('../../src/control/rpc/method.js');
-    const { z } = await import('zod');
-    let release: () => void = () => {};
-    const held = new Promise<void>((r) => {
-      release = r;
-    });
-    server.register(
-      defineMethod({
-        name: 'vm.hold',
-        params: z.strictObject({}),
-        summary: '',
-        handler: () => held.then(() => 'held'),
-      }),
-    );
+    const { method, release } = heldMethod('vm.hold');
+    server.register(method);
     const { peer } = await guest('alpha');
     await login(peer);
     expect(guestShare.lent).toBe(0);

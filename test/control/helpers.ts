@@ -193,3 +193,21 @@ export function mainThreadCpu(): number {
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(f[11]) + Number(f[12])) / 100; // utime + stime in clock ticks (USER_HZ 100)
 }
+
+/** A method (no params) whose calls wait until the test calls `release`: it holds its connection's pump. */
+export function heldMethod(name: string): { method: RpcMethod; release: () => void } {
+  let release = () => {};
+  const held = new Promise<void>((r) => {
+    release = r;
+  });
+  const method = defineMethod({
+    name,
+    params: z.strictObject({}),
+    summary: 'holds the connection until the test lets go',
+    handler: async () => {
+      await held;
+      return 'ok';
+    },
+  });
+  return { method, release: () => release() };
+}

@@ -3,16 +3,14 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { z } from 'zod';
 import { attachmentPool } from '../../src/control/rpc/buffer-pool.js';
 import { connectSocket, type RpcClient } from '../../src/control/rpc/client.js';
 import { binaryHeader } from '../../src/control/rpc/framing.js';
-import { defineMethod } from '../../src/control/rpc/method.js';
 import type { ControlServer } from '../../src/control/rpc/server.js';
 import { sendFile } from '../../src/control/transfer/transfer-client.js';
 import { imageUploadMethods } from '../../src/control/transfer/upload.js';
 import { RpcError } from '../../src/util/errors.js';
-import { codeOf, LinePeer, startServer, tempDir, until } from './helpers.js';
+import { codeOf, heldMethod, LinePeer, startServer, tempDir, until } from './helpers.js';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
@@ -184,21 +182,8 @@ describe('image upload over the local socket', () => {
   ])(
     'gives back the attachments of lines not yet answered, and a half-read one, when %s',
     async (_, atEnd) => {
-      let release = () => {};
-      const held = new Promise<void>((r) => {
-        release = r;
-      });
-      server.register(
-        defineMethod({
-          name: 'test.hold',
-          params: z.strictObject({}),
-          summary: 'holds the connection until the test lets go',
-          handler: async () => {
-            await held;
-            return 'ok';
-          },
-        }),
-      );
+      const { method, release } = heldMethod('test.hold');
+      server.register(method);
       attachmentPool.clear();
       const slab = attachmentPool.slabBytes;
       const raw = await LinePeer.connect(sock);
