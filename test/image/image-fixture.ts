@@ -82,13 +82,17 @@ vms:
 
 /**
  * One image per run of the suite, shared by the image tests, cached under a key of everything that
- * goes into it (kvmux's built code, the unit, the package list, the apt sources, Node's version).
+ * goes into it (kvmux's built code, the builder's own source as these tests run it, the unit, the
+ * package list, the apt sources, Node's version).
  * Images of other keys unused for an hour are removed, so /var/tmp holds few test images.
  */
 export async function sharedTestImage(): Promise<TestImage> {
   const pkg = packageRoot();
   const h = createHash('sha256');
   hashTree(h, pkg, join(pkg, 'dist/src'));
+  // the tests build from src/image (the initrd's init script, the layout), not from dist: a change
+  // there without a build must not boot yesterday's image
+  hashTree(h, pkg, join(pkg, 'src/image'));
   h.update(readFileSync(join(pkg, 'package.json')));
   h.update(readFileSync(join(pkg, 'systemd/kvmux.service')));
   h.update(JSON.stringify({ ROOT_PACKAGES, sources: machineSources('bookworm'), IMAGE_NODE_VERSION }));
