@@ -1,4 +1,4 @@
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
@@ -217,6 +217,32 @@ describe('image payload', () => {
     expect(dirs.some((d) => d.startsWith('@koromix/koffi-linux-x64'))).toBe(true);
     for (const dev of ['vitest', 'typescript', '@biomejs/biome', 'esbuild', 'tsx'])
       expect(dirs).not.toContain(dev);
+  });
+
+  it('resolves dependencies as Node does, skips a missing optional one, and refuses a missing required one', () => {
+    const root = tempDir('kvmux-payload-');
+    const pkg = (dir: string, deps: Record<string, string> = {}, optional: Record<string, string> = {}) => {
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(
+        join(dir, 'package.json'),
+        JSON.stringify({ dependencies: deps, optionalDependencies: optional }),
+      );
+    };
+    const nm = (...parts: string[]) => join(root, 'node_modules', ...parts);
+    pkg(root, { a: '1', c: '1' }, { 'not-here': '1' });
+    pkg(nm('a'), { b: '2' }); // a needs its own b 2 (nested), the root's b is 1
+    pkg(nm('a', 'node_modules', 'b'));
+    pkg(nm('b'));
+    pkg(nm('c'), { b: '1' });
+    pkg(nm('unused'));
+    expect(runtimeDependencyDirs(root)).toEqual(
+      [nm('a'), nm('a', 'node_modules', 'b'), nm('b'), nm('c')].sort(),
+    );
+    // a required dependency that is not installed would leave the appliance unable to start kvmux
+    pkg(nm('c'), { b: '1', gone: '1' });
+    expect(() => runtimeDependencyDirs(root)).toThrow(
+      `${nm('c')}: dependency gone is not installed (run npm ci)`,
+    );
   });
 
   it('ships a default config that the config loader accepts', () => {
