@@ -184,6 +184,27 @@ deb http://deb.example/debian trixie main`;
       'deb [signed-by=/k.gpg] http://deb.example/debian bookworm main',
     ]);
   });
+
+  it('leaves out a deb822 stanza that says Enabled: no, and deb-src ones', () => {
+    const text = `Types: deb
+URIs: http://off.example/debian
+Suites: bookworm
+Components: main
+Enabled: no
+
+Types: deb-src
+URIs: http://src.example/debian
+Suites: bookworm
+Components: main
+
+Types: deb
+URIs: http://on.example/debian
+Suites: bookworm
+Components: main
+Enabled: yes
+`;
+    expect(parseAptSources(text).map((s) => s.uri)).toEqual(['http://on.example/debian']);
+  });
 });
 
 describe('splash', () => {
