@@ -1,4 +1,4 @@
-import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { checkPhrase, generatePhrase, loadPhrase, PHRASE_FILE } from '../../src/menu/phrase.js';
@@ -39,6 +39,18 @@ describe('host phrase', () => {
     const d = tmp();
     writeFileSync(join(d, PHRASE_FILE), 'the owl flies at noon\n');
     expect(loadPhrase({ stateDir: d })).toBe('the owl flies at noon');
+  });
+
+  it('never replaces a stored phrase it cannot use: a bad one or an unreadable file is an error, the file kept', () => {
+    const d = tmp();
+    const file = join(d, PHRASE_FILE);
+    writeFileSync(file, 'snow \u2603\n', 'utf8');
+    expect(() => loadPhrase({ stateDir: d })).toThrow(new RegExp(`${file}: host phrase`));
+    expect(readFileSync(file, 'utf8')).toBe('snow \u2603\n');
+    rmSync(file);
+    mkdirSync(file); // EISDIR: not "no phrase yet"
+    expect(() => loadPhrase({ stateDir: d })).toThrow(/EISDIR/);
+    expect(statSync(file).isDirectory()).toBe(true);
   });
 
   it('refuses phrases the core font cannot draw, naming the source', () => {
