@@ -61,7 +61,12 @@ function main() {
   const { runs, wakes } = parse(readFileSync(file, 'utf8'));
   // a bare pid is a node process's main thread as Node 20 names it; Node 24 names it MainThread[PID]
   const node = (pid: string) => (pid.includes('[') ? pid : `node[${pid}]`);
-  const [B, K, X, R] = [node(bench!), node(kvmux!), xPid!.includes('[') ? xPid! : `Xvfb[${xPid}]`, node(rxPid)];
+  const [B, K, X, R] = [
+    node(bench!),
+    node(kvmux!),
+    xPid!.includes('[') ? xPid! : `Xvfb[${xPid}]`,
+    node(rxPid),
+  ];
   const runsOf = new Map<string, Run[]>();
   const runsOn = new Map<number, Run[]>();
   for (const r of runs) {
