@@ -1,6 +1,10 @@
 import type { Config } from '../config/schema.js';
 import { splitIps } from './firewall.js';
-import { bridgeName, guestMac, tapName } from './names.js';
+import { portOwner, vmMember } from './members.js';
+import { ALIAS_MAX_BYTES, bridgeName, encodeAlias, guestMac, tapName } from './names.js';
+
+/** A subhost's namespace name is at most this long (session/backends/subhost-argv.ts netnsName). */
+const NETNS_NAME_MAX = 40;
 
 /** One problem: the config path it concerns and what is wrong (the shape of config/config.ts Problem). */
 export interface NetworkProblem {
@@ -39,6 +43,14 @@ export function networkProblems(config: Config): NetworkProblem[] {
       } catch (err) {
         problems.push({ path: at('ips'), message: (err as Error).message });
       }
+      const aliasBytes = Buffer.byteLength(encodeAlias(portOwner(portMember(vm, i))));
+      if (aliasBytes > ALIAS_MAX_BYTES)
+        problems.push({
+          path: at('ips'),
+          message:
+            `${nic.ips?.length ?? 0} pinned addresses do not fit the port's interface alias, where kvmux ` +
+            `keeps them across restarts (${aliasBytes} of ${ALIAS_MAX_BYTES} bytes): pin fewer, or shorter ones`,
+        });
     }
   }
   const bridges = new Map<string, string>();
@@ -49,6 +61,16 @@ export function networkProblems(config: Config): NetworkProblem[] {
     bridges.set(br, `networks[${n}]`);
   }
   return problems;
+}
+
+/**
+ * The member a NIC becomes on its bridge, for the length of its alias: a VM's tap, or for a
+ * subhost a veth owned by its namespace (counted at the longest namespace name).
+ */
+function portMember(vm: Config['vms'][number], index: number) {
+  const m = vmMember(vm, index);
+  if (vm.backend !== 'subhost') return m;
+  return { ...m, kind: 'namespace' as const, owner: 'x'.repeat(NETNS_NAME_MAX), slot: `eth${index}` };
 }
 
 /** The same problems as `key: message` lines (`vms[0].nics[1].mac: …`). */

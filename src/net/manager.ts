@@ -15,6 +15,7 @@ import {
   adoptableNamespace,
   type Member,
   type NetListEntry,
+  portOwner,
   toListMember,
   vmMember,
   wantedTaps,
@@ -213,22 +214,7 @@ export class NetworkManager {
   }
 
   private portSpec(m: Member, net: Network) {
-    const fields = {
-      kind: m.kind,
-      owner: m.owner,
-      slot: m.slot,
-      net: m.network,
-      mac: m.mac,
-      ips: m.ips.join(','),
-      // a namespace member is re-learnt from this alias after a restart (members.ts adoptableNamespace)
-      allow: (m.allow ?? []).join(','),
-    };
-    return {
-      ifname: m.port,
-      bridge: net.bridge,
-      hostMac: tapHostMac(m.mac),
-      owner: { kind: 'tap' as const, fields },
-    };
+    return { ifname: m.port, bridge: net.bridge, hostMac: tapHostMac(m.mac), owner: portOwner(m) };
   }
 
   /** Keep a kvmux link that config still wants, drop the rest; foreign links are never touched. */

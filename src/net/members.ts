@@ -1,7 +1,7 @@
 import type { Config, VmConfig } from '../config/schema.js';
 import { isPortRole, type PortRole } from './firewall.js';
 import type { Link } from './ip.js';
-import { guestMac, tapName } from './names.js';
+import { guestMac, type Ownership, tapName } from './names.js';
 
 /** A bridge port kvmux made: a VM NIC's tap or a namespace's veth. */
 export interface Member {
@@ -69,6 +69,25 @@ export function vmMember(vm: VmConfig, index: number): Member {
     mac: guestMac(vm.name, index, nic?.mac),
     ips: nic?.ips ?? [],
     allow: nic?.allow ?? [],
+  };
+}
+
+/**
+ * What a port's interface alias records of its member (names.ts encodeAlias): a namespace member
+ * is re-learnt from it after a restart (adoptableNamespace).
+ */
+export function portOwner(m: Member): Ownership {
+  return {
+    kind: 'tap',
+    fields: {
+      kind: m.kind,
+      owner: m.owner,
+      slot: m.slot,
+      net: m.network,
+      mac: m.mac,
+      ips: m.ips.join(','),
+      allow: (m.allow ?? []).join(','),
+    },
   };
 }
 

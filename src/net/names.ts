@@ -8,6 +8,8 @@ export const PREFIX = { bridge: 'kvbr-', tap: 'kvt-', veth: 'kvv-' } as const;
 
 /** Interface alias (`ip link set ... alias`) recording who an interface belongs to; survives restarts. */
 export const ALIAS_TAG = 'kvmux';
+/** The longest interface alias the kernel keeps (IFALIASZ, less its NUL): `ip` refuses more. */
+export const ALIAS_MAX_BYTES = 255;
 
 function hex(text: string, chars: number): string {
   return createHash('sha256').update(text).digest('hex').slice(0, chars);

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Config, configSchema } from '../../src/config/schema.js';
+import { networkIssues } from '../../src/net/config-check.js';
 import { NetworkManager } from '../../src/net/manager.js';
 import { guestMac } from '../../src/net/names.js';
 import { createNetns, type TestNetns } from './netns.js';
@@ -248,5 +249,40 @@ describe('namespace members (subhosts) across a service restart', () => {
     expect(rules).not.toContain('nd-router-advert');
     expect(rules).toMatch(/8021q.*drop/);
     expect(await chain(plain)).toContain('udp sport 67');
+  });
+});
+
+describe('pinned addresses and the port alias that keeps them', () => {
+  let ns: TestNetns;
+  afterAll(async () => {
+    await ns?.remove();
+  });
+
+  it('the most addresses the config check lets through fit the kernel alias; one more is a config error', async () => {
+    const ips = (n: number) =>
+      Array.from({ length: n }, (_, i) => `fd00:1234:5678:9abc:def0:1234:5678:${i + 1}`);
+    const name = `v${'x'.repeat(30)}`; // the longest VM name
+    const cfg = (n: number) =>
+      config([qemuVm(name, [{ network: 'lan', ips: ips(n), allow: ['dhcp-server'] }])]);
+    let most = 0;
+    while (most < 20 && networkIssues(cfg(most + 1)).length === 0) most++;
+    expect(most).toBeGreaterThanOrEqual(2);
+    expect(most).toBeLessThan(20); // 20 such addresses are 800 bytes: the check must have stopped them
+    expect(networkIssues(cfg(most + 1))).toEqual([
+      expect.stringMatching(
+        new RegExp(
+          `^vms\\[0\\]\\.nics\\[0\\]\\.ips: ${most + 1} pinned addresses do not fit the port's interface alias.*\\(\\d+ of 255 bytes\\)`,
+        ),
+      ),
+    ]);
+    // what the check lets through, the kernel takes: the tap is made and its alias holds every address
+    ns = await createNetns('alias-');
+    const mgr = new NetworkManager({ netns: ns.name });
+    const c = cfg(most);
+    await mgr.ensureNetworks(c.networks);
+    const [tap] = await mgr.attachVm(c.vms[0]!);
+    const link = (await ns.ipJson<IpLink[]>('link', 'show', 'dev', tap!.ifname))[0];
+    expect(link?.ifalias?.length).toBeLessThanOrEqual(255);
+    expect(link?.ifalias).toContain(`ips=${ips(most).join(',')}`);
   });
 });
