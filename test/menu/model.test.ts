@@ -153,6 +153,14 @@ describe('switcher menu model', () => {
     expect(menuStep(empty, parse('enter')).actions).toEqual([]);
   });
 
+  it('a click on a row drawn for an item that has gone since chooses nothing, nor moves', () => {
+    // rows are from the last draw; gamma is removed before the next one
+    const [alpha, beta, , admin] = items as [MenuItem, MenuItem, MenuItem, MenuItem];
+    const s = menuStep(run(['open alpha']).state, { kind: 'items', items: [alpha, beta, admin] }).state;
+    expect(menuStep(s, parse('click 20 95')).actions).toEqual([]);
+    expect(menuStep(s, parse('hover 20 95')).state.selected).toBe('alpha');
+  });
+
   it('item changes while closed select nothing; the next open selects the active display', () => {
     const [alpha, beta, gamma] = items as [MenuItem, MenuItem, MenuItem];
     const s = menuStep(initialMenu(items), { kind: 'items', items: [gamma, beta, alpha] }).state;
