@@ -37,6 +37,19 @@ describe('network config checks', () => {
     expect(got).toEqual(['vms[1].nics[0]: tap name "kvt-alpha3458-0" clashes with vms[0].nics[0]']);
   });
 
+  it("counts a subhost's port at its namespace alias, longer than a VM tap's", () => {
+    const ips = (n: number) =>
+      Array.from({ length: n }, (_, i) => `fd00:1234:5678:9abc:def0:1234:5678:${i + 1}`);
+    const nic = (n: number) => [{ network: 'lan', ips: ips(n) }];
+    const tooMany = (v: unknown) => issues([v]).some((m) => m.includes('do not fit the port'));
+    let most = 0;
+    while (most < 20 && !tooMany(vm('a', nic(most + 1)))) most++;
+    // the most addresses a VM's tap alias holds: too many for a subhost's namespace veth
+    const sub = { name: 'a', backend: 'subhost', subhost: { root: '/srv/a' }, nics: nic(most) };
+    expect(tooMany(vm('a', nic(most)))).toBe(false);
+    expect(tooMany(sub)).toBe(true);
+  });
+
   it('reports two networks whose explicit bridge names clash', () => {
     const got = issues([], [{ name: 'lan' }, { name: 'dmz', bridge: 'kvbr-lan' }]);
     expect(got).toEqual(['networks[1]: bridge "kvbr-lan" clashes with networks[0]']);

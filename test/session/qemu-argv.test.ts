@@ -1,7 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { vmSchema } from '../../src/config/schema.js';
 import type { LaunchContext } from '../../src/session/backends/backend.js';
-import { diskFormat, qemuArgv, resolveAccel } from '../../src/session/backends/qemu-argv.js';
+import {
+  diskFormat,
+  guestChannelArgs,
+  qemuArgv,
+  resolveAccel,
+} from '../../src/session/backends/qemu-argv.js';
 
 const ctx: LaunchContext = {
   display: ':21',
@@ -119,5 +124,12 @@ describe('qemu argv', () => {
     ['/x/a', 'raw'],
   ])('disk %s has format %s', (path, fmt) => {
     expect(diskFormat(path)).toBe(fmt);
+  });
+
+  it('the guest channel socket path is one option value, even with a comma in it', () => {
+    const args = guestChannelArgs('/run/kvmux,x/vm/alpha/guest.sock');
+    const chardev = args[args.indexOf('-chardev') + 1];
+    // a bare comma would end the path there, and QEMU would read the rest as more options
+    expect(chardev).toBe('socket,id=kvmuxctl,path=/run/kvmux,,x/vm/alpha/guest.sock,server=on,wait=off');
   });
 });
