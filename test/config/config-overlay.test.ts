@@ -64,6 +64,15 @@ describe('configuration as state (kvmux own layer over the read-only file)', () 
     expect(withVm(ov, { ...base.vms[1]! }).removed).toEqual([]);
   });
 
+  it('deleting a VM only kvmux made forgets it; hiding (a file VM or a found image) is recorded once', () => {
+    const own = withVm(emptyOverlay(), vmFromCreate({ name: 'beta', disk: '/srv/beta.qcow2' }));
+    // an image of that name found again later is a VM again: nothing hides it
+    expect(withoutVm(own, 'beta', false)).toEqual({ vms: [], removed: [] });
+    const hidden = withoutVm(own, 'notes', true);
+    expect(hidden.removed).toEqual(['notes']);
+    expect(withoutVm(hidden, 'notes', true).removed).toEqual(['notes']);
+  });
+
   it('a bad change is refused with the overlay file, its line and the key (same schema, same semantic rules)', () => {
     const bad = withVm(emptyOverlay(), {
       ...vmFromCreate({ name: 'beta', disk: '/srv/b.img' }),
