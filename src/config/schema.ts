@@ -9,6 +9,9 @@ const macSchema = z
   .string()
   .regex(/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i, 'must be a MAC address like 52:54:00:12:34:56');
 
+/** What a NIC may be allowed to send that kvmux drops by default (nics[].allow; net/firewall.ts). */
+export const PORT_ROLES = ['router-advertisements', 'dhcp-server', 'vlan'] as const;
+
 export const nicSchema = z.strictObject({
   network: nameSchema,
   mac: macSchema.optional(),
@@ -18,7 +21,7 @@ export const nicSchema = z.strictObject({
    * Server roles this NIC may play on its network; without them kvmux drops, from this VM's port,
    * IPv6 router advertisements, DHCP/DHCPv6 server replies and VLAN-tagged frames.
    */
-  allow: z.array(z.enum(['router-advertisements', 'dhcp-server', 'vlan'])).optional(),
+  allow: z.array(z.enum(PORT_ROLES)).optional(),
 });
 
 export const qemuSchema = z.strictObject({

@@ -1,10 +1,7 @@
 import type { Config } from '../config/schema.js';
 import { splitIps } from './firewall.js';
 import { portOwner, vmMember } from './members.js';
-import { ALIAS_MAX_BYTES, bridgeName, encodeAlias, guestMac, tapName } from './names.js';
-
-/** A subhost's namespace name is at most this long (session/backends/subhost-argv.ts netnsName). */
-const NETNS_NAME_MAX = 40;
+import { ALIAS_MAX_BYTES, bridgeName, encodeAlias, guestMac, NETNS_NAME_MAX, tapName } from './names.js';
 
 /** One problem: the config path it concerns and what is wrong (the shape of config/config.ts Problem). */
 export interface NetworkProblem {

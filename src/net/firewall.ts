@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import { PORT_ROLES } from '../config/schema.js';
 import { ConfigError } from '../util/errors.js';
 import type { NetHost } from './ip.js';
 
@@ -16,7 +17,6 @@ export interface GuardedPort {
   readonly allow?: readonly PortRole[];
 }
 
-export const PORT_ROLES = ['router-advertisements', 'dhcp-server', 'vlan'] as const;
 export type PortRole = (typeof PORT_ROLES)[number];
 export const isPortRole = (s: string): s is PortRole => (PORT_ROLES as readonly string[]).includes(s);
 

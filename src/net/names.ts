@@ -10,6 +10,8 @@ export const PREFIX = { bridge: 'kvbr-', tap: 'kvt-', veth: 'kvv-' } as const;
 export const ALIAS_TAG = 'kvmux';
 /** The longest interface alias the kernel keeps (IFALIASZ, less its NUL): `ip` refuses more. */
 export const ALIAS_MAX_BYTES = 255;
+/** The longest name of a subhost's network namespace (its prefix and VM name, cut). */
+export const NETNS_NAME_MAX = 40;
 
 function hex(text: string, chars: number): string {
   return createHash('sha256').update(text).digest('hex').slice(0, chars);

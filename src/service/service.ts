@@ -142,7 +142,15 @@ export class Service implements MenuViewHost {
       },
     );
     this.parts = {
-      ...{ vtGuard, switcher, view, input, net, supervisor, catalogue, adminScreen, plane },
+      vtGuard,
+      switcher,
+      view,
+      input,
+      net,
+      supervisor,
+      catalogue,
+      adminScreen,
+      plane,
       releaseTransferMemory,
     };
     wire(this.parts);

@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import type { SubhostConfig, VmConfig } from '../../config/schema.js';
+import { NETNS_NAME_MAX } from '../../net/names.js';
 
 /**
  * systemd-nspawn and tmux command lines for a subhost, pure. Where pid 1 is not systemd there is
@@ -18,7 +19,7 @@ export function subhostPaths(vmDir: string): SubhostPaths {
   return { tmux: join(vmDir, 'console.tmux'), disks: join(vmDir, 'disks') };
 }
 
-export const netnsName = (prefix: string, vm: string) => `${prefix}${vm}`.slice(0, 40);
+export const netnsName = (prefix: string, vm: string) => `${prefix}${vm}`.slice(0, NETNS_NAME_MAX);
 
 export const upperOf = (stateDir: string, vm: VmConfig) =>
   vm.subhost?.upper ?? join(stateDir, 'subhost', vm.name, 'upper');
