@@ -266,7 +266,7 @@ async function separateReceiverFigures(k: Kvmux, display: string, xt: x11.XTestE
   // under load, each sample split by where the receiver woke: on the spinner's CPU or not
   const bySpinner = { shared: { via: [], bare: [] } as Samples, apart: { via: [], bare: [] } as Samples };
   let spinnerPid: number | null = null;
-  const press = async (what: string, down: () => void, up: () => void) => {
+  const press = async (path: 'via' | 'bare', what: string, down: () => void, up: () => void) => {
     await sleep(1);
     const t = process.hrtime.bigint();
     down();
@@ -276,18 +276,20 @@ async function separateReceiverFigures(k: Kvmux, display: string, xt: x11.XTestE
     await rx.arrivalUs(rx.count() + 1, r, `${what} release`);
     if (spinnerPid !== null) {
       const side = got.cpu === lastCpu(spinnerPid) ? bySpinner.shared : bySpinner.apart;
-      (what.startsWith('bare') ? side.bare : side.via).push(got.us);
+      side[path].push(got.us);
     }
     return got.us;
   };
   const via = (i: number) =>
     press(
+      'via',
       `via kvmux ${i}`,
       () => k.kb.writeRaw(A_DOWN),
       () => k.kb.writeRaw(A_UP),
     );
   const bare = (i: number) =>
     press(
+      'bare',
       `bare ${i}`,
       () => xt.FakeInput(2, KEY_A + 8, 0, 0, 0, 0),
       () => xt.FakeInput(3, KEY_A + 8, 0, 0, 0, 0),

@@ -3,14 +3,18 @@ import { readdirSync, readFileSync } from 'node:fs';
 /** What the benches read of other processes, from /proc. */
 export const ticks = Number(process.env['CLK_TCK'] ?? 100);
 
+/** The fields of /proc/PID/stat text after the command name: field N is at index N - 3. */
+const statFields = (stat: string) => stat.slice(stat.lastIndexOf(') ') + 2).split(' ');
+const statOf = (pid: number) => statFields(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+
 export function procCpuTicks(pid: number): number {
-  const rest = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return Number(rest[11]) + Number(rest[12]);
+  const f = statOf(pid);
+  return Number(f[11]) + Number(f[12]);
 }
 
 /** Scheduling of a process's main thread, from /proc (policy 2 is SCHED_RR; cpus: its CPU affinity). */
 export function schedOf(pid: number): { policy: string; rtPriority: number; nice: number; cpus: string } {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  const f = statOf(pid);
   const policy = ['SCHED_OTHER', 'SCHED_FIFO', 'SCHED_RR'][Number(f[38])] ?? `policy ${f[38]}`;
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const cpus = /^Cpus_allowed_list:\s*(\S+)/m.exec(status)?.[1] ?? '?';
@@ -18,9 +22,9 @@ export function schedOf(pid: number): { policy: string; rtPriority: number; nice
 }
 
 /** The CPU a process's main thread last ran on (field 39 of /proc/PID/stat text). */
-export const cpuOfStat = (stat: string) => Number(stat.split(') ')[1]!.split(' ')[36]);
+export const cpuOfStat = (stat: string) => Number(statFields(stat)[36]);
 
-export const lastCpu = (pid: number) => cpuOfStat(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+export const lastCpu = (pid: number) => Number(statOf(pid)[36]);
 
 /** CPU ticks of each process (all its threads), for the share each took of a timed span. */
 export const cpuOf = (pids: number[]) => pids.map((p) => procCpuTicks(p));

@@ -1,35 +1,25 @@
+import { mulberry32 } from '../test/helpers/prng.js';
+
+/** The `q` quantile of sorted values, the one rule of every figure here: the value at floor(q·n). */
+const quantile = (sorted: ArrayLike<number>, q: number) =>
+  sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN;
+
 /** Percentiles of a sample, in the sample's unit, rounded for JSON. */
 export function summarize(
   samples: number[],
   digits = 3,
 ): { n: number; p50: number; p99: number; max: number; mean: number } {
   const s = [...samples].sort((a, b) => a - b);
-  const at = (q: number) => s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? Number.NaN;
   const r = (x: number) => Number(x.toFixed(digits));
   const mean = s.reduce((a, b) => a + b, 0) / Math.max(1, s.length);
   return {
     n: s.length,
-    p50: r(at(0.5)),
-    p99: r(at(0.99)),
+    p50: r(quantile(s, 0.5)),
+    p99: r(quantile(s, 0.99)),
     max: r(s[s.length - 1] ?? Number.NaN),
     mean: r(mean),
   };
 }
-
-/** A small seeded generator (mulberry32): the same resamples on every run of the same data. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-const quantile = (sorted: Float64Array, q: number) =>
-  sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
 
 /**
  * How far chance alone moves the difference of two samples' `q` quantiles (p99: the 10th largest of
@@ -38,7 +28,7 @@ const quantile = (sorted: Float64Array, q: number) =>
  * than the difference says the difference is mostly noise.
  */
 export function quantileDiffInterval(a: number[], b: number[], q = 0.99, rounds = 1000, digits = 1) {
-  const rnd = seeded(0x6b766d);
+  const rnd = mulberry32(0x6b766d); // the same resamples on every run of the same data
   const diffs = new Float64Array(rounds);
   const ra = new Float64Array(a.length);
   const rb = new Float64Array(b.length);
