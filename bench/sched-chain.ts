@@ -69,9 +69,14 @@ function main() {
   ];
   const runsOf = new Map<string, Run[]>();
   const runsOn = new Map<number, Run[]>();
+  const into = <K>(m: Map<K, Run[]>, k: K, r: Run) => {
+    const list = m.get(k);
+    if (list) list.push(r);
+    else m.set(k, [r]);
+  };
   for (const r of runs) {
-    runsOf.set(r.task, [...(runsOf.get(r.task) ?? []), r]);
-    runsOn.set(r.cpu, [...(runsOn.get(r.cpu) ?? []), r]);
+    into(runsOf, r.task, r);
+    into(runsOn, r.cpu, r);
   }
   const firstRun = (task: string, t: number) => runsOf.get(task)?.find((r) => r.start >= t - 1e-7);
   const us = (s: number) => s * 1e6;
