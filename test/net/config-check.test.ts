@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { configSchema } from '../../src/config/schema.js';
 import { networkIssues } from '../../src/net/config-check.js';
+import { longIpv6s, mostThatFit } from './pinned-ips.js';
 
 const vm = (name: string, nics: unknown[]) => ({ name, backend: 'qemu', qemu: {}, nics });
 const issues = (vms: unknown[], networks: unknown[] = [{ name: 'lan' }]) =>
@@ -38,12 +39,9 @@ describe('network config checks', () => {
   });
 
   it("counts a subhost's port at its namespace alias, longer than a VM tap's", () => {
-    const ips = (n: number) =>
-      Array.from({ length: n }, (_, i) => `fd00:1234:5678:9abc:def0:1234:5678:${i + 1}`);
-    const nic = (n: number) => [{ network: 'lan', ips: ips(n) }];
+    const nic = (n: number) => [{ network: 'lan', ips: longIpv6s(n) }];
     const tooMany = (v: unknown) => issues([v]).some((m) => m.includes('do not fit the port'));
-    let most = 0;
-    while (most < 20 && !tooMany(vm('a', nic(most + 1)))) most++;
+    const most = mostThatFit((n) => !tooMany(vm('a', nic(n))));
     // the most addresses a VM's tap alias holds: too many for a subhost's namespace veth
     const sub = { name: 'a', backend: 'subhost', subhost: { root: '/srv/a' }, nics: nic(most) };
     expect(tooMany(vm('a', nic(most)))).toBe(false);

@@ -5,6 +5,7 @@ import { networkIssues } from '../../src/net/config-check.js';
 import { NetworkManager } from '../../src/net/manager.js';
 import { guestMac } from '../../src/net/names.js';
 import { createNetns, type TestNetns } from './netns.js';
+import { longIpv6s, mostThatFit } from './pinned-ips.js';
 
 interface IpLink {
   ifname: string;
@@ -259,13 +260,10 @@ describe('pinned addresses and the port alias that keeps them', () => {
   });
 
   it('the most addresses the config check lets through fit the kernel alias; one more is a config error', async () => {
-    const ips = (n: number) =>
-      Array.from({ length: n }, (_, i) => `fd00:1234:5678:9abc:def0:1234:5678:${i + 1}`);
     const name = `v${'x'.repeat(30)}`; // the longest VM name
     const cfg = (n: number) =>
-      config([qemuVm(name, [{ network: 'lan', ips: ips(n), allow: ['dhcp-server'] }])]);
-    let most = 0;
-    while (most < 20 && networkIssues(cfg(most + 1)).length === 0) most++;
+      config([qemuVm(name, [{ network: 'lan', ips: longIpv6s(n), allow: ['dhcp-server'] }])]);
+    const most = mostThatFit((n) => networkIssues(cfg(n)).length === 0);
     expect(most).toBeGreaterThanOrEqual(2);
     expect(most).toBeLessThan(20); // 20 such addresses are 800 bytes: the check must have stopped them
     expect(networkIssues(cfg(most + 1))).toEqual([
@@ -283,6 +281,6 @@ describe('pinned addresses and the port alias that keeps them', () => {
     const [tap] = await mgr.attachVm(c.vms[0]!);
     const link = (await ns.ipJson<IpLink[]>('link', 'show', 'dev', tap!.ifname))[0];
     expect(link?.ifalias?.length).toBeLessThanOrEqual(255);
-    expect(link?.ifalias).toContain(`ips=${ips(most).join(',')}`);
+    expect(link?.ifalias).toContain(`ips=${longIpv6s(most).join(',')}`);
   });
 });
