@@ -1,6 +1,15 @@
 import { execFileSync, spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { availableParallelism, loadavg, setPriority } from 'node:os';
+import {
+  closeSync,
+  createReadStream,
+  existsSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { availableParallelism, loadavg, setPriority, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import x11 from 'x11';
 import { stringify } from 'yaml';
@@ -10,6 +19,7 @@ import { writeDemoDisk } from '../src/demo/demo-disk.js';
 import { encodeEvents, keyEvents, sleep } from '../src/demo/fifo-keys.js';
 import { CLI, type Kvmux, startKvmux } from '../src/demo/kvmux-process.js';
 import { raiseInputPriority } from '../src/util/priority.js';
+import { sliceOf } from '../src/util/slice.js';
 import { connectDisplay, type XConnection } from '../src/x/connection.js';
 import { screenIsBlank } from '../src/x/screenshot.js';
 import { cpuOf, lastCpu, procCpuTicks, rssMiB, schedOf, ticks, xServerPid } from './procs.js';
@@ -195,11 +205,13 @@ function setKvmuxPolicy(pid: number, xPid: number, policy: Policy, pinnedCpus: s
   }
 }
 
-/** The key's receiver in its own process (bench/key-receiver.ts): arrival times come back on a pipe. */
-async function separateReceiver(display: string) {
-  const child = spawn(process.execPath, [join(import.meta.dirname, 'key-receiver.js'), display], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
+type Receiver = Awaited<ReturnType<typeof receiverOn>>;
+
+/**
+ * Arrival times from a key receiver (bench/key-receiver.ts) read off `lines` (its stdout or its
+ * FIFO): `ready` once its window is up, then `ns cpu` per key event.
+ */
+async function receiverOn(lines: NodeJS.ReadableStream, stop: () => Promise<void>) {
   const times: Array<{ ns: bigint; cpu: number }> = [];
   let waiter: { n: number; resolve: () => void } | null = null;
   let buf = '';
@@ -207,7 +219,8 @@ async function separateReceiver(display: string) {
   const isReady = new Promise<void>((r) => {
     ready = r;
   });
-  child.stdout.setEncoding('utf8').on('data', (d: string) => {
+  lines.setEncoding('utf8');
+  lines.on('data', (d: string) => {
     buf += d;
     for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
       const line = buf.slice(0, nl);
@@ -242,15 +255,52 @@ async function separateReceiver(display: string) {
         },
       };
     });
+  return { count: () => times.length, arrivalUs, stop };
+}
+
+/** The receiver as a process of the bench's own, beside kvmux's VMs: lines on its stdout. */
+function ownReceiver(display: string): Promise<Receiver> {
+  const child = spawn(process.execPath, [join(import.meta.dirname, 'key-receiver.js'), display], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  const stop = () =>
+    new Promise<void>((r) => {
+      child.once('exit', () => r());
+      child.stdin.end();
+    });
+  return receiverOn(child.stdout, stop);
+}
+
+/** The VM kvmux runs the receiver as (its command), writing its lines into a FIFO. */
+const RX_VM = 'rx';
+
+function receiverVm(fifo: string) {
   return {
-    count: () => times.length,
-    arrivalUs,
-    stop: () =>
-      new Promise<void>((r) => {
-        child.once('exit', () => r());
-        child.stdin.end();
-      }),
+    name: RX_VM,
+    backend: 'command',
+    command: [process.execPath, join(import.meta.dirname, 'key-receiver.js'), '-', fifo],
+    autostart: false,
   };
+}
+
+/**
+ * The receiver as the VM on screen: kvmux starts it, shows its display and treats it as it treats
+ * any VM it shows. Returns it with an XTEST injector on its display for the bare path.
+ */
+async function shownVmReceiver(k: Kvmux, fifo: string): Promise<{ rx: Receiver; xt: x11.XTestExt }> {
+  const lines = createReadStream(fifo);
+  await k.call('vm.start', { name: RX_VM });
+  await k.call('display.switch', { name: RX_VM });
+  const display = (await k.call<Array<{ name: string; display: string }>>('display.list')).find(
+    (d) => d.name === RX_VM,
+  )!.display;
+  const injector = await connectDisplay(display);
+  const stop = async () => {
+    await injector.close();
+    await k.call('vm.stop', { name: RX_VM, force: true });
+    lines.destroy();
+  };
+  return { rx: await receiverOn(lines, stop), xt: await xtest(injector) };
 }
 
 /**
@@ -259,8 +309,7 @@ async function separateReceiver(display: string) {
  * sent (often still awake), the FIFO path's receiver has gone to sleep; here both wake alike, so
  * the difference is kvmux's hop (its wake-up and its work) and nothing of the apparatus.
  */
-async function separateReceiverFigures(k: Kvmux, display: string, xt: x11.XTestExt, n: number) {
-  const rx = await separateReceiver(display);
+async function separateReceiverFigures(k: Kvmux, rx: Receiver, xt: x11.XTestExt, n: number) {
   const quiet: Samples = { via: [], bare: [] };
   const loaded: Samples = { via: [], bare: [] };
   // under load, each sample split by where the receiver woke: on the spinner's CPU or not
@@ -342,8 +391,32 @@ async function separateReceiverFigures(k: Kvmux, display: string, xt: x11.XTestE
       },
     },
     note:
-      'the receiving window in its own process at normal priority (asleep between keys, as a VM); ' +
-      'times on one CLOCK_MONOTONIC, read back later; kvmux as shipped (input thread RR 2, X RR 1)',
+      'the receiving window in a process of its own, asleep between keys, as a VM; times on one ' +
+      'CLOCK_MONOTONIC, read back later; kvmux as shipped (input thread RR 2, X RR 1)',
+  };
+}
+
+/**
+ * The separate receiver's figures again with the receiver as the VM on screen (kvmux runs it as a
+ * command VM and shows it): what a key to a real VM's window meets, kvmux's care for the VM on
+ * screen included. Its scheduler slice is read while it is shown.
+ */
+async function receiverAsShownVm(k: Kvmux, fifo: string, n: number) {
+  const { rx, xt } = await shownVmReceiver(k, fifo);
+  const pid = (await k.call<Array<{ name: string; pid?: number }>>('vm.list')).find(
+    (v) => v.name === RX_VM,
+  )?.pid;
+  const slice = pid ? sliceOf(pid) : null;
+  const xPid = xServerPid(
+    (await k.call<Array<{ name: string; display: string }>>('display.list')).find((d) => d.name === RX_VM)!
+      .display,
+  );
+  return {
+    receiverSliceNs: slice,
+    shownXServerScheduling: schedOf(xPid),
+    ...(await separateReceiverFigures(k, rx, xt, n)),
+    receiver:
+      'the VM on screen: kvmux runs the receiver as a command VM and shows its display (short slice on Linux 6.12+)',
   };
 }
 
@@ -404,7 +477,7 @@ function report(s: ReturnType<typeof samplesOf>, load: { quiet: number[]; underL
  * within one run, so the machine's own noise (other work) falls on all alike; kvmux's priority
  * (SCHED_RR, its default, and the nice -10 fallback) alternates the same way, on the same kvmux.
  */
-async function forwarding(k: Kvmux, display: string, opts: { throughput: boolean }) {
+async function forwarding(k: Kvmux, display: string, opts: { throughput: boolean; rxFifo: string }) {
   const client = await keyClient(display);
   const injector = await connectDisplay(display);
   const xt = await xtest(injector);
@@ -489,12 +562,19 @@ async function forwarding(k: Kvmux, display: string, opts: { throughput: boolean
   for (let i = 0; i < 150 && schedOf(m.xPid).policy !== 'SCHED_RR'; i++) await sleep(100);
   const separate = {
     shownXServerScheduling: schedOf(m.xPid),
-    ...(await separateReceiverFigures(k, display, xt, n)),
+    ...(await separateReceiverFigures(k, await ownReceiver(display), xt, n)),
+    receiver: 'a process of the bench, beside the VMs: kvmux does not know it (normal slice)',
   };
   await injector.close();
+  const asShownVm = await receiverAsShownVm(k, opts.rxFifo, n);
+  const back = (await k.call<Array<{ name: string; display: string }>>('display.list')).find(
+    (d) => d.display === display,
+  );
+  if (back) await k.call('display.switch', { name: back.name });
   return {
     ...figures,
     separateReceiver: separate,
+    receiverAsShownVm: asShownVm,
     throughput: {
       keyEventsSent: 2 * pairs,
       keyEventsReceivedByClient: received,
@@ -745,12 +825,20 @@ export async function run(): Promise<Record<string, unknown>> {
   const out: Record<string, unknown> = {};
   if (parts.includes('start'))
     out['startAndIdle'] = [await startAndIdle(), await startAndIdle(), await startAndIdle()];
+  // the key receiver kvmux runs as a VM writes its arrival times here
+  const rxDir = mkdtempSync(join(tmpdir(), 'kvmux-bench-rx-'));
+  const rxFifo = join(rxDir, 'keys');
+  execFileSync('mkfifo', [rxFifo]);
   const k = await startKvmux({
     firstDisplay: 230,
     vms: [
       { name: 'one', backend: 'command', command: ['xterm'] },
       { name: 'two', backend: 'command', command: ['xterm'] },
+      receiverVm(rxFifo),
     ],
+  }).catch((err: unknown) => {
+    rmSync(rxDir, { recursive: true, force: true });
+    throw err;
   });
   try {
     await sleep(1500); // the xterms map a moment after start; our own key client must be focused last
@@ -759,10 +847,11 @@ export async function run(): Promise<Record<string, unknown>> {
     )!;
     if (parts.includes('menu')) out['menuOpenToMapNotifyMs'] = await menuLatency(k, display.display);
     if (parts.includes('forwarding'))
-      out['forwarding'] = await forwarding(k, display.display, { throughput: true });
+      out['forwarding'] = await forwarding(k, display.display, { throughput: true, rxFifo });
     if (parts.includes('switch')) out['switchVirtual'] = await switchLatency(k);
   } finally {
     await k.stop();
+    rmSync(rxDir, { recursive: true, force: true });
   }
   if (parts.includes('vt') && existsSync('/dev/tty0')) out['switchVt'] = await vtSwitch();
   return out;

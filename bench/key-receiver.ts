@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { openSync, readFileSync, writeSync } from 'node:fs';
 import x11 from 'x11';
 import { connectDisplay } from '../src/x/connection.js';
 import { cpuOfStat } from './procs.js';
@@ -9,8 +9,17 @@ import { cpuOfStat } from './procs.js';
  * and the CPU it ran on then (read after the time is taken).
  * Asleep between keys like a VM's window, at normal priority; the sender reads the times later, so
  * reporting back costs the measurement nothing.
+ *
+ * argv[2] may be `-`: $DISPLAY (run by kvmux as a VM's command). argv[3], if given: a FIFO to write
+ * the lines to instead of stdout (a VM's stdout goes to its log); the process then runs until it
+ * is stopped, as a VM does.
  */
-const conn = await connectDisplay(process.argv[2]!);
+const display = process.argv[2] === '-' ? process.env['DISPLAY']! : process.argv[2]!;
+const outPath = process.argv[3];
+// opening a FIFO for writing waits for its reader: the bench opens it when it starts the VM
+const out = outPath ? openSync(outPath, 'w') : -1;
+const say = (line: string) => (outPath ? writeSync(out, `${line}\n`) : process.stdout.write(`${line}\n`));
+const conn = await connectDisplay(display);
 const wid = conn.client.AllocID();
 const em = x11.eventMask;
 conn.client.CreateWindow(wid, conn.root, 0, 0, 100, 100, 0, 0, 0, 0, {
@@ -19,10 +28,12 @@ conn.client.CreateWindow(wid, conn.root, 0, 0, 100, 100, 0, 0, 0, 0, {
 conn.onEvent((ev) => {
   if (ev.name !== 'KeyPress' && ev.name !== 'KeyRelease') return;
   const t = process.hrtime.bigint();
-  process.stdout.write(`${t} ${cpuOfStat(readFileSync('/proc/self/stat', 'utf8'))}\n`);
+  say(`${t} ${cpuOfStat(readFileSync('/proc/self/stat', 'utf8'))}`);
 });
 conn.client.MapWindow(wid);
 await conn.sync();
-setTimeout(() => process.stdout.write('ready\n'), 300);
-process.stdin.on('end', () => process.exit(0));
-process.stdin.resume();
+setTimeout(() => say('ready'), 300);
+if (!outPath) {
+  process.stdin.on('end', () => process.exit(0));
+  process.stdin.resume();
+}

@@ -19,6 +19,7 @@ import { inputCpu } from '../util/affinity.js';
 import { type Logger, type LogRing, silentLogger } from '../util/log.js';
 import { joinInputCpu, SHOWN_X_RT_PRIORITY, setProcessScheduling } from '../util/priority.js';
 import { isAlive, processCpuMs } from '../util/proc.js';
+import { setSlice } from '../util/slice.js';
 import { markStart, startMarks } from '../util/start-trace.js';
 import { createAdminScreen } from './admin-screen.js';
 import { Api } from './api.js';
@@ -32,7 +33,8 @@ import type { MenuView } from './menu-controller.js';
 import { serviceMethods } from './methods.js';
 import { type OriginalVt, rememberOriginalVt } from './original-vt.js';
 import type { MenuViewHost } from './overlay-view.js';
-import { ShownPriority } from './shown-priority.js';
+import { ShownClient } from './shown-client.js';
+import { type ProcessRef, ShownPriority } from './shown-priority.js';
 import { Switcher } from './switcher.js';
 import { VmCatalogue } from './vm-catalogue.js';
 
@@ -62,6 +64,8 @@ interface Parts {
   readonly plane: ControlPlane;
   /** Ends the hashing thread and empties the upload attachment pool. */
   readonly releaseTransferMemory: () => Promise<void>;
+  /** The shown VM's process asks for short scheduler slices. */
+  readonly shownClient: ShownClient;
 }
 
 /**
@@ -152,6 +156,7 @@ export class Service implements MenuViewHost {
       adminScreen,
       plane,
       releaseTransferMemory,
+      shownClient: new ShownClient({ setSlice, isAlive: (p) => isAlive(p.pid, p.startTime) }, log),
     };
     wire(this.parts);
     catalogue.attachInitial();
@@ -191,6 +196,8 @@ export class Service implements MenuViewHost {
     this.log.info({ leaveRunning }, 'stopping');
     catalogue.close();
     input.close();
+    // VMs left for a later kvmux run with the default slice until it shows one
+    this.parts.shownClient.show(null);
     await plane.close().catch(() => {});
     await releaseTransferMemory();
     await adminScreen?.shutdown({ leaveRunning });
@@ -254,7 +261,42 @@ function newSupervisor(cfg: Config, log: Logger, switcher: Switcher, net: Networ
 }
 
 /** The subscriptions between parts that were built independently. */
-function wire({ switcher, view, input, net, supervisor, catalogue, plane }: Parts): void {
+/** Backends whose VM process is the X client of its display (a subhost's client runs inside it). */
+const DRAWS_ITS_DISPLAY: ReadonlySet<string> = new Set(['qemu', 'command', 'virtualbox']);
+
+/**
+ * The process on display `name` that reads its keys: the VM's (or the admin screen's) own, when
+ * it runs and draws its display itself; null otherwise.
+ */
+function clientOf(parts: Parts, name: string | null): ProcessRef | null {
+  if (name === null) return null;
+  const owner = parts.supervisor.has(name)
+    ? parts.supervisor
+    : parts.adminScreen?.has(name)
+      ? parts.adminScreen
+      : null;
+  const rec = owner?.handle(name)?.record;
+  return rec && DRAWS_ITS_DISPLAY.has(rec.backend) ? { pid: rec.pid, startTime: rec.startTime } : null;
+}
+
+/** The shown VM's process asks for short slices: on every switch, and when that VM (re)starts. */
+function wireShownClient(parts: Parts): void {
+  const { switcher, supervisor, adminScreen, shownClient } = parts;
+  const follow = () => shownClient.show(clientOf(parts, switcher.active));
+  switcher.on('switched', follow);
+  for (const owner of [supervisor, adminScreen]) {
+    owner?.on('state', (st) => {
+      if (st.name === switcher.active) return follow();
+      const client = st.state === 'running' ? clientOf(parts, st.name) : null;
+      // started or adopted off screen: a kvmux killed while showing it left it shortened
+      if (client) shownClient.offScreen(client);
+    });
+  }
+}
+
+function wire(parts: Parts): void {
+  const { switcher, view, input, net, supervisor, catalogue, plane } = parts;
+  wireShownClient(parts);
   switcher.on('display', (name, live) => {
     if (live) view.warm?.(name);
     input.menu.refresh();

@@ -1,11 +1,13 @@
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, release } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { sendFile } from '../../src/control/transfer/transfer-client.js';
 import { signal } from '../../src/util/proc.js';
+import { MIN_SLICE_NS, setSlice, sliceOf } from '../../src/util/slice.js';
 import { tempDir } from '../helpers/temp.js';
 import { cpusOf, schedulingOf, threadCpusOf, xServerPidOf } from '../helpers/x-servers.js';
 import { eventually, type Kvmux, sleep, startKvmux } from './kvmux-harness.js';
@@ -23,6 +25,13 @@ const cpus = availableParallelism();
 const all = cpus > 1 ? `0-${cpus - 1}` : '0';
 if (cpus < 2) console.warn('SKIP input CPU pin: one CPU, nothing to pin');
 if (!canRaise) console.warn('SKIP run priority: needs root (CAP_SYS_NICE) to raise priority');
+/** Linux ≥ 6.12 takes a scheduler slice for a normal task (EEVDF): tried on a child of our own. */
+const probe = spawn('sleep', ['30']);
+await new Promise((r) => probe.once('spawn', r));
+const slices = canRaise && setSlice(probe.pid!, MIN_SLICE_NS) === undefined;
+probe.kill('SIGKILL');
+if (canRaise && !slices)
+  console.warn(`SKIP shown VM slice: kernel ${release()} has no custom scheduler slices (6.12+)`);
 
 let k: Kvmux | undefined;
 afterEach(async () => {
@@ -187,6 +196,59 @@ describe.skipIf(!canRaise)('input priority follows the monitor (kvmux run, Xvfb)
     expect(cpusOf(k.pid)).toBe(all);
     expect(threadCpusOf(x['left']!)).toEqual([all]);
   }, 90_000);
+
+  it.skipIf(!slices)(
+    'the VM on screen asks for the shortest scheduler slice, the others run with the default; it follows switches, restarts and a crashed kvmux',
+    async () => {
+      k = await startKvmux({ vms });
+      await bothUp(k);
+      const pids = async (kv: Kvmux) => {
+        const out: Record<string, number> = {};
+        for (const v of await kv.call<Array<{ name: string; pid?: number }>>('vm.list'))
+          if (v.pid) out[v.name] = v.pid;
+        return out;
+      };
+      let p = await pids(k);
+      await eventually(() => sliceOf(p['left']!) === MIN_SLICE_NS, 'shown left VM shortened');
+      const normal = sliceOf(p['right']!);
+      expect(normal).toBeGreaterThan(MIN_SLICE_NS);
+
+      await k.call('display.switch', { name: 'right' });
+      expect(sliceOf(p['right']!)).toBe(MIN_SLICE_NS);
+      expect(sliceOf(p['left']!)).toBe(normal);
+
+      // the shown VM's process dies and is restarted: the new one is shortened, nothing else
+      const before = p['right'];
+      signal(before!, 'SIGKILL');
+      for (let i = 0; i < 200 && (p['right'] === undefined || p['right'] === before); i++) {
+        await sleep(100);
+        p = await pids(k);
+      }
+      expect(p['right']).not.toBe(before);
+      await eventually(() => sliceOf(p['right']!) === MIN_SLICE_NS, 'restarted right VM shortened');
+      expect(sliceOf(p['left']!)).toBe(normal);
+
+      // killed while showing right, started again showing left: right is adopted and reset
+      await k.crash('SIGKILL');
+      writeFileSync(join(k.dir, 'state', 'active-display'), 'left\n');
+      k = await k.restart();
+      expect(await pids(k)).toEqual(p); // adopted, not restarted
+      await eventually(() => sliceOf(p['left']!) === MIN_SLICE_NS, 'shown left VM shortened');
+      await eventually(() => sliceOf(p['right']!) === normal, 'adopted right VM back to the default');
+
+      // a kvmux leaving its VMs running (SIGUSR1) leaves none shortened; the next one takes them over
+      const left = k;
+      try {
+        expect(await left.crash('SIGUSR1')).toBe(0);
+        expect(sliceOf(p['left']!)).toBe(normal);
+        expect(sliceOf(p['right']!)).toBe(normal);
+      } finally {
+        // whatever happened, a kvmux owns the VMs again: afterEach stops it, and them
+        k = await left.restart();
+      }
+    },
+    90_000,
+  );
 
   it('a client flooding the shown X server loses real-time (CPU budget); a calm display shown next is raised', async () => {
     const flood = [process.execPath, join(import.meta.dirname, '../fixtures/x-flood.mjs')];

@@ -1,0 +1,71 @@
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { getPriority, release, setPriority } from 'node:os';
+import { afterEach, describe, expect, it } from 'vitest';
+import { MIN_SLICE_NS, setSlice, sliceOf } from '../../src/util/slice.js';
+
+/**
+ * sched_setattr on a real process (a `sleep` child): the slice it asks for is what the kernel
+ * reports back, 0 gives the default again, and its nice and policy stay. Needs Linux ≥ 6.12
+ * (EEVDF custom slices); an older kernel must answer ENOTSUP, which is checked instead.
+ */
+const canSet = process.getuid?.() === 0;
+const probe = spawn('sleep', ['30']);
+await new Promise((r) => probe.once('spawn', r));
+const supported = canSet && setSlice(probe.pid!, MIN_SLICE_NS) === undefined;
+probe.kill('SIGKILL');
+if (!canSet) console.warn("SKIP scheduler slices: needs root (CAP_SYS_NICE) to set another process's");
+else if (!supported)
+  console.warn(
+    `SKIP scheduler slices: kernel ${release()} has no custom slices (Linux 6.12 or later); ENOTSUP checked instead`,
+  );
+
+const children: ChildProcess[] = [];
+afterEach(() => {
+  for (const c of children.splice(0)) c.kill('SIGKILL');
+});
+
+async function sleeper(): Promise<number> {
+  const c = spawn('sleep', ['30']);
+  children.push(c);
+  await new Promise((r) => c.once('spawn', r));
+  return c.pid!;
+}
+
+describe.skipIf(!canSet)('scheduler slices (sched_setattr) on a real process', () => {
+  it.skipIf(!supported)(
+    'asks for the shortest slice, then the default again; nice and policy stay',
+    async () => {
+      const pid = await sleeper();
+      const fresh = sliceOf(pid);
+      expect(typeof fresh).toBe('number');
+      expect(fresh).toBeGreaterThan(MIN_SLICE_NS);
+      setPriority(pid, 7);
+      expect(setSlice(pid, MIN_SLICE_NS)).toBeUndefined();
+      expect(sliceOf(pid)).toBe(MIN_SLICE_NS);
+      expect(getPriority(pid)).toBe(7);
+      expect(execFileSync('chrt', ['-p', String(pid)], { encoding: 'utf8' })).toMatch(/SCHED_OTHER/);
+      expect(setSlice(pid, 0)).toBeUndefined();
+      expect(sliceOf(pid)).toBe(fresh);
+      expect(getPriority(pid)).toBe(7);
+    },
+  );
+
+  it.skipIf(supported)('a kernel without custom slices says ENOTSUP', async () => {
+    expect(setSlice(await sleeper(), MIN_SLICE_NS)).toBe('ENOTSUP');
+  });
+
+  it('a real-time process is left alone (EPOLICY), a gone one is ESRCH, nonsense is EINVAL', async () => {
+    const pid = await sleeper();
+    execFileSync('chrt', ['-r', '-p', '1', String(pid)]);
+    const before = sliceOf(pid);
+    expect(setSlice(pid, MIN_SLICE_NS)).toBe('EPOLICY');
+    expect(sliceOf(pid)).toBe(before);
+    expect(execFileSync('chrt', ['-p', String(pid)], { encoding: 'utf8' })).toMatch(/SCHED_RR/);
+    const gone = await sleeper();
+    children.pop()!.kill('SIGKILL');
+    await new Promise((r) => setTimeout(r, 100));
+    expect(setSlice(gone, MIN_SLICE_NS)).toBe('ESRCH');
+    expect(setSlice(0, MIN_SLICE_NS)).toBe('EINVAL');
+    expect(setSlice(pid, -1)).toBe('EINVAL');
+  });
+});
