@@ -33,7 +33,6 @@ function syscall(nr: number, tid: number, attr: Buffer, a: number, b: number): n
 
 interface Attr {
   policy: number;
-  flags: bigint;
   nice: number;
   runtimeNs: number;
 }
@@ -43,7 +42,6 @@ function getAttr(nr: { get: number }, tid: number): Attr | string {
   if (syscall(nr.get, tid, a, ATTR_BYTES, 0) !== 0) return errnoName(koffi.errno());
   return {
     policy: a.readUInt32LE(4),
-    flags: a.readBigUInt64LE(8),
     nice: a.readInt32LE(16),
     runtimeNs: Number(a.readBigUInt64LE(24)),
   };
@@ -51,9 +49,13 @@ function getAttr(nr: { get: number }, tid: number): Attr | string {
 
 /**
  * Thread `tid` (a process's main thread: its pid) asks for `sliceNs` slices (0: the kernel's
- * default). Its policy, nice and reset-on-fork stay as they are. The errno name when refused
- * (ESRCH: it is gone); EPOLICY for a thread that is not SCHED_OTHER/BATCH (real-time or idle:
- * slices are not theirs); ENOTSUP when this kernel has no custom slices (read back unchanged).
+ * default). The short slice is the thread's own: it is set with reset-on-fork, so the threads and
+ * children it starts meanwhile (QEMU's I/O workers) begin with the default, which an inherited
+ * slice would not (checked on 6.18); the default clears that flag again (processes kvmux starts
+ * never have it: kvmux's own is cleared in its children). Policy and nice stay as they are. The
+ * errno name when refused (ESRCH: it is gone); EPOLICY for a thread that is not SCHED_OTHER/BATCH
+ * (real-time or idle: slices are not theirs); ENOTSUP when this kernel has no custom slices (read
+ * back unchanged).
  */
 export function setSlice(tid: number, sliceNs: number): string | undefined {
   if (!Number.isInteger(tid) || tid <= 0 || !Number.isInteger(sliceNs) || sliceNs < 0) return 'EINVAL';
@@ -66,7 +68,7 @@ export function setSlice(tid: number, sliceNs: number): string | undefined {
     const a = Buffer.alloc(ATTR_BYTES);
     a.writeUInt32LE(ATTR_BYTES, 0);
     a.writeUInt32LE(now.policy, 4);
-    a.writeBigUInt64LE(now.flags & BigInt(SCHED_FLAG_RESET_ON_FORK), 8);
+    a.writeBigUInt64LE(sliceNs > 0 ? BigInt(SCHED_FLAG_RESET_ON_FORK) : 0n, 8);
     a.writeInt32LE(now.nice, 16);
     a.writeBigUInt64LE(BigInt(sliceNs), 24);
     if (syscall(nr.set, tid, a, 0, 0) !== 0) return errnoName(koffi.errno());

@@ -50,6 +50,34 @@ describe.skipIf(!canSet)('scheduler slices (sched_setattr) on a real process', (
     },
   );
 
+  it.skipIf(!supported)(
+    "the short slice is the thread's own: what it starts meanwhile begins with the default",
+    async () => {
+      const sh = spawn('sh', ['-c', 'read go; sleep 30 & echo $!; wait'], {
+        stdio: ['pipe', 'pipe', 'ignore'],
+      });
+      children.push(sh);
+      await new Promise((r) => sh.once('spawn', r));
+      const fresh = sliceOf(sh.pid!);
+      expect(setSlice(sh.pid!, MIN_SLICE_NS)).toBeUndefined();
+      sh.stdin!.write('go\n');
+      const child = await new Promise<number>((r) =>
+        sh.stdout!.once('data', (d) => r(Number(String(d).trim()))),
+      );
+      try {
+        expect(sliceOf(sh.pid!)).toBe(MIN_SLICE_NS);
+        expect(sliceOf(child)).toBe(fresh);
+        // the flag that does it goes with the short slice
+        const chrt = () => execFileSync('chrt', ['-p', String(sh.pid)], { encoding: 'utf8' });
+        expect(chrt()).toMatch(/SCHED_OTHER\|SCHED_RESET_ON_FORK/);
+        expect(setSlice(sh.pid!, 0)).toBeUndefined();
+        expect(chrt()).not.toMatch(/RESET_ON_FORK/);
+      } finally {
+        process.kill(child, 'SIGKILL');
+      }
+    },
+  );
+
   it.skipIf(supported)('a kernel without custom slices says ENOTSUP', async () => {
     expect(setSlice(await sleeper(), MIN_SLICE_NS)).toBe('ENOTSUP');
   });
