@@ -1,6 +1,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import {
   closeSync,
+  constants,
   createReadStream,
   existsSync,
   mkdtempSync,
@@ -19,7 +20,7 @@ import { writeDemoDisk } from '../src/demo/demo-disk.js';
 import { encodeEvents, keyEvents, sleep } from '../src/demo/fifo-keys.js';
 import { CLI, type Kvmux, startKvmux } from '../src/demo/kvmux-process.js';
 import { raiseInputPriority } from '../src/util/priority.js';
-import { sliceOf } from '../src/util/slice.js';
+import { setSlice, sliceOf } from '../src/util/slice.js';
 import { connectDisplay, type XConnection } from '../src/x/connection.js';
 import { screenIsBlank } from '../src/x/screenshot.js';
 import { cpuOf, lastCpu, procCpuTicks, rssMiB, schedOf, ticks, xServerPid } from './procs.js';
@@ -289,8 +290,17 @@ function receiverVm(fifo: string) {
  */
 async function shownVmReceiver(k: Kvmux, fifo: string): Promise<{ rx: Receiver; xt: x11.XTestExt }> {
   const lines = createReadStream(fifo);
-  await k.call('vm.start', { name: RX_VM });
-  await k.call('display.switch', { name: RX_VM });
+  try {
+    await k.call('vm.start', { name: RX_VM });
+    await k.call('display.switch', { name: RX_VM });
+  } catch (err) {
+    // its open of the FIFO waits for a writer in the thread pool and would keep this process alive
+    try {
+      closeSync(openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK));
+    } catch {}
+    lines.destroy();
+    throw err;
+  }
   const display = (await k.call<Array<{ name: string; display: string }>>('display.list')).find(
     (d) => d.name === RX_VM,
   )!.display;
@@ -309,11 +319,32 @@ async function shownVmReceiver(k: Kvmux, fifo: string): Promise<{ rx: Receiver; 
  * sent (often still awake), the FIFO path's receiver has gone to sleep; here both wake alike, so
  * the difference is kvmux's hop (its wake-up and its work) and nothing of the apparatus.
  */
-async function separateReceiverFigures(k: Kvmux, rx: Receiver, xt: x11.XTestExt, n: number) {
-  const quiet: Samples = { via: [], bare: [] };
-  const loaded: Samples = { via: [], bare: [] };
-  // under load, each sample split by where the receiver woke: on the spinner's CPU or not
-  const bySpinner = { shared: { via: [], bare: [] } as Samples, apart: { via: [], bare: [] } as Samples };
+/** A condition the separate receiver's trials run under, set before each of its blocks. */
+interface Condition {
+  label: string;
+  enter(): void;
+}
+
+interface ReceiverSamples {
+  quiet: Samples;
+  loaded: Samples;
+  /** Under load, each sample split by where the receiver woke: on the spinner's CPU or not. */
+  bySpinner: { shared: Samples; apart: Samples };
+}
+
+const receiverSamples = (): ReceiverSamples => ({
+  quiet: { via: [], bare: [] },
+  loaded: { via: [], bare: [] },
+  bySpinner: { shared: { via: [], bare: [] }, apart: { via: [], bare: [] } },
+});
+
+/**
+ * The key pair trials of the separate receiver: per block of 50, each condition in turn (the order
+ * alternating by block) quiet and then with a CPU spinner, so the machine's drift falls on all.
+ */
+async function receiverTrials(k: Kvmux, rx: Receiver, xt: x11.XTestExt, n: number, conditions: Condition[]) {
+  const out = new Map(conditions.map((c) => [c.label, receiverSamples()]));
+  let into = receiverSamples();
   let spinnerPid: number | null = null;
   const press = async (path: 'via' | 'bare', what: string, down: () => void, up: () => void) => {
     await sleep(1);
@@ -324,7 +355,7 @@ async function separateReceiverFigures(k: Kvmux, rx: Receiver, xt: x11.XTestExt,
     up();
     await rx.arrivalUs(rx.count() + 1, r, `${what} release`);
     if (spinnerPid !== null) {
-      const side = got.cpu === lastCpu(spinnerPid) ? bySpinner.shared : bySpinner.apart;
+      const side = got.cpu === lastCpu(spinnerPid) ? into.bySpinner.shared : into.bySpinner.apart;
       side[path].push(got.us);
     }
     return got.us;
@@ -343,47 +374,56 @@ async function separateReceiverFigures(k: Kvmux, rx: Receiver, xt: x11.XTestExt,
       () => xt.FakeInput(2, KEY_A + 8, 0, 0, 0, 0),
       () => xt.FakeInput(3, KEY_A + 8, 0, 0, 0, 0),
     );
-  const trials = async (into: Samples, first: number, count: number) => {
+  const trials = async (samples: Samples, first: number, count: number) => {
     for (let i = first; i < first + count; i++) {
       if (i % 2 === 0) {
-        into.via.push(await via(i));
-        into.bare.push(await bare(i));
+        samples.via.push(await via(i));
+        samples.bare.push(await bare(i));
       } else {
-        into.bare.push(await bare(i));
-        into.via.push(await via(i));
+        samples.bare.push(await bare(i));
+        samples.via.push(await via(i));
       }
     }
   };
   try {
     for (let done = 0; done < n; done += 50) {
       const count = Math.min(50, n - done);
-      await trials(quiet, done, count);
-      const burner = cpuBurner();
-      await sleep(100);
-      spinnerPid = burner.pid;
-      try {
-        await trials(loaded, done, count);
-      } finally {
-        spinnerPid = null;
-        await burner.stop();
+      const order = (done / 50) % 2 ? [...conditions].reverse() : conditions;
+      for (const c of order) {
+        c.enter();
+        into = out.get(c.label)!;
+        await trials(into.quiet, done, count);
+        const burner = cpuBurner();
+        await sleep(100);
+        spinnerPid = burner.pid;
+        try {
+          await trials(into.loaded, done, count);
+        } finally {
+          spinnerPid = null;
+          await burner.stop();
+        }
       }
     }
   } finally {
     await rx.stop();
   }
+  return out;
+}
+
+function receiverFigures(s: ReceiverSamples) {
   const split = (side: Samples) => ({
     viaKvmuxCount: side.via.length,
     bareXtestCount: side.bare.length,
     ...(side.via.length >= 20 && side.bare.length >= 20 ? compare(side.via, side.bare) : {}),
   });
   return {
-    quiet: compare(quiet.via, quiet.bare),
+    quiet: compare(s.quiet.via, s.quiet.bare),
     underCpuLoad: {
-      ...compare(loaded.via, loaded.bare),
+      ...compare(s.loaded.via, s.loaded.bare),
       load: 'a second process spinning on one of the CPUs',
       byReceiverCpu: {
-        withSpinner: split(bySpinner.shared),
-        apart: split(bySpinner.apart),
+        withSpinner: split(s.bySpinner.shared),
+        apart: split(s.bySpinner.apart),
         note:
           'diagnostic: the same samples split by the CPU the receiver woke on (that of the spinner, ' +
           'or another); a receiver woken behind the spinner waits for the scheduler to preempt it, in ' +
@@ -396,6 +436,11 @@ async function separateReceiverFigures(k: Kvmux, rx: Receiver, xt: x11.XTestExt,
   };
 }
 
+async function separateReceiverFigures(k: Kvmux, rx: Receiver, xt: x11.XTestExt, n: number) {
+  const asIs = { label: 'asIs', enter: () => {} };
+  return receiverFigures((await receiverTrials(k, rx, xt, n, [asIs])).get(asIs.label)!);
+}
+
 /**
  * The separate receiver's figures again with the receiver as the VM on screen (kvmux runs it as a
  * command VM and shows it): what a key to a real VM's window meets, kvmux's care for the VM on
@@ -406,17 +451,28 @@ async function receiverAsShownVm(k: Kvmux, fifo: string, n: number) {
   const pid = (await k.call<Array<{ name: string; pid?: number }>>('vm.list')).find(
     (v) => v.name === RX_VM,
   )?.pid;
-  const slice = pid ? sliceOf(pid) : null;
+  const shipped = pid ? sliceOf(pid) : null;
   const xPid = xServerPid(
     (await k.call<Array<{ name: string; display: string }>>('display.list')).find((d) => d.name === RX_VM)!
       .display,
   );
+  // the control: the same VM, display and path with the kernel's default slice, set from outside
+  // by turns with the slice kvmux gave it (kvmux sets it only at a switch or a start)
+  const slices: Condition[] = [
+    { label: 'asShipped', enter: () => pid && typeof shipped === 'number' && setSlice(pid, shipped) },
+    { label: 'defaultSlice', enter: () => pid && setSlice(pid, 0) },
+  ];
+  const samples = await receiverTrials(k, rx, xt, n, slices);
   return {
-    receiverSliceNs: slice,
+    receiverSliceNs: shipped,
     shownXServerScheduling: schedOf(xPid),
-    ...(await separateReceiverFigures(k, rx, xt, n)),
+    ...receiverFigures(samples.get('asShipped')!),
     receiver:
       'the VM on screen: kvmux runs the receiver as a command VM and shows its display (short slice on Linux 6.12+)',
+    withDefaultSlice: {
+      ...receiverFigures(samples.get('defaultSlice')!),
+      note: 'control: the same receiver VM, its slice set back to the default before each of its blocks (blocks interleaved with the above)',
+    },
   };
 }
 

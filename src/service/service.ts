@@ -34,7 +34,7 @@ import { serviceMethods } from './methods.js';
 import { type OriginalVt, rememberOriginalVt } from './original-vt.js';
 import type { MenuViewHost } from './overlay-view.js';
 import { ShownClient } from './shown-client.js';
-import { type ProcessRef, ShownPriority } from './shown-priority.js';
+import { ShownPriority } from './shown-priority.js';
 import { Switcher } from './switcher.js';
 import { VmCatalogue } from './vm-catalogue.js';
 
@@ -156,7 +156,11 @@ export class Service implements MenuViewHost {
       adminScreen,
       plane,
       releaseTransferMemory,
-      shownClient: new ShownClient({ setSlice, isAlive: (p) => isAlive(p.pid, p.startTime) }, log),
+      shownClient: new ShownClient(
+        { setSlice, isAlive: (p) => isAlive(p.pid, p.startTime) },
+        { active: () => switcher.active, processOf: (name) => processOf(name, supervisor, adminScreen) },
+        log,
+      ),
     };
     wire(this.parts);
     catalogue.attachInitial();
@@ -197,7 +201,7 @@ export class Service implements MenuViewHost {
     catalogue.close();
     input.close();
     // VMs left for a later kvmux run with the default slice until it shows one
-    this.parts.shownClient.show(null);
+    this.parts.shownClient.close();
     await plane.close().catch(() => {});
     await releaseTransferMemory();
     await adminScreen?.shutdown({ leaveRunning });
@@ -261,47 +265,25 @@ function newSupervisor(cfg: Config, log: Logger, switcher: Switcher, net: Networ
 }
 
 /** The subscriptions between parts that were built independently. */
-/** Backends whose VM process is the X client of its display (a subhost's client runs inside it). */
-const DRAWS_ITS_DISPLAY: ReadonlySet<string> = new Set(['qemu', 'command', 'virtualbox']);
-
-/**
- * The process on display `name` that reads its keys: the VM's (or the admin screen's) own, when
- * it runs and draws its display itself; null otherwise.
- */
-function clientOf(parts: Parts, name: string | null): ProcessRef | null {
-  if (name === null) return null;
-  const owner = parts.supervisor.has(name)
-    ? parts.supervisor
-    : parts.adminScreen?.has(name)
-      ? parts.adminScreen
-      : null;
-  const rec = owner?.handle(name)?.record;
-  return rec && DRAWS_ITS_DISPLAY.has(rec.backend) ? { pid: rec.pid, startTime: rec.startTime } : null;
-}
-
-/** The shown VM's process asks for short slices: on every switch, and when that VM (re)starts. */
-function wireShownClient(parts: Parts): void {
-  const { switcher, supervisor, adminScreen, shownClient } = parts;
-  const follow = () => shownClient.show(clientOf(parts, switcher.active));
-  switcher.on('switched', follow);
-  for (const owner of [supervisor, adminScreen]) {
-    owner?.on('state', (st) => {
-      if (st.name === switcher.active) return follow();
-      const client = st.state === 'running' ? clientOf(parts, st.name) : null;
-      // started or adopted off screen: a kvmux killed while showing it left it shortened
-      if (client) shownClient.offScreen(client);
-    });
-  }
-}
-
-function wire(parts: Parts): void {
-  const { switcher, view, input, net, supervisor, catalogue, plane } = parts;
-  wireShownClient(parts);
+function wire({
+  switcher,
+  view,
+  input,
+  net,
+  supervisor,
+  catalogue,
+  plane,
+  adminScreen,
+  shownClient,
+}: Parts): void {
+  switcher.on('switched', () => shownClient.switched());
+  adminScreen?.on('state', (st) => shownClient.vmState(st.name, st.state));
   switcher.on('display', (name, live) => {
     if (live) view.warm?.(name);
     input.menu.refresh();
   });
   supervisor.on('state', (st) => {
+    shownClient.vmState(st.name, st.state);
     if (st.state === 'stopped' && net) void net.detachVm(st.name).catch(() => {});
     if (st.state === 'running') plane.resetVm(st.name);
     input.menu.refresh();
@@ -311,6 +293,13 @@ function wire(parts: Parts): void {
   catalogue.on('added', (vm) => vm.guestChannel && plane.attachVm(vm.name));
   catalogue.on('removed', (name) => plane.detachVm(name));
   catalogue.on('channel', (name, on) => (on ? plane.attachVm(name) : plane.detachVm(name)));
+}
+
+/** The running process of VM (or admin screen) `name`, with its backend. */
+function processOf(name: string, supervisor: Supervisor, adminScreen: Supervisor | null) {
+  const owner = supervisor.has(name) ? supervisor : adminScreen?.has(name) ? adminScreen : null;
+  const rec = owner?.handle(name)?.record;
+  return rec ? { pid: rec.pid, startTime: rec.startTime, backend: rec.backend } : null;
 }
 
 function menuItems(switcher: Switcher, supervisor: Supervisor): MenuItem[] {

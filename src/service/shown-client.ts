@@ -1,4 +1,5 @@
 import type { Logger } from '../util/log.js';
+import { MIN_SLICE_NS } from '../util/slice.js';
 import type { ProcessRef } from './shown-priority.js';
 
 export interface ShownClientIo {
@@ -11,12 +12,23 @@ export interface ShownClientIo {
   isAlive(ref: ProcessRef): boolean;
 }
 
+/** Where ShownClient learns which display is shown and whose process runs on it. */
+export interface ShownClientParts {
+  /** The display on screen now (null: none yet). */
+  active(): string | null;
+  /** The running process of VM (or admin screen) `name` and its backend; null when none runs. */
+  processOf(name: string): (ProcessRef & { backend: string }) | null;
+}
+
+/** Backends whose VM process is the X client of its display (a subhost's client runs inside it). */
+const DRAWS_ITS_DISPLAY: ReadonlySet<string> = new Set(['qemu', 'command', 'virtualbox']);
+
 /**
  * The slice the shown VM's process asks for: the kernel's smallest. Measured in the e2e bench
  * (separate receiver, a CPU spinner, 2 vCPUs, Linux 6.18): added p99 over bare XTEST 2.22, 2.16
  * and 1.32 ms with the default slice, -0.15, -0.05 and 0.65 ms with 0.1 ms, 1.41 ms with 0.3 ms.
  */
-export const SHOWN_CLIENT_SLICE_NS = 100_000;
+export const SHOWN_CLIENT_SLICE_NS = MIN_SLICE_NS;
 
 const same = (a: ProcessRef | null, b: ProcessRef | null) =>
   a !== null && b !== null && a.pid === b.pid && a.startTime === b.startTime;
@@ -28,7 +40,8 @@ const same = (a: ProcessRef | null, b: ProcessRef | null) =>
  * 1.4 ms at the default on 2 CPUs, most of the forwarding tail under load. While its display is
  * on screen, its main thread asks for the shortest slice (Linux ≥ 6.12, EEVDF): woken by a key,
  * it preempts the running task at once. Its share of the CPU is unchanged (that is its weight),
- * so unlike real-time there is nothing for a busy guest to gain and no budget to keep. Off screen
+ * so unlike real-time there is nothing for a busy guest to gain and no budget to keep (the other
+ * VMs pay in context switches: each wake-up of the shown one preempts them). Off screen
  * it goes back to the default. One process is shortened at a time; a kernel without custom
  * slices is told once and then left alone.
  *
@@ -38,9 +51,14 @@ export class ShownClient {
   private shortened: ProcessRef | null = null;
   private unsupported = false;
   private refusedOnce = false;
+  private resetRefusedOnce = false;
+  private closed = false;
+  /** Per VM off screen: the process last given the default (its status comes often, its process rarely changes). */
+  private readonly reset = new Map<string, string>();
 
   constructor(
     private readonly io: ShownClientIo,
+    private readonly parts: ShownClientParts,
     private readonly log: Logger,
     private readonly sliceNs = SHOWN_CLIENT_SLICE_NS,
   ) {}
@@ -50,12 +68,46 @@ export class ShownClient {
     return this.shortened;
   }
 
+  /** The monitor shows another display: its VM's process is the one shortened now. */
+  switched(): void {
+    if (this.closed) return;
+    this.show(this.clientOf(this.parts.active()));
+  }
+
+  /**
+   * A VM's (or the admin screen's) status changed. Shown, it is followed (started again: its new
+   * process is shortened). Running off screen, a process seen for the first time (started, or
+   * adopted from a kvmux killed while showing it) gets the default slice.
+   */
+  vmState(name: string, state: string): void {
+    if (this.closed) return;
+    if (name === this.parts.active()) {
+      this.switched();
+      return;
+    }
+    const ref = state === 'running' ? this.clientOf(name) : null;
+    if (!ref) {
+      this.reset.delete(name);
+      return;
+    }
+    const key = `${ref.pid}@${ref.startTime}`;
+    if (this.reset.get(name) === key) return;
+    this.reset.set(name, key);
+    this.offScreen(ref);
+  }
+
+  /** kvmux stops: the shortened process gets the default (VMs left running included); no more changes. */
+  close(): void {
+    this.show(null);
+    this.closed = true;
+  }
+
   /** `client` is the process of the display on screen now (null: none, or not one kvmux runs). */
   show(client: ProcessRef | null): void {
     const old = this.shortened;
     if (same(old, client) || this.unsupported) return;
     this.shortened = null;
-    if (old) this.reset(old);
+    if (old) this.resetSlice(old);
     if (!client || !this.io.isAlive(client)) return;
     const failed = this.io.setSlice(client.pid, this.sliceNs);
     if (!failed) {
@@ -63,10 +115,11 @@ export class ShownClient {
       return;
     }
     if (failed === 'ESRCH') return;
-    if (failed === 'ENOTSUP') {
+    if (failed === 'ENOTSUP' || failed === 'ENOSYS') {
       this.unsupported = true;
       this.log.info(
-        "this kernel has no custom scheduler slices (Linux 6.12 or later): the VM on screen waits out busy tasks' slices on a busy CPU",
+        { err: failed },
+        "no custom scheduler slices here (Linux 6.12 or later): the VM on screen waits out busy tasks' slices on a busy CPU",
       );
       return;
     }
@@ -85,14 +138,21 @@ export class ShownClient {
    */
   offScreen(client: ProcessRef): void {
     if (this.unsupported || same(this.shortened, client) || !this.io.isAlive(client)) return;
-    this.reset(client);
+    this.resetSlice(client);
   }
 
-  private reset(ref: ProcessRef): void {
+  /** The process on display `name` that reads its keys, when a VM of a backend that draws its display runs there. */
+  private clientOf(name: string | null): ProcessRef | null {
+    const p = name === null ? null : this.parts.processOf(name);
+    return p && DRAWS_ITS_DISPLAY.has(p.backend) ? { pid: p.pid, startTime: p.startTime } : null;
+  }
+
+  private resetSlice(ref: ProcessRef): void {
     if (!this.io.isAlive(ref)) return;
     const failed = this.io.setSlice(ref.pid, 0);
-    // gone, or real-time/idle (its slice was never ours)
-    if (failed && failed !== 'ESRCH' && failed !== 'EPOLICY')
-      this.log.warn({ pid: ref.pid, err: failed }, 'VM off screen: resetting its scheduler slice failed');
+    // gone, or real-time/idle (its slice was never ours); said once, it would be the same reason each time
+    if (!failed || failed === 'ESRCH' || failed === 'EPOLICY' || this.resetRefusedOnce) return;
+    this.resetRefusedOnce = true;
+    this.log.warn({ pid: ref.pid, err: failed }, 'VM off screen: resetting its scheduler slice failed');
   }
 }

@@ -17,10 +17,13 @@ const ATTR_BYTES = 56;
 const SCHED_OTHER = 0;
 const SCHED_BATCH = 3;
 const SCHED_FLAG_RESET_ON_FORK = 0x01;
-/** sched_setattr / sched_getattr by architecture (no glibc wrappers before 2.41). */
-const SYSCALLS: Partial<Record<NodeJS.Architecture, { set: number; get: number }>> = {
+/** sched_setattr / sched_getattr by architecture (no glibc wrappers before 2.41): x86-64, and the generic table. */
+const GENERIC = { set: 274, get: 275 };
+const SYSCALLS: Partial<Record<string, { set: number; get: number }>> = {
   x64: { set: 314, get: 315 },
-  arm64: { set: 274, get: 275 },
+  arm64: GENERIC,
+  riscv64: GENERIC,
+  loong64: GENERIC,
 };
 
 type Syscall = (nr: number, ...typed: unknown[]) => number;
@@ -51,11 +54,15 @@ function getAttr(nr: { get: number }, tid: number): Attr | string {
  * Thread `tid` (a process's main thread: its pid) asks for `sliceNs` slices (0: the kernel's
  * default). The short slice is the thread's own: it is set with reset-on-fork, so the threads and
  * children it starts meanwhile (QEMU's I/O workers) begin with the default, which an inherited
- * slice would not (checked on 6.18); the default clears that flag again (processes kvmux starts
- * never have it: kvmux's own is cleared in its children). Policy and nice stay as they are. The
- * errno name when refused (ESRCH: it is gone); EPOLICY for a thread that is not SCHED_OTHER/BATCH
- * (real-time or idle: slices are not theirs); ENOTSUP when this kernel has no custom slices (read
- * back unchanged).
+ * slice would not (checked on 6.18). The default clears that flag again (processes kvmux starts
+ * never have it: kvmux's own is cleared in its children); without CAP_SYS_NICE the kernel refuses
+ * that (EPERM), and the flag then stays, which costs nothing but a negative nice in its children.
+ * Policy and nice stay as they are.
+ *
+ * The errno name when refused (ESRCH: it is gone); EPOLICY for a thread that is not
+ * SCHED_OTHER/BATCH (real-time or idle: slices are not theirs); ENOTSUP when this kernel has no
+ * custom slices: before 6.12 it reports no slice for a normal thread (0), and nothing is written;
+ * ENOSYS on an architecture whose syscall numbers kvmux does not know.
  */
 export function setSlice(tid: number, sliceNs: number): string | undefined {
   if (!Number.isInteger(tid) || tid <= 0 || !Number.isInteger(sliceNs) || sliceNs < 0) return 'EINVAL';
@@ -65,18 +72,19 @@ export function setSlice(tid: number, sliceNs: number): string | undefined {
     const now = getAttr(nr, tid);
     if (typeof now === 'string') return now;
     if (now.policy !== SCHED_OTHER && now.policy !== SCHED_BATCH) return 'EPOLICY';
-    const a = Buffer.alloc(ATTR_BYTES);
-    a.writeUInt32LE(ATTR_BYTES, 0);
-    a.writeUInt32LE(now.policy, 4);
-    a.writeBigUInt64LE(sliceNs > 0 ? BigInt(SCHED_FLAG_RESET_ON_FORK) : 0n, 8);
-    a.writeInt32LE(now.nice, 16);
-    a.writeBigUInt64LE(BigInt(sliceNs), 24);
-    if (syscall(nr.set, tid, a, 0, 0) !== 0) return errnoName(koffi.errno());
-    if (sliceNs === 0) return undefined;
-    const after = getAttr(nr, tid);
-    if (typeof after === 'string') return after;
-    // the kernel clamps to 0.1-100 ms; a kernel without custom slices reads back 0 or its default
-    return after.runtimeNs === clampSlice(sliceNs) ? undefined : 'ENOTSUP';
+    if (now.runtimeNs === 0) return 'ENOTSUP';
+    const set = (flags: number) => {
+      const a = Buffer.alloc(ATTR_BYTES);
+      a.writeUInt32LE(ATTR_BYTES, 0);
+      a.writeUInt32LE(now.policy, 4);
+      a.writeBigUInt64LE(BigInt(flags), 8);
+      a.writeInt32LE(now.nice, 16);
+      a.writeBigUInt64LE(BigInt(sliceNs), 24);
+      return syscall(nr.set, tid, a, 0, 0) === 0 ? undefined : errnoName(koffi.errno());
+    };
+    const failed = set(sliceNs > 0 ? SCHED_FLAG_RESET_ON_FORK : 0);
+    // only a privileged caller may clear reset-on-fork: the default slice then keeps the flag
+    return failed === 'EPERM' && sliceNs === 0 ? set(SCHED_FLAG_RESET_ON_FORK) : failed;
   } catch (err) {
     return errText(err);
   }
@@ -93,5 +101,3 @@ export function sliceOf(tid: number): number | string {
     return errText(err);
   }
 }
-
-const clampSlice = (ns: number) => Math.min(Math.max(ns, MIN_SLICE_NS), 100_000_000);

@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { availableParallelism, release } from 'node:os';
@@ -7,7 +6,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { sendFile } from '../../src/control/transfer/transfer-client.js';
 import { signal } from '../../src/util/proc.js';
-import { MIN_SLICE_NS, setSlice, sliceOf } from '../../src/util/slice.js';
+import { MIN_SLICE_NS, sliceOf } from '../../src/util/slice.js';
+import { kernelHasSlices } from '../helpers/kernel.js';
 import { tempDir } from '../helpers/temp.js';
 import { cpusOf, schedulingOf, threadCpusOf, xServerPidOf } from '../helpers/x-servers.js';
 import { eventually, type Kvmux, sleep, startKvmux } from './kvmux-harness.js';
@@ -25,11 +25,7 @@ const cpus = availableParallelism();
 const all = cpus > 1 ? `0-${cpus - 1}` : '0';
 if (cpus < 2) console.warn('SKIP input CPU pin: one CPU, nothing to pin');
 if (!canRaise) console.warn('SKIP run priority: needs root (CAP_SYS_NICE) to raise priority');
-/** Linux ≥ 6.12 takes a scheduler slice for a normal task (EEVDF): tried on a child of our own. */
-const probe = spawn('sleep', ['30']);
-await new Promise((r) => probe.once('spawn', r));
-const slices = canRaise && setSlice(probe.pid!, MIN_SLICE_NS) === undefined;
-probe.kill('SIGKILL');
+const slices = canRaise && kernelHasSlices();
 if (canRaise && !slices)
   console.warn(`SKIP shown VM slice: kernel ${release()} has no custom scheduler slices (6.12+)`);
 

@@ -1,7 +1,9 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { getPriority, release, setPriority } from 'node:os';
+import { resolve } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MIN_SLICE_NS, setSlice, sliceOf } from '../../src/util/slice.js';
+import { kernelHasSlices } from '../helpers/kernel.js';
 
 /**
  * sched_setattr on a real process (a `sleep` child): the slice it asks for is what the kernel
@@ -9,10 +11,7 @@ import { MIN_SLICE_NS, setSlice, sliceOf } from '../../src/util/slice.js';
  * (EEVDF custom slices); an older kernel must answer ENOTSUP, which is checked instead.
  */
 const canSet = process.getuid?.() === 0;
-const probe = spawn('sleep', ['30']);
-await new Promise((r) => probe.once('spawn', r));
-const supported = canSet && setSlice(probe.pid!, MIN_SLICE_NS) === undefined;
-probe.kill('SIGKILL');
+const supported = kernelHasSlices();
 if (!canSet) console.warn("SKIP scheduler slices: needs root (CAP_SYS_NICE) to set another process's");
 else if (!supported)
   console.warn(
@@ -90,10 +89,54 @@ describe.skipIf(!canSet)('scheduler slices (sched_setattr) on a real process', (
     expect(sliceOf(pid)).toBe(before);
     expect(execFileSync('chrt', ['-p', String(pid)], { encoding: 'utf8' })).toMatch(/SCHED_RR/);
     const gone = await sleeper();
-    children.pop()!.kill('SIGKILL');
-    await new Promise((r) => setTimeout(r, 100));
+    const dying = children.pop()!;
+    // reaped, not a zombie (sched_getattr still answers for a zombie)
+    const reaped = new Promise((r) => dying.once('exit', r));
+    dying.kill('SIGKILL');
+    await reaped;
     expect(setSlice(gone, MIN_SLICE_NS)).toBe('ESRCH');
     expect(setSlice(0, MIN_SLICE_NS)).toBe('EINVAL');
     expect(setSlice(pid, -1)).toBe('EINVAL');
   });
+
+  it.skipIf(!supported)(
+    'unprivileged (nobody), the default slice comes back and reset-on-fork stays: the kernel refuses clearing it without CAP_SYS_NICE',
+    () => {
+      const root = resolve(import.meta.dirname, '../..');
+      const script = `
+        import { spawn, execFileSync } from 'node:child_process';
+        import { setSlice, sliceOf } from '${root}/src/util/slice.ts';
+        const c = spawn('sleep', ['30']);
+        await new Promise((r) => c.once('spawn', r));
+        const chrt = () => execFileSync('chrt', ['-p', String(c.pid)], { encoding: 'utf8' }).includes('RESET_ON_FORK');
+        const fresh = sliceOf(c.pid);
+        const out = { shorten: setSlice(c.pid, ${MIN_SLICE_NS}) ?? 'ok', short: sliceOf(c.pid), flag: chrt() };
+        Object.assign(out, { reset: setSlice(c.pid, 0) ?? 'ok', back: sliceOf(c.pid) === fresh, flagAfter: chrt() });
+        c.kill('SIGKILL');
+        process.stdout.write(JSON.stringify(out));`;
+      const out = execFileSync(
+        'setpriv',
+        [
+          '--reuid=65534',
+          '--regid=65534',
+          '--clear-groups',
+          process.execPath,
+          '--import',
+          'tsx',
+          '--input-type=module',
+          '-e',
+          script,
+        ],
+        { cwd: root, encoding: 'utf8', env: { ...process.env, HOME: '/tmp' } },
+      );
+      expect(JSON.parse(out)).toEqual({
+        shorten: 'ok',
+        short: MIN_SLICE_NS,
+        flag: true,
+        reset: 'ok',
+        back: true,
+        flagAfter: true,
+      });
+    },
+  );
 });
