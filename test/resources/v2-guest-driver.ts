@@ -165,13 +165,14 @@ async function main(): Promise<void> {
   );
 }
 
+/**
+ * Exit once the line has left this process: a CI run (2026-12-03) got `rc=0` on the console with
+ * no result line before it, as if process.exit had dropped a write still queued.
+ */
+const say = (line: string, code: number) => process.stdout.write(line, () => process.exit(code));
+
 main().then(
-  () => {
-    process.stdout.write(`KVMUX-V2-RESULT ${JSON.stringify(out)}\n`);
-    process.exit(0);
-  },
-  (err: unknown) => {
-    process.stdout.write(`KVMUX-V2-ERROR ${String(err instanceof Error ? err.stack : err)}\n${diagnose()}\n`);
-    process.exit(1);
-  },
+  () => say(`KVMUX-V2-RESULT ${JSON.stringify(out)}\n`, 0),
+  (err: unknown) =>
+    say(`KVMUX-V2-ERROR ${String(err instanceof Error ? err.stack : err)}\n${diagnose()}\n`, 1),
 );
