@@ -1,9 +1,11 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { chmodSync } from 'node:fs';
 import { getPriority, release, setPriority } from 'node:os';
 import { resolve } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MIN_SLICE_NS, setSlice, sliceOf } from '../../src/util/slice.js';
 import { kernelHasSlices } from '../helpers/kernel.js';
+import { tempDir } from '../helpers/temp.js';
 
 /**
  * sched_setattr on a real process (a `sleep` child): the slice it asks for is what the kernel
@@ -103,6 +105,8 @@ describe.skipIf(!canSet)('scheduler slices (sched_setattr) on a real process', (
     'unprivileged (nobody), the default slice comes back and reset-on-fork stays: the kernel refuses clearing it without CAP_SYS_NICE',
     () => {
       const root = resolve(import.meta.dirname, '../..');
+      const scratch = tempDir('kvmux-slice-nobody-');
+      chmodSync(scratch, 0o777);
       const script = `
         import { spawn, execFileSync } from 'node:child_process';
         import { setSlice, sliceOf } from '${root}/src/util/slice.ts';
@@ -127,7 +131,8 @@ describe.skipIf(!canSet)('scheduler slices (sched_setattr) on a real process', (
           '-e',
           script,
         ],
-        { cwd: root, encoding: 'utf8', env: { ...process.env, HOME: '/tmp' } },
+        // tsx keeps a cache under $TMPDIR/tsx-<uid>: one of this test's, removed with it
+        { cwd: root, encoding: 'utf8', env: { ...process.env, HOME: scratch, TMPDIR: scratch } },
       );
       expect(JSON.parse(out)).toEqual({
         shorten: 'ok',
