@@ -115,6 +115,7 @@ export class ShownClient {
     const failed = this.io.setSlice(client.pid, this.sliceNs);
     if (!failed) {
       this.shortened = { pid: client.pid, startTime: client.startTime };
+      this.log.debug({ pid: client.pid, sliceNs: this.sliceNs }, 'VM on screen: short scheduler slice');
       return;
     }
     if (failed === 'ESRCH') return;
