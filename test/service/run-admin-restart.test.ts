@@ -3,8 +3,10 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sleep } from '../../src/demo/fifo-keys.js';
 import { isAlive, type Kvmux, startKvmux } from '../../src/demo/kvmux-process.js';
+import { MIN_SLICE_NS, sliceOf } from '../../src/util/slice.js';
 import { connectDisplay } from '../../src/x/connection.js';
 import { distinctColours, grab } from '../../src/x/screenshot.js';
+import { kernelHasSlices } from '../helpers/kernel.js';
 
 /**
  * The admin screen always comes back: `kvmux run` (built CLI, Xvfb from :150) with only the
@@ -12,6 +14,10 @@ import { distinctColours, grab } from '../../src/x/screenshot.js';
  * and a new xterm must take its place.
  */
 let k: Kvmux;
+/** The admin screen on screen asks for the short scheduler slice like a VM (root, Linux 6.12+). */
+const slices = process.getuid?.() === 0 && kernelHasSlices();
+if (!slices) console.warn('SKIP admin screen slice check: needs root and Linux 6.12 or later');
+const shortened = (pid: number) => !slices || sliceOf(pid) === MIN_SLICE_NS;
 
 async function until(fn: () => Promise<boolean> | boolean, what: string, timeoutMs = 20_000) {
   const end = Date.now() + timeoutMs;
@@ -55,12 +61,14 @@ describe('admin screen under kvmux run', () => {
     await k.call('display.switch', { name: 'admin' });
     await until(() => adminPid() !== null, 'the admin xterm');
     const first = adminPid()!;
+    await until(() => shortened(first), 'the admin xterm on screen with the short slice');
     await until(tuiPainted, 'the admin TUI');
     await sleep(800);
     await k.kb.chord(['leftctrl'], 'c');
     await until(() => !isAlive(first), 'the first admin xterm to exit');
     await until(() => adminPid() !== null, 'a new admin xterm');
     expect(adminPid()).not.toBe(first);
+    await until(() => shortened(adminPid()!), 'the new admin xterm with the short slice');
     await until(tuiPainted, 'the admin TUI again');
     expect(k.log()).toContain('VM process exited');
   }, 60_000);
