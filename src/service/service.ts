@@ -34,7 +34,7 @@ import { serviceMethods } from './methods.js';
 import { type OriginalVt, rememberOriginalVt } from './original-vt.js';
 import type { MenuViewHost } from './overlay-view.js';
 import { ShownClient } from './shown-client.js';
-import { ShownPriority } from './shown-priority.js';
+import { type ProcessRef, ShownPriority } from './shown-priority.js';
 import { Switcher } from './switcher.js';
 import { VmCatalogue } from './vm-catalogue.js';
 
@@ -157,7 +157,7 @@ export class Service implements MenuViewHost {
       plane,
       releaseTransferMemory,
       shownClient: new ShownClient(
-        { setSlice, isAlive: (p) => isAlive(p.pid, p.startTime) },
+        { setSlice, isAlive: refAlive },
         { active: () => switcher.active, processOf: (name) => processOf(name, supervisor, adminScreen) },
         log,
       ),
@@ -215,6 +215,9 @@ export class Service implements MenuViewHost {
   }
 }
 
+/** Is the process `ref` names (pid and start time) still running? */
+const refAlive = (ref: ProcessRef) => isAlive(ref.pid, ref.startTime);
+
 /**
  * input.realtime: the X server on screen runs real-time with kvmux's input thread. Off, every X
  * server runs normal: priority 0 still lowers one an earlier kvmux raised and could not lower (killed).
@@ -222,7 +225,7 @@ export class Service implements MenuViewHost {
 function shownPriorityFor(cfg: Config, log: Logger): ShownPriority {
   const io = {
     setScheduling: setProcessScheduling,
-    isAlive: (p: { pid: number; startTime: number }) => isAlive(p.pid, p.startTime),
+    isAlive: refAlive,
     cpuMs: (p: { pid: number; startTime: number }) => processCpuMs(p.pid, p.startTime),
     // with the input thread pinned (kvmux run pins it before the service starts)
     ...(inputCpu() !== null ? { joinInputCpu } : {}),

@@ -1,6 +1,6 @@
 import type { Logger } from '../util/log.js';
 import { MIN_SLICE_NS } from '../util/slice.js';
-import type { ProcessRef } from './shown-priority.js';
+import { type ProcessRef, sameProcess } from './shown-priority.js';
 
 export interface ShownClientIo {
   /**
@@ -32,9 +32,6 @@ const DRAWS_ITS_DISPLAY: ReadonlySet<string> = new Set(['qemu', 'command', 'virt
  * 0.29 ms (90% intervals about ±1.5 ms).
  */
 export const SHOWN_CLIENT_SLICE_NS = MIN_SLICE_NS;
-
-const same = (a: ProcessRef | null, b: ProcessRef | null) =>
-  a !== null && b !== null && a.pid === b.pid && a.startTime === b.startTime;
 
 /**
  * The last hop of a key is the VM's own process: the X client on the display shown (QEMU's UI
@@ -108,7 +105,7 @@ export class ShownClient {
   /** `client` is the process of the display on screen now (null: none, or not one kvmux runs). */
   show(client: ProcessRef | null): void {
     const old = this.shortened;
-    if (same(old, client) || this.unsupported) return;
+    if (sameProcess(old, client) || this.unsupported) return;
     this.shortened = null;
     if (old) this.resetSlice(old);
     if (!client || !this.io.isAlive(client)) return;
@@ -141,7 +138,7 @@ export class ShownClient {
    * A kvmux killed while showing it could not reset it.
    */
   offScreen(client: ProcessRef): void {
-    if (this.unsupported || same(this.shortened, client) || !this.io.isAlive(client)) return;
+    if (this.unsupported || sameProcess(this.shortened, client) || !this.io.isAlive(client)) return;
     this.resetSlice(client);
   }
 

@@ -51,7 +51,8 @@ export const INPUT_QUIET = 0.02;
 /** How often the switcher reports the input thread's load while it is busy or just was (else once a second). */
 export const INPUT_LOAD_EVERY_MS = 250;
 
-const same = (a: ProcessRef | null, b: ProcessRef | null) =>
+/** Both are the same process: pid and start time (a reused pid is another process). */
+export const sameProcess = (a: ProcessRef | null, b: ProcessRef | null) =>
   a !== null && b !== null && a.pid === b.pid && a.startTime === b.startTime;
 
 /**
@@ -124,7 +125,7 @@ export class ShownPriority {
   /** `server` is on screen now (null: nothing kvmux knows of). */
   show(server: ProcessRef | null): void {
     const old = this.raised;
-    if (same(old, server)) return;
+    if (sameProcess(old, server)) return;
     this.forget();
     if (old && this.io.isAlive(old)) {
       const failed = this.io.setScheduling(old.pid, 0);
@@ -134,7 +135,7 @@ export class ShownPriority {
     this.shown = server;
     // a server that has gone while kvmux still lists it: its pid may be another process by now
     if (!server || !this.io.isAlive(server)) return;
-    if (this.demoted && same(this.demoted.ref, server)) return; // over budget: normal for now
+    if (this.demoted && sameProcess(this.demoted.ref, server)) return; // over budget: normal for now
     this.raise(server);
   }
 
@@ -146,10 +147,10 @@ export class ShownPriority {
     if (this.demoted && nowMs >= this.demoted.untilMs) {
       const back = this.demoted.ref;
       this.demoted = null;
-      if (same(this.shown, back) && !this.raised && this.io.isAlive(back)) this.raise(back);
+      if (sameProcess(this.shown, back) && !this.raised && this.io.isAlive(back)) this.raise(back);
     }
     const cur = this.raised;
-    const started = this.sample && cur && same(this.sample.ref, cur) ? this.sample : null;
+    const started = this.sample && cur && sameProcess(this.sample.ref, cur) ? this.sample : null;
     // within the window: nothing to read yet (the checks come faster while the input thread is busy)
     if (started && nowMs - started.atMs < BUDGET_WINDOW_MS) return;
     this.sample = null;
@@ -221,7 +222,7 @@ export class ShownPriority {
    * another display or have input.realtime off.
    */
   offScreen(server: ProcessRef): void {
-    if (same(this.raised, server) || !this.io.isAlive(server)) return;
+    if (sameProcess(this.raised, server) || !this.io.isAlive(server)) return;
     const failed = this.io.setScheduling(server.pid, 0);
     if (failed && failed !== 'ESRCH')
       this.log.warn({ pid: server.pid, err: failed }, 'X server off screen: lowering its priority failed');

@@ -7,8 +7,8 @@ import { errText } from './errors.js';
  * sched_attr.sched_runtime. It gets no more CPU than before (that is still its weight, its nice),
  * but an earlier virtual deadline: woken, it preempts a task that has been running (a guest's
  * vCPU, a build) instead of waiting out that task's slice, 1.4 ms on a 2-CPU machine. The kernel
- * takes 0.1-100 ms; 0 is its default again. Older kernels accept the call and ignore the value,
- * which the read-back shows: setSlice then says ENOTSUP.
+ * takes 0.1-100 ms; 0 is its default again. Older kernels would accept the call and ignore the
+ * value; they report no slice (0) for a normal thread, so setSlice says ENOTSUP before writing.
  */
 export const MIN_SLICE_NS = 100_000;
 
