@@ -286,9 +286,12 @@ function receiverVm(fifo: string) {
 
 /**
  * The receiver as the VM on screen: kvmux starts it, shows its display and treats it as it treats
- * any VM it shows. Returns it with an XTEST injector on its display for the bare path.
+ * any VM it shows. Returns it with its display and an XTEST injector there for the bare path.
  */
-async function shownVmReceiver(k: Kvmux, fifo: string): Promise<{ rx: Receiver; xt: x11.XTestExt }> {
+async function shownVmReceiver(
+  k: Kvmux,
+  fifo: string,
+): Promise<{ rx: Receiver; xt: x11.XTestExt; display: string }> {
   const lines = createReadStream(fifo);
   try {
     await k.call('vm.start', { name: RX_VM });
@@ -310,7 +313,7 @@ async function shownVmReceiver(k: Kvmux, fifo: string): Promise<{ rx: Receiver; 
     await k.call('vm.stop', { name: RX_VM, force: true });
     lines.destroy();
   };
-  return { rx: await receiverOn(lines, stop), xt: await xtest(injector) };
+  return { rx: await receiverOn(lines, stop), xt: await xtest(injector), display };
 }
 
 /**
@@ -447,15 +450,12 @@ async function separateReceiverFigures(k: Kvmux, rx: Receiver, xt: x11.XTestExt,
  * screen included. Its scheduler slice is read while it is shown.
  */
 async function receiverAsShownVm(k: Kvmux, fifo: string, n: number) {
-  const { rx, xt } = await shownVmReceiver(k, fifo);
+  const { rx, xt, display } = await shownVmReceiver(k, fifo);
   const pid = (await k.call<Array<{ name: string; pid?: number }>>('vm.list')).find(
     (v) => v.name === RX_VM,
   )?.pid;
   const shipped = pid ? sliceOf(pid) : null;
-  const xPid = xServerPid(
-    (await k.call<Array<{ name: string; display: string }>>('display.list')).find((d) => d.name === RX_VM)!
-      .display,
-  );
+  const xPid = xServerPid(display);
   // the control: the same VM, display and path with the kernel's default slice, set from outside
   // by turns with the slice kvmux gave it (kvmux sets it only at a switch or a start)
   const slices: Condition[] = [
