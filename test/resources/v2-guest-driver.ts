@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { configSchema } from '../../src/config/schema.js';
@@ -71,6 +71,8 @@ async function cpuOver(sup: Supervisor, vm: string, ms: number) {
 }
 
 let sup: Supervisor | undefined;
+/** Where main() is, for the report of a run that ends before it settles. */
+let step = 'start';
 
 /** What went wrong, for the host-side test's failure message: each VM's status and its log. */
 function diagnose(): string {
@@ -94,6 +96,7 @@ async function main(): Promise<void> {
     resources: res,
   });
 
+  step = 'limits';
   // 1. limits at start: quota, cpuset, io weight, measured and read back
   const burn = await sup.start('burn');
   out['subtreeControl'] = [layout!.root, join(layout!.root, 'kvmux')].map((d) =>
@@ -109,6 +112,7 @@ async function main(): Promise<void> {
     ...(await cpuOver(sup, 'burn', 3000)),
   };
 
+  step = 'live change';
   // 2. live change (what vm.setResources does for a running VM), measured and read back
   const live = sup.setResources('burn', { cpuQuota: 0.6, cpuset: '0', ioWeight: 40, memoryMaxMiB: 100 });
   await sleep(200);
@@ -128,6 +132,7 @@ async function main(): Promise<void> {
     ...(await cpuOver(sup, 'burn', 1500)),
   };
 
+  step = 'freeze';
   // 3. hibernate in memory: cgroup.freeze
   res.freeze('burn', true);
   await sleep(300);
@@ -135,6 +140,7 @@ async function main(): Promise<void> {
   res.freeze('burn', false);
   out['freeze'] = { frozenUsed: frozen.used, thawedUsed: (await cpuOver(sup, 'burn', 1000)).used };
 
+  step = 'oom';
   // 4. memory.max: an OOM kill inside the hog's cgroup, everything else goes on
   const calm = await sup.start('calm');
   // the first run's pid: a crashed hog is restarted (with backoff) by the supervisor
@@ -157,6 +163,7 @@ async function main(): Promise<void> {
     driverAlive: true,
   };
 
+  step = 'shutdown';
   // 5. stop: nothing left of the VMs' cgroups
   await sup.shutdown({ force: true });
   await sleep(500);
@@ -166,10 +173,22 @@ async function main(): Promise<void> {
 }
 
 /**
- * Exit once the line has left this process: a CI run (2026-12-03) got `rc=0` on the console with
- * no result line before it, as if process.exit had dropped a write still queued.
+ * Exit once the line has left this process. Should the event loop run empty before main() settles
+ * (it did in CI: `rc=0` on the console and no result line; goneWithin now holds the loop until a
+ * stopped VM's exit is seen), the exit handler says so, with the step reached and the VMs' states.
  */
-const say = (line: string, code: number) => process.stdout.write(line, () => process.exit(code));
+let said = false;
+const say = (line: string, code: number) => {
+  said = true;
+  process.stdout.write(line, () => process.exit(code));
+};
+process.on('exit', (code) => {
+  if (!said)
+    writeSync(
+      1,
+      `KVMUX-V2-ERROR the event loop ran empty (exit ${code}) at step "${step}" before main() settled\n${diagnose()}\n`,
+    );
+});
 
 main().then(
   () => say(`KVMUX-V2-RESULT ${JSON.stringify(out)}\n`, 0),

@@ -111,5 +111,23 @@ export async function goneWithin(
   const gone = Promise.race([exited.then(() => true), waitGone(pid, startTime, 50, timeoutMs)]);
   const result = await Promise.race([gone, timeout]);
   clearTimeout(timer);
+  if (result) await observed(exited);
   return result;
+}
+
+/** How long a process seen gone may take to be reaped (ours) or noticed by its poll (adopted). */
+const OBSERVE_MS = 1000;
+
+/**
+ * Waits (a ref'd timer, at most OBSERVE_MS) until `exited` resolves for a process /proc shows gone.
+ * A zombie child is reaped, and its `exited` resolved, only once libuv has read the SIGCHLD; an
+ * adopted one's poll is an unref'd timer. The child is unref'd too (a VM outlives kvmux), so with
+ * nothing else alive the loop could end in between and leave whoever awaits the exit next (the
+ * runner's state, Supervisor.stop) pending forever: a process with no server, such as a script
+ * driving a Supervisor, then exits 0 mid-await.
+ */
+async function observed(exited: Promise<VmExit>): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([exited, new Promise<void>((resolve) => (timer = setTimeout(resolve, OBSERVE_MS)))]);
+  clearTimeout(timer);
 }
